@@ -1,0 +1,201 @@
+"""The Numenta Anomaly Benchmark (NAB) scoring rules, as pure functions.
+
+NAB scores a detector that emits one anomaly score in [0, 1] per row. Rows are labelled by
+anomaly *windows*; a detection (score >= threshold) early in a window earns up to ``A_TP``, a
+window never detected costs ``A_FN``, and every detection outside all windows costs up to
+``A_FP``, less when it falls shortly after a window ends. One threshold per profile is chosen
+for the whole corpus to maximise the raw score, which is then normalised so that a detector that
+never fires scores 0 and a perfect one 100. The rules are those of NAB's ``sweeper.py``
+(NAB v1.1), restated in /work/shared/nab/README.md; this is an independent implementation.
+
+Example (one file of 20 rows, probation 3 rows, one window on rows 10-14):
+
+>>> scores = [0.0] * 20
+>>> scores[12] = 0.9                      # detected in the middle of the window
+>>> scored = ScoredFile.build("f", scores, [(10, 14)])
+>>> result = score_corpus([scored], STANDARD)
+>>> round(result.threshold, 2), round(result.score, 1)
+(0.9, 95.9)
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+import numpy as np
+
+__all__ = [
+    "PROFILES",
+    "REWARD_LOW_FN",
+    "REWARD_LOW_FP",
+    "STANDARD",
+    "CorpusResult",
+    "Profile",
+    "ScoredFile",
+    "probation_length",
+    "scaled_sigmoid",
+    "score_corpus",
+    "window_indices",
+]
+
+# NAB's probation: the first 15% of a file, capped at 15% of 5000 rows.
+PROBATION_FRACTION = 0.15
+PROBATION_CAP_ROWS = 5000
+
+
+@dataclass(frozen=True)
+class Profile:
+    """Application profile: weights of a true positive, a false positive and a missed window."""
+
+    name: str
+    a_tp: float
+    a_fp: float
+    a_fn: float
+
+
+STANDARD = Profile("standard", 1.0, 0.11, 1.0)
+REWARD_LOW_FP = Profile("reward_low_FP_rate", 1.0, 0.22, 1.0)
+REWARD_LOW_FN = Profile("reward_low_FN_rate", 1.0, 0.11, 2.0)
+PROFILES: tuple[Profile, ...] = (STANDARD, REWARD_LOW_FP, REWARD_LOW_FN)
+
+
+def probation_length(n_rows: int) -> int:
+    """Rows at the start of a file that are never scored: min(15% of rows, 750)."""
+    return int(min(math.floor(PROBATION_FRACTION * n_rows), PROBATION_FRACTION * PROBATION_CAP_ROWS))
+
+
+def scaled_sigmoid(y: float) -> float:
+    """NAB's position weight ``2 / (1 + exp(5y)) - 1``, clamped to -1 beyond ``y = 3``.
+
+    >>> round(scaled_sigmoid(-1.0), 4), scaled_sigmoid(0.0), scaled_sigmoid(3.5)
+    (0.9866, 0.0, -1.0)
+    """
+    if y > 3.0:
+        return -1.0
+    return 2.0 / (1.0 + math.exp(5.0 * y)) - 1.0
+
+
+def window_indices(
+    timestamps: Sequence[datetime], windows: Sequence[tuple[datetime, datetime]]
+) -> list[tuple[int, int]]:
+    """Map windows given as timestamps to inclusive row ranges ``(first, last)``.
+
+    A window covers the rows whose timestamp lies within ``[start, end]``; windows that cover
+    no row are dropped (NAB's labels always start and end on a row).
+    """
+    stamps = np.array(timestamps, dtype="datetime64[us]")
+    out: list[tuple[int, int]] = []
+    for start, end in windows:
+        lo = int(np.searchsorted(stamps, np.datetime64(start, "us"), side="left"))
+        hi = int(np.searchsorted(stamps, np.datetime64(end, "us"), side="right")) - 1
+        if lo <= hi:
+            out.append((lo, hi))
+    return out
+
+
+@dataclass(frozen=True)
+class ScoredFile:
+    """One file's detector output, with the per-row position weights NAB needs.
+
+    ``weight[i]`` is the unweighted NAB value of a detection at row ``i``: the sigmoid of its
+    position within its window (TP), or after the previous window (FP, negative).
+    ``window[i]`` is the index of the window holding row ``i``, or -1 outside all windows.
+    ``scored[i]`` is False for probation rows.
+    """
+
+    name: str
+    scores: np.ndarray
+    weight: np.ndarray
+    window: np.ndarray
+    scored: np.ndarray
+    n_windows: int
+
+    @classmethod
+    def build(cls, name: str, scores: Sequence[float], windows: Sequence[tuple[int, int]]) -> ScoredFile:
+        """Compute the position weights of a file from its scores and inclusive window rows."""
+        n = len(scores)
+        weight, window = _position_weights(n, sorted(windows))
+        scored = np.arange(n) >= probation_length(n)
+        return cls(name, np.asarray(scores, dtype=float), weight, window, scored, len(windows))
+
+
+def _position_weights(n: int, windows: Sequence[tuple[int, int]]) -> tuple[np.ndarray, np.ndarray]:
+    """Per-row unweighted TP/FP values and window ids (see `ScoredFile`)."""
+    weight = np.full(n, -1.0)  # before any window, a detection is a full false positive
+    window = np.full(n, -1, dtype=int)
+    for k, (lo, hi) in enumerate(windows):
+        width = hi - lo + 1
+        for i in range(lo, hi + 1):
+            weight[i] = scaled_sigmoid(-(hi - i + 1) / width)
+            window[i] = k
+        stop = windows[k + 1][0] if k + 1 < len(windows) else n
+        # NAB divides by (width - 1); a one-row window would divide by zero, so floor it at 1.
+        denom = float(max(width - 1, 1))
+        for i in range(hi + 1, stop):
+            weight[i] = scaled_sigmoid((i - hi) / denom)
+    return weight, window
+
+
+@dataclass(frozen=True)
+class CorpusResult:
+    """Best threshold of a profile over a corpus, its raw score and the normalised score."""
+
+    profile: Profile
+    threshold: float
+    raw: float
+    score: float
+    true_positives: int
+    false_positives: int
+    n_windows: int
+
+
+def score_corpus(files: Sequence[ScoredFile], profile: Profile) -> CorpusResult:
+    """Sweep one threshold over all files and return the best normalised score.
+
+    Candidate thresholds are the distinct scores of the scored rows (detection means
+    ``score >= threshold``), plus "never fire" (threshold above every score).
+    """
+    n_windows = sum(f.n_windows for f in files)
+    rows = _collect_rows(files, profile)
+    order = np.argsort(-rows[0], kind="stable")
+    scores, values, windows = rows[0][order], rows[1][order], rows[2][order].astype(int)
+    null = -profile.a_fn * n_windows
+    best = (null, math.inf, 0, 0)
+    best_tp = np.full(n_windows, -profile.a_fn)  # best value reached so far in each window
+    fp_total, tp_count, fp_count, i = 0.0, 0, 0, 0
+    while i < len(scores):
+        j = i
+        while j < len(scores) and scores[j] == scores[i]:  # all rows tied at this threshold
+            if windows[j] < 0:
+                fp_total += values[j]
+                fp_count += 1
+            elif values[j] > best_tp[windows[j]]:
+                if best_tp[windows[j]] == -profile.a_fn:  # first detection of this window
+                    tp_count += 1
+                best_tp[windows[j]] = values[j]
+            j += 1
+        raw = fp_total + float(best_tp.sum())
+        if raw > best[0]:
+            best = (raw, float(scores[i]), tp_count, fp_count)
+        i = j
+    perfect = profile.a_tp * n_windows
+    normalised = 100.0 * (best[0] - null) / (perfect - null) if n_windows else 0.0
+    return CorpusResult(profile, best[1], best[0], normalised, best[2], best[3], n_windows)
+
+
+def _collect_rows(files: Sequence[ScoredFile], profile: Profile) -> np.ndarray:
+    """Stack (score, weighted value, global window id) of every scored row of the corpus."""
+    parts, offset = [], 0
+    for f in files:
+        keep = f.scored
+        in_window = f.window[keep] >= 0
+        weighted = np.where(
+            in_window, f.weight[keep] * profile.a_tp / scaled_sigmoid(-1.0), f.weight[keep] * profile.a_fp
+        )
+        global_window = np.where(in_window, f.window[keep] + offset, -1)
+        parts.append(np.vstack([f.scores[keep], weighted, global_window]))
+        offset += f.n_windows
+    return np.hstack(parts) if parts else np.zeros((3, 0))
