@@ -1,0 +1,166 @@
+"""alert_rules/routes.yaml: strict pydantic models of the route tree and its loader.
+
+The file has one top-level key, `route`, the root (default) route. Unknown keys are errors,
+durations are written like ``30m``, ``4h`` or ``1d12h``, and every problem is reported with the
+file, the field path and the reason:
+
+>>> parse_duration("1h30m")
+datetime.timedelta(seconds=5400)
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from dataclasses import replace
+from datetime import timedelta
+from pathlib import Path
+from typing import Annotated, Any
+
+import yaml
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator
+
+from stream_guard.alert.routing import (
+    DEFAULT_GROUP_BY,
+    DEFAULT_REPEAT_INTERVAL,
+    Matcher,
+    Route,
+    RouteTree,
+)
+from stream_guard.config.errors import config_error
+from stream_guard.errors import ConfigError
+
+__all__ = ["MatchConfig", "RouteConfig", "RoutesFile", "load_routes", "parse_duration"]
+
+_DURATION = re.compile(r"^(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?$")
+_NAME = r"^[a-z0-9][a-z0-9_.-]*$"
+# A Slack channel: "#name" (postMessage resolves it) or a channel id like C0123ABC.
+_CHANNEL = r"^(#[a-z0-9][a-z0-9_-]{0,79}|[CG][A-Z0-9]{2,})$"
+
+
+def parse_duration(value: Any) -> timedelta:
+    """``90s``, ``5m``, ``4h``, ``1d`` or a combination (``1h30m``); must be positive."""
+    if isinstance(value, timedelta):
+        return value
+    match = _DURATION.match(str(value).strip()) if isinstance(value, str) else None
+    if not match or not any(match.groups()):
+        raise ValueError(f"invalid duration {value!r} (use e.g. 30s, 5m, 4h, 1d)")
+    days, hours, minutes, seconds = (int(g or 0) for g in match.groups())
+    result = timedelta(days=days, hours=hours, minutes=minutes, seconds=seconds)
+    if result <= timedelta(0):
+        raise ValueError(f"duration {value!r} must be positive")
+    return result
+
+
+def _as_set(value: Any) -> Any:
+    """A matcher value may be one string or a list of strings."""
+    return [value] if isinstance(value, str) else value
+
+
+Duration = Annotated[timedelta, BeforeValidator(parse_duration)]
+Values = Annotated[list[Annotated[str, Field(min_length=1)]], BeforeValidator(_as_set)]
+
+
+class MatchConfig(BaseModel):
+    """Matchers: the alert's metric, severity and slice labels must take one of the values."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    metric: Values = []
+    severity: Values = []
+    slice: dict[str, Values] = {}
+
+    def to_matcher(self) -> Matcher:
+        return Matcher(
+            metric=frozenset(self.metric),
+            severity=frozenset(self.severity),
+            slice={dim: frozenset(values) for dim, values in self.slice.items()},
+        )
+
+
+class RouteConfig(BaseModel):
+    """One route; `channel`, `group_by` and `repeat_interval` default to the parent's."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    name: str = Field(pattern=_NAME)
+    match: MatchConfig = MatchConfig()
+    channel: str | None = Field(default=None, pattern=_CHANNEL)
+    continue_: bool = Field(default=False, alias="continue")
+    group_by: list[str] | None = None
+    repeat_interval: Duration | None = None
+    routes: list[RouteConfig] = []
+
+    @field_validator("group_by")
+    @classmethod
+    def _group_by_is_stable(cls, value: list[str] | None) -> list[str] | None:
+        if value is not None and "severity" in value:
+            raise ValueError("severity changes during an episode; grouping by it splits threads")
+        return value
+
+    def walk(self, path: str) -> Iterator[tuple[str, RouteConfig]]:
+        yield path, self
+        for i, child in enumerate(self.routes):
+            yield from child.walk(f"{path}.routes.{i}")
+
+
+class RoutesFile(BaseModel):
+    """The whole file: the root route under `route`."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    route: RouteConfig
+
+
+def load_routes(path: Path | str) -> RouteTree:
+    """Read and validate a routes file; raise ConfigError naming the file, field and reason."""
+    path = Path(path)
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read: {exc.strerror}") from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML: {exc}") from None
+    try:
+        spec = RoutesFile.model_validate(raw)
+    except ValidationError as exc:
+        raise config_error(path, exc) from None
+    problems = _check_tree(spec.route)
+    if problems:
+        raise ConfigError(f"{path}: " + "; ".join(problems))
+    return RouteTree(_build(spec.route, parent=None))
+
+
+def _check_tree(root: RouteConfig) -> list[str]:
+    """What pydantic cannot see per node: root rules and unique names."""
+    problems = []
+    if root.channel is None:
+        problems.append("route.channel: the root route needs a channel (the default receiver)")
+    if root.match != MatchConfig():
+        problems.append("route.match: the root route matches every alert; remove its matchers")
+    if root.continue_:
+        problems.append("route.continue: not allowed on the root route")
+    seen: dict[str, str] = {}
+    for where, node in root.walk("route"):
+        if node.name in seen:
+            problems.append(
+                f"{where}.name: duplicate route name {node.name!r} (first at {seen[node.name]})"
+            )
+        seen.setdefault(node.name, where)
+    return problems
+
+
+def _build(node: RouteConfig, parent: Route | None) -> Route:
+    """Resolve inheritance top-down, then build children with this node as their parent."""
+    resolved = Route(
+        name=node.name,
+        channel=node.channel or (parent.channel if parent else ""),
+        matcher=node.match.to_matcher(),
+        continue_=node.continue_,
+        group_by=tuple(node.group_by)
+        if node.group_by is not None
+        else (parent.group_by if parent else DEFAULT_GROUP_BY),
+        repeat_interval=node.repeat_interval
+        or (parent.repeat_interval if parent else DEFAULT_REPEAT_INTERVAL),
+    )
+    return replace(resolved, children=tuple(_build(child, resolved) for child in node.routes))

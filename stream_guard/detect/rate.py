@@ -1,0 +1,86 @@
+"""Count/ratio-aware test for rates on small denominators (complaints per order, ...)."""
+
+from __future__ import annotations
+
+import math
+
+from stream_guard.detect.base import DetectorBase, Features
+from stream_guard.detect.stats import poisson_tail_z
+
+__all__ = ["RateTest"]
+
+
+class RateTest(DetectorBase):
+    """Is this window's numerator surprising given its denominator and the usual rate?
+
+    The usual rate is a ratio of exponentially weighted sums (numerator / denominator), so busy
+    windows weigh more than quiet ones. The surprise is an exact Poisson tail of the numerator
+    given ``denominator × rate``, turned into a z-score and divided by the learned
+    over-dispersion: a slice with 3 orders and 1 complaint pages nobody, 40 complaints where 10
+    were due does. Windows with fewer than `min_denominator` or numerator excess below
+    `min_excess` score 0 (too small to act on). `half_life` is in windows; the baseline needs
+    `warmup` windows and a denominator mass of 5 × `min_denominator` before it scores.
+
+    >>> det = RateTest(min_denominator=20)
+    >>> for _ in range(48):
+    ...     det.learn_one({"t": 0.0, "value": 0.02, "numerator": 20.0, "denominator": 1000.0})
+    >>> det.score_one({"t": 0.0, "value": 1 / 3, "numerator": 1.0, "denominator": 3.0})
+    0.0
+    >>> det.score_one({"t": 0.0, "value": 0.08, "numerator": 80.0, "denominator": 1000.0}) > 7
+    True
+    """
+
+    def __init__(
+        self,
+        half_life: float = 48.0,
+        min_denominator: float = 30.0,
+        min_excess: float = 3.0,
+        warmup: int = 12,
+        clip: float = 3.0,
+    ) -> None:
+        self.half_life = half_life
+        self.min_denominator = min_denominator
+        self.min_excess = min_excess
+        self.warmup = warmup
+        self.clip = clip
+        self._decay = 0.5 ** (1.0 / half_life)
+        self._num = 0.0
+        self._den = 0.0
+        self._n = 0
+        self._dispersion = 1.0  # mean squared Pearson residual; 1 for a pure Poisson process
+
+    def _rate(self) -> float | None:
+        if self._n < self.warmup or self._den < 5 * self.min_denominator or self._den <= 0:
+            return None
+        return self._num / self._den
+
+    def expect_one(self, x: Features) -> float | None:
+        rate = self._rate()
+        return None if rate is None else rate
+
+    def _z(self, x: Features, rate: float) -> float:
+        due = x["denominator"] * rate
+        return poisson_tail_z(x["numerator"], due) / math.sqrt(self._dispersion)
+
+    def score_one(self, x: Features) -> float:
+        rate = self._rate()
+        if rate is None or x["denominator"] < self.min_denominator:
+            return 0.0
+        if abs(x["numerator"] - x["denominator"] * rate) < self.min_excess:
+            return 0.0
+        return abs(self._z(x, rate))
+
+    def learn_one(self, x: Features) -> None:
+        num, den = x["numerator"], x["denominator"]
+        if den <= 0:
+            return
+        rate = self._rate()
+        if rate is not None and den >= self.min_denominator:
+            z = self._z(x, rate) * math.sqrt(self._dispersion)  # undivided Pearson-like residual
+            self._dispersion += 0.02 * (min(z * z, 25.0) - self._dispersion)
+            self._dispersion = max(self._dispersion, 1.0)
+            if abs(z) > self.clip * math.sqrt(self._dispersion):  # learn an outlier at the band
+                num = den * rate + math.copysign(self.clip, z) * math.sqrt(den * rate)
+        self._num = self._decay * self._num + max(num, 0.0)
+        self._den = self._decay * self._den + den
+        self._n += 1
