@@ -37,13 +37,33 @@ sys.path.insert(0, str(REPO))
 from stream_guard.backtest.nab import PROFILES, ScoredFile, score_corpus, window_indices  # noqa: E402
 from stream_guard.detect.base import Detector  # noqa: E402
 from stream_guard.detect.ensemble import CalibratedEnsemble  # noqa: E402
+from stream_guard.detect.refractory import Refractory  # noqa: E402
+from stream_guard.detect.robust_zscore import RobustZScore  # noqa: E402
 from stream_guard.detect.seasonal_residual import SeasonalResidual  # noqa: E402
 
 # The configurations the ablation compares; the first is the default.
 CONFIGS: dict[str, Callable[[], Detector]] = {
-    "ensemble": lambda: CalibratedEnsemble([SeasonalResidual()], horizons=(1, 8)),
-    "ensemble-h1": lambda: CalibratedEnsemble([SeasonalResidual()], horizons=(1,)),
-    "seasonal-z": lambda: SeasonalResidual(),
+    "r100": lambda: Refractory(
+        CalibratedEnsemble([SeasonalResidual(), RobustZScore()], horizons=(1, 8))
+    ),
+    "r200": lambda: Refractory(
+        CalibratedEnsemble([SeasonalResidual(), RobustZScore()], horizons=(1, 8)), hold=200
+    ),
+    "r400": lambda: Refractory(
+        CalibratedEnsemble([SeasonalResidual(), RobustZScore()], horizons=(1, 8)), hold=400
+    ),
+    "r200-d0.25": lambda: Refractory(
+        CalibratedEnsemble([SeasonalResidual(), RobustZScore()], horizons=(1, 8)),
+        hold=200,
+        damping=0.25,
+    ),
+    "r200-h1-8-32": lambda: Refractory(
+        CalibratedEnsemble([SeasonalResidual(), RobustZScore()], horizons=(1, 8, 32)), hold=200
+    ),
+    "ens2": lambda: CalibratedEnsemble([SeasonalResidual(), RobustZScore()], horizons=(1, 8)),
+    "r200-seasonal-only": lambda: Refractory(
+        CalibratedEnsemble([SeasonalResidual()], horizons=(1, 8)), hold=200
+    ),
 }
 
 # Squashing z-like scores into NAB's [0, 1]: 1 - 2^(-z/4) reaches 0.5 at the warning level 4.
@@ -130,7 +150,9 @@ def detail_table(files: list[ScoredFile], threshold: float) -> Table:
             rows = [i for i in range(len(f.scores)) if fired[i] and f.window[i] == k]
             hits.append(f"{f.weight[rows[0]]:.2f}" if rows else "-")
         fps = int((fired & (f.window < 0)).sum())
-        table.add_row(f.name, str(f.n_windows), str(sum(h != "-" for h in hits)), str(fps), " ".join(hits))
+        table.add_row(
+            f.name, str(f.n_windows), str(sum(h != "-" for h in hits)), str(fps), " ".join(hits)
+        )
     return table
 
 
@@ -158,9 +180,15 @@ def main(argv: list[str] | None = None) -> int:
                 for s, scores in zip(corpus, raw, strict=True):
                     write_results(args.out, s, scores)
             if args.detail:
-                console.print(f"[bold]{config}[/]: thresholds " + ", ".join(
-                    f"{r.profile.name}={r.threshold:.4f} (z={-SQUASH_HALF_LEVEL * math.log2(1 - r.threshold):.2f})"
-                    if r.threshold < 1 else f"{r.profile.name}=never" for r in results))
+                console.print(
+                    f"[bold]{config}[/]: thresholds "
+                    + ", ".join(
+                        f"{r.profile.name}={r.threshold:.4f} (z={-SQUASH_HALF_LEVEL * math.log2(1 - r.threshold):.2f})"
+                        if r.threshold < 1
+                        else f"{r.profile.name}=never"
+                        for r in results
+                    )
+                )
                 console.print(detail_table(files, results[0].threshold))
     console.print(summary)
     return 0

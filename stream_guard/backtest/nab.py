@@ -64,7 +64,9 @@ PROFILES: tuple[Profile, ...] = (STANDARD, REWARD_LOW_FP, REWARD_LOW_FN)
 
 def probation_length(n_rows: int) -> int:
     """Rows at the start of a file that are never scored: min(15% of rows, 750)."""
-    return int(min(math.floor(PROBATION_FRACTION * n_rows), PROBATION_FRACTION * PROBATION_CAP_ROWS))
+    return int(
+        min(math.floor(PROBATION_FRACTION * n_rows), PROBATION_FRACTION * PROBATION_CAP_ROWS)
+    )
 
 
 def scaled_sigmoid(y: float) -> float:
@@ -114,7 +116,9 @@ class ScoredFile:
     n_windows: int
 
     @classmethod
-    def build(cls, name: str, scores: Sequence[float], windows: Sequence[tuple[int, int]]) -> ScoredFile:
+    def build(
+        cls, name: str, scores: Sequence[float], windows: Sequence[tuple[int, int]]
+    ) -> ScoredFile:
         """Compute the position weights of a file from its scores and inclusive window rows."""
         n = len(scores)
         weight, window = _position_weights(n, sorted(windows))
@@ -193,7 +197,9 @@ def _collect_rows(files: Sequence[ScoredFile], profile: Profile) -> np.ndarray:
         keep = f.scored
         in_window = f.window[keep] >= 0
         weighted = np.where(
-            in_window, f.weight[keep] * profile.a_tp / scaled_sigmoid(-1.0), f.weight[keep] * profile.a_fp
+            in_window,
+            f.weight[keep] * profile.a_tp / scaled_sigmoid(-1.0),
+            f.weight[keep] * profile.a_fp,
         )
         global_window = np.where(in_window, f.window[keep] + offset, -1)
         parts.append(np.vstack([f.scores[keep], weighted, global_window]))

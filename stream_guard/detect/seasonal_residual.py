@@ -123,7 +123,9 @@ class SeasonalResidual(DetectorBase):
             self._redetect()
 
     def _redetect(self) -> None:
-        period = detect_period(self._values, min_lag=4, max_lag=self.max_period, min_acf=self.min_acf)
+        period = detect_period(
+            self._values, min_lag=4, max_lag=self.max_period, min_acf=self.min_acf
+        )
         if period != self.period:
             self.period = period
             self._errors.clear()

@@ -1,0 +1,68 @@
+"""Refractory period: damp a detector's scores for a while after it fires.
+
+An anomaly rarely lasts one point: a level shift or an outage keeps the residuals large while
+the baseline adapts, and a detector that fired at its onset keeps firing. Those repeats tell an
+operator nothing new (the alert is already open) and NAB counts each one as a false positive
+once the labelled window has passed. Like a neuron's refractory period, this wrapper scales the
+inner score by ``damping`` for ``hold`` points after a point scored ``>= level``; a score larger
+than the one that fired still gets through undamped, because something worse is happening.
+"""
+
+from __future__ import annotations
+
+from stream_guard.detect.base import DetectorBase, Features
+
+__all__ = ["Refractory"]
+
+
+class Refractory(DetectorBase):
+    """Wraps a detector; after a score ``>= level``, damps the next ``hold`` scores.
+
+    >>> from stream_guard.detect.tail import TailCalibrator
+    >>> class Echo(DetectorBase):  # a toy detector whose score is the value itself
+    ...     def score_one(self, x): return x["value"]
+    ...     def expect_one(self, x): return 0.0
+    ...     def learn_one(self, x): pass
+    >>> det = Refractory(Echo(), level=4.0, hold=2, damping=0.5)
+    >>> out = []
+    >>> for v in [1.0, 5.0, 5.0, 4.0, 6.0, 5.0]:
+    ...     x = {"t": 0.0, "value": v, "numerator": v, "denominator": 1.0}
+    ...     out.append(det.score_one(x))
+    ...     det.learn_one(x)
+    >>> out
+    [1.0, 5.0, 2.5, 2.0, 6.0, 2.5]
+    """
+
+    def __init__(
+        self, detector: DetectorBase, level: float = 4.0, hold: int = 100, damping: float = 0.5
+    ) -> None:
+        self.detector = detector
+        self.level = level
+        self.hold = hold
+        self.damping = damping
+        self._left = 0  # points still inside the refractory period
+        self._peak = 0.0  # the score that opened the refractory period
+        self._last: tuple[tuple[float, float], float] | None = None  # (t, value) -> inner score
+
+    def _inner(self, x: Features) -> float:
+        key = (x["t"], x["value"])
+        if self._last is None or self._last[0] != key:
+            self._last = (key, self.detector.score_one(x))  # type: ignore[attr-defined]
+        return self._last[1]
+
+    def score_one(self, x: Features) -> float:
+        raw = self._inner(x)
+        if self._left > 0 and raw <= self._peak:
+            return raw * self.damping
+        return raw
+
+    def expect_one(self, x: Features) -> float | None:
+        return self.detector.expect_one(x)  # type: ignore[attr-defined]
+
+    def learn_one(self, x: Features) -> None:
+        raw = self._inner(x)
+        self._last = None
+        self._left = max(self._left - 1, 0)
+        if raw >= self.level and (self._left == 0 or raw > self._peak):
+            self._left, self._peak = self.hold, raw
+        self.detector.learn_one(x)  # type: ignore[attr-defined]
