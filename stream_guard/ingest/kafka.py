@@ -1,0 +1,129 @@
+"""Connecting the command-line tools to Kafka: bootstrap address, topic prefixes, clients.
+
+The tools (topics create, produce, dump) use kafka-python: they are synchronous batch jobs, so a
+blocking client is the simple fit (the Faust runtime has its own aiokafka clients). Every client
+is handed out by a context manager, so it is closed even when the job fails half-way; an unclosed
+client leaks sockets, which the test suite turns into errors.
+
+>>> default_bootstrap({})
+'127.0.0.1:9092'
+>>> default_bootstrap({"STREAM_GUARD_BROKERS": "10.0.0.5:9092,10.0.0.6:9092"})
+'10.0.0.5:9092,10.0.0.6:9092'
+>>> topic_name("orders", prefix="t1-")
+'t1-orders'
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from typing import Any
+
+from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer
+from kafka.errors import KafkaError
+
+from stream_guard.errors import StreamGuardError
+
+__all__ = [
+    "BROKERS_ENV",
+    "DEFAULT_BOOTSTRAP",
+    "KafkaToolError",
+    "admin_client",
+    "consumer",
+    "default_bootstrap",
+    "ping",
+    "producer",
+    "topic_name",
+]
+
+BROKERS_ENV = "STREAM_GUARD_BROKERS"
+DEFAULT_BOOTSTRAP = "127.0.0.1:9092"
+CLIENT_ID = "stream-guard-tools"
+
+REQUEST_TIMEOUT_MS = 10_000
+"""Per-request timeout: generous for a local broker, short enough that a dead one fails fast."""
+
+BOOTSTRAP_TIMEOUT_MS = 5_000
+"""How long a client tries to reach the bootstrap servers (kafka-python waits 30 s by default)."""
+
+METADATA_WAIT_MS = 10_000
+"""How long a producer waits for a topic's metadata before failing (kafka-python's default is
+60 s, which turns a forgotten `topics create` into a minute of silence)."""
+
+
+_BASE: dict[str, Any] = {
+    "client_id": CLIENT_ID,
+    "request_timeout_ms": REQUEST_TIMEOUT_MS,
+    "bootstrap_timeout_ms": BOOTSTRAP_TIMEOUT_MS,
+}
+
+
+class KafkaToolError(StreamGuardError):
+    """A Kafka tool cannot do its job: no broker, a missing topic, a failed delivery."""
+
+
+def default_bootstrap(environ: Mapping[str, str] = os.environ) -> str:
+    """The bootstrap servers: $STREAM_GUARD_BROKERS, else the embedded broker's usual port."""
+    return environ.get(BROKERS_ENV) or DEFAULT_BOOTSTRAP
+
+
+def topic_name(name: str, prefix: str = "") -> str:
+    """The Kafka topic of a logical topic; a prefix isolates runs (tests, parallel demos)."""
+    return prefix + name
+
+
+def _no_broker(bootstrap: str, exc: Exception) -> KafkaToolError:
+    return KafkaToolError(f"no Kafka broker answers at {bootstrap}: {exc}")
+
+
+@contextmanager
+def admin_client(bootstrap: str, **config: Any) -> Iterator[KafkaAdminClient]:
+    """An admin client, closed on exit; raises KafkaToolError when no broker answers."""
+    try:
+        admin = KafkaAdminClient(bootstrap_servers=bootstrap, **(_BASE | config))
+    except KafkaError as exc:
+        raise _no_broker(bootstrap, exc) from exc
+    try:
+        yield admin
+    finally:
+        admin.close()
+
+
+@contextmanager
+def producer(bootstrap: str, **config: Any) -> Iterator[KafkaProducer]:
+    """A producer (raw bytes in, no serializers), flushed and closed on exit."""
+    settings = _BASE | {"max_block_ms": METADATA_WAIT_MS}
+    try:
+        client = KafkaProducer(bootstrap_servers=bootstrap, **(settings | config))
+    except KafkaError as exc:
+        raise _no_broker(bootstrap, exc) from exc
+    try:
+        yield client
+    finally:
+        client.close()
+
+
+@contextmanager
+def consumer(bootstrap: str, **config: Any) -> Iterator[KafkaConsumer]:
+    """A consumer without group and without commits (the tools assign partitions themselves)."""
+    settings = _BASE | {"enable_auto_commit": False, "group_id": None}
+    try:
+        client = KafkaConsumer(bootstrap_servers=bootstrap, **(settings | config))
+    except KafkaError as exc:
+        raise _no_broker(bootstrap, exc) from exc
+    try:
+        yield client
+    finally:
+        client.close(autocommit=False)
+
+
+def ping(bootstrap: str, timeout_ms: int = 2_000) -> bool:
+    """True when a broker at `bootstrap` answers a metadata request within about `timeout_ms`."""
+    try:
+        with admin_client(bootstrap, request_timeout_ms=timeout_ms,
+                          bootstrap_timeout_ms=timeout_ms) as admin:
+            admin.list_topics()
+    except (KafkaToolError, KafkaError):
+        return False
+    return True

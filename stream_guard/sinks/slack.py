@@ -1,0 +1,178 @@
+"""The Slack sink: chat.postMessage / chat.update through slack-sdk's `WebClient`, nothing else.
+
+The sink sends once and says how a failure should be handled: `RetryableSinkError` (rate limit
+with its Retry-After, 5xx, timeouts, connection errors) or `PermanentSinkError` (bad token,
+unknown channel, bot not in channel, malformed message...). It never retries itself: one retry
+stage in `stream_guard.alert.notify` owns backoff, so the WebClient is built without its own
+retry handlers.
+
+Secrets are `SecretStr`: they appear in no log line, exception message or repr.
+"""
+
+from __future__ import annotations
+
+import http.client
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
+from slack_sdk import WebClient
+from slack_sdk.errors import SlackApiError
+
+from stream_guard.config.errors import format_validation_error
+from stream_guard.errors import ConfigError, PermanentSinkError, RetryableSinkError, SinkError
+from stream_guard.sinks.slack_blocks import SlackMessage
+
+__all__ = ["Posted", "SlackSettings", "SlackSink", "classify_slack_error"]
+
+DEFAULT_BASE_URL = "https://slack.com/api/"
+DEFAULT_TIMEOUT_S = 10  # Slack answers in well under a second; a hung call must not stall alerts
+
+# Slack error codes that a later attempt can fix; every other code is permanent.
+_RETRYABLE_CODES = frozenset(
+    {"ratelimited", "internal_error", "fatal_error", "service_unavailable", "request_timeout"}
+)
+# Transport failures: timeouts, refused or dropped connections, truncated responses.
+# (URLError and socket timeouts are OSErrors.)
+_TRANSPORT_ERRORS = (OSError, http.client.HTTPException)
+
+
+class SlackSettings(BaseModel):
+    """Slack configuration, read from the environment by `from_env`."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    bot_token: SecretStr = Field(min_length=1)
+    signing_secret: SecretStr | None = None
+    base_url: str = Field(default=DEFAULT_BASE_URL, pattern=r"^https?://\S+/$")
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> SlackSettings:
+        """SLACK_BOT_TOKEN (required), SLACK_SIGNING_SECRET, STREAM_GUARD_SLACK_BASE_URL."""
+        env = os.environ if environ is None else environ
+        names = {
+            "bot_token": "SLACK_BOT_TOKEN",
+            "signing_secret": "SLACK_SIGNING_SECRET",
+            "base_url": "STREAM_GUARD_SLACK_BASE_URL",
+        }
+        values = {field: env[var] for field, var in names.items() if env.get(var)}
+        try:
+            return cls.model_validate(values)
+        except ValidationError as exc:
+            lines = format_validation_error(exc)
+            for field, var in names.items():
+                lines = [line.replace(f"{field}:", f"{var}:", 1) for line in lines]
+            raise ConfigError("environment: " + "; ".join(lines)) from None
+
+
+@dataclass(frozen=True, slots=True)
+class Posted:
+    """Where Slack put a message: the channel id (chat.update needs the id) and its ts."""
+
+    channel: str
+    ts: str
+
+
+def classify_slack_error(exc: Exception, method: str, channel: str) -> SinkError:
+    """Map a WebClient failure to a retryable or permanent sink error (message without secrets)."""
+    where = f"{method} to {channel}"
+    if isinstance(exc, SlackApiError):
+        status = exc.response.status_code
+        data = exc.response.data if isinstance(exc.response.data, dict) else {}
+        code = str(data.get("error", f"http_{status}"))
+        if status == 429 or code == "ratelimited":
+            retry_after = _retry_after(exc.response.headers)
+            return RetryableSinkError(f"{where}: rate limited ({code})", retry_after=retry_after)
+        if status >= 500 or code in _RETRYABLE_CODES:
+            return RetryableSinkError(f"{where}: Slack error {code} (HTTP {status})")
+        return PermanentSinkError(f"{where}: Slack error {code} (HTTP {status})")
+    if isinstance(exc, _TRANSPORT_ERRORS):
+        return RetryableSinkError(f"{where}: {type(exc).__name__}: {_reason(exc)}")
+    raise exc
+
+
+def _retry_after(headers: Mapping[str, Any]) -> float | None:
+    for name, value in headers.items():
+        if name.lower() == "retry-after":
+            raw = value[0] if isinstance(value, list) else value
+            try:
+                return max(float(raw), 0.0)
+            except ValueError:
+                return None
+    return None
+
+
+def _reason(exc: Exception) -> str:
+    reason = getattr(exc, "reason", None)
+    return str(reason if reason is not None else exc)
+
+
+class SlackSink:
+    """Posts and updates alert messages; one call, one HTTP request, errors classified."""
+
+    def __init__(self, client: WebClient) -> None:
+        self._client = client
+
+    @classmethod
+    def from_settings(cls, settings: SlackSettings, timeout: int = DEFAULT_TIMEOUT_S) -> SlackSink:
+        client = WebClient(
+            token=settings.bot_token.get_secret_value(),
+            base_url=settings.base_url,
+            timeout=timeout,
+            retry_handlers=[],  # the notifier's retry stage owns backoff
+        )
+        return cls(client)
+
+    def __repr__(self) -> str:
+        return f"SlackSink(base_url={self._client.base_url!r})"
+
+    def post(
+        self,
+        channel: str,
+        message: SlackMessage,
+        *,
+        thread_ts: str | None = None,
+        broadcast: bool = False,
+    ) -> Posted:
+        """chat.postMessage; a reply when `thread_ts` is given (`broadcast` also shows it)."""
+        extra: dict[str, Any] = {}
+        if thread_ts is not None:
+            extra["thread_ts"] = thread_ts
+            if broadcast:
+                extra["reply_broadcast"] = True
+        data = self._call(
+            "chat.postMessage",
+            channel,
+            lambda: self._client.chat_postMessage(
+                channel=channel,
+                text=message.text,
+                blocks=message.blocks,
+                unfurl_links=False,
+                unfurl_media=False,
+                **extra,
+            ),
+        )
+        return Posted(channel=str(data["channel"]), ts=str(data["ts"]))
+
+    def update(self, channel: str, ts: str, message: SlackMessage) -> None:
+        """chat.update of a message we posted (`channel` must be the id Slack returned)."""
+        self._call(
+            "chat.update",
+            channel,
+            lambda: self._client.chat_update(
+                channel=channel, ts=ts, text=message.text, blocks=message.blocks
+            ),
+        )
+
+    @staticmethod
+    def _call(method: str, channel: str, send: Callable[[], Any]) -> Mapping[str, Any]:
+        try:
+            response = send()
+        except Exception as exc:  # classified below; anything unknown is re-raised as is
+            raise classify_slack_error(exc, method, channel) from None
+        data = response.data
+        if not isinstance(data, dict) or "ts" not in data or "channel" not in data:
+            raise PermanentSinkError(f"{method} to {channel}: response without channel/ts")
+        return data
