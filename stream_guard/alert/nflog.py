@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, MutableMapping
 from dataclasses import asdict, dataclass, replace
-from enum import Enum
+from enum import StrEnum
 from typing import Any, NamedTuple
 
 __all__ = [
@@ -39,7 +39,7 @@ SEVERITY_RANK = {"info": 1, "warning": 2, "critical": 3}
 DEFAULT_RETENTION_MS = 5 * 24 * 3_600_000  # Alertmanager keeps its nflog for 120h
 
 
-class Reason(str, Enum):
+class Reason(StrEnum):
     """Why a notification is due; NONE means stay quiet."""
 
     FIRST = "first"

@@ -92,9 +92,9 @@ class AlertUpdate(_Record):
     direction: Literal["up", "down"]
     window_start: AwareDatetime
     window_end: AwareDatetime
-    value: float
+    value: float | None = None  # None: the episode's slice had no point in this window
     expected: float | None = None
-    score: float
+    score: float | None = None
     severity: str
     started_at: AwareDatetime
     peak_score: float | None = None
@@ -116,14 +116,20 @@ def parse_alert(record: Mapping[str, Any]) -> AlertUpdate:
     try:
         return AlertUpdate.model_validate(record)
     except ValidationError as exc:
-        raise InvalidEvent("invalid_alert_record", "; ".join(format_validation_error(exc))) from None
+        detail = "; ".join(format_validation_error(exc))
+        raise InvalidEvent("invalid_alert_record", detail) from None
 
 
 class Messenger(Protocol):
     """What the pipeline needs from a sink (`SlackSink` provides it)."""
 
     def post(
-        self, channel: str, message: SlackMessage, *, thread_ts: str | None = ..., broadcast: bool = ...
+        self,
+        channel: str,
+        message: SlackMessage,
+        *,
+        thread_ts: str | None = ...,
+        broadcast: bool = ...,
     ) -> Posted: ...
 
     def update(self, channel: str, ts: str, message: SlackMessage) -> None: ...

@@ -105,9 +105,9 @@ class RouteTree:
                 raise ValueError(f"duplicate route name {route.name!r}")
             self._by_name[route.name] = route
 
-    def names(self) -> frozenset[str]:
+    def names(self) -> set[str]:
         """Every route name, so the rule loader can refuse a metric naming an undefined route."""
-        return frozenset(self._by_name)
+        return set(self._by_name)
 
     def get(self, name: str) -> Route:
         return self._by_name[name]
@@ -134,5 +134,6 @@ def group_key(route: Route, labels: AlertLabels, episode_id: str) -> str:
     and every episode gets its own Slack thread. `group_by` makes the key readable and lets a
     route split further; a label the alert lacks is left out.
     """
-    parts = [f"{name}={value}" for name in route.group_by if (value := labels.get(name)) is not None]
+    values = ((name, labels.get(name)) for name in route.group_by)
+    parts = [f"{name}={value}" for name, value in values if value is not None]
     return ",".join(parts) + "|" + episode_id

@@ -2,15 +2,11 @@
 
 The file has one top-level key, `route`, the root (default) route. Unknown keys are errors,
 durations are written like ``30m``, ``4h`` or ``1d12h``, and every problem is reported with the
-file, the field path and the reason:
-
->>> parse_duration("1h30m")
-datetime.timedelta(seconds=5400)
+file, the field path and the reason.
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterator
 from dataclasses import replace
 from datetime import timedelta
@@ -27,29 +23,15 @@ from stream_guard.alert.routing import (
     Route,
     RouteTree,
 )
+from stream_guard.config.durations import Duration
 from stream_guard.config.errors import config_error
 from stream_guard.errors import ConfigError
 
-__all__ = ["MatchConfig", "RouteConfig", "RoutesFile", "load_routes", "parse_duration"]
+__all__ = ["MatchConfig", "RouteConfig", "RoutesFile", "load_routes"]
 
-_DURATION = re.compile(r"^(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?$")
 _NAME = r"^[a-z0-9][a-z0-9_.-]*$"
 # A Slack channel: "#name" (postMessage resolves it) or a channel id like C0123ABC.
 _CHANNEL = r"^(#[a-z0-9][a-z0-9_-]{0,79}|[CG][A-Z0-9]{2,})$"
-
-
-def parse_duration(value: Any) -> timedelta:
-    """``90s``, ``5m``, ``4h``, ``1d`` or a combination (``1h30m``); must be positive."""
-    if isinstance(value, timedelta):
-        return value
-    match = _DURATION.match(str(value).strip()) if isinstance(value, str) else None
-    if not match or not any(match.groups()):
-        raise ValueError(f"invalid duration {value!r} (use e.g. 30s, 5m, 4h, 1d)")
-    days, hours, minutes, seconds = (int(g or 0) for g in match.groups())
-    result = timedelta(days=days, hours=hours, minutes=minutes, seconds=seconds)
-    if result <= timedelta(0):
-        raise ValueError(f"duration {value!r} must be positive")
-    return result
 
 
 def _as_set(value: Any) -> Any:
@@ -57,7 +39,6 @@ def _as_set(value: Any) -> Any:
     return [value] if isinstance(value, str) else value
 
 
-Duration = Annotated[timedelta, BeforeValidator(parse_duration)]
 Values = Annotated[list[Annotated[str, Field(min_length=1)]], BeforeValidator(_as_set)]
 
 
@@ -96,6 +77,13 @@ class RouteConfig(BaseModel):
     def _group_by_is_stable(cls, value: list[str] | None) -> list[str] | None:
         if value is not None and "severity" in value:
             raise ValueError("severity changes during an episode; grouping by it splits threads")
+        return value
+
+    @field_validator("repeat_interval")
+    @classmethod
+    def _positive(cls, value: timedelta | None) -> timedelta | None:
+        if value is not None and value <= timedelta(0):
+            raise ValueError("must be positive")
         return value
 
     def walk(self, path: str) -> Iterator[tuple[str, RouteConfig]]:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import http.client
 import os
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -34,6 +35,7 @@ DEFAULT_TIMEOUT_S = 10  # Slack answers in well under a second; a hung call must
 _RETRYABLE_CODES = frozenset(
     {"ratelimited", "internal_error", "fatal_error", "service_unavailable", "request_timeout"}
 )
+_ERROR_CODE = re.compile(r"^[a-z_]{1,64}$")
 # Transport failures: timeouts, refused or dropped connections, truncated responses.
 # (URLError and socket timeouts are OSErrors.)
 _TRANSPORT_ERRORS = (OSError, http.client.HTTPException)
@@ -81,7 +83,9 @@ def classify_slack_error(exc: Exception, method: str, channel: str) -> SinkError
     if isinstance(exc, SlackApiError):
         status = exc.response.status_code
         data = exc.response.data if isinstance(exc.response.data, dict) else {}
-        code = str(data.get("error", f"http_{status}"))
+        code = str(data.get("error", ""))
+        if not _ERROR_CODE.match(code):  # e.g. slack-sdk's note about a non-JSON 5xx page
+            code = f"http_{status}"
         if status == 429 or code == "ratelimited":
             retry_after = _retry_after(exc.response.headers)
             return RetryableSinkError(f"{where}: rate limited ({code})", retry_after=retry_after)

@@ -119,7 +119,13 @@ def _slice_text(labels: Mapping[str, str]) -> str:
     return escape_mrkdwn(format_slice(slice_key(labels)))
 
 
+def _score(x: float | None) -> str:
+    return "n/a" if x is None else f"{x:.1f}"
+
+
 def _value_line(alert: AlertUpdate) -> str:
+    if alert.value is None:
+        return "no data in this window"
     if alert.expected is None:
         return f"{_num(alert.value)} (no baseline yet)"
     change = ""
@@ -139,10 +145,8 @@ def _title(alert: AlertUpdate) -> str:
 
 def _window(alert: AlertUpdate, now_ms: int) -> str:
     start, end = alert.window_start, alert.window_end
-    same_day = start.date() == end.date()
-    text = f"{start:%Y-%m-%d %H:%M}–{end:%H:%M} UTC" if same_day else (
-        f"{start:%Y-%m-%d %H:%M} – {end:%Y-%m-%d %H:%M} UTC"
-    )
+    end_format = "%H:%M" if start.date() == end.date() else "%Y-%m-%d %H:%M"
+    text = f"{start:%Y-%m-%d %H:%M} – {end:{end_format}} UTC"
     return f"{text}\n{relative_time(_ms(end), now_ms)}"
 
 
@@ -150,7 +154,9 @@ def _hint_lines(alert: AlertUpdate) -> list[str]:
     lines = []
     for hint in alert.hints[:MAX_HINTS]:
         label = _HINT_LABEL.get(hint.kind, "Hint")
-        share = f" ({hint.share:.0%} of the change)" if hint.share is not None else ""
+        share = ""
+        if hint.share is not None and f"{hint.share:.0%}" not in hint.summary:
+            share = f" ({hint.share:.0%} of the change)"
         lines.append(f"• *{label}*: {escape_mrkdwn(hint.summary)}{share}")
     return lines
 
@@ -168,7 +174,7 @@ def _fields(alert: AlertUpdate, now_ms: int) -> dict[str, Any]:
     peak = f" (peak {alert.peak_score:.1f})" if alert.peak_score is not None else ""
     pairs = [
         ("Value", _value_line(alert)),
-        ("Score", f"{alert.score:.1f}{peak}"),
+        ("Score", f"{_score(alert.score)}{peak}"),
         ("Window", _window(alert, now_ms)),
         ("Severity", escape_mrkdwn(alert.severity, 20)),
     ]
@@ -237,6 +243,8 @@ def _fallback(alert: AlertUpdate) -> str:
 
 
 def _plain_value(alert: AlertUpdate) -> str:
+    if alert.value is None:
+        return "no data"
     if alert.expected is None:
         return _num(alert.value)
     return f"{_num(alert.value)} vs expected {_num(alert.expected)}"
@@ -252,7 +260,7 @@ def render_reply(
     now_ms: int,
 ) -> SlackMessage:
     """A thread reply for an escalation, a repeat reminder or the resolution."""
-    value = f"{_value_line(alert)} · score {alert.score:.1f}"
+    value = f"{_value_line(alert)} · score {_score(alert.score)}"
     if reason == "resolved":
         took = human_duration(_ms(alert.window_end) - _ms(alert.started_at))
         peak = f" · peak score {alert.peak_score:.1f}" if alert.peak_score is not None else ""
