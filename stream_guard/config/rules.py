@@ -84,7 +84,9 @@ class Severity(_Strict):
         return self
 
     def of(self, score: float) -> str | None:
-        return "critical" if score >= self.critical else "warning" if score >= self.warning else None
+        if score >= self.critical:
+            return "critical"
+        return "warning" if score >= self.warning else None
 
 
 class AlertPolicy(_Strict):

@@ -25,7 +25,8 @@ class RiverForecast(DetectorBase):
     >>> det = RiverForecast(model="holtwinters", seasonality=4, warmup=12)
     >>> for i in range(40):
     ...     v = 10.0 + (i % 4)
-    ...     _ = det.score_one({"t": float(i), "value": v}); det.learn_one({"t": float(i), "value": v})
+    ...     x = {"t": float(i), "value": v}
+    ...     _ = det.score_one(x); det.learn_one(x)
     >>> det.score_one({"t": 40.0, "value": 10.0}) < det.score_one({"t": 40.0, "value": 30.0})
     True
     """

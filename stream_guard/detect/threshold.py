@@ -1,4 +1,4 @@
-"""Static threshold rule: an operator's hard bound, e.g. "GMV below 1,000 per window is an outage"."""
+"""Static threshold rule: an operator's hard bound ("GMV under 1,000 per window is an outage")."""
 
 from __future__ import annotations
 

@@ -40,6 +40,7 @@ _TYPES: dict[str, tuple[type, ...]] = {
     "null": (type(None),),
 }
 _ANNOTATIONS = {"description", "title", "$schema", "$comment", "examples"}
+_OBJECT_KEYWORDS = {"type", "required", "properties", "additionalProperties"}
 _PROPERTY_KEYWORDS = {"type", "enum", "minimum", "minLength", "format", "additionalProperties"}
 _TS_MIN_MS = 946_684_800_000  # 2000-01-01: smaller integers are seconds or garbage, not event ms
 _TS_MAX_MS = 4_102_444_800_000  # 2100-01-01
@@ -103,9 +104,9 @@ def _compile_property(name: str, spec: Mapping[str, Any]) -> Callable[[Any], Non
 
 def compile_schema(schema: Mapping[str, Any]) -> Validator:
     """A validator for objects of `schema`; it returns the event time (``ts``) in epoch ms."""
-    unknown = set(schema) - {"type", "required", "properties", "additionalProperties"} - _ANNOTATIONS
+    unknown = set(schema) - _OBJECT_KEYWORDS - _ANNOTATIONS
     if unknown or schema.get("type") != "object":
-        raise ConfigError(f"schema must be an object schema; unsupported keywords {sorted(unknown)}")
+        raise ConfigError(f"schema must be an object schema; unsupported: {sorted(unknown)}")
     required = tuple(schema.get("required", ()))
     props = schema.get("properties", {})
     checks = tuple(

@@ -1,0 +1,162 @@
+"""Scores alert episodes against labelled incidents: precision, recall, delay, top hint.
+
+An episode *detects* an incident of the same metric when its first window ends after the
+incident starts and begins before the incident ends plus `tolerance_windows` windows (effects
+linger in the windows that straddle the end). Precision counts episodes (one page = one
+episode); recall counts incidents. Delay is measured from the incident's start to the end of the
+episode's first window, in windows of the metric. The top hint is right when the first slice hint
+of the episode's first record names exactly the incident's slice.
+"""
+
+from __future__ import annotations
+
+import statistics
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from stream_guard.types import AlertRecord
+
+__all__ = ["EpisodeSummary", "Evaluation", "Incident", "MetricScore", "evaluate", "load_labels"]
+
+
+def _ms(iso: str) -> int:
+    return round(datetime.fromisoformat(iso).timestamp() * 1000)
+
+
+@dataclass(frozen=True)
+class Incident:
+    id: str
+    metric: str
+    slice: dict[str, str]
+    direction: str
+    start_ms: int
+    end_ms: int
+    cause: str
+    description: str = ""
+
+
+def load_labels(path: Path) -> list[Incident]:
+    data = orjson.loads(path.read_bytes())
+    return [
+        Incident(i["id"], i["metric"], dict(i.get("slice") or {}), i.get("direction", ""),
+                 _ms(i["start"]), _ms(i["end"]), i.get("cause", "external"),
+                 i.get("description", ""))
+        for i in data["incidents"]
+    ]
+
+
+@dataclass(frozen=True)
+class EpisodeSummary:
+    episode_id: str
+    metric: str
+    slice: dict[str, str]
+    top_slice: dict[str, str]
+    first_start_ms: int
+    first_end_ms: int
+    records: int
+    intervention: bool
+
+
+def summarise_episodes(alerts: Iterable[AlertRecord]) -> list[EpisodeSummary]:
+    first: dict[str, AlertRecord] = {}
+    count: dict[str, int] = {}
+    for a in alerts:
+        first.setdefault(a["episode_id"], a)
+        count[a["episode_id"]] = count.get(a["episode_id"], 0) + 1
+    out = []
+    for eid, a in first.items():
+        slice_hint = next((h for h in a["hints"] if h["kind"] == "slice"), None)
+        top = slice_hint["slice"] if slice_hint else a["slice"]
+        out.append(EpisodeSummary(
+            eid, a["metric"], a["slice"], top, _ms(a["window_start"]), _ms(a["window_end"]),
+            count[eid], any(h["kind"] == "intervention" for h in a["hints"]),
+        ))
+    return sorted(out, key=lambda e: (e.first_end_ms, e.metric))
+
+
+@dataclass
+class MetricScore:
+    metric: str
+    incidents: int = 0
+    detected: int = 0
+    episodes: int = 0
+    true_episodes: int = 0
+    delays: list[float] = field(default_factory=list)
+    top_hint_right: int = 0
+    intervention_named: int = 0
+    interventions: int = 0
+
+    @property
+    def recall(self) -> float:
+        return self.detected / self.incidents if self.incidents else 1.0
+
+    @property
+    def precision(self) -> float:
+        return self.true_episodes / self.episodes if self.episodes else 1.0
+
+    @property
+    def median_delay(self) -> float | None:
+        return statistics.median(self.delays) if self.delays else None
+
+    @property
+    def top_hint_rate(self) -> float:
+        return self.top_hint_right / self.detected if self.detected else 0.0
+
+    def as_row(self) -> dict[str, Any]:
+        return {"metric": self.metric, "incidents": self.incidents, "detected": self.detected,
+                "episodes": self.episodes, "precision": round(self.precision, 3),
+                "recall": round(self.recall, 3), "median_delay_windows": self.median_delay,
+                "top_hint_rate": round(self.top_hint_rate, 3),
+                "interventions_named": f"{self.intervention_named}/{self.interventions}"}
+
+
+@dataclass
+class Evaluation:
+    by_metric: dict[str, MetricScore]
+    total: MetricScore
+    matches: dict[str, list[str]]  # incident id -> episode ids
+    false_episodes: list[EpisodeSummary]
+    episodes: list[EpisodeSummary]
+
+
+def evaluate(
+    alerts: list[AlertRecord],
+    incidents: list[Incident],
+    windows_ms: Mapping[str, int],
+    tolerance_windows: int = 2,
+) -> Evaluation:
+    episodes = summarise_episodes(alerts)
+    scores = {m: MetricScore(m) for m in sorted({*windows_ms, *(i.metric for i in incidents)})}
+    total = MetricScore("all")
+    matched_episodes: set[str] = set()
+    matches: dict[str, list[str]] = {}
+    for inc in incidents:
+        width = windows_ms.get(inc.metric, 1)
+        hits = [e for e in episodes if e.metric == inc.metric
+                and e.first_end_ms > inc.start_ms
+                and e.first_start_ms < inc.end_ms + tolerance_windows * width]
+        matches[inc.id] = [e.episode_id for e in hits]
+        for s in (scores[inc.metric], total):
+            s.incidents += 1
+            s.interventions += inc.cause == "intervention"
+        if not hits:
+            continue
+        matched_episodes.update(e.episode_id for e in hits)
+        first = hits[0]
+        delay = max(0.0, (first.first_end_ms - inc.start_ms) / width)
+        for s in (scores[inc.metric], total):
+            s.detected += 1
+            s.delays.append(round(delay, 2))
+            s.top_hint_right += first.top_slice == inc.slice
+            s.intervention_named += inc.cause == "intervention" and first.intervention
+    for e in episodes:
+        for s in (scores.setdefault(e.metric, MetricScore(e.metric)), total):
+            s.episodes += 1
+            s.true_episodes += e.episode_id in matched_episodes
+    false = [e for e in episodes if e.episode_id not in matched_episodes]
+    return Evaluation(scores, total, matches, false, episodes)

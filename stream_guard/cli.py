@@ -1,0 +1,153 @@
+"""The `stream-guard` command."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import orjson
+from rich.console import Console
+
+from stream_guard.errors import ConfigError
+
+__all__ = ["main"]
+
+console = Console(stderr=True)
+out = Console()
+
+
+def _rules_dir(value: str | None) -> Path:
+    return Path(value or "alert_rules")
+
+
+def cmd_rules(args: argparse.Namespace) -> int:
+    from stream_guard.config.rules import MetricRule, load_rules
+    from stream_guard.config.topics import load_topics
+
+    if args.rules_command == "schema":
+        out.print_json(orjson.dumps(MetricRule.model_json_schema(by_alias=True)).decode())
+        return 0
+    rules = load_rules(_rules_dir(args.dir), load_topics(args.topics_dir), _route_names(args.dir))
+    if args.rules_command == "validate":
+        out.print(f"{len(rules)} metric definitions are valid: "
+                  + ", ".join(r.rule_id for r in rules), markup=False)
+        return 0
+    from rich.table import Table
+
+    table = Table("metric", "value", "window", "dimensions", "detector", "direction", "route")
+    for r in rules:
+        dims = ", ".join([*r.dimensions, *(f"{a}×{b}" for a, b in r.pairs)])
+        table.add_row(r.rule_id, r.value, str(r.window), dims, r.detector.type, r.direction,
+                      r.alert.route)
+    out.print(table)
+    return 0
+
+
+def _route_names(rules_dir: str | None) -> set[str] | None:
+    path = _rules_dir(rules_dir) / "routes.yaml"
+    if not path.exists():
+        return None
+    from stream_guard.config.routes import load_routes
+
+    return set(load_routes(path).names())
+
+
+def cmd_replay(args: argparse.Namespace) -> int:
+    from stream_guard.backtest.progress import progress_bar
+    from stream_guard.backtest.replay import build_engine, replay
+    from stream_guard.sinks.console import print_alert
+
+    inputs = [Path(p) for p in args.input]
+    dead = DeadLetterFile(Path(args.dead_letters) if args.dead_letters else None)
+    engine = build_engine(_rules_dir(args.rules), args.topics_dir, on_dead_letter=dead.write)
+    with progress_bar(inputs, "replay", quiet=args.quiet) as advance:
+        summary = replay(engine, inputs, Path(args.output) if args.output else None, advance,
+                         on_alert=None if args.quiet else lambda a: print_alert(out, a))
+    dead.close()
+    s = engine.stats
+    out.print(
+        f"replayed {summary.records:,} records in {summary.seconds:.1f}s "
+        f"({summary.events_per_second:,.0f}/s): {sum(s.events.values()):,} events, "
+        f"{sum(s.invalid.values()):,} invalid, {sum(engine.aggregator.late.values()):,} late, "
+        f"{len(summary.alerts)} alert records "
+        f"({len({a['episode_id'] for a in summary.alerts})} episodes)", markup=False)
+    return 0
+
+
+class DeadLetterFile:
+    """Dead letters as JSONL (the file stand-in for the dead_letters topic)."""
+
+    def __init__(self, path: Path | None) -> None:
+        self._fh = path.open("wb") if path else None
+
+    def write(self, dl: object) -> None:
+        if self._fh is not None:
+            self._fh.write(orjson.dumps(dl.to_json()) + b"\n")  # type: ignore[attr-defined]
+
+    def close(self) -> None:
+        if self._fh is not None:
+            self._fh.close()
+
+
+def cmd_backtest(args: argparse.Namespace) -> int:
+    from stream_guard.backtest.run import run_backtest
+
+    return run_backtest(args, out)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="stream-guard", description=__doc__)
+    parser.add_argument("--topics-dir", type=Path, default=None, help="topic definitions")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    rules = sub.add_parser("rules", help="validate, list or describe metric definitions")
+    rules.add_argument("rules_command", choices=["validate", "list", "schema"])
+    rules.add_argument("dir", nargs="?", default=None, help="rules directory (alert_rules/)")
+    rules.set_defaults(func=cmd_rules)
+
+    rp = sub.add_parser("replay", help="replay record dumps or per-topic JSONL through the engine")
+    rp.add_argument("--rules", default=None, help="rules directory (alert_rules/)")
+    rp.add_argument("--input", action="append", required=True, help="input file (repeatable)")
+    rp.add_argument("--output", default=None, help="alerts JSONL")
+    rp.add_argument("--dead-letters", default=None, help="dead letters JSONL")
+    rp.add_argument("--quiet", action="store_true", help="no progress bar, no alert panels")
+    rp.set_defaults(func=cmd_replay)
+
+    bt = sub.add_parser("backtest", help="replay + precision/recall/delay against labels")
+    bt.add_argument("--input", action="append", required=True, help="input file (repeatable)")
+    bt.add_argument("--labels", required=True, help="labels.json of known incidents")
+    bt.add_argument("--rules", action="append", default=None,
+                    help="rules directory; repeat to compare configurations side by side")
+    bt.add_argument("--detector", action="append", default=None, metavar="METRIC=TYPE[,k=v]",
+                    help="override a metric's detector, e.g. gmv=river_forecast,seasonality=96")
+    bt.add_argument("--out", default=None, help="report directory (JSON, Markdown, PNG plots)")
+    bt.add_argument("--quiet", action="store_true", help="no progress bar")
+    bt.set_defaults(func=cmd_backtest)
+
+    for hook in _plugin_hooks():
+        hook(sub)
+    return parser
+
+
+def _plugin_hooks() -> list[Callable[[argparse._SubParsersAction], None]]:
+    from stream_guard.ingest.kafka_cli import add_cli as kafka_cli
+    from stream_guard.simulate.cli import add_cli as simulate_cli
+
+    return [simulate_cli, kafka_cli]
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except ConfigError as exc:
+        console.print(f"[bold red]configuration error:[/] {exc}", highlight=False)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
