@@ -11,12 +11,11 @@ import pytest
 from slack_sdk import WebClient
 
 from stream_guard.sinks.slack import SlackSink
-from tests.fakes.slack_server import FakeSlack
+from tests.fakes.slack_server import FAKE_TOKEN, FakeSlack
 
 __all__ = ["FAKE_TOKEN", "fake_slack", "slack_sink"]
 
-FAKE_TOKEN = "xoxb-fake-0000-secret-token"  # a test token, checked by the fake
-CLIENT_TIMEOUT_S = 0.2  # short, so the slow-response test times out quickly
+CLIENT_TIMEOUT_S = 0.1  # short, so the slow-response test times out quickly
 
 
 @pytest.fixture

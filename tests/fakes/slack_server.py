@@ -20,7 +20,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qsl
 
-__all__ = ["FakeSlack", "Reply", "SlackCall"]
+__all__ = ["FAKE_TOKEN", "FakeSlack", "Reply", "SlackCall"]
+
+FAKE_TOKEN = "xoxb-fake-0000-secret-token"  # a test token, checked by the fake
 
 
 @dataclass(frozen=True)
@@ -77,7 +79,9 @@ class FakeSlack:
         self._state = _State()
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), _handler_for(self))
         self._server.block_on_close = True  # join handler threads on close: none may linger
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, kwargs={"poll_interval": 0.01}, daemon=True
+        )
 
     @property
     def base_url(self) -> str:

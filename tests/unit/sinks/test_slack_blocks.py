@@ -1,0 +1,237 @@
+"""Block Kit rendering: content an analyst needs, and nothing from events that Slack would parse."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from stream_guard.alert.notify import AlertUpdate, parse_alert
+from stream_guard.sinks.slack_blocks import (
+    ACK_ACTION_ID,
+    SNOOZE_ACTION_ID,
+    escape_mrkdwn,
+    link,
+    mention,
+    relative_time,
+    render_parent,
+    render_reply,
+)
+
+EPISODE = Path(__file__).parents[1] / "alert" / "fixtures" / "gmv_episode.jsonl"
+WINDOW_END_MS = 1_772_633_700_000  # 2026-03-04T14:15:00Z
+
+
+def record(line: int = 0, **overrides: Any) -> AlertUpdate:
+    base = json.loads(EPISODE.read_text().splitlines()[line])
+    return parse_alert({**base, **overrides})
+
+
+def all_text(message: Any) -> str:
+    """Every mrkdwn string of a message, fallback included."""
+    found: list[str] = [message.text]
+
+    def walk(node: Any) -> None:
+        if isinstance(node, dict):
+            if node.get("type") == "mrkdwn":
+                found.append(node["text"])
+            for value in node.values():
+                walk(value)
+        elif isinstance(node, list):
+            for item in node:
+                walk(item)
+
+    walk(message.blocks)
+    return "\n".join(found)
+
+
+def test_parent_has_everything_an_analyst_needs() -> None:
+    message = render_parent(record(), now_ms=WINDOW_END_MS + 5 * 60_000)
+    text = all_text(message)
+    for expected in [
+        "*gmv* is down · region=EU",  # title: metric, direction, slice
+        "Gross merchandise value",
+        "12,000.5 vs expected 41,000 (-70.7%)",
+        "*Score*\n6.1 (peak 6.1)",
+        "2026-03-04 14:00 – 14:15 UTC\n5 minutes ago",
+        "*Severity*\nwarning",
+        "*Slice*: region=EU explains 92% of the change",
+        "*Co-moving metric*: complaint_rate also anomalous",
+        "*Intervention*: rule_launch act-17",
+        "*External factor*: calendar: Spring sale",
+        "<!subteam^S0123ABC>",
+        "<https://wiki/runbooks/gmv|Runbook>",
+        "<https://grafana/d/gmv|Dashboard>",
+        "fingerprint `3f9a0c1b2d4e5f60`",
+    ]:
+        assert expected in text, expected
+    assert message.text == "[WARNING] gmv down in region=EU: 12,000.5 vs expected 41,000"
+    actions = message.blocks[-1]
+    assert actions["type"] == "actions"
+    buttons = {b["action_id"]: b for b in actions["elements"]}
+    assert buttons.keys() == {ACK_ACTION_ID, SNOOZE_ACTION_ID}
+    assert buttons[ACK_ACTION_ID]["text"]["text"] == "Acknowledge"
+    assert buttons[SNOOZE_ACTION_ID]["text"]["text"] == "Snooze 1h"
+    assert {b["value"] for b in buttons.values()} == {"gmv-20260304T1400Z-3f9a0c1b"}
+
+
+def test_resolved_parent_has_no_buttons_and_says_how_long() -> None:
+    message = render_parent(record(3), now_ms=WINDOW_END_MS + 6_000_000)
+    text = all_text(message)
+    assert ":white_check_mark: *RESOLVED*" in text
+    assert "*Duration*\n1 hour 45 minutes" in text
+    assert message.text.startswith("[RESOLVED] gmv")
+    assert all(block["type"] != "actions" for block in message.blocks)
+
+
+def test_share_is_shown_when_the_summary_does_not_say_it() -> None:
+    hint = {"kind": "slice", "summary": "category=toys", "share": 0.4}
+    text = all_text(render_parent(record(hints=[hint]), WINDOW_END_MS))
+    assert "*Slice*: category=toys (40% of the change)" in text
+
+
+def test_missing_optional_fields_render() -> None:
+    alert = record(owner=None, runbook=None, dashboard=None, expected=None, slice={}, hints=[])
+    text = all_text(render_parent(alert, WINDOW_END_MS))
+    assert "12,000.5 (no baseline yet)" in text
+    assert "· global" in text
+    assert "Runbook" not in text and "*Owner*" not in text
+    no_value = all_text(render_parent(record(value=None, score=None), WINDOW_END_MS))
+    assert "no data in this window" in no_value and "*Score*\nn/a" in no_value
+
+
+INJECTION = "<!channel> <https://evil|click>"
+
+
+def test_slice_value_injection_arrives_escaped_verbatim() -> None:
+    alert = record(
+        slice={"seller_id": INJECTION},
+        description="<@U999> & <!here>",
+        firing_slices=[
+            {"slice": {"seller_id": INJECTION}, "value": 1, "expected": 2, "score": 9},
+            {"slice": {"category": "<!everyone>"}, "value": 1, "expected": 2, "score": 8},
+        ],
+        hints=[{"kind": "slice", "summary": f"seller_id={INJECTION} explains it", "share": 0.5}],
+        rule_version="<!channel>",
+        fingerprint="<!here>",
+        metric="gmv<!channel>",
+    )
+    message = render_parent(alert, WINDOW_END_MS)
+    escaped = "&lt;!channel&gt; &lt;https://evil|click&gt;"
+    text = all_text(message)
+    assert f"seller_id={escaped}" in text
+    assert "&lt;@U999&gt; &amp; &lt;!here&gt;" in text
+    assert "category=&lt;!everyone&gt;" in text
+    reply = render_reply(
+        alert,
+        "escalated",
+        previous_severity="warning",
+        previous_slices=[],
+        first_sent_ms=0,
+        now_ms=WINDOW_END_MS,
+    )
+    allowed = {
+        "<!subteam^S0123ABC>",
+        "<https://wiki/runbooks/gmv|Runbook>",
+        "<https://grafana/d/gmv|Dashboard>",
+    }
+    for rendered in (text, all_text(reply)):
+        # The only control sequences left are ours: the owner mention and the two links.
+        assert set(re.findall(r"<[^>]*>", rendered)) <= allowed
+        assert "<!" not in rendered.replace("<!subteam^S0123ABC>", "")
+
+
+@pytest.mark.parametrize(
+    ("owner", "rendered"),
+    [
+        ("S0123ABC", "<!subteam^S0123ABC>"),
+        ("U0123ABC", "<@U0123ABC>"),
+        ("W0123ABC", "<@W0123ABC>"),
+        ("governance-oncall", "governance-oncall"),
+        ("<!channel>", "&lt;!channel&gt;"),
+        ("@here", "@here"),
+        ("s0123abc", "s0123abc"),
+    ],
+)
+def test_only_configured_slack_ids_become_mentions(owner: str, rendered: str) -> None:
+    assert mention(owner) == rendered
+
+
+def test_several_owners() -> None:
+    text = all_text(render_parent(record(owner="S0123ABC, U0456DEF"), WINDOW_END_MS))
+    assert "*Owner*\n<!subteam^S0123ABC> <@U0456DEF>" in text
+
+
+@pytest.mark.parametrize(
+    ("url", "rendered"),
+    [
+        ("https://wiki/x", "<https://wiki/x|Runbook>"),
+        ("https://evil|<!channel>", "Runbook: https://evil|&lt;!channel&gt;"),
+        ("javascript:alert(1)", "Runbook: javascript:alert(1)"),
+        ("https://a/b?x=1&y=2", "Runbook: https://a/b?x=1&amp;y=2"),
+    ],
+)
+def test_links_only_for_plain_http_urls(url: str, rendered: str) -> None:
+    assert link(url, "Runbook") == rendered
+
+
+def test_long_foreign_text_is_clipped_before_escaping() -> None:
+    clipped = escape_mrkdwn("<" * 1000, limit=10)
+    assert clipped == "&lt;" * 9 + "…"
+
+
+@pytest.mark.parametrize(
+    ("ago_ms", "text"),
+    [
+        (0, "just now"),
+        (59_000, "just now"),
+        (60_000, "1 minute ago"),
+        (5 * 60_000, "5 minutes ago"),
+        (90 * 60_000, "1 hour ago"),
+        (49 * 3_600_000, "2 days ago"),
+    ],
+)
+def test_relative_time(ago_ms: int, text: str) -> None:
+    assert relative_time(1_000_000_000, 1_000_000_000 + ago_ms) == text
+
+
+def test_replies() -> None:
+    escalated = render_reply(
+        record(2),
+        "escalated",
+        previous_severity="warning",
+        previous_slices=["region=EU"],
+        first_sent_ms=0,
+        now_ms=WINDOW_END_MS,
+    )
+    text = all_text(escalated)
+    assert "Escalated to *critical* (was warning)" in text
+    assert "New slices: category=toys, region=EU" in text
+    assert "9,000 vs expected 41,000 (-78.0%) · score 9.3" in text
+
+    resolved = all_text(
+        render_reply(
+            record(3),
+            "resolved",
+            previous_severity="critical",
+            previous_slices=[],
+            first_sent_ms=0,
+            now_ms=WINDOW_END_MS,
+        )
+    )
+    assert "Resolved after 1 hour 45 minutes · peak score 9.3" in resolved
+
+    repeat = all_text(
+        render_reply(
+            record(1),
+            "repeat_due",
+            previous_severity="warning",
+            previous_slices=["region=EU"],
+            first_sent_ms=WINDOW_END_MS - 7_200_000,
+            now_ms=WINDOW_END_MS,
+        )
+    )
+    assert "Still firing (2 hours since the first notification)" in repeat
