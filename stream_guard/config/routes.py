@@ -104,7 +104,7 @@ def load_routes(path: Path | str) -> RouteTree:
     """Read and validate a routes file; raise ConfigError naming the file, field and reason."""
     path = Path(path)
     try:
-        raw = yaml.safe_load(path.read_text())
+        raw = yaml.load(path.read_text(), Loader=_StrictLoader)  # safe: no arbitrary objects
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read: {exc.strerror}") from None
     except yaml.YAMLError as exc:
@@ -117,6 +117,20 @@ def load_routes(path: Path | str) -> RouteTree:
     if problems:
         raise ConfigError(f"{path}: " + "; ".join(problems))
     return RouteTree(_build(spec.route, parent=None))
+
+
+class _StrictLoader(yaml.SafeLoader):
+    """SafeLoader that refuses duplicate keys, which plain YAML would let silently overwrite."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        keys = [self.construct_object(key, deep=deep) for key, _ in node.value]
+        for i, key in enumerate(keys):
+            if key in keys[:i]:
+                line = node.value[i][0].start_mark.line + 1
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"duplicate key {key!r} on line {line}", node.start_mark
+                )
+        return super().construct_mapping(node, deep=deep)
 
 
 def _check_tree(root: RouteConfig) -> list[str]:
