@@ -45,10 +45,11 @@ __all__ = [
     "SOURCE_MIX",
     "TIERS",
     "complaint_probability",
+    "complaint_share",
     "gmv_share",
-    "listing_share",
     "order_share",
     "violation_probability",
+    "violation_share",
 ]
 
 Mix = tuple[float, ...]
@@ -165,12 +166,20 @@ def gmv_share(dimension: str) -> dict[str, float]:
     return _by_name(CATEGORIES, np.asarray(CATEGORY_MIX) * mean)
 
 
-def listing_share(dimension: str) -> dict[str, float]:
-    """Expected share of listings per value of region, category or seller_tier."""
-    mixes = {
-        "region": (REGIONS, REGION_MIX),
-        "category": (CATEGORIES, LISTING_CATEGORY_MIX),
-        "seller_tier": (TIERS, LISTING_TIER_MIX),
-    }
-    names, mix = mixes[dimension]
-    return _by_name(names, np.asarray(mix))
+def complaint_share(dimension: str) -> dict[str, float]:
+    """Expected share of complaints per category or seller_tier (the rate's numerator)."""
+    return _numerator_share(_COMPLAINT_P, CATEGORY_MIX, ORDER_TIER_MIX, dimension)
+
+
+def violation_share(dimension: str) -> dict[str, float]:
+    """Expected share of violations per category or seller_tier (the rate's numerator)."""
+    return _numerator_share(_VIOLATION_P, LISTING_CATEGORY_MIX, LISTING_TIER_MIX, dimension)
+
+
+def _numerator_share(
+    probability: np.ndarray, category_mix: Mix, tier_mix: Mix, dimension: str
+) -> dict[str, float]:
+    events = np.asarray(category_mix)[:, None] * probability * np.asarray(tier_mix)[None, :]
+    if dimension == "category":
+        return _by_name(CATEGORIES, events.sum(axis=1))
+    return _by_name(TIERS, events.sum(axis=0))

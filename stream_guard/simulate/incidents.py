@@ -7,7 +7,8 @@ them from the seed and places them so that each stays unambiguous:
 
 - none in the first 36 hours (detectors warm up) nor in the last window or two;
 - on one metric, at least 12 hours between the end of one incident and the start of the next;
-- slices carry enough volume to be detectable (about 5% of the metric or more).
+- slices carry enough volume to be detectable: 5% or more of the metric's GMV or of its rate's
+  numerator (complaints, violations), 10% of onboarding decisions.
 
 `magnitude` is the factor applied to the metric inside the slice: 0.2 is an 80% drop, 3.0 is
 three times the normal rate.
@@ -33,9 +34,9 @@ from stream_guard.simulate.catalog import (
     PAYMENTS,
     REGION_MIX,
     REGIONS,
+    complaint_share,
     gmv_share,
-    listing_share,
-    order_share,
+    violation_share,
 )
 from stream_guard.types import Direction, SliceKey, iso_utc, slice_key
 
@@ -132,7 +133,7 @@ def _onboarding_regions() -> tuple[SliceKey, ...]:
 
 
 _CATEGORY_GMV = _slices(gmv_share("category"), "category", MIN_SHARE)
-_LISTING_CATEGORIES = tuple(_slices(listing_share("category"), "category", MIN_SHARE))
+_VIOLATION_CATEGORIES = tuple(_slices(violation_share("category"), "category", MIN_SHARE))
 # A spike is a slice event: skip slices so big that doubling them doubles the platform.
 _SPIKE_SLICES = tuple(
     _slices(gmv_share("category"), "category", MIN_SHARE, 0.4)
@@ -141,7 +142,7 @@ _SPIKE_SLICES = tuple(
 # A bad batch of sellers comes through the low tiers; trusted gold and silver sellers do not.
 _COMPLAINT_SLICES = tuple(
     [slice_key({"seller_tier": tier}) for tier in ("bronze", "new")]
-    + _slices(order_share("category"), "category", MIN_SHARE)
+    + _slices(complaint_share("category"), "category", MIN_SHARE)
 )
 
 KINDS: Mapping[str, IncidentKind] = {
@@ -161,10 +162,10 @@ KINDS: Mapping[str, IncidentKind] = {
                      (1, 4), "external",
                      {"seller_tier": "batch of fraudulent {seller_tier}-tier sellers not shipping",
                       "category": "defective {category} batch from a large supplier"}),
-        IncidentKind("rule_launch", "violation_rate", "up", _LISTING_CATEGORIES, (3.0, 4.0),
+        IncidentKind("rule_launch", "violation_rate", "up", _VIOLATION_CATEGORIES, (3.0, 4.0),
                      (1, 4), "intervention",
                      {"category": "new counterfeit rule for {category} over-flags listings"}),
-        IncidentKind("counterfeit_wave", "violation_rate", "up", _LISTING_CATEGORIES,
+        IncidentKind("counterfeit_wave", "violation_rate", "up", _VIOLATION_CATEGORIES,
                      (3.0, 4.0), (1, 4), "external",
                      {"category": "wave of counterfeit {category} listings reported by buyers"}),
         IncidentKind("fraud_ring", "bad_seller_onboarding_rate", "up", _onboarding_regions(),

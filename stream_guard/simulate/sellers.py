@@ -80,4 +80,3 @@ class SellerPool:
 
 def _group(region: np.ndarray, category: np.ndarray, tier: np.ndarray) -> np.ndarray:
     return np.asarray((region * len(CATEGORIES) + category) * len(TIERS) + tier)
-
