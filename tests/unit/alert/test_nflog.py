@@ -1,0 +1,77 @@
+"""The notification log and the pure decision of why to notify."""
+
+from __future__ import annotations
+
+import pytest
+
+from stream_guard.alert.nflog import LogEntry, NotificationLog, NotifyState, Reason, why_notify
+
+HOUR = 3_600_000
+EU = frozenset({"region=EU"})
+
+
+def state(
+    seq: int, status: str = "firing", severity: str = "warning", slices: frozenset[str] = EU
+) -> NotifyState:
+    return NotifyState("ep-1", status, seq, severity, slices)
+
+
+SENT = LogEntry.sent(state(0), channel="C1", ts="1.0", now_ms=0)
+
+
+@pytest.mark.parametrize(
+    ("entry", "update", "now_ms", "reason"),
+    [
+        (None, state(0), 0, Reason.FIRST),
+        (None, state(5), 0, Reason.FIRST),  # joined mid-episode: still a first notification
+        (None, state(1, "resolved"), 0, Reason.NONE),  # nothing was said, nothing to resolve
+        (None, state(0, "silenced"), 0, Reason.NONE),
+        (SENT, state(0), HOUR * 9, Reason.NONE),  # a redelivered record: same sequence
+        (SENT, state(1), HOUR - 1, Reason.NONE),
+        (SENT, state(1), HOUR, Reason.REPEAT_DUE),
+        (SENT, state(1, severity="critical"), 1, Reason.ESCALATED),
+        (SENT, state(1, severity="info"), 1, Reason.NONE),  # severity going down is no news
+        (SENT, state(1, slices=EU | {"region=US"}), 1, Reason.ESCALATED),
+        (SENT, state(1, slices=frozenset()), 1, Reason.NONE),  # fewer slices: no news
+        (SENT, state(1, "resolved"), 1, Reason.RESOLVED),
+        (SENT, state(1, "silenced"), 1, Reason.NONE),
+        (SENT.advanced(state(3, "resolved"), 5), state(4), HOUR * 9, Reason.NONE),
+        (SENT.advanced(state(3, "resolved"), 5), state(4, "resolved"), 9, Reason.NONE),
+    ],
+)
+def test_why_notify(
+    entry: LogEntry | None, update: NotifyState, now_ms: int, reason: Reason
+) -> None:
+    assert why_notify(entry, update, now_ms, repeat_interval_ms=HOUR) is reason
+
+
+def test_another_episode_in_the_same_group_starts_over() -> None:
+    other = NotifyState("ep-2", "firing", 0, "warning", EU)
+    assert why_notify(SENT, other, 1, HOUR) is Reason.FIRST
+
+
+def test_advanced_keeps_thread_and_accumulates() -> None:
+    later = SENT.advanced(state(2, severity="critical", slices=frozenset({"region=US"})), 7)
+    assert (later.channel, later.ts, later.first_sent_ms, later.last_sent_ms) == ("C1", "1.0", 0, 7)
+    assert later.slices == ("region=EU", "region=US")
+    assert later.severity == "critical"
+    assert later.advanced(state(3, severity="warning"), 8).severity == "critical"
+
+
+def test_log_round_trips_through_plain_json_values() -> None:
+    store: dict[str, dict[str, object]] = {}
+    log = NotificationLog(store)  # type: ignore[arg-type]
+    assert log.get("route", "g") is None
+    log.record("route", "g", SENT)
+    assert list(store) == ["route|g"]
+    assert store["route|g"]["slices"] == ["region=EU"]  # JSON-able: lists, not tuples
+    assert log.get("route", "g") == SENT
+
+
+def test_gc_forgets_old_entries() -> None:
+    store: dict[str, dict[str, object]] = {}
+    log = NotificationLog(store, retention_ms=HOUR)  # type: ignore[arg-type]
+    log.record("r", "old", SENT)
+    log.record("r", "new", SENT.advanced(state(1), HOUR))
+    assert log.gc(now_ms=HOUR + 1) == 1
+    assert list(store) == ["r|new"]
