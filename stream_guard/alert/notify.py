@@ -195,7 +195,9 @@ class SlackNotifier:
         self.log = NotificationLog(store)
         self.policy = policy or RetryPolicy()
         self._sleep = sleep
-        self.stats: Counter[tuple[str, str, str]] = Counter()  # (event, route, detail)
+        # (event, route, detail): ("sent", r, reason), ("failed", r, "permanent"|"retryable"),
+        # ("retried", r, ""); the observability bundle can export them as counters.
+        self.stats: Counter[tuple[str, str, str]] = Counter()
         self._reported: set[str] = set()
 
     def notify(self, alert: AlertUpdate, now_ms: int) -> list[Outcome]:
@@ -244,7 +246,7 @@ class SlackNotifier:
         """The Slack calls of one notification; the idempotent update goes before the reply."""
         parent = render_parent(alert, now_ms)
         if entry is None:  # Reason.FIRST: a new thread
-            posted = self._retry(lambda: self.sink.post(route.channel, parent))
+            posted = self._retry(route, lambda: self.sink.post(route.channel, parent))
             return LogEntry.sent(alert.state(), channel=posted.channel, ts=posted.ts, now_ms=now_ms)
         reply = render_reply(
             alert,
@@ -254,15 +256,20 @@ class SlackNotifier:
             first_sent_ms=entry.first_sent_ms,
             now_ms=now_ms,
         )
-        self._retry(lambda: self.sink.update(entry.channel, entry.ts, parent))
+        self._retry(route, lambda: self.sink.update(entry.channel, entry.ts, parent))
         broadcast = reason is Reason.REPEAT_DUE  # a reminder hidden in a thread reminds no one
         self._retry(
-            lambda: self.sink.post(entry.channel, reply, thread_ts=entry.ts, broadcast=broadcast)
+            route,
+            lambda: self.sink.post(entry.channel, reply, thread_ts=entry.ts, broadcast=broadcast),
         )
         return entry.advanced(alert.state(), now_ms)
 
-    def _retry(self, send: Callable[[], T]) -> T:
-        return retry(send, self.policy, self._sleep)
+    def _retry(self, route: Route, send: Callable[[], T]) -> T:
+        def sleep(seconds: float) -> None:
+            self.stats["retried", route.name, ""] += 1
+            self._sleep(seconds)
+
+        return retry(send, self.policy, sleep)
 
     def _once(self, key: str, message: str) -> None:
         """Log a persistent problem once per notifier, then only at debug level."""

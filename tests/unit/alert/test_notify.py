@@ -156,6 +156,7 @@ def test_retries_honour_retry_after_then_back_off(fake_slack: FakeSlack) -> None
     calls = h.push(gmv(0), T0)
     assert calls == [("post", "#commerce-oncall")] * 4
     assert h.sleeps == [3.0, 2.0, 4.0]  # Retry-After as given, then 1 s doubling from attempt 2
+    assert h.notifier.stats["retried", "commerce-oncall", ""] == 3
     assert h.outcomes[0].delivered
     assert len(h.store) == 1  # recorded once, after Slack accepted
 
