@@ -53,7 +53,7 @@ class CalibratedEnsemble(DetectorBase):
 
     def __init__(
         self,
-        members: Sequence[DetectorBase],
+        members: Sequence[SignedZ],
         horizons: Sequence[int] = (1, 8),
         calibration_window: int = 2000,
         tail_fraction: float = 0.05,
@@ -80,7 +80,7 @@ class CalibratedEnsemble(DetectorBase):
             return self._cache[1], self._cache[2]
         zs, feats = [], []
         for member, past in zip(self.members, self._z, strict=True):
-            z = member.z_one(x)  # type: ignore[attr-defined]
+            z = member.z_one(x)
             window = [*past, z]
             zs.append(z)
             feats.append([abs(sum(window[-k:])) / k for k in self.horizons])
@@ -100,7 +100,7 @@ class CalibratedEnsemble(DetectorBase):
         return max(best - self._correction, 0.0)
 
     def expect_one(self, x: Features) -> float | None:
-        return self.members[0].expect_one(x)  # type: ignore[attr-defined]
+        return self.members[0].expect_one(x)
 
     def learn_one(self, x: Features) -> None:
         zs, feats = self._features(x)
@@ -110,5 +110,5 @@ class CalibratedEnsemble(DetectorBase):
             past.append(z)
             for cal, f in zip(cals, row, strict=True):
                 cal.update(f)
-            member.learn_one(x)  # type: ignore[attr-defined]
+            member.learn_one(x)
         self._cache = None

@@ -15,6 +15,8 @@ import numpy as np
 
 # Relative forecast error within which candidate periods count as equally good.
 TOLERANCE = 0.1
+# Only the strongest autocorrelation peaks are compared: it bounds the cost of a detection.
+MAX_CANDIDATES = 5
 
 __all__ = ["autocorrelation", "detect_period", "period_candidates", "seasonal_naive_error"]
 
@@ -36,7 +38,9 @@ def autocorrelation(values: Sequence[float]) -> np.ndarray:
     return acov / acov[0]
 
 
-def period_candidates(values: Sequence[float], min_lag: int, max_lag: int, min_acf: float) -> list[int]:
+def period_candidates(
+    values: Sequence[float], min_lag: int, max_lag: int, min_acf: float
+) -> list[int]:
     """Lags of the autocorrelation peaks in ``[min_lag, max_lag]`` reaching ``min_acf``.
 
     A peak is a local maximum of the autocorrelation. Lags beyond half the buffer are not
@@ -61,7 +65,9 @@ def period_candidates(values: Sequence[float], min_lag: int, max_lag: int, min_a
 
 
 def seasonal_naive_error(values: Sequence[float], lag: int, start: int) -> float:
-    """Median absolute error (robust to past anomalies) of forecasting ``x[t]`` by ``x[t - lag]``, for ``t >= start``.
+    """Median absolute error of forecasting ``x[t]`` by ``x[t - lag]``, for ``t >= start``.
+
+    The median, not the mean, so that a past anomaly does not disqualify the true period.
 
     >>> seasonal_naive_error([1.0, 2.0, 1.0, 2.0, 1.0, 3.0], lag=2, start=2)
     0.0
@@ -86,13 +92,17 @@ def detect_period(
     >>> detect_period(wave, min_lag=2, max_lag=100, min_acf=0.3)
     24
     """
-    candidates = period_candidates(values, min_lag, max_lag, min_acf)
+    peaks = period_candidates(values, min_lag, max_lag, min_acf)
+    if not peaks:
+        return None
+    acf = autocorrelation(values)
+    candidates = sorted(peaks, key=lambda lag: -acf[lag])[:MAX_CANDIDATES]
     if not candidates:
         return None
     if current is not None and current not in candidates and 2 * current <= len(values):
         candidates.append(current)
     start = max(candidates)
-    errors = dict(zip(candidates, (seasonal_naive_error(values, c, start) for c in candidates)))
+    errors = {c: seasonal_naive_error(values, c, start) for c in candidates}
     good_enough = (1.0 + TOLERANCE) * min(errors.values())
     if current in errors and errors[current] <= good_enough:
         return current

@@ -10,7 +10,7 @@ than the one that fired still gets through undamped, because something worse is 
 
 from __future__ import annotations
 
-from stream_guard.detect.base import DetectorBase, Features
+from stream_guard.detect.base import Detector, DetectorBase, Features
 
 __all__ = ["Refractory"]
 
@@ -18,7 +18,6 @@ __all__ = ["Refractory"]
 class Refractory(DetectorBase):
     """Wraps a detector; after a score ``>= level``, damps the next ``hold`` scores.
 
-    >>> from stream_guard.detect.tail import TailCalibrator
     >>> class Echo(DetectorBase):  # a toy detector whose score is the value itself
     ...     def score_one(self, x): return x["value"]
     ...     def expect_one(self, x): return 0.0
@@ -34,7 +33,7 @@ class Refractory(DetectorBase):
     """
 
     def __init__(
-        self, detector: DetectorBase, level: float = 4.0, hold: int = 100, damping: float = 0.5
+        self, detector: Detector, level: float = 4.0, hold: int = 100, damping: float = 0.5
     ) -> None:
         self.detector = detector
         self.level = level
@@ -47,7 +46,7 @@ class Refractory(DetectorBase):
     def _inner(self, x: Features) -> float:
         key = (x["t"], x["value"])
         if self._last is None or self._last[0] != key:
-            self._last = (key, self.detector.score_one(x))  # type: ignore[attr-defined]
+            self._last = (key, self.detector.score_one(x))
         return self._last[1]
 
     def score_one(self, x: Features) -> float:
@@ -57,7 +56,7 @@ class Refractory(DetectorBase):
         return raw
 
     def expect_one(self, x: Features) -> float | None:
-        return self.detector.expect_one(x)  # type: ignore[attr-defined]
+        return self.detector.expect_one(x)
 
     def learn_one(self, x: Features) -> None:
         raw = self._inner(x)
@@ -65,4 +64,4 @@ class Refractory(DetectorBase):
         self._left = max(self._left - 1, 0)
         if raw >= self.level and (self._left == 0 or raw > self._peak):
             self._left, self._peak = self.hold, raw
-        self.detector.learn_one(x)  # type: ignore[attr-defined]
+        self.detector.learn_one(x)

@@ -1,10 +1,13 @@
 """Robust z-score against a long sliding window: how far a point is from the recent normal.
 
-The baseline is the median of the last ``window`` values and the spread their inter-quartile
+The baseline is the median of the last ``size`` values and the spread their inter-quartile
 range (as a normal-equivalent standard deviation), both exact and insensitive to the outliers
 being detected. Where a forecast-residual detector (`SeasonalResidual`) sees surprises relative
 to the last few points, this one sees *excursions*: a slow drift into a failure state whose
 every step looks ordinary but whose level is far from anything seen over the window.
+
+(The window length is ``size``, in points: ``window`` is the name rules reserve for the
+aggregation window in seconds.)
 """
 
 from __future__ import annotations
@@ -21,11 +24,11 @@ IQR_TO_SIGMA = 1.349
 
 
 class RobustZScore(DetectorBase):
-    """``|x - median| / (IQR / 1.349)`` over the last ``window`` values.
+    """``|x - median| / (IQR / 1.349)`` over the last ``size`` values.
 
     >>> import random
     >>> rng = random.Random(0)
-    >>> det = RobustZScore(window=200, warmup=50)
+    >>> det = RobustZScore(size=200, warmup=50)
     >>> for _ in range(300):
     ...     v = rng.gauss(10, 2)
     ...     det.learn_one({"t": 0.0, "value": v, "numerator": v, "denominator": 1.0})
@@ -34,10 +37,10 @@ class RobustZScore(DetectorBase):
     (True, 10)
     """
 
-    def __init__(self, window: int = 2000, warmup: int = 100) -> None:
-        self.window = window
+    def __init__(self, size: int = 2000, warmup: int = 100) -> None:
+        self.size = size
         self.warmup = warmup
-        self._values = RollingQuantiles(window)
+        self._values = RollingQuantiles(size)
 
     def expect_one(self, x: Features) -> float | None:
         if len(self._values) < self.warmup:

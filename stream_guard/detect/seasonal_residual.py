@@ -7,10 +7,12 @@ detected period the forecast is the median of the last ``level_window`` values. 
 scaled by a robust spread (inter-quartile range) of the last ``scale_window`` residuals, giving a
 signed robust z: the detector's score is its absolute value.
 
-The period is searched by `detect_period` every ``redetect_every`` points once ``warmup`` points
-are buffered, so a daily cycle is found after two days and a weekly one after two weeks;
-``max_period`` bounds the search. This is the baseline a business metric wants (hourly GMV has
-daily and weekly cycles) and, without a period, a plain robust local-level model.
+The period is searched by `detect_period` once ``warmup`` points are buffered, then after every
+eighth of the history seen (at most every ``redetect_every`` points), so a daily cycle is found
+after two days and a weekly one after two weeks; ``max_period`` bounds the search. This is the
+baseline a business metric wants (hourly GMV has daily and weekly cycles) and, without a
+period, a plain robust local-level model. ``level_correction=False`` keeps the pure seasonal
+forecast (no shift by recent errors), for metrics whose level must not be learnt away.
 """
 
 from __future__ import annotations
@@ -30,6 +32,8 @@ IQR_TO_SIGMA = 1.349
 # The residual scale is floored at this share of the values' own spread, so that a noiseless
 # series (perfectly repeating) does not turn rounding errors into huge z-scores.
 RELATIVE_SCALE_FLOOR = 0.01
+# Fewest points between two period searches.
+MIN_REDETECT_GAP = 32
 
 
 class SeasonalResidual(DetectorBase):
@@ -56,9 +60,10 @@ class SeasonalResidual(DetectorBase):
         level_window: int = 8,
         scale_window: int = 1000,
         warmup: int = 128,
-        redetect_every: int = 64,
+        redetect_every: int = 512,
         max_period: int = 1024,
         min_acf: float = 0.5,
+        level_correction: bool = True,
     ) -> None:
         self.cycles = cycles
         self.level_window = level_window
@@ -67,12 +72,14 @@ class SeasonalResidual(DetectorBase):
         self.redetect_every = redetect_every
         self.max_period = max_period
         self.min_acf = min_acf
+        self.level_correction = level_correction
         self.period: int | None = None
         self._values: deque[float] = deque(maxlen=max(cycles * max_period, 2 * max_period, warmup))
         self._errors: deque[float] = deque(maxlen=level_window)
         self._residuals = RollingQuantiles(scale_window)
         self._spread = RollingQuantiles(scale_window)
         self._n = 0
+        self._next_check = warmup
 
     def _seasonal(self) -> float | None:
         """Forecast before the level correction: seasonal median, or None without a period."""
@@ -87,7 +94,7 @@ class SeasonalResidual(DetectorBase):
         seasonal = self._seasonal()
         if seasonal is None:
             return statistics.median(self._values[-k] for k in range(1, self.level_window + 1))
-        level = statistics.median(self._errors) if self._errors else 0.0
+        level = statistics.median(self._errors) if self._errors and self.level_correction else 0.0
         return seasonal + level
 
     def z_one(self, x: Features) -> float:
@@ -119,12 +126,19 @@ class SeasonalResidual(DetectorBase):
         self._spread.update(value)
         self._values.append(value)
         self._n += 1
-        if self._n >= self.warmup and self._n % self.redetect_every == 0:
+        if self._n >= self._next_check:
             self._redetect()
+            # Look again after 1/8 of the history so far: often while the first cycles come in,
+            # then every `redetect_every` points, which keeps the amortised cost small.
+            self._next_check += min(max(self._n // 8, MIN_REDETECT_GAP), self.redetect_every)
 
     def _redetect(self) -> None:
         period = detect_period(
-            self._values, min_lag=4, max_lag=self.max_period, min_acf=self.min_acf, current=self.period
+            self._values,
+            min_lag=4,
+            max_lag=self.max_period,
+            min_acf=self.min_acf,
+            current=self.period,
         )
         if period != self.period:
             self.period = period

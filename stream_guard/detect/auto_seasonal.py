@@ -1,0 +1,101 @@
+"""The general-purpose streaming detector: auto-seasonal residuals, calibrated, multi-scale.
+
+`AutoSeasonal` is the composition that scores best on the Numenta Anomaly Benchmark with one
+configuration for every series (see benchmarks/nab.py), flattened into scalar
+hyper-parameters so that a rule can name it (``detector: {type: auto_seasonal, hold: 50}``):
+
+1. `SeasonalResidual` forecasts each point (seasonal-naive median over the last ``cycles``
+   periods, the period found online by autocorrelation; a local median without one) and turns
+   the error into a signed robust z.
+2. `CalibratedEnsemble` averages that z over each of ``horizons`` points (a spike, a shift over
+   hours, a day out of pattern) and calibrates each average into a surprise, the ``-log10`` tail
+   probability against its own history on this series (peaks over threshold).
+3. `Refractory` damps the score for ``hold`` points after it reaches ``level``, so an incident
+   fires once rather than on every point until the baseline has adapted.
+
+The score reads as "one in 10^score", z-like: normal points mostly below 3, anomalies 4+.
+"""
+
+from __future__ import annotations
+
+from stream_guard.detect.base import DetectorBase, Features
+from stream_guard.detect.ensemble import CalibratedEnsemble
+from stream_guard.detect.refractory import Refractory
+from stream_guard.detect.seasonal_residual import SeasonalResidual
+
+__all__ = ["AutoSeasonal"]
+
+
+class AutoSeasonal(DetectorBase):
+    """Calibrated multi-horizon surprise of auto-seasonal forecast residuals.
+
+    >>> import math, random
+    >>> rng = random.Random(42)
+    >>> det = AutoSeasonal()
+    >>> scores = []
+    >>> for i in range(3000):  # hourly, daily cycle, one outage at i=2500
+    ...     v = 100 + 30 * math.sin(2 * math.pi * i / 24) + rng.gauss(0, 3)
+    ...     v = 20.0 if 2500 <= i < 2506 else v
+    ...     x = {"t": 3600.0 * i, "value": v, "numerator": v, "denominator": 1.0}
+    ...     scores.append(det.score_one(x))
+    ...     det.learn_one(x)
+    >>> max(scores[1000:2500]) < 4 < scores[2500]
+    True
+    """
+
+    def __init__(
+        self,
+        horizons: tuple[int, ...] = (1, 8, 48),
+        level: float = 4.0,
+        hold: int = 100,
+        damping: float = 0.5,
+        cycles: int = 3,
+        level_window: int = 8,
+        scale_window: int = 1000,
+        max_period: int = 1024,
+        min_acf: float = 0.5,
+        calibration_window: int = 2000,
+        tail_fraction: float = 0.05,
+        min_count: int = 200,
+    ) -> None:
+        self.horizons = tuple(horizons)
+        self.level = level
+        self.hold = hold
+        self.damping = damping
+        self.cycles = cycles
+        self.level_window = level_window
+        self.scale_window = scale_window
+        self.max_period = max_period
+        self.min_acf = min_acf
+        self.calibration_window = calibration_window
+        self.tail_fraction = tail_fraction
+        self.min_count = min_count
+        self.forecaster = SeasonalResidual(
+            cycles=cycles,
+            level_window=level_window,
+            scale_window=scale_window,
+            max_period=max_period,
+            min_acf=min_acf,
+        )
+        ensemble = CalibratedEnsemble(
+            [self.forecaster],
+            horizons=self.horizons,
+            calibration_window=calibration_window,
+            tail_fraction=tail_fraction,
+            min_count=min_count,
+        )
+        self._detector = Refractory(ensemble, level=level, hold=hold, damping=damping)
+
+    @property
+    def period(self) -> int | None:
+        """The season (in points) detected so far, None if the series shows none."""
+        return self.forecaster.period
+
+    def score_one(self, x: Features) -> float:
+        return self._detector.score_one(x)
+
+    def expect_one(self, x: Features) -> float | None:
+        return self.forecaster.expect_one(x)
+
+    def learn_one(self, x: Features) -> None:
+        self._detector.learn_one(x)
