@@ -31,6 +31,7 @@ __all__ = [
     "NotificationLog",
     "NotifyState",
     "Reason",
+    "WriteBehindStore",
     "why_notify",
 ]
 
@@ -167,3 +168,48 @@ class NotificationLog:
         for key in stale:
             del self._store[key]
         return len(stale)
+
+
+class WriteBehindStore(MutableMapping[str, dict[str, Any]]):
+    """Reads through to `backing`; writes wait until `flush()`.
+
+    For a Faust table: the notifier runs in a worker thread (WebClient blocks), but a table must
+    be written on the event loop, while the current event is known. Run `notify` in the thread
+    on this store, then call `flush()` back on the loop. A deleted key is buffered as None.
+    """
+
+    def __init__(self, backing: MutableMapping[str, dict[str, Any]]) -> None:
+        self._backing = backing
+        self._pending: dict[str, dict[str, Any] | None] = {}
+
+    def __getitem__(self, key: str) -> dict[str, Any]:
+        if key in self._pending:
+            value = self._pending[key]
+            if value is None:
+                raise KeyError(key)
+            return value
+        return self._backing[key]
+
+    def __setitem__(self, key: str, value: dict[str, Any]) -> None:
+        self._pending[key] = value
+
+    def __delitem__(self, key: str) -> None:
+        self[key]  # KeyError when absent, like a dict
+        self._pending[key] = None
+
+    def __iter__(self) -> Iterator[str]:
+        keys = dict.fromkeys([*self._backing, *self._pending])
+        return (k for k in keys if self._pending.get(k, True) is not None)
+
+    def __len__(self) -> int:
+        return sum(1 for _ in self)
+
+    def flush(self) -> int:
+        """Apply the buffered writes to `backing`; returns how many there were."""
+        pending, self._pending = self._pending, {}
+        for key, value in pending.items():
+            if value is None:
+                self._backing.pop(key, None)
+            else:
+                self._backing[key] = value
+        return len(pending)

@@ -11,7 +11,14 @@ Stages in Alertmanager's order, short-circuiting when nothing is left to do:
 
 A permanent failure on one route is logged once, counted and skipped; other routes go on. "now"
 is an argument: nothing here reads the clock. The notifier is synchronous (WebClient is): a Faust
-agent runs it with `asyncio.to_thread`.
+agent runs it in a thread over a `WriteBehindStore` of its table and flushes on the loop:
+
+    staged = WriteBehindStore(nflog_table)
+    notifier = SlackNotifier(load_routes(path), SlackSink.from_settings(settings), staged)
+    async for record in stream:                       # alerts topic, keyed by fingerprint
+        update = parse_alert(record)                  # InvalidEvent → dead letters
+        await asyncio.to_thread(notifier.notify, update, clock.now_ms())
+        staged.flush()                                # table writes on the event loop
 """
 
 from __future__ import annotations

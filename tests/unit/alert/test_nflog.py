@@ -4,7 +4,14 @@ from __future__ import annotations
 
 import pytest
 
-from stream_guard.alert.nflog import LogEntry, NotificationLog, NotifyState, Reason, why_notify
+from stream_guard.alert.nflog import (
+    LogEntry,
+    NotificationLog,
+    NotifyState,
+    Reason,
+    WriteBehindStore,
+    why_notify,
+)
 
 HOUR = 3_600_000
 EU = frozenset({"region=EU"})
@@ -75,3 +82,25 @@ def test_gc_forgets_old_entries() -> None:
     log.record("r", "new", SENT.advanced(state(1), HOUR))
     assert log.gc(now_ms=HOUR + 1) == 1
     assert list(store) == ["r|new"]
+
+
+def test_write_behind_store_buffers_until_flush() -> None:
+    table: dict[str, dict[str, object]] = {"a": {"v": 1}, "b": {"v": 2}}
+    staged = WriteBehindStore(table)  # type: ignore[arg-type]
+    staged["c"] = {"v": 3}
+    del staged["a"]
+    assert staged.get("a") is None and staged["b"] == {"v": 2} and staged["c"] == {"v": 3}
+    assert sorted(staged) == ["b", "c"] and len(staged) == 2
+    assert table == {"a": {"v": 1}, "b": {"v": 2}}  # untouched until flushed
+    with pytest.raises(KeyError):
+        del staged["nope"]
+    assert staged.flush() == 2
+    assert table == {"b": {"v": 2}, "c": {"v": 3}}
+    assert staged.flush() == 0
+
+
+def test_notification_log_over_a_write_behind_store() -> None:
+    table: dict[str, dict[str, object]] = {}
+    log = NotificationLog(WriteBehindStore(table))  # type: ignore[arg-type]
+    log.record("r", "g", SENT)
+    assert log.get("r", "g") == SENT and table == {}
