@@ -5,7 +5,7 @@ Anomalous slices of one metric window are grouped into ONE episode of that metri
 most explanatory first. Flap control: the episode fires after `for` consecutive anomalous
 windows, resolves after `resolve_after` normal ones, cannot re-open during `cooldown` windows,
 and repeats a firing notice every `repeat`. A transition returns the *reason* to emit a record
-(new, escalated, repeat, resolved) or None; a new episode is announced exactly once.
+(new, escalated on a higher severity, repeat, resolved) or None; a new episode is announced exactly once.
 
 >>> from stream_guard.config.rules import AlertPolicy
 >>> t = EpisodeTracker("gmv", "gmv@1", AlertPolicy.model_validate({"for": 2, "resolve_after": 1}))
@@ -80,9 +80,9 @@ class EpisodeTracker:
         severity, score, lead, _ = anomaly
         ep.normal_streak = 0
         ep.peak_score = max(ep.peak_score, score)
-        if _RANK[severity] > _RANK[ep.severity] or lead not in ep.leads_seen:
-            ep.severity = max(ep.severity, severity, key=_RANK.__getitem__)
-            ep.leads_seen.add(lead)
+        ep.leads_seen.add(lead)
+        if _RANK[severity] > _RANK[ep.severity]:
+            ep.severity = severity
             return self._bump(ep, window_end_ms, "escalated")
         if window_end_ms - ep.last_sent_ms >= self.policy.repeat.total_seconds() * 1000:
             return self._bump(ep, window_end_ms, "repeat")

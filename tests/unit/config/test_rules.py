@@ -1,0 +1,64 @@
+"""Rule files: the shipped ones load; each broken one is refused with file, field and reason."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from stream_guard.cli import main
+from stream_guard.config.rules import MetricRule, load_rule, load_rules
+from stream_guard.config.topics import TopicSpec
+from stream_guard.errors import ConfigError
+from tests.conftest import REPO
+
+BAD = Path(__file__).parent / "bad_rules"
+
+
+def test_shipped_rules_have_the_four_metrics(rules: list[MetricRule]) -> None:
+    by_name = {r.metric: r for r in rules}
+    assert set(by_name) == {"gmv", "complaint_rate", "violation_rate",
+                            "bad_seller_onboarding_rate"}
+    assert by_name["gmv"].direction == "both" and by_name["gmv"].pairs == [
+        ("region", "payment_method")]
+    assert all(by_name[m].direction == "up" for m in set(by_name) - {"gmv"})
+    onboarding = by_name["bad_seller_onboarding_rate"]
+    assert onboarding.numerator and onboarding.numerator.where == {
+        "decision": "approved", "flagged_bad": True}
+
+
+@pytest.mark.parametrize("path", sorted(BAD.glob("*.yaml")), ids=lambda p: p.stem)
+def test_broken_rule_file_is_refused_with_file_field_and_reason(
+    path: Path, topics: dict[str, TopicSpec]
+) -> None:
+    expected = path.read_text().splitlines()[0].removeprefix("# error: ")
+    with pytest.raises(ConfigError) as err:
+        load_rule(path, topics)
+    assert expected in str(err.value).replace(str(BAD.parent) + "/", "")
+
+
+def test_duplicate_metric_and_undefined_route_are_refused(
+    tmp_path: Path, topics: dict[str, TopicSpec]
+) -> None:
+    shutil.copy(REPO / "alert_rules" / "gmv.yaml", tmp_path / "a.yaml")
+    shutil.copy(REPO / "alert_rules" / "gmv.yaml", tmp_path / "b.yaml")
+    with pytest.raises(ConfigError, match=r"b.yaml: metric: 'gmv' is already defined in .*a.yaml"):
+        load_rules(tmp_path, topics)
+    (tmp_path / "b.yaml").unlink()
+    with pytest.raises(ConfigError, match="undefined route 'commerce-oncall' used in metric 'gmv'"):
+        load_rules(tmp_path, topics, routes={"default"})
+
+
+def test_cli_validate_reports_errors_with_exit_code_2(tmp_path: Path, capsys) -> None:
+    shutil.copy(BAD / "unknown_key.yaml", tmp_path / "gmv.yaml")
+    assert main(["rules", "validate", str(tmp_path)]) == 2
+    assert "windw: Extra inputs are not permitted" in capsys.readouterr().err
+    assert main(["rules", "validate", str(REPO / "alert_rules")]) == 0
+
+
+def test_committed_json_schema_is_current() -> None:
+    import orjson
+
+    committed = orjson.loads((REPO / "alert_rules" / "metric-rule.schema.json").read_bytes())
+    assert committed == MetricRule.model_json_schema(by_alias=True)

@@ -1,0 +1,67 @@
+"""Validation at the edge: every kind of bad event becomes a dead letter with its reason."""
+
+from __future__ import annotations
+
+import orjson
+import pytest
+
+from stream_guard.errors import InvalidEvent
+from stream_guard.ingest.codec import RAW_LIMIT, Codec
+from tests.conftest import T0, order
+
+
+@pytest.mark.parametrize(
+    ("mutate", "reason"),
+    [
+        (lambda e: e.pop("gmv"), "missing_field"),
+        (lambda e: e.update(gmv="12.5"), "wrong_type"),
+        (lambda e: e.update(gmv=True), "wrong_type"),
+        (lambda e: e.update(gmv=-1), "out_of_range"),
+        (lambda e: e.update(ts="yesterday"), "bad_timestamp"),
+        (lambda e: e.update(ts="2026-03-02T10:00:00"), "bad_timestamp"),
+        (lambda e: e.update(ts=1_772_409_600), "bad_timestamp"),  # seconds, not ms
+        (lambda e: e.update(region=""), "empty_value"),
+        (lambda e: e.pop("ts"), "missing_field"),
+    ],
+)
+def test_invalid_events_are_dead_lettered_with_reason(codec: Codec, mutate, reason) -> None:
+    event = order(T0)
+    mutate(event)
+    good, dead = codec.decode("orders", orjson.dumps(event), origin="orders:0@1")
+    assert good == []
+    assert [(d.reason, d.origin, d.topic) for d in dead] == [(reason, "orders:0@1", "orders")]
+
+
+def test_non_finite_numbers_are_invalid(codec: Codec) -> None:
+    # JSON text cannot carry inf/NaN (orjson refuses them); decoded values from files can.
+    with pytest.raises(InvalidEvent, match="not_finite"):
+        codec.validate("orders", order(T0, gmv=float("nan")))
+    assert codec.decode("orders", b'{"gmv": NaN}', "x")[1][0].reason == "bad_json"
+
+
+def test_unparseable_json_and_non_objects(codec: Codec) -> None:
+    assert codec.decode("orders", b"{not json", "x")[1][0].reason == "bad_json"
+    assert codec.decode("orders", b"42", "x")[1][0].reason == "not_an_object"
+    assert codec.decode("nope", orjson.dumps(order(T0)), "x")[1][0].reason == "unknown_topic"
+
+
+def test_extra_fields_allowed_and_both_time_formats(codec: Codec) -> None:
+    iso = order(T0 + 120, app_version="9.1")
+    epoch = order(T0, ts=T0 + 120)
+    for event in (iso, epoch):
+        good, dead = codec.decode("orders", orjson.dumps(event), "x")
+        assert dead == [] and good[0].ts_ms == T0 + 120
+
+
+def test_batched_payloads_keep_good_events_around_bad_ones(codec: Codec) -> None:
+    batch = [order(T0, 1), order(T0, 2, gmv=-5), order(T0, 3)]
+    for payload in (orjson.dumps(batch), b"\n".join(orjson.dumps(e) for e in batch)):
+        good, dead = codec.decode("orders", payload, "orders:1@7")
+        assert [e.fields["order_id"] for e in good] == ["ord-1", "ord-3"]
+        assert [(d.reason, d.origin) for d in dead] == [("out_of_range", "orders:1@7#1")]
+
+
+def test_dead_letter_raw_payload_is_bounded(codec: Codec) -> None:
+    huge = b"x" * (RAW_LIMIT * 3)
+    dead = codec.decode("orders", huge, "x")[1][0]
+    assert len(dead.raw) == RAW_LIMIT and dead.to_json()["reason"] == "bad_json"
