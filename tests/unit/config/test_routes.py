@@ -153,3 +153,13 @@ def test_bad_files_name_file_field_and_reason(tmp_path: Path, text: str, error: 
 def test_missing_file(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="cannot read"):
         load_routes(tmp_path / "nope.yaml")
+
+
+def test_shipped_rules_name_defined_routes() -> None:
+    from stream_guard.config.rules import load_rules
+    from stream_guard.config.topics import load_topics
+
+    repo = SHIPPED.parents[1]
+    names = load_routes(SHIPPED).names()
+    rules = load_rules(repo / "alert_rules", load_topics(repo / "topics"), routes=names)
+    assert {rule.alert.route for rule in rules} <= names
