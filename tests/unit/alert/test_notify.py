@@ -15,9 +15,11 @@ from stream_guard.alert.notify import RetryPolicy, SlackNotifier, parse_alert
 from stream_guard.config.routes import load_routes
 from stream_guard.errors import InvalidEvent
 from stream_guard.sinks.slack import SlackSink
+from tests.fakes import slack_fixtures
 from tests.fakes.slack_server import FAKE_TOKEN, FakeSlack, Reply
 
-pytest_plugins = ["tests.fakes.slack_fixtures"]
+# The fixtures, bound here so this module runs with or without them in conftest.py.
+fake_slack = slack_fixtures.fake_slack
 
 ROUTES = load_routes(Path(__file__).parents[3] / "alert_rules" / "routes.yaml")
 EPISODE = (Path(__file__).parent / "fixtures" / "gmv_episode.jsonl").read_text().splitlines()

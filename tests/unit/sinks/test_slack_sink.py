@@ -11,9 +11,12 @@ from slack_sdk import WebClient
 from stream_guard.errors import ConfigError, PermanentSinkError, RetryableSinkError
 from stream_guard.sinks.slack import SlackSettings, SlackSink
 from stream_guard.sinks.slack_blocks import SlackMessage
+from tests.fakes import slack_fixtures
 from tests.fakes.slack_server import FAKE_TOKEN, FakeSlack, Reply
 
-pytest_plugins = ["tests.fakes.slack_fixtures"]
+# The fixtures, bound here so this module runs with or without them in conftest.py.
+fake_slack = slack_fixtures.fake_slack
+slack_sink = slack_fixtures.slack_sink
 
 MESSAGE = SlackMessage("fallback", [{"type": "section", "text": {"type": "mrkdwn", "text": "x"}}])
 
