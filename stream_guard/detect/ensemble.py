@@ -73,6 +73,12 @@ class CalibratedEnsemble(DetectorBase):
         # (t, value) of the point last scored, its members' z and features: learn_one reuses them.
         self._cache: tuple[tuple[float, float], list[float], list[list[float]]] | None = None
 
+    def clone(self) -> CalibratedEnsemble:
+        """A fresh ensemble: the members are cloned too, untrained (as River clones nested models)."""
+        params = self._get_params()
+        params["members"] = [_fresh(m) for m in self.members]
+        return type(self)(**params)
+
     def _features(self, x: Features) -> tuple[list[float], list[list[float]]]:
         """Members' z and |mean of the last k signed z| per member and horizon (x included)."""
         key = (x["t"], x["value"])
@@ -112,3 +118,10 @@ class CalibratedEnsemble(DetectorBase):
                 cal.update(f)
             member.learn_one(x)
         self._cache = None
+
+
+def _fresh(member: SignedZ) -> SignedZ:
+    """An untrained copy of a member (members are expected to be `DetectorBase`)."""
+    if isinstance(member, DetectorBase):
+        return member.clone()  # type: ignore[return-value]
+    raise TypeError(f"cannot clone ensemble member {member!r}: not a DetectorBase")

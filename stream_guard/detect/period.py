@@ -85,7 +85,8 @@ def detect_period(
     weekends differ even though its daily cycle correlates almost as well. Multiples of a
     period forecast about as well as the period itself, so the shortest lag within
     ``TOLERANCE`` of the best error wins; and the ``current`` period is kept while it stays
-    within that tolerance, so that noise does not make the period flap.
+    within that tolerance (unless it is a multiple of that shortest lag), so that noise does
+    not make the period flap.
 
     >>> import math
     >>> wave = [math.sin(2 * math.pi * i / 24) for i in range(24 * 10)]
@@ -104,6 +105,7 @@ def detect_period(
     start = max(candidates)
     errors = {c: seasonal_naive_error(values, c, start) for c in candidates}
     good_enough = (1.0 + TOLERANCE) * min(errors.values())
-    if current in errors and errors[current] <= good_enough:
-        return current
-    return min(c for c, e in errors.items() if e <= good_enough)
+    shortest = min(c for c, e in errors.items() if e <= good_enough)
+    if current in errors and errors[current] <= good_enough and current % shortest != 0:
+        return current  # still good, and not merely a multiple of a shorter period
+    return shortest

@@ -49,6 +49,15 @@ class Refractory(DetectorBase):
             self._last = (key, self.detector.score_one(x))
         return self._last[1]
 
+    def clone(self) -> Refractory:
+        """A fresh wrapper around a fresh (untrained) clone of the inner detector."""
+        params = self._get_params()
+        inner = self.detector
+        if not isinstance(inner, DetectorBase):
+            raise TypeError(f"cannot clone wrapped detector {inner!r}: not a DetectorBase")
+        params["detector"] = inner.clone()
+        return type(self)(**params)
+
     def score_one(self, x: Features) -> float:
         raw = self._inner(x)
         if self._left > 0 and raw <= self._peak:
@@ -61,7 +70,10 @@ class Refractory(DetectorBase):
     def learn_one(self, x: Features) -> None:
         raw = self._inner(x)
         self._last = None
-        self._left = max(self._left - 1, 0)
-        if raw >= self.level and (self._left == 0 or raw > self._peak):
+        if self._left > 0:
+            self._left -= 1
+            if raw > self._peak:  # worse than what opened the period: restart it from here
+                self._left, self._peak = self.hold, raw
+        elif raw >= self.level:
             self._left, self._peak = self.hold, raw
         self.detector.learn_one(x)

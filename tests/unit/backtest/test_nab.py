@@ -1,0 +1,114 @@
+"""NAB scorer: hand-computed values of the rules in /work/shared/nab/README.md."""
+
+from __future__ import annotations
+
+import math
+from datetime import datetime, timedelta
+
+import pytest
+
+from stream_guard.backtest.nab import (
+    REWARD_LOW_FN,
+    REWARD_LOW_FP,
+    STANDARD,
+    ScoredFile,
+    probation_length,
+    scaled_sigmoid,
+    score_corpus,
+    window_indices,
+)
+
+S_MINUS_1 = 2 / (1 + math.exp(-5)) - 1  # the sigmoid at the window's first row: 0.98661
+
+
+def test_probation_is_15_percent_capped_at_750_rows() -> None:
+    assert probation_length(40) == 6
+    assert probation_length(1625) == 243
+    assert probation_length(22696) == 750
+
+
+def test_scaled_sigmoid_values() -> None:
+    assert scaled_sigmoid(-1.0) == pytest.approx(S_MINUS_1)
+    assert scaled_sigmoid(0.0) == 0.0
+    assert scaled_sigmoid(0.5) == pytest.approx(2 / (1 + math.exp(2.5)) - 1)
+    assert scaled_sigmoid(3.0) == pytest.approx(2 / (1 + math.exp(15)) - 1)
+    assert scaled_sigmoid(3.01) == -1.0
+
+
+def test_window_indices_are_inclusive_rows() -> None:
+    t0 = datetime(2014, 4, 1)
+    stamps = [t0 + timedelta(minutes=5 * i) for i in range(10)]
+    windows = [(stamps[2], stamps[4]), (stamps[7] + timedelta(seconds=1), stamps[9])]
+    assert window_indices(stamps, windows) == [(2, 4), (8, 9)]
+
+
+def test_position_weights_inside_before_and_after_a_window() -> None:
+    f = ScoredFile.build("f", [0.0] * 40, [(20, 24)])
+    assert f.weight[10] == -1.0  # no window before: a full false positive
+    assert f.weight[20] == pytest.approx(S_MINUS_1)  # y = -(24 - 20 + 1) / 5 = -1
+    assert f.weight[22] == pytest.approx(scaled_sigmoid(-0.6))
+    assert f.weight[26] == pytest.approx(scaled_sigmoid((26 - 24) / (5 - 1)))
+    assert list(f.window[19:26]) == [-1, 0, 0, 0, 0, 0, -1]
+    assert not f.scored[5] and f.scored[6]
+
+
+def _file(detections: dict[int, float], n: int = 40) -> ScoredFile:
+    scores = [0.0] * n
+    for i, s in detections.items():
+        scores[i] = s
+    return ScoredFile.build("f", scores, [(20, 24)])
+
+
+def test_best_threshold_and_normalised_scores_by_profile() -> None:
+    # Row 22 detects the window (y = -0.6), row 10 is a false positive at a lower score.
+    f = _file({22: 0.9, 10: 0.8})
+    tp = scaled_sigmoid(-0.6) / S_MINUS_1  # 0.91740
+    std = score_corpus([f], STANDARD)
+    assert (std.threshold, std.true_positives, std.false_positives) == (0.9, 1, 0)
+    assert std.raw == pytest.approx(tp)
+    assert std.score == pytest.approx(100 * (tp + 1) / 2)  # 95.87
+    low_fn = score_corpus([f], REWARD_LOW_FN)
+    assert low_fn.score == pytest.approx(100 * (tp + 2) / 3)
+
+
+def test_a_false_positive_worth_taking_for_a_window() -> None:
+    # The FP (0.9) outranks the TP (0.8): taking the TP costs A_FP but earns A_TP + A_FN.
+    f = _file({22: 0.8, 10: 0.9})
+    tp = scaled_sigmoid(-0.6) / S_MINUS_1
+    assert score_corpus([f], STANDARD).raw == pytest.approx(tp - 0.11)
+    assert score_corpus([f], REWARD_LOW_FP).raw == pytest.approx(tp - 0.22)
+
+
+def test_only_the_earliest_detection_in_a_window_counts_and_later_fps_cost_less() -> None:
+    f = _file({21: 0.9, 23: 0.9, 26: 0.9})
+    tp = scaled_sigmoid(-0.8) / S_MINUS_1
+    fp_after = 0.11 * scaled_sigmoid(0.5)  # negative, smaller than A_FP
+    result = score_corpus([f], STANDARD)
+    assert result.raw == pytest.approx(tp + fp_after)
+    assert result.false_positives == 1
+
+
+def test_detector_that_only_raises_false_alarms_scores_zero() -> None:
+    f = _file({10: 0.9, 30: 0.9})
+    result = score_corpus([f], STANDARD)
+    assert result.score == pytest.approx(0.0)
+    assert math.isinf(result.threshold)
+
+
+def test_probation_rows_are_ignored() -> None:
+    f = ScoredFile.build("f", [1.0 if i < 6 else 0.0 for i in range(40)], [(20, 24)])
+    # Rows 0-5 score 1 but are not scored; threshold 0 then fires everywhere after probation.
+    result = score_corpus([f], STANDARD)
+    fps = 0.11 * sum(f.weight[i] for i in range(6, 40) if f.window[i] < 0)
+    assert result.raw == pytest.approx(max(1.0 + fps, -1.0))
+
+
+def test_one_threshold_for_the_whole_corpus() -> None:
+    a = _file({22: 0.9})
+    b = _file({22: 0.5, 10: 0.7})
+    tp = scaled_sigmoid(-0.6) / S_MINUS_1
+    result = score_corpus([a, b], STANDARD)
+    # Best: threshold 0.5 (both windows, one FP) = 2 tp - 0.11, vs 0.9 (one window) = tp - 1.
+    assert result.threshold == 0.5
+    assert result.raw == pytest.approx(2 * tp - 0.11)
+    assert result.score == pytest.approx(100 * (2 * tp - 0.11 + 2) / 4)

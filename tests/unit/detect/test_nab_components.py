@@ -1,0 +1,121 @@
+"""Behaviour of the building blocks: rolling quantiles, period detection, tail calibration,
+refractory damping, and the AutoSeasonal composition on shapes NAB is made of."""
+
+from __future__ import annotations
+
+import math
+import random
+
+import numpy as np
+import pytest
+
+from stream_guard.detect.auto_seasonal import AutoSeasonal
+from stream_guard.detect.base import DetectorBase, Features
+from stream_guard.detect.period import detect_period
+from stream_guard.detect.refractory import Refractory
+from stream_guard.detect.rolling import RollingQuantiles
+from stream_guard.detect.seasonal_residual import SeasonalResidual
+from stream_guard.detect.tail import MAX_SURPRISE, TailCalibrator
+
+
+def _x(i: int, v: float, step: float = 3600.0) -> Features:
+    return {"t": step * i, "value": v, "numerator": v, "denominator": 1.0}
+
+
+def test_rolling_quantiles_match_numpy_after_evictions() -> None:
+    rng = random.Random(5)
+    rq = RollingQuantiles(size=101)
+    values = [rng.expovariate(1.0) for _ in range(500)]
+    for v in values:
+        rq.update(v)
+    window = np.array(values[-101:])
+    for q in (0.0, 0.25, 0.5, 0.9, 1.0):
+        assert rq.quantile(q) == pytest.approx(float(np.quantile(window, q)))
+    assert rq.fraction_at_least(1.0) == pytest.approx(float((window >= 1.0).mean()))
+
+
+def test_period_prefers_weekly_cycle_when_weekends_differ() -> None:
+    rng = random.Random(2)
+    hourly = [
+        (0.4 if (i // 24) % 7 >= 5 else 1.0) * (10 + 5 * math.sin(2 * math.pi * i / 24))
+        + rng.gauss(0, 0.3)
+        for i in range(24 * 7 * 4)
+    ]
+    assert detect_period(hourly, min_lag=4, max_lag=400, min_acf=0.5) == 168
+    noise = [rng.gauss(0, 1) for _ in range(1000)]
+    assert detect_period(noise, min_lag=4, max_lag=400, min_acf=0.5) is None
+
+
+def test_tail_calibration_is_monotone_and_extrapolates_past_the_maximum() -> None:
+    rng = random.Random(9)
+    cal = TailCalibrator(window=2000, tail_fraction=0.05, min_count=200)
+    for _ in range(2000):
+        cal.update(abs(rng.gauss(0, 1)))
+    grid = [0.0, 1.0, 2.0, 3.0, 4.0, 6.0, 8.0]
+    surprises = [cal.surprise(s) for s in grid]
+    assert surprises == sorted(surprises)
+    assert surprises[-1] > surprises[-2] > math.log10(2001)  # beyond any rank-based value
+    assert cal.surprise(1e9) == MAX_SURPRISE
+
+
+def test_tail_calibration_of_a_constant_history_is_finite() -> None:
+    cal = TailCalibrator(window=500, tail_fraction=0.05, min_count=100)
+    for _ in range(500):
+        cal.update(0.0)
+    assert cal.surprise(0.0) == 0.0
+    assert 0 < cal.surprise(0.5) < MAX_SURPRISE
+
+
+class _Echo(DetectorBase):
+    """Scores a point by its value: lets a test dictate the inner scores."""
+
+    def score_one(self, x: Features) -> float:
+        return x["value"]
+
+    def expect_one(self, x: Features) -> float | None:
+        return 0.0
+
+    def learn_one(self, x: Features) -> None:
+        return None
+
+
+def test_refractory_fires_once_per_episode_but_lets_worse_through() -> None:
+    det = Refractory(_Echo(), level=4.0, hold=3, damping=0.5)
+    out = []
+    for i, v in enumerate([5.0, 5.0, 5.0, 1.0, 1.0, 1.0, 1.0, 5.0, 9.0]):
+        out.append(det.score_one(_x(i, v)))
+        det.learn_one(_x(i, v))
+    # Fires at 0, the next 3 points are damped; index 7 fires again after the hold, and 9 exceeds
+    # that episode's peak so it passes undamped.
+    assert out == [5.0, 2.5, 2.5, 0.5, 1.0, 1.0, 1.0, 5.0, 9.0]
+
+
+def test_seasonal_residual_finds_the_season_and_ignores_its_edges() -> None:
+    # A noiseless daily square wave (NAB's art_daily_perfect_square_wave): the daily jumps are
+    # normal once the period is known, so scores stay at zero; a missing "day" then stands out.
+    det = SeasonalResidual()
+    scores = []
+    for i in range(288 * 8):
+        v = 80.0 if (i % 288) >= 144 else 20.0
+        v = 20.0 if 288 * 7 + 144 <= i < 288 * 7 + 160 else v
+        scores.append(det.score_one(_x(i, v, step=300.0)))
+        det.learn_one(_x(i, v, step=300.0))
+    assert det.period == 288
+    assert max(scores[288 * 3 : 288 * 7 + 144]) < 1.0
+    assert scores[288 * 7 + 144] > 10
+
+
+def test_auto_seasonal_flags_a_level_shift_early_then_goes_quiet() -> None:
+    rng = random.Random(4)
+    det = AutoSeasonal()
+    scores = []
+    for i in range(3000):
+        v = 100 + 20 * math.sin(2 * math.pi * i / 48) + rng.gauss(0, 2) + (15 if i >= 2500 else 0)
+        scores.append(det.score_one(_x(i, v, step=1800.0)))
+        det.learn_one(_x(i, v, step=1800.0))
+    assert det.period == 48
+    assert max(scores[1000:2500]) < 4.0
+    fired = [i for i in range(2500, 3000) if scores[i] >= 4.0]
+    assert fired and fired[0] < 2510  # within 5 hours
+    # One burst at the onset (growing as the shift accumulates), not one alert per point after.
+    assert fired[-1] < 2520
