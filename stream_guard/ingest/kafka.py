@@ -16,6 +16,7 @@ client leaks sockets, which the test suite turns into errors.
 from __future__ import annotations
 
 import os
+import socket
 import warnings
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -100,6 +101,7 @@ def _no_broker(bootstrap: str, exc: Exception) -> KafkaToolError:
 @contextmanager
 def admin_client(bootstrap: str, **config: Any) -> Iterator[KafkaAdminClient]:
     """An admin client, closed on exit; raises KafkaToolError when no broker answers."""
+    _require_listener(bootstrap)
     try:
         admin = KafkaAdminClient(bootstrap_servers=bootstrap, **(_BASE | config))
     except KafkaError as exc:
@@ -114,6 +116,7 @@ def admin_client(bootstrap: str, **config: Any) -> Iterator[KafkaAdminClient]:
 def producer(bootstrap: str, **config: Any) -> Iterator[KafkaProducer]:
     """A producer (raw bytes in, no serializers), flushed and closed on exit."""
     settings = _BASE | _NO_AUTO_CREATE | {"max_block_ms": METADATA_WAIT_MS}
+    _require_listener(bootstrap)
     try:
         client = KafkaProducer(bootstrap_servers=bootstrap, **(settings | config))
     except KafkaError as exc:
@@ -128,6 +131,7 @@ def producer(bootstrap: str, **config: Any) -> Iterator[KafkaProducer]:
 def consumer(bootstrap: str, **config: Any) -> Iterator[KafkaConsumer]:
     """A consumer without group and without commits (the tools assign partitions themselves)."""
     settings = _BASE | _NO_AUTO_CREATE | {"enable_auto_commit": False, "group_id": None}
+    _require_listener(bootstrap)
     try:
         client = KafkaConsumer(bootstrap_servers=bootstrap, **(settings | config))
     except KafkaError as exc:
@@ -147,3 +151,21 @@ def ping(bootstrap: str, timeout_ms: int = 2_000) -> bool:
     except (KafkaToolError, KafkaError):
         return False
     return True
+
+
+def _require_listener(bootstrap: str, timeout_s: float = 1.0) -> None:
+    """Fails fast, and cleanly, when no bootstrap server accepts TCP connections.
+
+    kafka-python 3.0 leaks the socket of a refused connection (an unclosed-socket
+    ResourceWarning) and then retries until its bootstrap timeout; one plain connect first
+    makes "no broker" an immediate, clear error.
+    """
+    errors = []
+    for server in bootstrap.split(","):
+        host, _, port = server.strip().rpartition(":")
+        try:
+            with socket.create_connection((host or "localhost", int(port)), timeout=timeout_s):
+                return
+        except (OSError, ValueError) as exc:
+            errors.append(f"{server.strip()}: {exc}")
+    raise KafkaToolError(f"no Kafka broker answers at {bootstrap} ({'; '.join(errors)})")

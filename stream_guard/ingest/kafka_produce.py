@@ -129,6 +129,7 @@ def produce_dump(
     pacer = Pacer(speed, clock) if speed else None
     started = clock.monotonic()
     skipped = read = 0
+    last_ms: int | None = None
     tuning = PRODUCER_TUNING | {"compression_type": compression}
     with admin_client(bootstrap) as admin, producer(bootstrap, **tuning) as client:
         batcher = Batcher(batch, _Topics(admin).partitions)
@@ -143,8 +144,13 @@ def produce_dump(
                 if wait >= MIN_SLEEP_S:
                     sender.send(batcher.flush())  # nothing waits in a batch while we sleep
                     sleep(wait)
+                # A record without event time (a payload that is not JSON, a bad ts) happened
+                # "now" in the replay: it is stamped with the last event time seen, so a dump
+                # by time range finds it next to its neighbours rather than at wall-clock time.
+                last_ms = ts if ts is not None else last_ms
                 key = None if record.key is None else str(record.key)
-                sender.send(batcher.add(topic_name(record.topic, prefix), key, record.value, ts))
+                sender.send(batcher.add(topic_name(record.topic, prefix), key, record.value,
+                                        last_ms))
                 if on_progress is not None and read % PROGRESS_EVERY == 0:
                     on_progress(read)
             sender.send(batcher.flush())
