@@ -34,7 +34,7 @@ def _start(text: str) -> datetime:
     except ValueError as exc:
         raise argparse.ArgumentTypeError(f"not an ISO-8601 time: {text!r}") from exc
     if value.tzinfo is None:
-        raise argparse.ArgumentTypeError(f"give a zone, e.g. {text}Z")
+        raise argparse.ArgumentTypeError(f"{text!r} has no zone; add one (Z for UTC)")
     return value
 
 

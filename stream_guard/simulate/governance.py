@@ -2,8 +2,8 @@
 
 An intervention incident gets a `rule_launch` whose scope is the incident's slice, published a
 few minutes before the effect starts, so the explainer can blame it. Benign actions (threshold
-changes, policy changes, takedowns) have no effect on traffic; they are kept at least six hours
-away from every incident so that they never look like a cause.
+changes, policy changes, takedowns) have no effect on traffic; they are kept 6 hours (13 for
+onboarding) away from every incident so that they never look like a cause.
 
 >>> from stream_guard.simulate.incidents import plan_incidents
 >>> rng = np.random.default_rng(5)
@@ -34,7 +34,12 @@ ActionKind = Literal["rule_launch", "threshold_change", "takedown", "policy_chan
 _MINUTE_MS = 60_000
 _HOUR_MS = 3_600_000
 BENIGN_PER_DAY = 3.0
-QUIET_BEFORE_MS = 6 * _HOUR_MS  # no benign action this long before an incident, nor during it
+# No benign action this long before an incident, during it, or this long after it: longer than
+# any explainer lookback (up to 12 h for the 6-hour onboarding windows) and alert tail.
+_QUIET_MS = {
+    "": (6 * _HOUR_MS, 2 * _HOUR_MS),
+    "bad_seller_onboarding_rate": (13 * _HOUR_MS, 6 * _HOUR_MS),
+}
 _OWNERS = ("trust-safety", "risk-ops", "catalog-quality")
 
 
@@ -91,14 +96,20 @@ def _launch(incident: Incident, rng: np.random.Generator) -> GovernanceAction:
 def _benign(
     incidents: list[Incident], start_ms: int, days: int, rng: np.random.Generator
 ) -> list[GovernanceAction]:
+    """About BENIGN_PER_DAY actions a day, at times drawn among those far from every incident."""
     count = int(rng.poisson(BENIGN_PER_DAY * days))
-    times = np.sort(start_ms + rng.integers(0, days * 24 * _HOUR_MS, size=count))
-    actions = [_benign_action(int(t), rng) for t in times]
-    return [a for a in actions if not _near_incident(a.ts_ms, incidents)]
+    candidates = start_ms + rng.integers(0, max(1, days) * 24 * _HOUR_MS, size=20 * count)
+    times = sorted(t for t in candidates.tolist() if not _near_incident(t, incidents))[:count]
+    return [_benign_action(t, rng) for t in sorted(times)]
 
 
 def _near_incident(ts_ms: int, incidents: list[Incident]) -> bool:
-    return any(i.start_ms - QUIET_BEFORE_MS <= ts_ms < i.end_ms for i in incidents)
+    """Inside an incident's quiet zone: what an explainer's lookback could link to it."""
+    for i in incidents:
+        before, after = _QUIET_MS.get(i.metric, _QUIET_MS[""])
+        if i.start_ms - before <= ts_ms < i.end_ms + after:
+            return True
+    return False
 
 
 def _benign_action(ts_ms: int, rng: np.random.Generator) -> GovernanceAction:
