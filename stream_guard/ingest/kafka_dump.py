@@ -192,7 +192,9 @@ class _RangeReader:
 
 
 def _open_output(path: Path) -> IO[bytes]:
-    return gzip.open(path, "wb") if path.suffix == ".gz" else path.open("wb")
+    if path.suffix == ".gz":  # as iter_dump reads it
+        return gzip.open(path, "wb")  # type: ignore[return-value]  # GzipFile is a binary IO
+    return path.open("wb")
 
 
 def dump_range(
