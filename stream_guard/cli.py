@@ -143,7 +143,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return int(args.func(args) or 0)
     except ConfigError as exc:
-        console.print(f"[bold red]configuration error:[/] {exc}", highlight=False)
+        console.print(f"[bold red]configuration error:[/] {exc}", highlight=False, soft_wrap=True)
         return 2
     except KeyboardInterrupt:
         return 130

@@ -24,14 +24,22 @@ from stream_guard.alert.episodes import Anomaly, EpisodeTracker
 from stream_guard.alert.record import build_record
 from stream_guard.config.calendar import Calendar
 from stream_guard.config.rules import MetricRule
-from stream_guard.detect.base import DetectorBase
+from stream_guard.detect.base import Detector
 from stream_guard.detect.registry import build_detector
 from stream_guard.errors import InvalidEvent
 from stream_guard.explain.comoving import CoMoving
 from stream_guard.explain.context import InterventionLog, calendar_hints
 from stream_guard.explain.slices import attribute, mix_shift, slice_hints
 from stream_guard.ingest.codec import Codec, DeadLetter
-from stream_guard.types import AlertRecord, MetricPoint, RootCauseHint, Score, SliceKey, slice_dict
+from stream_guard.types import (
+    AlertRecord,
+    Direction,
+    MetricPoint,
+    RootCauseHint,
+    Score,
+    SliceKey,
+    slice_dict,
+)
 
 __all__ = ["INTERVENTIONS_TOPIC", "Engine", "EngineStats"]
 
@@ -69,7 +77,7 @@ class Engine:
         self.interventions = InterventionLog()
         self._builders = [PointBuilder(r) for r in rules]
         self._trackers = [EpisodeTracker(r.metric, r.rule_id, r.alert) for r in rules]
-        self._detectors: dict[tuple[int, SliceKey], DetectorBase] = {}
+        self._detectors: dict[tuple[int, SliceKey], Detector] = {}
         self._comoving = CoMoving()
         self._last_dens: list[dict[SliceKey, tuple[float, float]]] = [{} for _ in rules]
 
@@ -148,7 +156,7 @@ class Engine:
         score = det.score_one(x)
         expected = det.expect_one(x)
         det.learn_one(x)
-        direction = "up" if expected is None or p.value >= expected else "down"
+        direction: Direction = "up" if expected is None or p.value >= expected else "down"
         anomalous = (
             expected is not None
             and score >= rule.alert.severity.warning
@@ -188,9 +196,10 @@ class Engine:
         return (severity, score, lead_slice, direction), top, hints, ordered
 
     def _mix_hints(
-        self, m: int, rule: MetricRule, scores: list[Score], direction: Any
+        self, m: int, rule: MetricRule, scores: list[Score], direction: Direction
     ) -> list[RootCauseHint]:
-        current = {s.point.slice: (s.point.numerator, s.point.denominator)
+        current: dict[SliceKey, tuple[float, float]] = {
+            s.point.slice: (s.point.numerator, s.point.denominator)
                    for s in scores if len(s.point.slice) == 1}
         hints: list[RootCauseHint] = []
         for dim in rule.dimensions:

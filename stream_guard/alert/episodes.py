@@ -1,11 +1,12 @@
 """Alert episodes: one per metric problem, pending → firing → resolved, announced once.
 
-Anomalous slices of one metric window are grouped into ONE episode of that metric (Alertmanager's
-``group_by: [metric]``) instead of a storm of per-slice alerts; the slices it covers are listed,
-most explanatory first. Flap control: the episode fires after `for` consecutive anomalous
-windows, resolves after `resolve_after` normal ones, cannot re-open during `cooldown` windows,
-and repeats a firing notice every `repeat`. A transition returns the *reason* to emit a record
-(new, escalated on a higher severity, repeat, resolved) or None; a new episode is announced exactly once.
+Anomalous slices of one metric window are grouped into ONE episode of that metric
+(Alertmanager's ``group_by: [metric]``) instead of a storm of per-slice alerts; the slices it
+covers are listed, most explanatory first. Flap control: the episode fires after `for`
+consecutive anomalous windows, resolves after `resolve_after` normal ones, cannot re-open during
+`cooldown` windows, and repeats a firing notice every `repeat`. A transition returns the
+*reason* to emit a record (new, escalated on a higher severity, repeat, resolved) or None; a new
+episode is announced exactly once.
 
 >>> from stream_guard.config.rules import AlertPolicy
 >>> t = EpisodeTracker("gmv", "gmv@1", AlertPolicy.model_validate({"for": 2, "resolve_after": 1}))

@@ -90,7 +90,7 @@ class Severity(_Strict):
 
 
 class AlertPolicy(_Strict):
-    severity: Severity = Field(default_factory=Severity)
+    severity: Severity = Severity.model_validate({})
     route: str = "default"
     for_windows: int = Field(1, ge=1, alias="for", description="anomalous windows before firing")
     resolve_after: int = Field(3, ge=1, description="normal windows before resolving")
@@ -121,8 +121,8 @@ class MetricRule(_Strict):
     pairs: list[tuple[str, str]] = Field(default_factory=list)
     direction: Literal["up", "down", "both"] = "both"
     detector: DetectorSpec
-    alert: AlertPolicy = Field(default_factory=AlertPolicy)
-    explain: ExplainPolicy = Field(default_factory=ExplainPolicy)
+    alert: AlertPolicy = AlertPolicy.model_validate({})
+    explain: ExplainPolicy = ExplainPolicy.model_validate({})
     max_series: int = Field(5000, ge=1, description="slices tracked at most (memory guard)")
 
     @field_validator("window")

@@ -56,7 +56,7 @@ class AutoSeasonal(DetectorBase):
         min_acf: float = 0.5,
         calibration_window: int = 2000,
         tail_fraction: float = 0.05,
-        min_count: int = 200,
+        min_count: int = 100,
     ) -> None:
         self.horizons = tuple(horizons)
         self.level = level

@@ -8,6 +8,10 @@ surprise (``-log10`` tail probability, `TailCalibrator`) against that feature's 
 history on this series. Calibration is what makes the features (and series) comparable: the
 ensemble score is the largest surprise less ``log10`` of the number of features (a Bonferroni
 correction, so that adding features does not by itself raise false alarms).
+
+While a member warms up (``expect_one`` is None) its z's are not history: a run of warm-up
+zeros in the reference would make the first real residuals look extreme. Each feature then
+scores 0 until ``min_count`` values of its history are in.
 """
 
 from __future__ import annotations
@@ -57,7 +61,7 @@ class CalibratedEnsemble(DetectorBase):
         horizons: Sequence[int] = (1, 8),
         calibration_window: int = 2000,
         tail_fraction: float = 0.05,
-        min_count: int = 200,
+        min_count: int = 100,
     ) -> None:
         self.members = members
         self.horizons = horizons
@@ -74,7 +78,7 @@ class CalibratedEnsemble(DetectorBase):
         self._cache: tuple[tuple[float, float], list[float], list[list[float]]] | None = None
 
     def clone(self) -> CalibratedEnsemble:
-        """A fresh ensemble: the members are cloned too, untrained (as River clones nested models)."""
+        """A fresh ensemble whose members are fresh clones too (as River clones nested models)."""
         params = self._get_params()
         params["members"] = [_fresh(m) for m in self.members]
         return type(self)(**params)
@@ -113,9 +117,10 @@ class CalibratedEnsemble(DetectorBase):
         for member, past, cals, row, z in zip(
             self.members, self._z, self._calibrators, feats, zs, strict=True
         ):
-            past.append(z)
-            for cal, f in zip(cals, row, strict=True):
-                cal.update(f)
+            if member.expect_one(x) is not None:  # a warming-up member's zeros are not history
+                past.append(z)
+                for cal, f in zip(cals, row, strict=True):
+                    cal.update(f)
             member.learn_one(x)
         self._cache = None
 

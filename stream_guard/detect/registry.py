@@ -20,13 +20,13 @@ from typing import Any, get_type_hints
 
 from pydantic import BaseModel, ConfigDict, ValidationError, create_model
 
-from stream_guard.detect.base import DetectorBase
+from stream_guard.detect.base import Detector, DetectorBase
 from stream_guard.detect.rate import RateTest
 from stream_guard.detect.river_adapter import RiverForecast, RiverHalfSpaceTrees
 from stream_guard.detect.seasonal import SeasonalBaseline
 from stream_guard.detect.threshold import StaticThreshold
 
-__all__ = ["DETECTORS", "CONTEXT_PARAMS", "build_detector", "params_model"]
+__all__ = ["CONTEXT_PARAMS", "DETECTORS", "build_detector", "params_model"]
 
 DETECTORS: dict[str, type[DetectorBase]] = {
     "seasonal": SeasonalBaseline,
@@ -70,10 +70,11 @@ def validate_params(kind: str, params: dict[str, Any]) -> dict[str, Any]:
 
 def build_detector(
     kind: str, params: dict[str, Any], window_s: float | None = None
-) -> DetectorBase:
+) -> Detector:
     """A fresh detector; `window_s` is passed to detectors that take a `window`."""
     checked = validate_params(kind, params)
     cls = DETECTORS[kind]
     if window_s is not None and "window" in inspect.signature(cls.__init__).parameters:
         checked["window"] = window_s
-    return cls(**checked)
+    detector: Detector = cls(**checked)  # type: ignore[assignment]
+    return detector

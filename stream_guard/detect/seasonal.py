@@ -108,7 +108,8 @@ class SeasonalBaseline(DetectorBase):
         self._seen += 1
         b = self._bucket(t)
         count = x.get("denominator", 0.0)
-        self._counts[b] += (count - self._counts[b]) * (1.0 if self._seen <= self.n_buckets else 0.3)
+        weight = 1.0 if self._seen <= self.n_buckets else 0.3
+        self._counts[b] += (count - self._counts[b]) * weight
         if not self._ready(t) or self._level is None:
             self._warm[b] = value  # the first period is learned as a whole, see _initialise
             if t - self._first_t >= self.warmup_periods * self.period - self.window:
@@ -135,7 +136,8 @@ class SeasonalBaseline(DetectorBase):
         phase never seen gets 1), dispersion from the phase-to-phase roughness."""
         values = list(self._warm.values())
         self._level = max(sum(values) / len(values), 1e-9)
-        self._profile = [self._warm.get(b, self._level) / self._level for b in range(self.n_buckets)]
+        self._profile = [self._warm.get(b, self._level) / self._level
+                         for b in range(self.n_buckets)]
         diffs = [(values[i] - values[i - 1]) ** 2 / 2 for i in range(1, len(values))]
         if diffs:
             self._dispersion = sorted(diffs)[len(diffs) // 2] / self._level

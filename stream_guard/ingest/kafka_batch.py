@@ -100,7 +100,7 @@ class Message:
 class _Pending:
     keys: list[str | None] = field(default_factory=list)
     values: list[Mapping[str, Any]] = field(default_factory=list)
-    first_ms: int | None = None
+    last_ms: int | None = None  # the latest event time
 
 
 class Batcher:
@@ -108,7 +108,8 @@ class Batcher:
 
     Only JSON objects are packed: any other value (raw bytes, an array) goes out alone, after
     the batch pending on its partition so the partition's order is kept. A message's timestamp
-    is its first event's time (dumps by time range allow for the spread of a batch).
+    is the latest time of its events: a seek by time (the first message stamped at or after t)
+    then never skips an event at or after t.
     """
 
     def __init__(self, size: int, partitions_of: Callable[[str], int]) -> None:
@@ -126,8 +127,8 @@ class Batcher:
             kb = key.encode() if key is not None else None
             return [*out, Message(topic, kb, encode_value(value), group[1], event_ms)]
         pending = self._pending.setdefault(group, _Pending())
-        if pending.first_ms is None:
-            pending.first_ms = event_ms
+        if event_ms is not None and (pending.last_ms is None or event_ms > pending.last_ms):
+            pending.last_ms = event_ms
         pending.keys.append(key)
         pending.values.append(value)
         return self._take(group) if len(pending.values) >= self.size else []
@@ -153,7 +154,7 @@ class Batcher:
         headers: Headers = []
         if any(k != first for k in pending.keys):
             headers.append((KEYS_HEADER, orjson.dumps(pending.keys)))
-        return [Message(topic, key, value, partition, pending.first_ms, headers,
+        return [Message(topic, key, value, partition, pending.last_ms, headers,
                         len(pending.values))]
 
 

@@ -7,11 +7,13 @@ isolated run can be produced again under any prefix.
 
 Where reading starts and stops, and why it does not trust the broker blindly:
 
-- Start: the broker's time index (`offsets_for_times`) at ``start_ms - grace_ms``; the grace
-  covers producer-side disorder and the spread of a batched message. The answer is used only if
-  the record it points at carries the timestamp the broker reported. The embedded broker
-  (Tansu) indexes by *append* time, not by the records' timestamps, and answers "no such
-  record" with offset 0 and timestamp -1; such partitions are read from their beginning.
+- Start: the broker's time index (`offsets_for_times`) at ``start_ms``. That is exact when a
+  message's timestamp is at least the time of its events, as `produce` stamps them (the event
+  time; the latest one for a batch) and as a live producer does (the time it sent the event).
+  The answer is used only if the record it points at carries the timestamp the broker reported:
+  the embedded broker (Tansu) indexes by *append* time, not by the records' timestamps, and
+  answers "no such record" with offset 0 and timestamp -1; such partitions are read from their
+  beginning.
 - Stop: a partition is done when a message's events are all later than ``end_ms + grace_ms``,
   or when it is drained. Drained cannot mean "reached `end_offsets`": Tansu reports the base
   offset of the last record batch as the end (964 for 1,000 records). A partition is drained
@@ -39,11 +41,11 @@ from stream_guard.ingest.kafka import (
 )
 from stream_guard.ingest.kafka_batch import event_time, unpack
 
-__all__ = ["DumpStats", "dump_line", "dump_range"]
+__all__ = ["DumpStats", "RangeReader", "dump_line", "dump_range"]
 
 GRACE_MS = 5 * 60_000
-"""Event-time slack at both ends of the range: how far out of order events may sit in a
-partition (the metrics' lateness is 2 minutes) plus the span of one batched message."""
+"""How far out of order events may sit in a partition (the metrics' lateness is 2 minutes): a
+partition is read until its events are this much later than the end of the range."""
 
 FETCH_WAIT_MS = 50
 """Tansu holds a fetch for about half of fetch_max_wait even when data is ready, so the client
@@ -96,8 +98,11 @@ def dump_line(topic: str, key: str | None, value: Any) -> bytes:
     return orjson.dumps(row) + b"\n"
 
 
-class _RangeReader:
-    """Reads the assigned partitions from the range's start to its end, one event at a time."""
+class RangeReader:
+    """Reads the partitions of `topics` (Kafka name -> name to report) from the range's start to
+    its end, one event at a time. `client` is a kafka-python consumer without group; the reader
+    assigns, seeks and pauses it. `messages` and `rescanned` count what it did.
+    """
 
     def __init__(self, client: KafkaConsumer, topics: dict[str, str], start_ms: int,
                  end_ms: int, grace_ms: int, clock: Clock) -> None:
@@ -123,9 +128,8 @@ class _RangeReader:
         self.client.assign(tps)
         return tps
 
-    def seek_start(self) -> None:
-        target = max(0, self.start_ms - self.grace_ms)
-        found = self.client.offsets_for_times({tp: target for tp in self.tps})
+    def _seek_start(self) -> None:
+        found = self.client.offsets_for_times({tp: self.start_ms for tp in self.tps})
         for tp in self.tps:
             hit = found.get(tp)
             if hit is None:  # Kafka: no record at or after the target time
@@ -143,7 +147,7 @@ class _RangeReader:
 
     def rows(self) -> Iterator[Row]:
         """The events in range, partition by partition as they arrive, until all are done."""
-        self.seek_start()
+        self._seek_start()
         quiet_since: float | None = None
         while len(self.done) < len(self.tps):
             polled = self.client.poll(timeout_ms=IDLE_POLL_MS)
@@ -154,7 +158,8 @@ class _RangeReader:
             elif self._drained():
                 return
             else:
-                quiet_since = quiet_since or self.clock.monotonic()
+                if quiet_since is None:
+                    quiet_since = self.clock.monotonic()
                 if self.clock.monotonic() - quiet_since > STALL_S:
                     raise KafkaToolError(f"no data for {STALL_S:.0f} s from partitions short "
                                          f"of their end offsets: {self._short()}")
@@ -218,7 +223,7 @@ def dump_range(
     written = 0
     try:
         with consumer(bootstrap, **CONSUMER_TUNING) as client, _open_output(output) as out:
-            reader = _RangeReader(client, names, start_ms, end_ms, grace_ms, clock)
+            reader = RangeReader(client, names, start_ms, end_ms, grace_ms, clock)
             for topic, key, value in reader.rows():
                 out.write(dump_line(topic, key, value))
                 written += 1

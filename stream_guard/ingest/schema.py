@@ -81,7 +81,8 @@ def _compile_property(name: str, spec: Mapping[str, Any]) -> Callable[[Any], Non
     minimum = spec.get("minimum")
     min_len = spec.get("minLength", 0)
     values_of = spec.get("additionalProperties")
-    value_types = _TYPES[values_of["type"]] if isinstance(values_of, dict) else None
+    values_kind = values_of["type"] if isinstance(values_of, dict) else None
+    value_types = _TYPES[values_kind] if values_kind else None
 
     def check(v: Any) -> None:
         if allowed and type(v) not in allowed:
@@ -97,7 +98,7 @@ def _compile_property(name: str, spec: Mapping[str, Any]) -> Callable[[Any], Non
         if value_types is not None:
             for key, item in v.items():
                 if type(item) not in value_types:
-                    raise InvalidEvent("wrong_type", f"{name}.{key}: expected {values_of['type']}")
+                    raise InvalidEvent("wrong_type", f"{name}.{key}: expected {values_kind}")
 
     return check
 

@@ -101,6 +101,9 @@ class Consumer(upstream.Consumer):
     #: Set to False to run upstream's drain loop unchanged (for comparison, or as a kill switch).
     eager_callbacks: ClassVar[bool] = True
 
+    #: Messages delivered between two yields to the event loop (upstream: 100, see `_drain_messages`).
+    yield_every: ClassVar[int] = 1
+
     #: `fetch_max_wait_ms` for the worker consumer; None keeps upstream's 1500 ms.
     fetch_max_wait_ms: ClassVar[int | None] = 10
 
@@ -146,7 +149,7 @@ class Consumer(upstream.Consumer):
         commit_every = self._commit_every
         acks_enabled_for = self.app.topics.acks_enabled_for
 
-        yield_every = 100
+        yield_every = self.yield_every
         num_since_yield = 0
         sleep = asyncio.sleep
 

@@ -17,7 +17,7 @@ arguments always give the same records.
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -60,7 +60,7 @@ class SimulationConfig:
     invalid_fraction: float = 0.0005
 
     def __post_init__(self) -> None:
-        if self.days < 0 or self.scale <= 0 or not 0 <= self.invalid_fraction < 1:
+        if self.days < 1 or self.scale <= 0 or not 0 <= self.invalid_fraction < 1:
             raise ValueError(f"bad simulation settings: {self}")
         if self.start.tzinfo is None:
             raise ValueError("start must carry a time zone (UTC)")
@@ -80,7 +80,7 @@ class _Arrivals:
 
     topic: np.ndarray
     row: np.ndarray
-    late: int = field(default=0)
+    late: int
 
 
 class Simulation:
@@ -94,6 +94,7 @@ class Simulation:
         start, days = config.start_ms, config.days
         incidents = plan_incidents(start, days, rng["plan"])
         self.incidents, self.actions = attach_actions(incidents, start, days, rng["governance"])
+        self._pool = SellerPool.create(rng["sellers"])
         self.tables = self._generate(rng)
         self._arrivals = _arrival_order(list(self.tables.values()), rng["arrival"])
         is_order = self._arrivals.topic == TOPICS.index("orders")
@@ -101,8 +102,7 @@ class Simulation:
         self._encoder = Encoder(self._seller_count(), self.actions)
 
     def _generate(self, rng: Mapping[str, np.random.Generator]) -> dict[str, Table]:
-        c, incidents = self.config, self.incidents
-        self._pool = pool = SellerPool.create(rng["sellers"])
+        c, incidents, pool = self.config, self.incidents, self._pool
         orders = generate_orders(c.start_ms, c.days, c.scale, incidents, pool, rng["orders"])
         listings = generate_listings(c.start_ms, c.days, c.scale, pool, rng["listings"])
         tables = [
@@ -164,9 +164,8 @@ class Simulation:
             chunk: list[Record] = [{}] * len(row)
             for t in np.unique(topic).tolist():
                 where = np.flatnonzero(topic == t)
-                for slot, record in zip(
-                    where.tolist(), self._encoder.encode(tables[t], row[where]), strict=False
-                ):
+                records = self._encoder.encode(tables[t], row[where])
+                for slot, record in zip(where.tolist(), records, strict=True):
                     chunk[slot] = record
             yield _insert_invalid(chunk, begin, invalid)
 

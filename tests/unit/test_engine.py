@@ -68,7 +68,7 @@ def test_quiet_days_raise_no_alert_and_an_outage_raises_one_explained_episode(
     }
     _, alerts = _run(rules, codec, _orders(3, (start, start + 2 * 3600_000)), [action])
     assert len({a["episode_id"] for a in alerts}) == 1
-    assert [a["reason"] for a in alerts][0] == "new" and alerts[-1]["status"] == "resolved"
+    assert alerts[0]["reason"] == "new" and alerts[-1]["status"] == "resolved"
     new = alerts[0]
     assert new["metric"] == "gmv" and new["direction"] == "down"
     slice_hint = next(h for h in new["hints"] if h["kind"] == "slice")

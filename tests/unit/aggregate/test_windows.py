@@ -16,7 +16,7 @@ def _gmv(rules: list[MetricRule]) -> tuple[int, MetricRule]:
 
 def test_window_closes_only_when_the_watermark_passes_its_end(rules) -> None:
     agg = WindowAggregator(rules)
-    m, gmv = _gmv(rules)
+    m, _ = _gmv(rules)
     agg.add("orders", T0 + 1 * MIN, order(T0, gmv=10.0))
     agg.add("orders", T0 + 16 * MIN, order(T0, gmv=5.0))  # watermark = 16m - 2m lateness
     assert [p for p in agg.close() if p.metric_index == m] == []
