@@ -51,9 +51,12 @@ CONFIGS: dict[str, Callable[[], Detector]] = {
     "-horizons 8,48": lambda: AutoSeasonal(horizons=(1,)),
     "-period detection": lambda: AutoSeasonal(max_period=0),
     "-calibration": lambda: Refractory(SeasonalResidual()),
+    "hold 200": lambda: AutoSeasonal(hold=200),
     "+long robust z": lambda: Refractory(
         CalibratedEnsemble([SeasonalResidual(), RobustZScore()], horizons=(1, 8, 48))
     ),
+    # Reference: a calibrated windowed robust z-score, roughly NAB's "windowed Gaussian".
+    "robust z only": lambda: Refractory(CalibratedEnsemble([RobustZScore()], horizons=(1,))),
 }
 
 # Squashing z-like scores into NAB's [0, 1]: 1 - 2^(-z/4) reaches 0.5 at the warning level 4.
@@ -165,7 +168,7 @@ def main(argv: list[str] | None = None) -> int:
     data = args.data or default_data_dir()
     windows_file = args.windows or data / "labels" / "combined_windows.json"
     configs = list(CONFIGS) if args.ablation else (args.detector or [next(iter(CONFIGS))])
-    console = Console()
+    console = Console(width=max(Console().width, 110))
     corpus = load_corpus(data, windows_file)
     summary = Table("detector", *(p.name for p in PROFILES), "µs/point")
     with ProcessPoolExecutor() as pool, Progress(console=console, transient=True) as progress:
