@@ -73,7 +73,8 @@ def add_cli(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> 
     dump.add_argument("--output", type=Path, required=True, help="record dump (.jsonl[.gz])")
     _connection(dump)
     dump.add_argument("--grace", type=_positive, default=GRACE_MS / 1000,
-                      help="seconds of event-time disorder allowed around the range")
+                      help="event-time disorder allowed, in seconds: each partition is read "
+                           "until its events are this much later than --to")
     dump.set_defaults(func=_dump)
 
 
