@@ -58,7 +58,7 @@ def add_cli(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> 
     produce.add_argument("--speed", type=_positive, default=None,
                          help="replay event time X times faster than real time (60 = a minute "
                               "per second); default: as fast as possible")
-    produce.add_argument("--batch", type=int, default=1,
+    produce.add_argument("--batch", type=_positive_int, default=1,
                          help="events of one partition per message (JSON array); default 1")
     produce.add_argument("--compression", choices=["gzip", "none"], default=DEFAULT_COMPRESSION)
     produce.set_defaults(func=_produce)
@@ -88,6 +88,13 @@ def _positive(text: str) -> float:
     value = float(text)
     if value <= 0:
         raise argparse.ArgumentTypeError(f"must be positive: {text}")
+    return value
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1: {text}")
     return value
 
 
