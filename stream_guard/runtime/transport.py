@@ -101,7 +101,8 @@ class Consumer(upstream.Consumer):
     #: Set to False to run upstream's drain loop unchanged (for comparison, or as a kill switch).
     eager_callbacks: ClassVar[bool] = True
 
-    #: Messages delivered between two yields to the event loop (upstream: 100, see `_drain_messages`).
+    #: Messages delivered between two yields to the event loop
+    #: (upstream: 100, see `_drain_messages`).
     yield_every: ClassVar[int] = 1
 
     #: `fetch_max_wait_ms` for the worker consumer; None keeps upstream's 1500 ms.
