@@ -409,7 +409,8 @@ def main(argv: list[str] | None = None) -> int:
                 results.append(_step(console, step, total, clock, variant, bootstrap, w, False))
         for variant in profiled:
             step += 1
-            profiles.append(_step(console, step, total, clock, variant, bootstrap, profile_load, True))
+            profiles.append(
+                _step(console, step, total, clock, variant, bootstrap, profile_load, True))
     console.print(_results_table(results))
     for r in profiles:
         console.print(_profile_table(r))
