@@ -23,6 +23,7 @@ import time
 from types import FrameType, TracebackType
 from typing import IO
 
+from stream_guard.clock import SystemClock
 from stream_guard.errors import StreamGuardError
 from stream_guard.ingest.kafka import ping
 
@@ -41,6 +42,7 @@ _PROBE_TIMEOUT_MS = 1_000  # one metadata round trip on a local broker takes ~10
 _TAIL_CHARS = 2_000  # enough of the broker's output to show why it failed
 _PORT_ATTEMPTS = 3  # a free port can be taken between our check and the broker's bind
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
+_CLOCK = SystemClock()  # durations only; clock.py is the one place that reads time
 
 
 class BrokerError(StreamGuardError):
@@ -171,8 +173,8 @@ class EmbeddedBroker:
         )
 
     def _wait_ready(self) -> None:
-        deadline = time.monotonic() + self.startup_timeout
-        while time.monotonic() < deadline:
+        deadline = _CLOCK.monotonic() + self.startup_timeout
+        while _CLOCK.monotonic() < deadline:
             if not self.running:
                 raise self._failure("exited during start-up")
             if ping(self.bootstrap, timeout_ms=_PROBE_TIMEOUT_MS) and self.running:
