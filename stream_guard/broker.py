@@ -117,10 +117,10 @@ class EmbeddedBroker:
         if self._proc is not None:
             raise BrokerError(f"broker already started on {self.bootstrap}")
         binary = self.binary or _broker_binary()
-        auto = self.port is None
-        attempts = _PORT_ATTEMPTS if auto else 1
+        fixed = self.port
+        attempts = _PORT_ATTEMPTS if fixed is None else 1
         for attempt in range(1, attempts + 1):
-            port = free_port() if auto or self.port is None else self.port
+            port = fixed if fixed is not None else free_port()
             if not _port_is_free(port):
                 raise BrokerError(f"port {port} on {HOST} is already in use")
             self.port = port
