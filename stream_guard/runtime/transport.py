@@ -1,34 +1,43 @@
-"""A Faust aiokafka transport whose consumer does not pay two tasks per message.
+"""A Faust aiokafka transport whose consumer hands messages to the streams without a task each.
 
-Why: with faust-streaming 0.15.3 a worker tops out at ~10-17k messages/s whatever the agent
-does. The cost is `faust.transport.consumer.Consumer._drain_messages`, which hands every message
-to the Conductor with::
+Why: a stock faust-streaming 0.15.3 worker drains 10-15k messages/s whatever its agent does.
+The cost is `faust.transport.consumer.Consumer._drain_messages`, which hands every message to
+the Conductor with::
 
     await self.wait_first(callback(message), self.suspend_flow.wait())
 
-`mode.Service.wait_first` wraps that in four tasks (the callback, the suspend event, the
-service's stopped and crashed events) and an `asyncio.wait`, for a callback that almost always
-finishes without ever suspending (it decodes the message and `put_nowait`s it on a stream queue).
+`mode.Service.wait_first` makes that four tasks (the callback, the suspend event, the service's
+stopped and crashed events) and an `asyncio.wait`: ~11 scheduled callbacks and 3 event-loop
+iterations per message, for a callback that almost always finishes without suspending (it decodes
+the message and `put_nowait`s it on a stream queue). With this consumer: 0 tasks and 1 loop
+iteration per message, 2.4-2.7x the messages/s (benchmarks/faust_raw.py has the figures).
 
-What differs from upstream (everything else is inherited unchanged):
+What differs from upstream (everything else is inherited unchanged; proposed upstream as is):
 
-1. `Consumer._drain_messages` is upstream's loop with that one statement replaced by
-   `_deliver`: the callback's first step runs *eagerly*, in a copy of the current context,
-   exactly like an eager task (`asyncio.Task(..., eager_start=True)` in Python 3.12+). If it
-   completes in that step -- the common case -- no task is created and nothing is awaited. If it
-   suspends (stream queue full, flow control suspended, producer buffer full), the rest of it runs
-   as a task under the very same `wait_first(task, suspend_flow.wait())` as upstream, so a
-   rebalance cancels it exactly as before. If flow is already suspended when a message comes up,
-   upstream's statement runs as is. Result: a callback that can be fenced by a rebalance is
-   always fenced the same way; one that cannot (it never suspended) finished before anything
-   else could run, so there was nothing to fence.
-2. `ConsumerThread._create_worker_consumer` can shorten the worker consumer's
-   `fetch_max_wait_ms`, which upstream hard-codes to 1500 ms and exposes as no setting. Real
-   Kafka answers a fetch as soon as data is there, so it only matters when idle; the Tansu dev
-   broker holds every fetch for about half of it, which is ~750 ms of latency per hop.
+1. Delivery (`Consumer._deliver`, called where upstream has the statement above): the callback's
+   first step runs *eagerly*, in a copy of the current context -- what Python 3.12's
+   `asyncio.Task(..., eager_start=True)` does. If it completes in that step, no task is created
+   and nothing is awaited. If it suspends (stream queue full, flow control suspended, producer
+   buffer full), the rest of it runs as a task under the same `wait_first(task,
+   suspend_flow.wait())` as upstream, so a rebalance or a stop cancels it exactly as before. If
+   flow is already suspended when a message comes up, upstream's statement runs as is. So every
+   callback that upstream could cancel is cancelled the same way; one that never suspended ran
+   to completion before anything else could run (upstream would not have cancelled it either:
+   `wait_first` returns both when both are done).
+2. Yielding (`Consumer.yield_every`, default 1): upstream's drain loop yields to the event loop
+   every 101 messages, which is harmless when each delivery already costs loop iterations. Once
+   delivery is free, the drain loop would outrun the streams (a stream takes one event per loop
+   iteration: `await sleep(0)` in its iterator), fill their buffers, fall back to the blocking
+   path for every message, and get its partition paused -- and `_wait_next_records` then sleeps
+   a full second whenever no partition is active. Yielding after every message keeps the two
+   in step: one message in, one event out, per loop iteration.
+3. Fetch wait (`Consumer.fetch_max_wait_ms`, default 10): upstream hard-codes 1500 ms for the
+   worker consumer and exposes no setting. Real Kafka answers a fetch as soon as data is there,
+   so it matters only when idle (one fetch per 10 ms per broker then); the Tansu dev broker holds
+   every fetch for about half of it, i.e. ~750 ms per hop with upstream's value.
 
-Enable it with `broker=broker_url("127.0.0.1:9092")` (registers the `sgkafka://` scheme in
-Faust's transport registry, the same registry its `faust.transports` entry points fill):
+Enable it with `broker=broker_url("127.0.0.1:9092")`, which registers the `sgkafka://` scheme in
+Faust's transport registry (the one its `faust.transports` entry points fill):
 
 >>> broker_url("127.0.0.1:9092")
 'sgkafka://127.0.0.1:9092'
@@ -40,6 +49,7 @@ True
 from __future__ import annotations
 
 import asyncio
+import collections.abc
 import contextvars
 from collections.abc import Coroutine, Generator
 from typing import Any, ClassVar, cast
@@ -53,16 +63,19 @@ from mode import Service, ServiceT
 
 __all__ = ["SCHEME", "Consumer", "ConsumerThread", "Transport", "broker_url", "register"]
 
+_NOTHING: Any = object()
+
 #: URL scheme under which `register` makes this transport available to `faust.App(broker=...)`.
 SCHEME = "sgkafka"
 
 
-class _Resume:
-    """Awaitable that continues a coroutine already stepped once and now suspended on `yielded`.
+class _Resumed(collections.abc.Coroutine[Any, Any, Any]):
+    """A coroutine already stepped once (it yielded `yielded`), in a form a Task can run on.
 
-    It forwards each value sent or exception thrown by the task running it (a wake-up or a
-    cancellation) into the coroutine, which is what `yield from` would do if it did not insist on
-    taking the first step itself.
+    The Task's first step receives `yielded` as if the coroutine had just produced it; every later
+    value or exception the Task sends or throws (a wake-up, a cancellation) goes straight to the
+    coroutine. Being a `Coroutine` itself rather than a wrapping `async def` means a cancellation
+    that arrives before the Task's first step still reaches the coroutine at its `await`.
     """
 
     __slots__ = ("_coro", "_yielded")
@@ -71,41 +84,45 @@ class _Resume:
         self._coro = coro
         self._yielded = yielded
 
-    def __await__(self) -> Generator[Any, Any, Any]:
-        coro, yielded = self._coro, self._yielded
-        while True:
-            try:
-                sent = yield yielded
-            except GeneratorExit:
-                coro.close()
-                raise
-            except BaseException as exc:  # the task throws CancelledError (or any error) here
-                try:
-                    yielded = coro.throw(exc)
-                except StopIteration as stop:
-                    return stop.value
-            else:
-                try:
-                    yielded = coro.send(sent)
-                except StopIteration as stop:
-                    return stop.value
+    def send(self, value: Any) -> Any:
+        yielded, self._yielded = self._yielded, _NOTHING
+        if yielded is not _NOTHING:
+            return yielded
+        return self._coro.send(value)
 
+    def throw(self, typ: Any, val: Any = None, tb: Any = None) -> Any:
+        self._yielded = _NOTHING
+        if val is None and tb is None:
+            return self._coro.throw(typ)
+        return self._coro.throw(typ, val, tb)  # the deprecated 3-argument form, as it came
 
-async def _finish(resume: _Resume) -> Any:
-    return await resume
+    def close(self) -> None:
+        self._coro.close()
+
+    def __iter__(self) -> _Resumed:
+        return self
+
+    def __next__(self) -> Any:
+        return self.send(None)
+
+    def __await__(self) -> Generator[Any, Any, Any]:  # for completeness: a Task only sends/throws
+        return (yield from self)
 
 
 class Consumer(upstream.Consumer):
-    """Faust's aiokafka consumer with the per-message task pair removed from its drain loop."""
+    """Faust's aiokafka consumer, delivering messages eagerly (see the module docstring).
 
-    #: Set to False to run upstream's drain loop unchanged (for comparison, or as a kill switch).
+    The class attributes are the knobs; subclass to change them (`Transport.Consumer` names the
+    class an app uses).
+    """
+
+    #: False runs upstream's drain loop unchanged (a kill switch, and the benchmark's baseline).
     eager_callbacks: ClassVar[bool] = True
 
-    #: Messages delivered between two yields to the event loop
-    #: (upstream: 100, see `_drain_messages`).
+    #: Messages delivered between two yields to the event loop (upstream: 101, hard-coded).
     yield_every: ClassVar[int] = 1
 
-    #: `fetch_max_wait_ms` for the worker consumer; None keeps upstream's 1500 ms.
+    #: `fetch_max_wait_ms` of the worker consumer; None keeps upstream's 1500 ms.
     fetch_max_wait_ms: ClassVar[int | None] = 10
 
     _thread: ConsumerThread
@@ -125,19 +142,19 @@ class Consumer(upstream.Consumer):
             yielded = context.run(coro.send, None)
         except StopIteration:
             return
-        task = self.loop.create_task(_finish(_Resume(coro, yielded)), context=context)
+        task: asyncio.Task[Any] = self.loop.create_task(_Resumed(coro, yielded), context=context)
         await self.wait_first(task, suspend_flow.wait())
 
     async def _drain_messages(self, fetcher: ServiceT) -> None:  # pragma: no cover
-        """Upstream's loop (faust-streaming 0.15.3), delivering each message with `_deliver`.
+        """Upstream's loop (faust-streaming 0.15.3) with changes 1 and 2 of the module docstring.
 
-        Copied rather than wrapped because the changed statement sits in the middle of it; every
-        other line is upstream's, so a diff against upstream shows only the delivery.
+        Copied rather than wrapped because the changes sit in the middle of it; the lines marked
+        "upstream:" are the only ones that differ, so a diff against upstream shows just those.
         """
         if not self.eager_callbacks:
             await super()._drain_messages(fetcher)
             return
-        deliver = self._deliver
+        deliver = self._deliver  # upstream: callback = self.callback
         getmany = self.getmany
         consumer_should_stop = cast(Service, self)._stopped.is_set
         fetcher_should_stop = cast(Service, fetcher)._stopped.is_set
@@ -150,7 +167,7 @@ class Consumer(upstream.Consumer):
         commit_every = self._commit_every
         acks_enabled_for = self.app.topics.acks_enabled_for
 
-        yield_every = self.yield_every
+        yield_every = self.yield_every  # upstream: yield_every = 100
         num_since_yield = 0
         sleep = asyncio.sleep
 
@@ -165,7 +182,7 @@ class Consumer(upstream.Consumer):
                 if not self.should_stop:
                     async for tp, message in ait:
                         num_since_yield += 1
-                        if num_since_yield > yield_every:
+                        if num_since_yield >= yield_every:  # upstream: >
                             await sleep(0)
                             num_since_yield = 0
 

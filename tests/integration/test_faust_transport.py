@@ -1,0 +1,364 @@
+"""stream_guard.runtime.transport: Faust's consumer without the per-message task pair.
+
+On the embedded broker: every message is processed once, in order per partition; offsets are
+committed and a restarted app resumes after them; a real rebalance while callbacks are blocked
+in flight keeps at-least-once delivery. Without a broker (a consumer that is built but never
+started): the delivery step fences an in-flight callback on a flow suspension exactly as
+upstream's `wait_first(callback(message), suspend_flow.wait())` does, scenario by scenario.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import itertools
+import threading
+import uuid
+from collections.abc import Awaitable, Callable
+from typing import Any, cast
+
+import pytest
+from faust.types import Message
+
+from stream_guard.runtime import transport
+from tests.integration._faust_harness import (
+    Recorder,
+    committed,
+    create_topic,
+    lingering_threads,
+    new_app,
+    produce,
+    recording_agent,
+    running,
+    value_for,
+)
+
+pytestmark = pytest.mark.integration
+
+PARTITIONS = 2
+JOIN_TIMEOUT_S = 30.0
+
+
+def _group(label: str) -> str:
+    return f"faust-transport-{label}-{uuid.uuid4().hex[:8]}"
+
+
+def _run(coro: Awaitable[Any]) -> Any:
+    """Run `coro` in a fresh loop and check that Faust left no thread behind."""
+    before = threading.enumerate()
+    result = asyncio.run(cast(Any, coro))
+    assert lingering_threads(before) == []
+    return result
+
+
+# --------------------------------------------------------------------------- on the broker
+
+
+def test_every_message_once_in_order_per_partition(bootstrap: str, topic_prefix: str) -> None:
+    topic, per_partition = f"{topic_prefix}raw", 2_000
+
+    async def scenario() -> Recorder:
+        await create_topic(bootstrap, topic, PARTITIONS)
+        await produce(bootstrap, topic, PARTITIONS, 0, per_partition)
+        app, recorder = new_app(bootstrap, _group("order")), Recorder()
+        recording_agent(app, topic, recorder)
+        async with running(app):
+            assert isinstance(app.consumer, transport.Consumer)
+            await recorder.wait_for(PARTITIONS * per_partition, JOIN_TIMEOUT_S)
+            await asyncio.sleep(0.2)  # anything beyond the expected count would show up here
+        return recorder
+
+    recorder = _run(scenario())
+    assert recorder.total == PARTITIONS * per_partition
+    for p in range(PARTITIONS):
+        expected = [(i, value_for(p, i)) for i in range(per_partition)]
+        assert recorder.seen[p] == expected
+
+
+def test_restarted_app_resumes_after_committed_offsets(bootstrap: str, topic_prefix: str) -> None:
+    topic, group, first, second = f"{topic_prefix}raw", _group("resume"), 500, 300
+
+    async def scenario() -> tuple[dict[int, int], Recorder, dict[int, int]]:
+        await create_topic(bootstrap, topic, PARTITIONS)
+        await produce(bootstrap, topic, PARTITIONS, 0, first)
+        app, before = new_app(bootstrap, group), Recorder()
+        recording_agent(app, topic, before)
+        async with running(app):
+            await before.wait_for(PARTITIONS * first, JOIN_TIMEOUT_S)
+        after_first = await committed(bootstrap, group, topic, PARTITIONS)
+
+        await produce(bootstrap, topic, PARTITIONS, first, second)
+        app, after = new_app(bootstrap, group), Recorder()
+        recording_agent(app, topic, after)
+        async with running(app):
+            await after.wait_for(PARTITIONS * second, JOIN_TIMEOUT_S)
+            await asyncio.sleep(0.2)
+        return after_first, after, await committed(bootstrap, group, topic, PARTITIONS)
+
+    after_first, after, after_second = _run(scenario())
+    # A graceful stop commits everything acked: the restart redelivers nothing.
+    assert after_first == dict.fromkeys(range(PARTITIONS), first)
+    for p in range(PARTITIONS):
+        expected = [(i, value_for(p, i)) for i in range(first, first + second)]
+        assert after.seen[p] == expected
+    assert after_second == dict.fromkeys(range(PARTITIONS), first + second)
+
+
+def test_rebalance_with_callbacks_blocked_in_flight(bootstrap: str, topic_prefix: str) -> None:
+    """A second worker joins while the first has callbacks blocked on a full stream buffer.
+
+    The first app's agent is slow and its buffer tiny, so nearly every delivery is in flight
+    (blocked) when the rebalance suspends flow: those must be fenced (the drain loop goes on),
+    and the group as a whole must still process every message at least once.
+    """
+    topic, group, per_partition = f"{topic_prefix}raw", _group("rebalance"), 600
+    fenced: list[bool] = []
+
+    async def slow() -> None:
+        await asyncio.sleep(0.002)
+
+    async def scenario() -> tuple[Recorder, Recorder]:
+        await create_topic(bootstrap, topic, PARTITIONS)
+        await produce(bootstrap, topic, PARTITIONS, 0, per_partition)
+        first, second = Recorder(), Recorder()
+        app_a = new_app(bootstrap, group, stream_buffer_maxsize=4)
+        recording_agent(app_a, topic, first, per_event=slow)
+        app_b = new_app(bootstrap, group)
+        recording_agent(app_b, topic, second)
+        async with running(app_a):
+            _watch_fences(app_a.consumer, fenced)
+            await first.wait_for(50, JOIN_TIMEOUT_S)
+            async with running(app_b):
+                await _wait_until(
+                    lambda: _covered(first, second) == PARTITIONS * per_partition,
+                    JOIN_TIMEOUT_S,
+                )
+        return first, second
+
+    first, second = _run(scenario())
+    for p in range(PARTITIONS):
+        seen = set(first.offsets(p)) | set(second.offsets(p))
+        assert seen == set(range(per_partition)), f"partition {p} lost messages"
+        for recorder in (first, second):
+            _assert_in_order_between_restarts(recorder.offsets(p))
+    assert second.total > 0, "the second worker was never assigned a partition"
+    assert True in fenced, "no in-flight callback was fenced by the rebalance"
+
+
+def _watch_fences(consumer: Any, fenced: list[bool]) -> None:
+    """Record, for each delivery that fell back to wait_first, whether flow suspension won."""
+    wait_first = consumer.wait_first
+
+    async def watched(*coros: Any, **kwargs: Any) -> Any:
+        result = await wait_first(*coros, **kwargs)
+        fenced.append(coros[0] not in result.done)
+        return result
+
+    consumer.wait_first = watched
+
+
+def _covered(*recorders: Recorder) -> int:
+    return len({(p, o) for r in recorders for p in r.seen for o in r.offsets(p)})
+
+
+async def _wait_until(condition: Callable[[], bool], timeout: float) -> None:
+    async with asyncio.timeout(timeout):
+        while not condition():
+            await asyncio.sleep(0.05)
+
+
+def _assert_in_order_between_restarts(offsets: list[int]) -> None:
+    """Offsets increase by one, except where a rebalance made the app seek back (at-least-once)."""
+    for previous, current in itertools.pairwise(offsets):
+        assert current == previous + 1 or current <= previous, (previous, current)
+
+
+# --------------------------------------------------------------------------- delivery fencing
+
+_var: contextvars.ContextVar[str] = contextvars.ContextVar("_var", default="caller")
+
+
+class FakeCallback:
+    """A Conductor callback stand-in that logs what happens to it; may block and/or fail."""
+
+    def __init__(self, *, block: bool = False, fail: bool = False) -> None:
+        self.block, self.fail = block, fail
+        self.gate = asyncio.Event()
+        self.log: list[str] = []
+        self.task: asyncio.Task[Any] | None = None
+
+    async def __call__(self, message: Message) -> None:
+        self.task = asyncio.current_task()
+        self.log.append("start")
+        _var.set("callback")
+        try:
+            if self.block:
+                await self.gate.wait()
+        except asyncio.CancelledError:
+            self.log.append("cancelled")
+            raise
+        if self.fail:
+            raise ValueError("callback failed")
+        self.log.append("done")
+
+
+Deliver = Callable[[Any, Message], Awaitable[None]]
+
+
+async def _eager(consumer: Any, message: Message) -> None:
+    await consumer._deliver(message)
+
+
+async def _upstream(consumer: Any, message: Message) -> None:
+    # faust/transport/consumer.py, Consumer._drain_messages (faust-streaming 0.15.3), verbatim:
+    await consumer.wait_first(consumer.callback(message), consumer.suspend_flow.wait())
+
+
+DELIVERIES = [pytest.param(_eager, id="eager"), pytest.param(_upstream, id="upstream")]
+MESSAGE = cast(Message, object())
+
+
+def _fencing(scenario: Callable[[Any, FakeCallback, Deliver], Awaitable[Any]], **cb: bool) -> Any:
+    """Run `scenario(consumer, callback, deliver)` for both deliveries; return both outcomes."""
+
+    async def run(deliver: Deliver) -> Any:
+        app = new_app("127.0.0.1:1", _group("fence"))  # the consumer is built, never started
+        consumer = app.consumer
+        callback = FakeCallback(**cb)
+        consumer.callback = callback
+        try:
+            outcome = await scenario(consumer, callback, deliver)
+            await asyncio.sleep(0)  # let cancelled tasks finish
+        finally:
+            consumer._thread.thread_loop.close()  # made for the consumer thread, never started
+        leftovers = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+        assert leftovers == [], leftovers
+        return outcome, callback.log
+
+    return {name: _run(run(d)) for name, d in (("eager", _eager), ("upstream", _upstream))}
+
+
+async def _until_started(callback: FakeCallback) -> None:
+    while not callback.log:
+        await asyncio.sleep(0)
+
+
+def test_callback_that_never_suspends_runs_inline_without_a_task() -> None:
+    async def scenario(consumer: Any, callback: FakeCallback, deliver: Deliver) -> bool:
+        await deliver(consumer, MESSAGE)
+        return callback.task is asyncio.current_task()
+
+    outcomes = _fencing(scenario)
+    assert outcomes["eager"] == (True, ["start", "done"])
+    assert outcomes["upstream"] == (False, ["start", "done"])
+
+
+def test_blocked_callback_completes_when_released() -> None:
+    async def scenario(consumer: Any, callback: FakeCallback, deliver: Deliver) -> None:
+        pending = asyncio.ensure_future(deliver(consumer, MESSAGE))
+        await _until_started(callback)
+        callback.gate.set()
+        await pending
+
+    outcomes = _fencing(scenario, block=True)
+    assert outcomes["eager"] == outcomes["upstream"] == (None, ["start", "done"])
+
+
+def test_blocked_callback_is_cancelled_when_flow_is_suspended() -> None:
+    async def scenario(consumer: Any, callback: FakeCallback, deliver: Deliver) -> None:
+        pending = asyncio.ensure_future(deliver(consumer, MESSAGE))
+        await _until_started(callback)
+        consumer.stop_flow()  # what App._on_partitions_revoked does first
+        await pending  # returns: the drain loop goes on to see flow inactive
+        callback.gate.set()  # too late: the callback is gone
+        await asyncio.sleep(0)
+
+    outcomes = _fencing(scenario, block=True)
+    assert outcomes["eager"] == outcomes["upstream"] == (None, ["start", "cancelled"])
+
+
+def test_blocking_callback_delivered_while_suspended_is_cancelled() -> None:
+    async def scenario(consumer: Any, callback: FakeCallback, deliver: Deliver) -> None:
+        consumer.stop_flow()
+        await deliver(consumer, MESSAGE)
+
+    outcomes = _fencing(scenario, block=True)
+    assert outcomes["eager"] == outcomes["upstream"] == (None, ["start", "cancelled"])
+
+
+def test_non_blocking_callback_delivered_while_suspended_still_runs() -> None:
+    async def scenario(consumer: Any, callback: FakeCallback, deliver: Deliver) -> None:
+        consumer.stop_flow()
+        await deliver(consumer, MESSAGE)
+
+    outcomes = _fencing(scenario)
+    assert outcomes["eager"] == outcomes["upstream"] == (None, ["start", "done"])
+
+
+def test_blocked_callback_is_cancelled_when_the_consumer_stops() -> None:
+    async def scenario(consumer: Any, callback: FakeCallback, deliver: Deliver) -> None:
+        pending = asyncio.ensure_future(deliver(consumer, MESSAGE))
+        await _until_started(callback)
+        consumer._stopped.set()
+        await pending
+
+    outcomes = _fencing(scenario, block=True)
+    assert outcomes["eager"] == outcomes["upstream"] == (None, ["start", "cancelled"])
+
+
+@pytest.mark.parametrize("block", [False, True], ids=["inline", "blocked"])
+def test_callback_errors_propagate_to_the_drain_loop(block: bool) -> None:
+    async def scenario(consumer: Any, callback: FakeCallback, deliver: Deliver) -> str:
+        pending = asyncio.ensure_future(deliver(consumer, MESSAGE))
+        await _until_started(callback)
+        callback.gate.set()
+        with pytest.raises(ValueError, match="callback failed"):
+            await pending
+        return "raised"
+
+    outcomes = _fencing(scenario, block=block, fail=True)
+    assert outcomes["eager"] == outcomes["upstream"] == ("raised", ["start"])
+
+
+@pytest.mark.parametrize("block", [False, True], ids=["inline", "blocked"])
+def test_callback_context_changes_do_not_leak_into_the_drain_loop(block: bool) -> None:
+    async def scenario(consumer: Any, callback: FakeCallback, deliver: Deliver) -> str:
+        async def drain_loop() -> str:  # stands for the task running _drain_messages
+            await deliver(consumer, MESSAGE)
+            return _var.get()
+
+        pending = asyncio.ensure_future(drain_loop())
+        await _until_started(callback)
+        callback.gate.set()
+        return await pending
+
+    outcomes = _fencing(scenario, block=block)
+    assert outcomes["eager"] == outcomes["upstream"] == ("caller", ["start", "done"])
+
+
+def test_continuation_cancelled_before_its_first_step_still_cancels_the_callback() -> None:
+    """The task that takes over a suspended callback can be cancelled before it ever ran."""
+
+    async def scenario() -> list[str]:
+        callback = FakeCallback(block=True)
+        coro = callback(MESSAGE)
+        yielded = coro.send(None)  # what _deliver's eager step does
+        task = asyncio.get_running_loop().create_task(transport._Resumed(coro, yielded))
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        return callback.log
+
+    assert _run(scenario()) == ["start", "cancelled"]
+
+
+def test_continuation_can_also_be_awaited() -> None:
+    async def scenario() -> list[str]:
+        callback = FakeCallback(block=True)
+        coro = callback(MESSAGE)
+        resumed = transport._Resumed(coro, coro.send(None))
+        asyncio.get_running_loop().call_soon(callback.gate.set)
+        await resumed
+        return callback.log
+
+    assert _run(scenario()) == ["start", "done"]
