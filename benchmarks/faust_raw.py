@@ -1,8 +1,9 @@
 """How fast a bare Faust agent drains a topic: stock faust-streaming vs stream_guard's transport.
 
-    python benchmarks/faust_raw.py                       # defaults below, ~2-3 minutes
+    python benchmarks/faust_raw.py                 # 200k single, 5k x 100 batched: ~2.5 minutes
     python benchmarks/faust_raw.py --single 50000 --batched 500 --variants stock,eager
-    python benchmarks/faust_raw.py --no-profile --bootstrap 127.0.0.1:9092
+    python benchmarks/faust_raw.py --variants all --repeat 3 --no-profile   # medians, ~10 min
+    python benchmarks/faust_raw.py --bootstrap 127.0.0.1:9092             # an existing broker
 
 Starts the embedded broker (unless --bootstrap is given), produces two workloads into two
 single-partition topics -- N single-event messages (~140-byte JSON objects) and M messages of K
@@ -11,8 +12,9 @@ group, in a fresh worker subprocess (nothing carries over between runs). The age
 `orjson.loads` and a count: ~1 µs per event, so the figures are Faust's cost, not the agent's.
 Rates are measured from the first event the agent sees to the last, so the group join (held by
 the broker for session_timeout/2) is not counted. Then one more run per profiled variant, under
-cProfile (event-loop thread only; the aiokafka consumer thread is not seen), prints the
-functions with the most own time and their calls per message.
+cProfile (event-loop thread only; the aiokafka consumer thread is not seen), prints what explains
+the figures -- event-loop iterations, tasks and scheduled callbacks per message -- and the
+functions with the most own time. cProfile slows everything ~3x; read its shares, not its rates.
 
 Variants, each adding one change to the previous one unless said otherwise:
   stock          faust-streaming as installed: `aiokafka://`, worker fetch wait 1500 ms.
@@ -87,7 +89,7 @@ class RunResult:
     events: int
     seconds: float
     startup_seconds: float
-    profile: list[dict[str, Any]]
+    profile: dict[str, Any]
 
     @property
     def messages_per_s(self) -> float:
@@ -287,23 +289,42 @@ async def _consume(variant: str, bootstrap: str, w: Workload, profile: bool) -> 
         "events": state["events"],
         "seconds": t_last - t_first,
         "startup_seconds": t_first - started,
-        "profile": _top_functions(profiler, w.messages) if profiler is not None else [],
+        "profile": _profile_summary(profiler, w.messages) if profiler is not None else {},
     }
 
 
-def _top_functions(profiler: cProfile.Profile, messages: int, n: int = 8) -> list[dict[str, Any]]:
+# Synchronous asyncio functions whose call counts per message explain the figures exactly
+# (cProfile counts every resumption of a coroutine as a call, so coroutines are left out).
+MECHANICS = {
+    "event-loop iterations": ("base_events.py", "_run_once"),
+    "tasks created": ("base_events.py", "create_task"),
+    "callbacks scheduled": ("base_events.py", "_call_soon"),
+}
+
+
+def _profile_summary(profiler: cProfile.Profile, messages: int, n: int = 8) -> dict[str, Any]:
+    """Top functions by own time, and the per-message counts of `MECHANICS`."""
     stats = pstats.Stats(profiler)
     rows = stats.stats  # type: ignore[attr-defined]  # {(file, line, fn): (cc, nc, tt, ct, callers)}
     total = sum(row[2] for row in rows.values()) or 1.0
     top = sorted(rows.items(), key=lambda item: item[1][2], reverse=True)[:n]
-    return [
-        {
-            "function": _label(key),
-            "own_share": row[2] / total,
-            "calls_per_message": row[1] / messages,
-        }
-        for key, row in top
-    ]
+    mechanics = {
+        label: sum(row[1] for key, row in rows.items() if key[0].endswith(f) and key[2] == fn)
+        / messages
+        for label, (f, fn) in MECHANICS.items()
+    }
+    return {
+        "seconds_per_message": total / messages,
+        "mechanics": mechanics,
+        "top": [
+            {
+                "function": _label(key),
+                "own_share": row[2] / total,
+                "calls_per_message": row[1] / messages,
+            }
+            for key, row in top
+        ],
+    }
 
 
 def _label(key: tuple[str, int, str]) -> str:
@@ -346,6 +367,7 @@ def _run(variant: str, bootstrap: str, w: Workload, profile: bool) -> RunResult:
 
 def _results_table(results: list[RunResult]) -> Table:
     table = Table(title="Bare Faust agent draining one partition (first event → last event)")
+    table.caption = "agent body: orjson.loads + count; one worker subprocess per run"
     for col in ("variant", "workload", "messages", "events", "seconds", "msgs/s", "events/s"):
         table.add_column(col, justify="left" if col in ("variant", "workload") else "right")
     table.add_column("vs stock", justify="right")
@@ -365,12 +387,24 @@ def _results_table(results: list[RunResult]) -> Table:
     return table
 
 
+def _mechanics_table(profiles: list[RunResult]) -> Table:
+    table = Table(title="Per message, under cProfile (event-loop thread)")
+    table.add_column("variant")
+    for label in MECHANICS:
+        table.add_column(label, justify="right")
+    table.add_column("profiled µs", justify="right")
+    for r in profiles:
+        counts = [f"{r.profile['mechanics'][label]:.2f}" for label in MECHANICS]
+        table.add_row(r.variant, *counts, f"{r.profile['seconds_per_message'] * 1e6:.0f}")
+    return table
+
+
 def _profile_table(r: RunResult) -> Table:
     table = Table(title=f"cProfile, {r.variant} / {r.workload}: most own time (event-loop thread)")
     table.add_column("own %", justify="right")
     table.add_column("calls/msg", justify="right")
     table.add_column("function")
-    for row in r.profile:
+    for row in r.profile["top"]:
         own, calls = row["own_share"] * 100, row["calls_per_message"]
         table.add_row(f"{own:.1f}", f"{calls:.2f}", row["function"])
     return table
@@ -379,13 +413,14 @@ def _profile_table(r: RunResult) -> Table:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--single", type=int, default=200_000, help="single-event messages")
-    parser.add_argument("--batched", type=int, default=2_000, help="batched messages")
+    parser.add_argument("--batched", type=int, default=5_000, help="batched messages")
     parser.add_argument("--events-per-message", type=int, default=100)
     parser.add_argument(
         "--variants",
         default=",".join(DEFAULT_VARIANTS),
         help=f"comma-separated, from {', '.join(VARIANTS)} (or 'all')",
     )
+    parser.add_argument("--repeat", type=int, default=1, help="runs per cell; the median is shown")
     parser.add_argument("--profile-messages", type=int, default=50_000)
     parser.add_argument("--no-profile", action="store_true")
     parser.add_argument("--bootstrap", help="use this broker instead of starting one")
@@ -415,7 +450,7 @@ def main(argv: list[str] | None = None) -> int:
     console = Console(width=None if sys.stdout.isatty() else 120)
     results: list[RunResult] = []
     profiles: list[RunResult] = []
-    total = len(variants) * len(workloads) + len(profiled)
+    total = len(variants) * len(workloads) * args.repeat + len(profiled)
     clock = time.perf_counter()
     with _broker(args.bootstrap) as bootstrap:
         console.print(f"broker {bootstrap}; producing {', '.join(_describe(w) for w in workloads)}")
@@ -423,14 +458,19 @@ def main(argv: list[str] | None = None) -> int:
         step = 0
         for w in workloads:
             for variant in variants:
-                step += 1
-                results.append(_step(console, step, total, clock, variant, bootstrap, w, False))
+                runs = []
+                for _ in range(args.repeat):
+                    step += 1
+                    runs.append(_step(console, step, total, clock, variant, bootstrap, w, False))
+                results.append(sorted(runs, key=lambda r: r.events_per_s)[len(runs) // 2])
         for variant in profiled:
             step += 1
             profiles.append(
                 _step(console, step, total, clock, variant, bootstrap, profile_load, True)
             )
     console.print(_results_table(results))
+    if profiles:
+        console.print(_mechanics_table(profiles))
     for r in profiles:
         console.print(_profile_table(r))
     console.print(f"total {time.perf_counter() - clock:.0f} s")

@@ -61,6 +61,8 @@ from faust.transport.drivers import aiokafka as upstream
 from faust.types import Message
 from mode import Service, ServiceT
 
+from stream_guard.errors import ConfigError
+
 __all__ = ["SCHEME", "Consumer", "ConsumerThread", "Transport", "broker_url", "register"]
 
 _NOTHING: Any = object()
@@ -248,12 +250,32 @@ class Transport(upstream.Transport):
     Consumer = Consumer
 
 
-def register(scheme: str = SCHEME) -> None:
-    """Make `scheme://host:port` select `Transport` in `faust.App(broker=...)` (idempotent)."""
-    drivers.TRANSPORTS.aliases[scheme] = f"{__name__}:Transport"
+def register(scheme: str = SCHEME, transport: type[upstream.Transport] = Transport) -> None:
+    """Make `scheme://host:port` select `transport` in `faust.App(broker=...)` (idempotent).
+
+    `transport` must be a module-level class: Faust's registry stores it as an import path. A
+    subclass is how to change the `Consumer` knobs, e.g. a real-Kafka deployment that does not
+    want a fetch every 10 ms while idle::
+
+        class PatientConsumer(Consumer):
+            fetch_max_wait_ms = 500
+
+        class PatientTransport(Transport):
+            Consumer = PatientConsumer
+
+        register("patientkafka", PatientTransport)
+    """
+    drivers.TRANSPORTS.aliases[scheme] = f"{transport.__module__}:{transport.__qualname__}"
 
 
 def broker_url(bootstrap: str, scheme: str = SCHEME) -> str:
-    """Return the Faust `broker` URL for `bootstrap` ("host:port[,host:port...]") on `Transport`."""
-    register(scheme)
+    """Return the Faust `broker` URL for `bootstrap` ("host:port[,host:port...]").
+
+    The default scheme is registered on the way; any other must have been registered before
+    (Faust's own "kafka" and "aiokafka" select its stock transport).
+    """
+    if scheme == SCHEME:
+        register()
+    elif scheme not in drivers.TRANSPORTS.aliases:
+        raise ConfigError(f"no Faust transport is registered for {scheme!r}: call register() first")
     return ";".join(f"{scheme}://{server.strip()}" for server in bootstrap.split(","))

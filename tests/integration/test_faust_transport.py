@@ -20,6 +20,7 @@ from typing import Any, cast
 import pytest
 from faust.types import Message
 
+from stream_guard.errors import ConfigError
 from stream_guard.runtime import transport
 from tests.integration._faust_harness import (
     Recorder,
@@ -64,6 +65,8 @@ def test_every_message_once_in_order_per_partition(bootstrap: str, topic_prefix:
         recording_agent(app, topic, recorder)
         async with running(app):
             assert isinstance(app.consumer, transport.Consumer)
+            fetcher = app.consumer._thread._consumer._fetcher
+            assert fetcher._fetch_max_wait_ms == transport.Consumer.fetch_max_wait_ms == 10
             await recorder.wait_for(PARTITIONS * per_partition, JOIN_TIMEOUT_S)
             await asyncio.sleep(0.2)  # anything beyond the expected count would show up here
         return recorder
@@ -171,6 +174,27 @@ def _assert_in_order_between_restarts(offsets: list[int]) -> None:
     """Offsets increase by one, except where a rebalance made the app seek back (at-least-once)."""
     for previous, current in itertools.pairwise(offsets):
         assert current == previous + 1 or current <= previous, (previous, current)
+
+
+class PatientConsumer(transport.Consumer):
+    fetch_max_wait_ms = 500
+
+
+class PatientTransport(transport.Transport):
+    Consumer = PatientConsumer
+
+
+def test_a_registered_subclass_is_what_the_app_uses() -> None:
+    transport.register("patientkafka", PatientTransport)
+    url = transport.broker_url("127.0.0.1:1,127.0.0.2:2", "patientkafka")
+    assert url == "patientkafka://127.0.0.1:1;patientkafka://127.0.0.2:2"
+    app = new_app("127.0.0.1:1", _group("registry"), broker=url)
+    assert type(app.transport) is PatientTransport
+
+
+def test_an_unregistered_scheme_is_a_config_error() -> None:
+    with pytest.raises(ConfigError, match="'nosuchkafka'"):
+        transport.broker_url("127.0.0.1:1", "nosuchkafka")
 
 
 # --------------------------------------------------------------------------- delivery fencing
