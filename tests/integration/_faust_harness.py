@@ -85,14 +85,18 @@ def new_app(bootstrap: str, group: str, **settings: Any) -> faust.App:
 
 @dataclass
 class Recorder:
-    """What an agent saw: (offset, value) per partition, in the order it saw them."""
+    """What an agent saw: (offset, value) per partition, and offsets per (partition, generation)."""
 
     seen: dict[int, list[tuple[int, bytes]]] = field(default_factory=lambda: defaultdict(list))
+    by_generation: dict[tuple[int, int], list[int]] = field(
+        default_factory=lambda: defaultdict(list)
+    )
     total: int = 0
     _waiters: list[tuple[int, asyncio.Event]] = field(default_factory=list)
 
-    def add(self, partition: int, offset: int, value: bytes) -> None:
+    def add(self, partition: int, offset: int, value: bytes, generation: int = 0) -> None:
         self.seen[partition].append((offset, value))
+        self.by_generation[partition, generation].append(offset)
         self.total += 1
         for target, event in self._waiters:
             if self.total >= target:
@@ -124,7 +128,7 @@ def recording_agent(
             if per_event is not None:
                 await per_event()
             message = event.message
-            recorder.add(message.partition, message.offset, event.value)
+            recorder.add(message.partition, message.offset, event.value, message.generation_id)
 
 
 @asynccontextmanager
