@@ -106,8 +106,21 @@ def test_restarted_app_resumes_after_committed_offsets(bootstrap: str, topic_pre
     assert after_second == dict.fromkeys(range(PARTITIONS), first + second)
 
 
-def test_rebalance_with_callbacks_blocked_in_flight(bootstrap: str, topic_prefix: str) -> None:
+class UpstreamDrainConsumer(transport.Consumer):
+    eager_callbacks = False
+
+
+class UpstreamDrainTransport(transport.Transport):
+    Consumer = UpstreamDrainConsumer
+
+
+@pytest.mark.parametrize("scheme", [transport.SCHEME, "upstreamdrain"], ids=["eager", "upstream"])
+def test_rebalance_with_callbacks_blocked_in_flight(
+    bootstrap: str, topic_prefix: str, scheme: str
+) -> None:
     """A second worker joins while the first has callbacks blocked on a full stream buffer.
+
+    Run with upstream's drain loop too: the same properties hold for both.
 
     The first app's agent is slow (~5 ms per event) and its buffer tiny, so nearly every delivery
     is in flight (blocked) when the rebalance suspends flow, ~3 s after the second app starts
@@ -118,6 +131,8 @@ def test_rebalance_with_callbacks_blocked_in_flight(bootstrap: str, topic_prefix
     """
     topic, group, per_partition = f"{topic_prefix}raw", _group("rebalance"), 1_000
     fenced: list[bool] = []
+    transport.register("upstreamdrain", UpstreamDrainTransport)
+    broker = transport.broker_url(bootstrap, scheme)
 
     async def slow() -> None:
         await asyncio.sleep(0.005)
@@ -126,9 +141,9 @@ def test_rebalance_with_callbacks_blocked_in_flight(bootstrap: str, topic_prefix
         await create_topic(bootstrap, topic, PARTITIONS)
         await produce(bootstrap, topic, PARTITIONS, 0, per_partition)
         first, second = Recorder(), Recorder()
-        app_a = new_app(bootstrap, group, stream_buffer_maxsize=4)
+        app_a = new_app(bootstrap, group, broker=broker, stream_buffer_maxsize=4)
         recording_agent(app_a, topic, first, per_event=slow)
-        app_b = new_app(bootstrap, group)
+        app_b = new_app(bootstrap, group, broker=broker)
         recording_agent(app_b, topic, second)
         async with running(app_a):
             _watch_fences(app_a.consumer, fenced)
