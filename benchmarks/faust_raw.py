@@ -16,14 +16,17 @@ cProfile (event-loop thread only; the aiokafka consumer thread is not seen), pri
 the figures -- event-loop iterations, tasks and scheduled callbacks per message -- and the
 functions with the most own time. cProfile slows everything ~3x; read its shares, not its rates.
 
-Variants, each adding one change to the previous one unless said otherwise:
+Variants (the eager-* ones each change one thing in eager):
   stock          faust-streaming as installed: `aiokafka://`, worker fetch wait 1500 ms.
   stock-fetch10  upstream drain loop, worker consumer fetch_max_wait 10 ms (our ConsumerThread).
-  eager          stream_guard.runtime.transport: eager callback delivery + fetch wait 10 ms.
+  eager          stream_guard.runtime.transport: eager delivery, a yield to the event loop after
+                 every message, fetch wait 10 ms.
   eager-cython   + cython_optimizations=True (Faust's opt-in repaired Cython stream fast path).
   eager-quiet    eager, with a Monitor whose per-message hooks do nothing (prices the sensors).
   eager-take     eager, agent iterates `stream.take(1000, within=0.05)` batches.
-Not run unless named in --variants (they showed no gain; see the module's report):
+Run only when named (--variants ... or all): no gain, unsafe, or kept to explain a choice:
+  eager-yield101 eager delivery with upstream's yield cadence (every 101 messages): why the
+                 transport yields after every message (buffers fill, partitions pause).
   eager-buffer   eager, stream_buffer_maxsize=16384 (default 4096).
   eager-noacks   eager, topic acks=False: not a safe setting (no offsets are committed), shown
                  only to price Faust's per-message ack bookkeeping.
@@ -60,6 +63,7 @@ VARIANTS: dict[str, str] = {
     "eager-cython": "eager + cython_optimizations=True",
     "eager-quiet": "eager + per-message Monitor hooks as no-ops",
     "eager-take": "eager + agent uses stream.take(1000, within=50ms)",
+    "eager-yield101": "eager, yielding every 101 messages like upstream",
     "eager-buffer": "eager + stream_buffer_maxsize=16384",
     "eager-noacks": "eager + topic acks=False (unsafe; prices acks)",
 }
@@ -200,6 +204,8 @@ def _app_settings(variant: str, bootstrap: str, group: str) -> dict[str, Any]:
         settings["broker"] = transport.broker_url(bootstrap)
     else:
         settings["broker"] = transport.broker_url(bootstrap)
+    if variant == "eager-yield101":
+        transport.Consumer.yield_every = 101
     if variant == "eager-cython":
         settings["cython_optimizations"] = True
     if variant == "eager-buffer":
