@@ -25,8 +25,8 @@ Variants (the eager-* ones each change one thing in eager):
   eager-quiet    eager, with a Monitor whose per-message hooks do nothing (prices the sensors).
   eager-take     eager, agent iterates `stream.take(1000, within=0.05)` batches.
 Run only when named (--variants ... or all): no gain, unsafe, or kept to explain a choice:
-  eager-yield101 eager delivery with upstream's yield cadence (every 101 messages): why the
-                 transport yields after every message (buffers fill, partitions pause).
+  eager-nopace   eager delivery without pacing by buffer pressure: why the transport paces
+                 (deliveries into full buffers block, partitions pause for a second).
   eager-buffer   eager, stream_buffer_maxsize=16384 (default 4096).
   eager-noacks   eager, topic acks=False: not a safe setting (no offsets are committed), shown
                  only to price Faust's per-message ack bookkeeping.
@@ -63,7 +63,7 @@ VARIANTS: dict[str, str] = {
     "eager-cython": "eager + cython_optimizations=True",
     "eager-quiet": "eager + per-message Monitor hooks as no-ops",
     "eager-take": "eager + agent uses stream.take(1000, within=50ms)",
-    "eager-yield101": "eager, yielding every 101 messages like upstream",
+    "eager-nopace": "eager, without pacing by stream buffer pressure",
     "eager-buffer": "eager + stream_buffer_maxsize=16384",
     "eager-noacks": "eager + topic acks=False (unsafe; prices acks)",
 }
@@ -83,6 +83,7 @@ class Workload:
     topic: str
     messages: int
     events_per_message: int
+    agent_yields: int = 0  # `await asyncio.sleep(0)` per event: an agent that awaits something
 
 
 @dataclass(frozen=True)
@@ -200,12 +201,12 @@ def _app_settings(variant: str, bootstrap: str, group: str) -> dict[str, Any]:
         settings["broker"] = f"kafka://{bootstrap}"
     elif variant == "stock-fetch10":
         # Worker subprocesses run one variant each, so flipping the class switch is local.
-        transport.Consumer.eager_callbacks = False
+        transport.Consumer.eager_delivery = False
         settings["broker"] = transport.broker_url(bootstrap)
     else:
         settings["broker"] = transport.broker_url(bootstrap)
-    if variant == "eager-yield101":
-        transport.Consumer.yield_every = 101
+    if variant == "eager-nopace":
+        transport.Consumer.pace_delivery = False
     if variant == "eager-cython":
         settings["cython_optimizations"] = True
     if variant == "eager-buffer":
@@ -250,7 +251,9 @@ async def _consume(variant: str, bootstrap: str, w: Workload, profile: bool) -> 
     done = asyncio.Event()
     profiler = cProfile.Profile() if profile else None
 
-    def seen(value: bytes) -> None:
+    async def seen(value: bytes) -> None:
+        for _ in range(w.agent_yields):
+            await asyncio.sleep(0)
         decoded = orjson.loads(value)
         if not state["messages"]:
             first.set()
@@ -269,14 +272,14 @@ async def _consume(variant: str, bootstrap: str, w: Workload, profile: bool) -> 
         async def agent(stream: Any) -> None:
             async for values in stream.take(1000, within=0.05):
                 for value in values:
-                    seen(value)
+                    await seen(value)
 
     else:
 
         @app.agent(topic)
         async def agent(stream: Any) -> None:
             async for value in stream:
-                seen(value)
+                await seen(value)
 
     app.finalize()
     started = time.perf_counter()
@@ -422,6 +425,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batched", type=int, default=5_000, help="batched messages")
     parser.add_argument("--events-per-message", type=int, default=100)
     parser.add_argument(
+        "--agent-yields",
+        type=int,
+        default=0,
+        help="times the agent awaits asyncio.sleep(0) per event (an agent awaiting I/O)",
+    )
+    parser.add_argument(
         "--variants",
         default=",".join(DEFAULT_VARIANTS),
         help=f"comma-separated, from {', '.join(VARIANTS)} (or 'all')",
@@ -442,17 +451,20 @@ def main(argv: list[str] | None = None) -> int:
     if unknown:
         parser.error(f"unknown variant(s) {unknown}; choose from {sorted(VARIANTS)}")
     run_id = uuid.uuid4().hex[:6]
+    awaits = f", agent awaits {args.agent_yields}x" if args.agent_yields else ""
     workloads = [
-        Workload("single", f"bench-single-{run_id}", args.single, 1),
+        Workload(f"single{awaits}", f"bench-single-{run_id}", args.single, 1, args.agent_yields),
         Workload(
-            f"batched x{args.events_per_message}",
+            f"batched x{args.events_per_message}{awaits}",
             f"bench-batched-{run_id}",
             args.batched,
             args.events_per_message,
+            args.agent_yields,
         ),
     ]
     profiled = [] if args.no_profile else [v for v in PROFILED if v in variants]
-    profile_load = Workload("single", workloads[0].topic, args.profile_messages, 1)
+    first = workloads[0]
+    profile_load = Workload(first.name, first.topic, args.profile_messages, 1, args.agent_yields)
     console = Console(width=None if sys.stdout.isatty() else 120)
     results: list[RunResult] = []
     profiles: list[RunResult] = []

@@ -9,32 +9,41 @@ the Conductor with::
 `mode.Service.wait_first` makes that four tasks (the callback, the suspend event, the service's
 stopped and crashed events) and an `asyncio.wait`: ~11 scheduled callbacks and 3 event-loop
 iterations per message, for a callback that almost always finishes without suspending (it decodes
-the message and `put_nowait`s it on a stream queue). With this consumer: 0 tasks and 1 loop
-iteration per message, 2.4-2.7x the messages/s (benchmarks/faust_raw.py has the figures).
+the message and `put_nowait`s it on a stream queue). This consumer schedules no task per message;
+it drains 2.1-2.5x the messages/s of stock (benchmarks/faust_raw.py prints the figures).
 
-What differs from upstream (everything else is inherited unchanged; proposed upstream as is):
+What differs from upstream (everything else is inherited; each can be proposed upstream as is):
 
-1. Delivery (`Consumer._deliver`, called where upstream has the statement above): the callback's
-   first step runs *eagerly*, in a copy of the current context -- what Python 3.12's
+1. Eager delivery (`Consumer._deliver`, where upstream has the statement above): the callback's
+   first step runs at once, in a copy of the current context -- what Python 3.12's
    `asyncio.Task(..., eager_start=True)` does. If it completes in that step, no task is created
    and nothing is awaited. If it suspends (stream queue full, flow control suspended, producer
    buffer full), the rest of it runs as a task under the same `wait_first(task,
    suspend_flow.wait())` as upstream, so a rebalance or a stop cancels it exactly as before. If
-   flow is already suspended when a message comes up, upstream's statement runs as is. So every
-   callback that upstream could cancel is cancelled the same way; one that never suspended ran
-   to completion before anything else could run (upstream would not have cancelled it either:
-   `wait_first` returns both when both are done).
-2. Yielding (`Consumer.yield_every`, default 1): upstream's drain loop yields to the event loop
-   every 101 messages, which is harmless when each delivery already costs loop iterations. Once
-   delivery is free, the drain loop would outrun the streams (a stream takes one event per loop
-   iteration: `await sleep(0)` in its iterator), fill their buffers, fall back to the blocking
-   path for every message, and get its partition paused -- and `_wait_next_records` then sleeps
-   a full second whenever no partition is active. Yielding after every message keeps the two
-   in step: one message in, one event out, per loop iteration.
+   flow is already suspended, or the callback returns an awaitable that is not a coroutine,
+   upstream's statement runs as is.
+2. Pacing by buffer pressure. Once delivery is cheap, the drain loop outruns any stream (a stream
+   takes at most one event per event-loop iteration: `await sleep(0)` in its iterator), so
+   upstream's loop would keep delivering into full buffers -- each such delivery blocks, i.e. takes
+   the task path of 1. -- and `_wait_next_records` sleeps a whole second whenever the partitions
+   are paused for full buffers. Faust already tells the consumer when a buffer is full
+   (`on_buffer_full`: 80% of `stream_buffer_maxsize`) and when it has drained
+   (`on_buffer_drop`: 40%). So before delivering a message of a partition marked full, the drain
+   loop waits for that drop (`_wait_for_buffer`: one future, racing flow suspension, a stop, and
+   `buffer_wait_s`), and `_wait_next_records` waits for it instead of its blind second.
+   Without this, eager delivery is slower than stock for an agent that awaits twice per event.
 3. Fetch wait (`Consumer.fetch_max_wait_ms`, default 10): upstream hard-codes 1500 ms for the
    worker consumer and exposes no setting. Real Kafka answers a fetch as soon as data is there,
    so it matters only when idle (one fetch per 10 ms per broker then); the Tansu dev broker holds
    every fetch for about half of it, i.e. ~750 ms per hop with upstream's value.
+
+Rebalances: every callback that upstream can cancel is cancelled the same way. One that never
+suspends runs to completion before anything else runs; upstream starts it one loop turn later but
+cannot cancel it either (`wait_first` returns both when both are done). If a rebalance is already
+queued in that turn, upstream's callback blocks on flow control and is cancelled, while the eager
+one puts its event in a stream buffer that the rebalance then clears (`flow_control.clear()`), and
+streams skip events of an old generation anyway: the message is redelivered from the committed
+offset in both cases.
 
 Enable it with `broker=broker_url("127.0.0.1:9092")`, which registers the `sgkafka://` scheme in
 Faust's transport registry (the one its `faust.transports` entry points fill):
@@ -56,9 +65,9 @@ from typing import Any, ClassVar, cast
 
 import aiokafka
 from faust.transport import drivers
-from faust.transport.consumer import CONSUMER_FETCHING
+from faust.transport.consumer import CONSUMER_FETCHING, RecordMap
 from faust.transport.drivers import aiokafka as upstream
-from faust.types import Message
+from faust.types import TP, Message
 from mode import Service, ServiceT
 
 from stream_guard.errors import ConfigError
@@ -119,29 +128,69 @@ class Consumer(upstream.Consumer):
     """
 
     #: False runs upstream's drain loop unchanged (a kill switch, and the benchmark's baseline).
-    eager_callbacks: ClassVar[bool] = True
+    eager_delivery: ClassVar[bool] = True
 
-    #: Messages delivered between two yields to the event loop (upstream: 101, hard-coded).
-    yield_every: ClassVar[int] = 1
+    #: False delivers into full stream buffers like upstream (each message then blocks in a task).
+    pace_delivery: ClassVar[bool] = True
 
     #: `fetch_max_wait_ms` of the worker consumer; None keeps upstream's 1500 ms.
     fetch_max_wait_ms: ClassVar[int | None] = 10
 
+    #: Longest wait for a full stream buffer to drain before delivering anyway (blocking then).
+    buffer_wait_s: ClassVar[float] = 1.0
+
     _thread: ConsumerThread
+    _buffer_drained: asyncio.Future[None] | None = None
 
     def _new_consumer_thread(self) -> ConsumerThread:
         return ConsumerThread(self, loop=self.loop, beacon=self.beacon)
+
+    def on_buffer_drop(self, tp: TP) -> None:
+        """Upstream's bookkeeping, then wake a drain loop waiting in `_wait_for_buffer`."""
+        super().on_buffer_drop(tp)
+        drained = self._buffer_drained
+        if drained is not None and not drained.done():
+            drained.set_result(None)
+
+    async def _wait_next_records(self, timeout: float) -> tuple[RecordMap | None, set[TP] | None]:
+        """Upstream's, but not a blind 1 s sleep when every partition is paused for a full buffer.
+
+        Upstream sleeps a whole second whenever no partition is active. When they are inactive
+        only because stream buffers are full, the streams may drain them long before that: wait
+        for the first to drain instead (then upstream's code fetches at once).
+        """
+        if (
+            self.eager_delivery
+            and self.pace_delivery
+            and self.flow_active
+            and not self.app.client_only
+            and not self._get_active_partitions()
+            and self._buffered_partitions
+        ):
+            await self._wait_for_buffer()
+        return await super()._wait_next_records(timeout)
+
+    async def _wait_for_buffer(self) -> None:
+        """Wait for a full stream buffer to drain (or flow suspension, a stop, `buffer_wait_s`).
+
+        "Drained" is Faust's own low-pressure mark (`on_buffer_drop`, 40% of the buffer). The
+        timeout bounds the cost of a drop that never comes (a stream that died): the delivery then
+        blocks in the callback, as upstream's always does.
+        """
+        drained = self._buffer_drained = self.loop.create_future()
+        await self.wait_first(drained, self.suspend_flow.wait(), timeout=self.buffer_wait_s)
 
     async def _deliver(self, message: Message) -> None:
         """Run the Conductor callback for `message` as an eager task fenced by `suspend_flow`."""
         suspend_flow = self.suspend_flow
         coro = cast(Coroutine[Any, Any, Any], self.callback(message))
-        if suspend_flow.is_set():
+        send = getattr(coro, "send", None)  # any awaitable is allowed; only coroutines step
+        if send is None or suspend_flow.is_set():
             await self.wait_first(coro, suspend_flow.wait())
             return
         context = contextvars.copy_context()
         try:
-            yielded = context.run(coro.send, None)
+            yielded = context.run(send, None)
         except StopIteration:
             return
         task: asyncio.Task[Any] = self.loop.create_task(_Resumed(coro, yielded), context=context)
@@ -153,10 +202,11 @@ class Consumer(upstream.Consumer):
         Copied rather than wrapped because the changes sit in the middle of it; the lines marked
         "upstream:" are the only ones that differ, so a diff against upstream shows just those.
         """
-        if not self.eager_callbacks:
+        if not self.eager_delivery:
             await super()._drain_messages(fetcher)
             return
         deliver = self._deliver  # upstream: callback = self.callback
+        pace = self.pace_delivery  # upstream: (no pacing)
         getmany = self.getmany
         consumer_should_stop = cast(Service, self)._stopped.is_set
         fetcher_should_stop = cast(Service, fetcher)._stopped.is_set
@@ -169,7 +219,7 @@ class Consumer(upstream.Consumer):
         commit_every = self._commit_every
         acks_enabled_for = self.app.topics.acks_enabled_for
 
-        yield_every = self.yield_every  # upstream: yield_every = 100
+        yield_every = 100
         num_since_yield = 0
         sleep = asyncio.sleep
 
@@ -184,7 +234,7 @@ class Consumer(upstream.Consumer):
                 if not self.should_stop:
                     async for tp, message in ait:
                         num_since_yield += 1
-                        if num_since_yield >= yield_every:  # upstream: >
+                        if num_since_yield > yield_every:
                             await sleep(0)
                             num_since_yield = 0
 
@@ -201,6 +251,8 @@ class Consumer(upstream.Consumer):
                                 if self._n_acked >= commit_every:
                                     self._n_acked = 0
                                     await self.commit()
+                            if pace and tp in self._buffered_partitions:  # upstream: (no wait)
+                                await self._wait_for_buffer()
                             await deliver(message)  # upstream: await self.wait_first(...)
                             set_read_offset(tp, offset)
                         else:

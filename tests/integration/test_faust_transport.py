@@ -17,7 +17,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any, cast
 
 import pytest
-from faust.types import Message
+from faust.types import TP, Message
 
 from stream_guard.errors import ConfigError
 from stream_guard.runtime import transport
@@ -106,21 +106,40 @@ def test_restarted_app_resumes_after_committed_offsets(bootstrap: str, topic_pre
     assert after_second == dict.fromkeys(range(PARTITIONS), first + second)
 
 
+class UnpacedConsumer(transport.Consumer):
+    pace_delivery = False
+
+
+class UnpacedTransport(transport.Transport):
+    Consumer = UnpacedConsumer
+
+
 class UpstreamDrainConsumer(transport.Consumer):
-    eager_callbacks = False
+    eager_delivery = False
 
 
 class UpstreamDrainTransport(transport.Transport):
     Consumer = UpstreamDrainConsumer
 
 
-@pytest.mark.parametrize("scheme", [transport.SCHEME, "upstreamdrain"], ids=["eager", "upstream"])
+REBALANCE_CASES = [
+    # (scheme, whether nearly every delivery blocks, so that one must be in flight when it comes)
+    pytest.param(transport.SCHEME, False, id="eager"),
+    pytest.param("unpacedkafka", True, id="eager-unpaced"),
+    pytest.param("upstreamdrain", True, id="upstream"),
+]
+
+
+@pytest.mark.parametrize(("scheme", "must_fence"), REBALANCE_CASES)
 def test_rebalance_with_callbacks_blocked_in_flight(
-    bootstrap: str, topic_prefix: str, scheme: str
+    bootstrap: str, topic_prefix: str, scheme: str, must_fence: bool
 ) -> None:
     """A second worker joins while the first has callbacks blocked on a full stream buffer.
 
-    Run with upstream's drain loop too: the same properties hold for both.
+    Run with upstream's drain loop and with eager delivery unpaced too: the same properties
+    hold for all. Paced delivery waits for a full buffer to drain *before* delivering, so few of
+    its deliveries block and one may or may not be in flight when the rebalance comes; without
+    pacing (and upstream) nearly all do, so one must have been fenced.
 
     The first app's agent is slow (~5 ms per event) and its buffer tiny, so nearly every delivery
     is in flight (blocked) when the rebalance suspends flow, ~3 s after the second app starts
@@ -132,6 +151,7 @@ def test_rebalance_with_callbacks_blocked_in_flight(
     topic, group, per_partition = f"{topic_prefix}raw", _group("rebalance"), 1_000
     fenced: list[bool] = []
     transport.register("upstreamdrain", UpstreamDrainTransport)
+    transport.register("unpacedkafka", UnpacedTransport)
     broker = transport.broker_url(bootstrap, scheme)
 
     async def slow() -> None:
@@ -165,7 +185,8 @@ def test_rebalance_with_callbacks_blocked_in_flight(
             consecutive = list(range(offsets[0], offsets[0] + len(offsets)))
             assert offsets == consecutive, f"p{p} generation {generation} ({detail})"
     assert second.total > 0, f"the second worker was never assigned a partition ({detail})"
-    assert True in fenced, f"no in-flight callback was fenced by the rebalance ({detail})"
+    if must_fence:
+        assert True in fenced, f"no in-flight callback was fenced by the rebalance ({detail})"
 
 
 def _watch_fences(consumer: Any, fenced: list[bool]) -> None:
@@ -174,7 +195,9 @@ def _watch_fences(consumer: Any, fenced: list[bool]) -> None:
 
     async def watched(*coros: Any, **kwargs: Any) -> Any:
         result = await wait_first(*coros, **kwargs)
-        fenced.append(coros[0] not in result.done)
+        pacing = isinstance(coros[0], asyncio.Future) and not isinstance(coros[0], asyncio.Task)
+        if not pacing:  # a delivery: a callback coroutine, or the task continuing one
+            fenced.append(coros[0] not in result.done)
         return result
 
     consumer.wait_first = watched
@@ -291,6 +314,20 @@ def test_callback_that_never_suspends_runs_inline_without_a_task() -> None:
     assert outcomes["upstream"] == (False, ["start", "done"])
 
 
+def test_callback_returning_a_plain_awaitable_takes_the_upstream_path() -> None:
+    async def scenario(consumer: Any, callback: FakeCallback, deliver: Deliver) -> list[str]:
+        log: list[str] = []
+        future = asyncio.get_running_loop().create_future()
+        future.add_done_callback(lambda _: log.append("awaited"))
+        consumer.callback = lambda message: future
+        asyncio.get_running_loop().call_soon(future.set_result, None)
+        await deliver(consumer, MESSAGE)
+        return log
+
+    outcomes = _fencing(scenario)
+    assert outcomes["eager"] == outcomes["upstream"] == (["awaited"], [])
+
+
 def test_blocked_callback_completes_when_released() -> None:
     async def scenario(consumer: Any, callback: FakeCallback, deliver: Deliver) -> None:
         pending = asyncio.ensure_future(deliver(consumer, MESSAGE))
@@ -400,3 +437,75 @@ def test_continuation_can_also_be_awaited() -> None:
         return callback.log
 
     assert _run(scenario()) == ["start", "done"]
+
+
+# --------------------------------------------------------------------------- pacing
+
+TP0 = TP("t", 0)
+
+
+def _pacing(scenario: Callable[[Any], Awaitable[Any]]) -> Any:
+    """Run `scenario(consumer)` on a built, never started consumer whose `TP0` buffer is full."""
+
+    async def run() -> Any:
+        app = new_app("127.0.0.1:1", _group("pace"))
+        consumer = app.consumer
+        try:
+            consumer._active_partitions = {TP0}
+            consumer.on_buffer_full(TP0)  # what the Conductor calls at 80% of stream_buffer_maxsize
+            return await scenario(consumer)
+        finally:
+            consumer._thread.thread_loop.close()
+
+    return _run(run())
+
+
+async def _elapsed(awaitable: Awaitable[Any]) -> float:
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    await awaitable
+    return loop.time() - started
+
+
+def test_pacing_waits_for_the_buffer_to_drain() -> None:
+    async def scenario(consumer: Any) -> tuple[float, set[Any]]:
+        asyncio.get_running_loop().call_later(0.05, consumer.on_buffer_drop, TP0)
+        return await _elapsed(consumer._wait_for_buffer()), consumer._active_partitions
+
+    waited, active = _pacing(scenario)
+    assert 0.04 <= waited < 0.5
+    assert active == {TP0}  # upstream's bookkeeping still ran
+
+
+@pytest.mark.parametrize("event", ["suspend", "stop", "timeout"])
+def test_pacing_gives_up_on_suspension_stop_or_timeout(event: str) -> None:
+    async def scenario(consumer: Any) -> float:
+        consumer.buffer_wait_s = 0.1
+        if event == "suspend":
+            asyncio.get_running_loop().call_later(0.02, consumer.stop_flow)
+        elif event == "stop":
+            asyncio.get_running_loop().call_later(0.02, consumer._stopped.set)
+        return await _elapsed(consumer._wait_for_buffer())
+
+    waited = _pacing(scenario)
+    assert waited < 0.09 if event != "timeout" else 0.09 <= waited < 0.5
+
+
+@pytest.mark.parametrize("eager", [True, False], ids=["eager", "upstream"])
+def test_fetching_resumes_as_soon_as_a_paused_buffer_drains(eager: bool) -> None:
+    """Upstream sleeps a full second when every partition is paused; eager wakes on the drop."""
+
+    async def scenario(consumer: Any) -> tuple[float, Any]:
+        consumer.eager_delivery = eager
+
+        async def _getmany(active_partitions: Any, timeout: float) -> dict[Any, Any]:
+            return {}
+
+        consumer._getmany = _getmany  # no broker: fetching returns nothing at once
+        asyncio.get_running_loop().call_later(0.05, consumer.on_buffer_drop, TP0)
+        waited = await _elapsed(consumer._wait_next_records(1.0))
+        return waited, consumer._active_partitions
+
+    waited, active = _pacing(scenario)
+    assert active == {TP0}
+    assert waited < 0.5 if eager else waited >= 1.0
