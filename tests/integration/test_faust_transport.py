@@ -1,10 +1,12 @@
-"""stream_guard.runtime.transport: Faust's consumer without the per-message task pair.
+"""stream_guard.runtime.transport: Faust's consumer without a task per message.
 
 On the embedded broker: every message is processed once, in order per partition; offsets are
 committed and a restarted app resumes after them; a real rebalance while callbacks are blocked
-in flight keeps at-least-once delivery. Without a broker (a consumer that is built but never
-started): the delivery step fences an in-flight callback on a flow suspension exactly as
-upstream's `wait_first(callback(message), suspend_flow.wait())` does, scenario by scenario.
+in flight keeps at-least-once delivery, with this consumer as with upstream's drain loop. Without
+a broker (a consumer that is built but never started): the delivery step fences an in-flight
+callback on a flow suspension or a stop exactly as upstream's `wait_first(callback(message),
+suspend_flow.wait())` does, scenario by scenario; pacing waits for Faust's buffer-drained signal
+and gives up on suspension, stop or timeout; fetching resumes as soon as a paused buffer drains.
 """
 
 from __future__ import annotations
