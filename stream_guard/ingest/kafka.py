@@ -18,7 +18,7 @@ from __future__ import annotations
 import os
 import socket
 import warnings
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
 
@@ -98,14 +98,19 @@ def _no_broker(bootstrap: str, exc: Exception) -> KafkaToolError:
     return KafkaToolError(f"no Kafka broker answers at {bootstrap}: {exc}")
 
 
+def _connect(factory: Callable[..., Any], bootstrap: str, settings: dict[str, Any]) -> Any:
+    """A kafka-python client; a missing broker is a KafkaToolError, not a 30 s retry loop."""
+    _require_listener(bootstrap)
+    try:
+        return factory(bootstrap_servers=bootstrap, **settings)
+    except KafkaError as exc:
+        raise _no_broker(bootstrap, exc) from exc
+
+
 @contextmanager
 def admin_client(bootstrap: str, **config: Any) -> Iterator[KafkaAdminClient]:
     """An admin client, closed on exit; raises KafkaToolError when no broker answers."""
-    _require_listener(bootstrap)
-    try:
-        admin = KafkaAdminClient(bootstrap_servers=bootstrap, **(_BASE | config))
-    except KafkaError as exc:
-        raise _no_broker(bootstrap, exc) from exc
+    admin = _connect(KafkaAdminClient, bootstrap, _BASE | config)
     try:
         yield admin
     finally:
@@ -116,11 +121,7 @@ def admin_client(bootstrap: str, **config: Any) -> Iterator[KafkaAdminClient]:
 def producer(bootstrap: str, **config: Any) -> Iterator[KafkaProducer]:
     """A producer (raw bytes in, no serializers), flushed and closed on exit."""
     settings = _BASE | _NO_AUTO_CREATE | {"max_block_ms": METADATA_WAIT_MS}
-    _require_listener(bootstrap)
-    try:
-        client = KafkaProducer(bootstrap_servers=bootstrap, **(settings | config))
-    except KafkaError as exc:
-        raise _no_broker(bootstrap, exc) from exc
+    client = _connect(KafkaProducer, bootstrap, settings | config)
     try:
         yield client
     finally:
@@ -131,11 +132,7 @@ def producer(bootstrap: str, **config: Any) -> Iterator[KafkaProducer]:
 def consumer(bootstrap: str, **config: Any) -> Iterator[KafkaConsumer]:
     """A consumer without group and without commits (the tools assign partitions themselves)."""
     settings = _BASE | _NO_AUTO_CREATE | {"enable_auto_commit": False, "group_id": None}
-    _require_listener(bootstrap)
-    try:
-        client = KafkaConsumer(bootstrap_servers=bootstrap, **(settings | config))
-    except KafkaError as exc:
-        raise _no_broker(bootstrap, exc) from exc
+    client = _connect(KafkaConsumer, bootstrap, settings | config)
     try:
         yield client
     finally:
