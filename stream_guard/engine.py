@@ -41,7 +41,7 @@ from stream_guard.types import (
     slice_dict,
 )
 
-__all__ = ["INTERVENTIONS_TOPIC", "Engine", "EngineStats"]
+__all__ = ["INTERVENTIONS_TOPIC", "Engine", "EngineStats", "MetricState", "SharedState"]
 
 INTERVENTIONS_TOPIC = "governance_actions"
 
@@ -56,6 +56,24 @@ class EngineStats:
     points: Counter[str] = field(default_factory=Counter)  # metric
     anomalous_points: Counter[str] = field(default_factory=Counter)  # metric
     alerts: Counter[tuple[str, str, str]] = field(default_factory=Counter)  # metric, sev, status
+
+
+@dataclass
+class MetricState:
+    """Everything the owner of one metric must keep to resume after a crash (picklable)."""
+
+    builder: PointBuilder
+    tracker: EpisodeTracker
+    detectors: dict[SliceKey, Detector]
+    last_dens: dict[SliceKey, tuple[float, float]]
+
+
+@dataclass
+class SharedState:
+    """Owner state that spans metrics: governance actions seen and recent anomalies."""
+
+    interventions: InterventionLog
+    comoving: CoMoving
 
 
 class Engine:
@@ -212,6 +230,26 @@ class Engine:
         if self.rules[m].value in ("ratio", "mean"):
             self._last_dens[m] = {p.slice: (p.numerator, p.denominator)
                                   for p in points if len(p.slice) == 1}
+
+    # state, for the live runtime's tables -------------------------------------------------
+    def metric_state(self, m: int) -> MetricState:
+        detectors = {key: det for (i, key), det in self._detectors.items() if i == m}
+        return MetricState(self._builders[m], self._trackers[m], detectors, self._last_dens[m])
+
+    def restore_metric_state(self, m: int, state: MetricState) -> None:
+        self._builders[m] = state.builder
+        self._trackers[m] = state.tracker
+        self._last_dens[m] = state.last_dens
+        for key in [k for k in self._detectors if k[0] == m]:
+            del self._detectors[key]
+        self._detectors.update({(m, key): det for key, det in state.detectors.items()})
+
+    def shared_state(self) -> SharedState:
+        return SharedState(self.interventions, self._comoving)
+
+    def restore_shared_state(self, state: SharedState) -> None:
+        self.interventions = state.interventions
+        self._comoving = state.comoving
 
     def series_count(self) -> int:
         return len(self._detectors)

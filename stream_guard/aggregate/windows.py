@@ -60,7 +60,11 @@ class WindowAggregator:
         m = c.metric_index
         start = ts_ms - ts_ms % c.width_ms
         closed = self._closed_until[m]
-        if closed is not None and start < closed:
+        # Late = its window is closed, or closable by the watermark (whether or not close() has
+        # run yet): the verdict depends on the events seen so far, never on when close() runs.
+        if (closed is not None and start < closed) or (
+            start + c.width_ms + self._lateness[m] <= self.max_ts  # type: ignore[operator]
+        ):
             self.late[(topic, self.rules[m].metric)] += 1
             return
         bucket = self._open[m].get(start)
@@ -97,6 +101,19 @@ class WindowAggregator:
                 yield Partial(m, start, self._open[m].pop(start, {}))
                 start += width
                 self._closed_until[m] = start
+
+    def take_open(self) -> list[Partial]:
+        """Hands over (and forgets) what every open window gathered since the last call.
+
+        A live source sends these deltas on and keeps nothing: the owner of the metric merges
+        them and decides when a window closes. Lateness is still judged here, by this source's
+        watermark.
+        """
+        out = [Partial(m, start, acc) for m, windows in enumerate(self._open)
+               for start, acc in sorted(windows.items())]
+        for windows in self._open:
+            windows.clear()
+        return out
 
     def open_windows(self) -> int:
         return sum(len(w) for w in self._open)
