@@ -52,6 +52,7 @@ class EngineStats:
 
     events: Counter[str] = field(default_factory=Counter)  # topic
     invalid: Counter[tuple[str, str]] = field(default_factory=Counter)  # (topic, reason)
+    late: Counter[tuple[str, str]] = field(default_factory=Counter)  # (topic, metric)
     windows_closed: Counter[str] = field(default_factory=Counter)  # metric
     points: Counter[str] = field(default_factory=Counter)  # metric
     anomalous_points: Counter[str] = field(default_factory=Counter)  # metric
@@ -90,8 +91,9 @@ class Engine:
         self.calendar = calendar or Calendar()
         self.on_dead_letter = on_dead_letter or (lambda _dl: None)
         self.on_score = on_score
-        self.aggregator = WindowAggregator(rules)
         self.stats = EngineStats()
+        self.aggregator = WindowAggregator(rules)
+        self.aggregator.late = self.stats.late
         self.interventions = InterventionLog()
         self._builders = [PointBuilder(r) for r in rules]
         self._trackers = [EpisodeTracker(r.metric, r.rule_id, r.alert) for r in rules]
