@@ -1,0 +1,208 @@
+"""The Prometheus metrics of a worker: every name in one place, one registry per bundle.
+
+Two kinds of series, by how often they change:
+
+* **per event** (events, invalid, late, windows, points, alerts): the engine already counts them
+  in `EngineStats`; `track_stats` exports those counters at scrape time, so the hot path never
+  touches prometheus-client;
+* **per window, alert or notification** (scores, alert latency, lag, watermarks, notifier
+  outcomes): rare enough for ordinary prometheus-client metrics.
+
+Labels are bounded by configuration (topics, metrics, severities, routes, reasons), never by
+data: a detector score is observed per metric, not per slice value.
+
+>>> from stream_guard.engine import EngineStats
+>>> metrics = RuntimeMetrics()
+>>> stats = EngineStats()
+>>> metrics.track_stats(lambda: [stats])
+>>> stats.events["orders"] += 2
+>>> metrics.registry.get_sample_value("stream_guard_events_total", {"topic": "orders"})
+2.0
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import Counter
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, fields
+from typing import Any
+from wsgiref.simple_server import WSGIServer
+
+from prometheus_client import CollectorRegistry, Gauge, Histogram, start_http_server
+from prometheus_client.gc_collector import GCCollector
+from prometheus_client.platform_collector import PlatformCollector
+from prometheus_client.process_collector import ProcessCollector
+
+from stream_guard.engine import EngineStats
+from stream_guard.observability.collector import CounterSpec, CounterTableCollector, fold
+
+__all__ = [
+    "ALERT_LATENCY_BUCKETS",
+    "ENGINE_COUNTERS",
+    "NOTIFIER_OUTCOMES",
+    "SCORE_BUCKETS",
+    "RuntimeMetrics",
+    "Server",
+]
+
+ENGINE_COUNTERS: tuple[CounterSpec, ...] = (
+    CounterSpec("events", "stream_guard_events", "Valid events consumed.", ("topic",)),
+    CounterSpec("invalid", "stream_guard_events_invalid",
+                "Invalid events sent to the dead-letter topic.", ("topic", "reason")),
+    CounterSpec("late", "stream_guard_events_late",
+                "Events that arrived after their window closed (not counted in it).",
+                ("topic", "metric")),
+    CounterSpec("windows_closed", "stream_guard_windows_closed",
+                "Windows closed, merged and scored.", ("metric",)),
+    CounterSpec("points", "stream_guard_points", "Points (one per slice) scored.", ("metric",)),
+    CounterSpec("anomalous_points", "stream_guard_anomalous_points",
+                "Points whose score crossed the warning threshold.", ("metric",)),
+    CounterSpec("alerts", "stream_guard_alerts",
+                "Alert updates emitted (status firing/resolved: episodes open, change, end).",
+                ("metric", "severity", "status")),
+)
+"""`EngineStats` field → counter family. A field the engine does not have yet is exported empty."""
+
+NOTIFIER_OUTCOMES = CounterSpec(
+    "outcomes", "stream_guard_notifier_outcomes",
+    "Notifier outcomes per route: sent, deduped, silenced, retried, failed; reason says why.",
+    ("outcome", "route", "reason"),
+)
+"""Keyed (outcome, route, reason): the shape of `SlackNotifier.stats`, so both export alike."""
+
+SCORE_BUCKETS = (0.5, 1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0, 10.0, 15.0, 25.0, 50.0)
+"""Detector scores are z-like: rules warn at 4-4.5 and page at 7-8, so the buckets are dense
+there and coarse in the tails."""
+
+ALERT_LATENCY_BUCKETS = (
+    0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 0.75, 1.0, 1.5, 2.5, 5.0, 10.0, 30.0,
+)
+"""Window close → alert on the alerts topic. The target is p99 <= 1 s: buckets at 0.75, 1 and
+1.5 s tell "just met" from "just missed" in `histogram_quantile(0.99, ...)`."""
+
+SHUTDOWN_TIMEOUT_S = 5.0
+"""How long `Server.close` waits for the HTTP thread; it exits within one poll (0.5 s)."""
+
+
+@dataclass
+class Server:
+    """The /metrics HTTP endpoint, served by prometheus-client on a daemon thread."""
+
+    httpd: WSGIServer
+    thread: threading.Thread
+
+    @property
+    def port(self) -> int:
+        return int(self.httpd.server_port)
+
+    def close(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+        self.thread.join(SHUTDOWN_TIMEOUT_S)
+
+    def __enter__(self) -> Server:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class RuntimeMetrics:
+    """Every metric of one worker, in its own registry (tests and several workers can coexist).
+
+    Without a `registry`, a fresh one also gets the process, platform and GC collectors that
+    prometheus-client's default registry would have had; a passed registry is the caller's.
+    """
+
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        if registry is None:
+            registry = CollectorRegistry()
+            ProcessCollector(registry=registry)
+            PlatformCollector(registry=registry)
+            GCCollector(registry=registry)
+        self.registry = registry
+        self._stats_sources: list[Callable[[], Iterable[EngineStats]]] = []
+        self._retired = EngineStats()
+        self._notifier_sources: list[Callable[[], Iterable[Mapping[Any, int]]]] = []
+        self._outcomes: Counter[tuple[str, str, str]] = Counter()
+        self._outcomes_lock = threading.Lock()
+        registry.register(CounterTableCollector(ENGINE_COUNTERS, self._engine_stats, _field))
+        registry.register(CounterTableCollector(
+            (NOTIFIER_OUTCOMES,), self._notifier_counts, lambda _field, counter: counter))
+        self._scores = Histogram(
+            "stream_guard_detector_score", "Detector score of every point, per metric.",
+            ["metric"], buckets=SCORE_BUCKETS, registry=registry)
+        self._latency = Histogram(
+            "stream_guard_alert_latency_seconds",
+            "Wall time from a window's close to its alert on the alerts topic.",
+            ["metric"], buckets=ALERT_LATENCY_BUCKETS, registry=registry)
+        self._lag = Gauge(
+            "stream_guard_processing_lag_seconds",
+            "Wall clock minus the event time of the latest event consumed, per topic.",
+            ["topic"], registry=registry)
+        self._watermark = Gauge(
+            "stream_guard_owner_watermark_seconds",
+            "Event-time watermark of the metric's owner (Unix seconds): windows before it closed.",
+            ["metric"], registry=registry)
+        self._sources = Gauge(
+            "stream_guard_source_partitions",
+            "Source partitions by state: active (reporting) or idle (advanced by wall clock).",
+            ["state"], registry=registry)
+
+    # scrape-time counters ------------------------------------------------------------------
+    def track_stats(self, stats: Callable[[], Iterable[EngineStats]]) -> None:
+        """Export the counters of the engines `stats()` returns, summed, at every scrape."""
+        self._stats_sources.append(stats)
+
+    def retire(self, stats: EngineStats) -> None:
+        """Keep the counts of an engine the worker drops (e.g. its partition was revoked), so
+        counters never go back; stop returning it from the tracked callable at the same time."""
+        for f in fields(EngineStats):
+            fold(getattr(self._retired, f.name), getattr(stats, f.name))
+
+    def track_notifier(self, stats: Callable[[], Iterable[Mapping[Any, int]]]) -> None:
+        """Export notifier counters keyed (outcome, route, reason), like `SlackNotifier.stats`
+        (sent, failed, retried); use `notifier_outcome` only for outcomes they do not count."""
+        self._notifier_sources.append(stats)
+
+    def _engine_stats(self) -> list[EngineStats]:
+        return [self._retired, *(s for source in self._stats_sources for s in source())]
+
+    def _notifier_counts(self) -> list[Mapping[Any, int]]:
+        with self._outcomes_lock:
+            own = dict(self._outcomes)
+        return [own, *(c for source in self._notifier_sources for c in source())]
+
+    # direct observations ------------------------------------------------------------------
+    def observe_score(self, metric: str, score: float) -> None:
+        self._scores.labels(metric).observe(score)
+
+    def observe_alert_latency(self, metric: str, seconds: float) -> None:
+        self._latency.labels(metric).observe(seconds)
+
+    def set_lag(self, topic: str, seconds: float) -> None:
+        self._lag.labels(topic).set(seconds)
+
+    def set_watermark(self, metric: str, event_time_ms: int) -> None:
+        self._watermark.labels(metric).set(event_time_ms / 1000)
+
+    def set_sources(self, active: int, idle: int) -> None:
+        self._sources.labels("active").set(active)
+        self._sources.labels("idle").set(idle)
+
+    def notifier_outcome(self, route: str, outcome: str, reason: str = "") -> None:
+        """One notifier outcome (called from the notifier's thread, hence the lock)."""
+        with self._outcomes_lock:
+            self._outcomes[(outcome, route, reason)] += 1
+
+    # HTTP ---------------------------------------------------------------------------------
+    def serve(self, port: int, host: str = "0.0.0.0") -> Server:
+        """Serve /metrics over HTTP on a daemon thread; port 0 picks a free port."""
+        httpd, thread = start_http_server(port, addr=host, registry=self.registry)
+        return Server(httpd, thread)
+
+
+def _field(name: str, stats: EngineStats) -> Mapping[Any, int] | None:
+    counter: Mapping[Any, int] | None = getattr(stats, name, None)
+    return counter
