@@ -158,6 +158,11 @@ class NotificationLog:
         """Write an entry; call only after Slack accepted the message."""
         self._store[self.key(route, group)] = entry.to_json()
 
+    def threads(self, episode_id: str) -> list[tuple[str, LogEntry]]:
+        """(route, entry) of every thread of an episode (group keys end with the episode id)."""
+        suffix = f"|{episode_id}"
+        return [(k.split("|", 1)[0], e) for k, e in self if k.endswith(suffix)]
+
     def __iter__(self) -> Iterator[tuple[str, LogEntry]]:
         for key, data in list(self._store.items()):
             yield key, LogEntry.from_json(data)

@@ -37,7 +37,7 @@ from stream_guard.alert.routing import AlertLabels, Route, RouteTree, group_key
 from stream_guard.config.errors import format_validation_error
 from stream_guard.errors import InvalidEvent, PermanentSinkError, RetryableSinkError
 from stream_guard.sinks.slack import Posted
-from stream_guard.sinks.slack_blocks import SlackMessage, render_parent, render_reply
+from stream_guard.sinks.slack_blocks import Handling, SlackMessage, render_parent, render_reply
 from stream_guard.types import format_slice, slice_key
 
 __all__ = [
@@ -177,12 +177,17 @@ def retry(send: Callable[[], T], policy: RetryPolicy, sleep: Callable[[float], N
 
 @dataclass(frozen=True, slots=True)
 class Outcome:
-    """What happened on one route: the reason, and whether Slack got it (error if not)."""
+    """What happened on one route: the reason, and whether Slack got it (error if not).
+
+    `retryable` marks a failure that a later attempt can fix (Slack down, rate limited): the
+    caller should hold the update and try again rather than move on and lose it.
+    """
 
     route: str
     reason: Reason
     delivered: bool
     error: str | None = None
+    retryable: bool = False
 
 
 class SlackNotifier:
@@ -196,8 +201,11 @@ class SlackNotifier:
         *,
         policy: RetryPolicy | None = None,
         sleep: Callable[[float], None] = time.sleep,
+        handling: Callable[[str, int], Handling | None] | None = None,
     ) -> None:
         self.routes = routes
+        # Who acknowledged or snoozed an episode (episode id, now) -> shown on its parent.
+        self.handling = handling or (lambda episode_id, now_ms: None)
         self.sink = sink
         self.log = NotificationLog(store)
         self.policy = policy or RetryPolicy()
@@ -241,7 +249,7 @@ class SlackNotifier:
         except RetryableSinkError as err:
             self.stats["failed", route.name, "retryable"] += 1
             log.warning("route %s: retries exhausted: %s", route.name, err)
-            return Outcome(route.name, reason, delivered=False, error=str(err))
+            return Outcome(route.name, reason, delivered=False, error=str(err), retryable=True)
         self.log.record(route.name, key, new_entry)
         self.stats["sent", route.name, reason.value] += 1
         log.info("notified %s on %s (%s)", alert.episode_id, route.name, reason.value)
@@ -251,7 +259,7 @@ class SlackNotifier:
         self, route: Route, reason: Reason, alert: AlertUpdate, entry: LogEntry | None, now_ms: int
     ) -> LogEntry:
         """The Slack calls of one notification; the idempotent update goes before the reply."""
-        parent = render_parent(alert, now_ms)
+        parent = render_parent(alert, now_ms, self.handling(alert.episode_id, now_ms))
         if entry is None:  # Reason.FIRST: a new thread
             posted = self._retry(route, lambda: self.sink.post(route.channel, parent))
             return LogEntry.sent(alert.state(), channel=posted.channel, ts=posted.ts, now_ms=now_ms)
@@ -270,6 +278,34 @@ class SlackNotifier:
             lambda: self.sink.post(entry.channel, reply, thread_ts=entry.ts, broadcast=broadcast),
         )
         return entry.advanced(alert.state(), now_ms)
+
+    def refresh(self, alert: AlertUpdate, now_ms: int) -> list[Outcome]:
+        """Re-render the parent of every thread of `alert`'s episode (after an ack or a snooze).
+
+        `alert` is the update the parents show; nothing is posted in the threads and the log is
+        not advanced: chat.update is idempotent, so a refresh can be repeated safely.
+        """
+        parent = render_parent(alert, now_ms, self.handling(alert.episode_id, now_ms))
+        outcomes = []
+        for name, entry in self.log.threads(alert.episode_id):
+            route = self.routes.get(name) if name in self.routes else self.routes.root
+            try:
+                self._update(route, entry, parent)
+            except PermanentSinkError as err:
+                self._once(f"{name}:{err}", f"route {name}: giving up: {err}")
+                outcomes.append(Outcome(name, Reason.NONE, delivered=False, error=str(err)))
+                continue
+            except RetryableSinkError as err:
+                log.warning("route %s: refresh failed: %s", name, err)
+                outcomes.append(
+                    Outcome(name, Reason.NONE, delivered=False, error=str(err), retryable=True)
+                )
+                continue
+            outcomes.append(Outcome(name, Reason.NONE, delivered=True))
+        return outcomes
+
+    def _update(self, route: Route, entry: LogEntry, parent: SlackMessage) -> None:
+        self._retry(route, lambda: self.sink.update(entry.channel, entry.ts, parent))
 
     def _retry(self, route: Route, send: Callable[[], T]) -> T:
         def sleep(seconds: float) -> None:

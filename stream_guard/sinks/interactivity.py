@@ -15,8 +15,8 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qs
 
@@ -39,7 +39,11 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 @dataclass(frozen=True, slots=True)
 class AlertAction:
-    """A button pressed on an alert: who, what ("acknowledge" or "snooze_1h"), which episode."""
+    """A button pressed on an alert: who, what ("acknowledge" or "snooze_1h"), which episode.
+
+    `metric` and `slice` come with the button (see `slack_blocks.button_value`): a snooze
+    silences them. A button whose value is a bare episode id leaves them None / empty.
+    """
 
     action: str
     episode_id: str
@@ -48,6 +52,8 @@ class AlertAction:
     channel_id: str | None
     message_ts: str | None
     at_ms: int
+    metric: str | None = None
+    slice: Mapping[str, str] = field(default_factory=dict)
 
 
 class _SlackClock(signature.Clock):
@@ -119,13 +125,32 @@ def parse_actions(body: bytes, at_ms: int) -> list[AlertAction]:
     return [
         AlertAction(
             action=ACTIONS[item["action_id"]],
-            episode_id=str(item.get("value", "")),
             user_id=str(user.get("id", "")),
             user_name=user.get("username") or user.get("name"),
             channel_id=channel.get("id"),
             message_ts=message.get("message_ts"),
             at_ms=at_ms,
+            **_button_value(str(item["value"])),
         )
         for item in payload.get("actions") or []
         if isinstance(item, dict) and item.get("action_id") in ACTIONS and item.get("value")
     ]
+
+
+def _button_value(value: str) -> dict[str, Any]:
+    """episode_id, metric and slice from a button value (JSON), or a bare episode id."""
+    try:
+        data = json.loads(value)
+    except json.JSONDecodeError:
+        data = None
+    if not isinstance(data, dict) or not isinstance(data.get("episode_id"), str):
+        return {"episode_id": value}
+    labels = data.get("slice")
+    if not isinstance(labels, dict):
+        labels = {}
+    metric = data.get("metric")
+    return {
+        "episode_id": data["episode_id"],
+        "metric": metric if isinstance(metric, str) and metric else None,
+        "slice": {str(k): str(v) for k, v in labels.items()},
+    }

@@ -15,10 +15,11 @@ runbook/dashboard URLs that look like plain http(s) URLs.
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from stream_guard.types import format_slice, slice_key
@@ -29,7 +30,9 @@ if TYPE_CHECKING:
 __all__ = [
     "ACK_ACTION_ID",
     "SNOOZE_ACTION_ID",
+    "Handling",
     "SlackMessage",
+    "button_value",
     "escape_mrkdwn",
     "human_duration",
     "link",
@@ -63,6 +66,20 @@ class SlackMessage:
 
     text: str
     blocks: list[dict[str, Any]]
+
+
+@dataclass(frozen=True, slots=True)
+class Handling:
+    """Who is on an episode, shown on its parent: an acknowledgement and/or an active snooze.
+
+    `acked_by` and `snoozed_by` are Slack user ids from signed button presses (they become
+    mentions only if they look like ids, like rule owners); names are escaped as usual.
+    """
+
+    acked_by: str | None = None
+    acked_at_ms: int | None = None
+    snoozed_by: str | None = None
+    snoozed_until_ms: int | None = None
 
 
 def escape_mrkdwn(text: object, limit: int = MAX_FIELD) -> str:
@@ -198,13 +215,32 @@ def _context(alert: AlertUpdate) -> dict[str, Any]:
     return {"type": "context", "elements": [{"type": "mrkdwn", "text": text}]}
 
 
+def button_value(alert: AlertUpdate) -> str:
+    """What a button carries back: the episode, and the metric and slice a snooze silences.
+
+    Slack signs the request that returns it, so the endpoint can trust it; 2000 characters is
+    Slack's limit for a button value (a slice that long is dropped: the snooze is metric-wide).
+    """
+    value = {"episode_id": alert.episode_id, "metric": alert.metric, "slice": alert.slice}
+    text = _json_without_controls(value)
+    if len(text) > 2000:
+        text = _json_without_controls({**value, "slice": {}})
+    return text[:2000]
+
+
+def _json_without_controls(value: object) -> str:
+    """JSON with &, <, > as \\u escapes: still the same JSON, never mrkdwn, wherever it lands."""
+    text = json.dumps(value, separators=(",", ":"), sort_keys=True)
+    return text.replace("&", "\\u0026").replace("<", "\\u003c").replace(">", "\\u003e")
+
+
 def _buttons(alert: AlertUpdate) -> dict[str, Any]:
     def button(text: str, action_id: str, **extra: str) -> dict[str, Any]:
         return {
             "type": "button",
             "text": {"type": "plain_text", "text": text},
             "action_id": action_id,
-            "value": alert.episode_id[:2000],  # Slack's limit for a button value
+            "value": button_value(alert),
             **extra,
         }
 
@@ -218,8 +254,31 @@ def _buttons(alert: AlertUpdate) -> dict[str, Any]:
     }
 
 
-def render_parent(alert: AlertUpdate, now_ms: int) -> SlackMessage:
-    """The thread's parent: the alert at a glance; firing ones carry Acknowledge / Snooze 1h."""
+def _clock_time(ms: int) -> str:
+    return f"{datetime.fromtimestamp(ms / 1000, UTC):%H:%M} UTC"
+
+
+def _handling(handling: Handling) -> dict[str, Any] | None:
+    parts = []
+    if handling.acked_by:
+        when = f" at {_clock_time(handling.acked_at_ms)}" if handling.acked_at_ms else ""
+        parts.append(f":eyes: Acknowledged by {mention(handling.acked_by)}{when}")
+    if handling.snoozed_by and handling.snoozed_until_ms:
+        until = _clock_time(handling.snoozed_until_ms)
+        parts.append(f":zzz: Snoozed until {until} by {mention(handling.snoozed_by)}")
+    if not parts:
+        return None
+    return {"type": "context", "elements": [{"type": "mrkdwn", "text": " · ".join(parts)}]}
+
+
+def render_parent(
+    alert: AlertUpdate, now_ms: int, handling: Handling | None = None
+) -> SlackMessage:
+    """The thread's parent: the alert at a glance; firing ones carry Acknowledge / Snooze 1h.
+
+    `handling` (an ack, a snooze) is shown under the alert, so everyone in the channel sees
+    that someone took it.
+    """
     headline = _title(alert)
     if alert.description:
         headline += f"\n{escape_mrkdwn(alert.description)}"
@@ -229,6 +288,8 @@ def render_parent(alert: AlertUpdate, now_ms: int) -> SlackMessage:
     if len(alert.firing_slices) > 1:
         blocks.append(_section("*Firing slices*\n" + "\n".join(_slice_lines(alert))))
     blocks.append(_context(alert))
+    if handling is not None and (shown := _handling(handling)) is not None:
+        blocks.append(shown)
     if alert.status == "firing":
         blocks.append(_buttons(alert))
     return SlackMessage(text=_fallback(alert), blocks=blocks)

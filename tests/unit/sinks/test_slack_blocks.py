@@ -75,7 +75,12 @@ def test_parent_has_everything_an_analyst_needs() -> None:
     assert buttons.keys() == {ACK_ACTION_ID, SNOOZE_ACTION_ID}
     assert buttons[ACK_ACTION_ID]["text"]["text"] == "Acknowledge"
     assert buttons[SNOOZE_ACTION_ID]["text"]["text"] == "Snooze 1h"
-    assert {b["value"] for b in buttons.values()} == {"gmv-20260304T1400Z-3f9a0c1b"}
+    [value] = {b["value"] for b in buttons.values()}
+    assert json.loads(value) == {
+        "episode_id": "gmv-20260304T1400Z-3f9a0c1b",
+        "metric": "gmv",
+        "slice": {"region": "EU"},
+    }
 
 
 def test_resolved_parent_has_no_buttons_and_says_how_long() -> None:
