@@ -70,12 +70,12 @@ def probation_length(n_rows: int) -> int:
 
 
 def scaled_sigmoid(y: float) -> float:
-    """NAB's position weight ``2 / (1 + exp(5y)) - 1``, clamped to -1 beyond ``y = 3``.
+    """NAB's position weight ``2 / (1 + exp(5y)) - 1``, clamped to -1 from ``y = 3`` on.
 
-    >>> round(scaled_sigmoid(-1.0), 4), scaled_sigmoid(0.0), scaled_sigmoid(3.5)
+    >>> round(scaled_sigmoid(-1.0), 4), scaled_sigmoid(0.0), scaled_sigmoid(3.0)
     (0.9866, 0.0, -1.0)
     """
-    if y > 3.0:
+    if y >= 3.0:  # as NAB's sweeper: ">= 3.0" is "well behind the window"
         return -1.0
     return 2.0 / (1.0 + math.exp(5.0 * y)) - 1.0
 
@@ -105,7 +105,9 @@ class ScoredFile:
     ``weight[i]`` is the unweighted NAB value of a detection at row ``i``: the sigmoid of its
     position within its window (TP), or after the previous window (FP, negative).
     ``window[i]`` is the index of the window holding row ``i``, or -1 outside all windows.
-    ``scored[i]`` is False for probation rows.
+    ``scored[i]`` is False for probation rows. A window that lies wholly in the probation period
+    is not counted (NAB only knows windows through their scorable rows), but it still moves the
+    false-positive weights of the rows after it.
     """
 
     name: str
@@ -122,8 +124,12 @@ class ScoredFile:
         """Compute the position weights of a file from its scores and inclusive window rows."""
         n = len(scores)
         weight, window = _position_weights(n, sorted(windows))
-        scored = np.arange(n) >= probation_length(n)
-        return cls(name, np.asarray(scores, dtype=float), weight, window, scored, len(windows))
+        first_scored = probation_length(n)
+        scored = np.arange(n) >= first_scored
+        hidden = sum(hi < first_scored for _, hi in windows)  # always the first ones
+        window = np.where(window >= hidden, window - hidden, -1)
+        values = np.asarray(scores, dtype=float)
+        return cls(name, values, weight, window, scored, len(windows) - hidden)
 
 
 def _position_weights(n: int, windows: Sequence[tuple[int, int]]) -> tuple[np.ndarray, np.ndarray]:

@@ -10,8 +10,9 @@ hyper-parameters so that a rule can name it (``detector: {type: auto_seasonal, h
 2. `CalibratedEnsemble` averages that z over each of ``horizons`` points (a spike, a shift over
    hours, a day out of pattern) and calibrates each average into a surprise, the ``-log10`` tail
    probability against its own history on this series (peaks over threshold).
-3. `Refractory` damps the score for ``hold`` points after it reaches ``level``, so an incident
-   fires once rather than on every point until the baseline has adapted.
+3. `Refractory` damps the score for ``hold`` points after it reaches ``level`` (unless it gets
+   ``margin`` decades worse), so an incident fires once rather than on every point until the
+   baseline has adapted.
 
 The score reads as "one in 10^score", z-like: normal points mostly below 3, anomalies 4+.
 """
@@ -48,7 +49,8 @@ class AutoSeasonal(DetectorBase):
         horizons: tuple[int, ...] = (1, 8, 48),
         level: float = 4.0,
         hold: int = 100,
-        damping: float = 0.5,
+        damping: float = 0.25,
+        margin: float = 2.0,
         cycles: int = 3,
         level_window: int = 8,
         scale_window: int = 1000,
@@ -62,6 +64,7 @@ class AutoSeasonal(DetectorBase):
         self.level = level
         self.hold = hold
         self.damping = damping
+        self.margin = margin
         self.cycles = cycles
         self.level_window = level_window
         self.scale_window = scale_window
@@ -84,7 +87,9 @@ class AutoSeasonal(DetectorBase):
             tail_fraction=tail_fraction,
             min_count=min_count,
         )
-        self._detector = Refractory(ensemble, level=level, hold=hold, damping=damping)
+        self._detector = Refractory(
+            ensemble, level=level, hold=hold, damping=damping, margin=margin
+        )
 
     @property
     def period(self) -> int | None:

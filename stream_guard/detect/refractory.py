@@ -4,8 +4,10 @@ An anomaly rarely lasts one point: a level shift or an outage keeps the residual
 the baseline adapts, and a detector that fired at its onset keeps firing. Those repeats tell an
 operator nothing new (the alert is already open) and NAB counts each one as a false positive
 once the labelled window has passed. Like a neuron's refractory period, this wrapper scales the
-inner score by ``damping`` for ``hold`` points after a point scored ``>= level``; a score larger
-than the one that fired still gets through undamped, because something worse is happening.
+inner score by ``damping`` for ``hold`` points after a point scored ``>= level``. A score that
+exceeds the one that fired by more than ``margin`` still gets through undamped (and restarts the
+period), because something clearly worse is happening; a margin, rather than any excess, keeps an
+episode whose score creeps up point by point (a level shift being absorbed) to one alert.
 """
 
 from __future__ import annotations
@@ -18,11 +20,14 @@ __all__ = ["Refractory"]
 class Refractory(DetectorBase):
     """Wraps a detector; after a score ``>= level``, damps the next ``hold`` scores.
 
+    Scores are z-like (our calibrated scores are ``-log10`` probabilities), so ``margin`` is in
+    the same units: the default 2 lets through, during the hold, only what is 100 times rarer.
+
     >>> class Echo(DetectorBase):  # a toy detector whose score is the value itself
     ...     def score_one(self, x): return x["value"]
     ...     def expect_one(self, x): return 0.0
     ...     def learn_one(self, x): pass
-    >>> det = Refractory(Echo(), level=4.0, hold=2, damping=0.5)
+    >>> det = Refractory(Echo(), level=4.0, hold=2, damping=0.5, margin=0.5)
     >>> out = []
     >>> for v in [1.0, 5.0, 5.0, 4.0, 6.0, 5.0]:
     ...     x = {"t": 0.0, "value": v, "numerator": v, "denominator": 1.0}
@@ -33,12 +38,18 @@ class Refractory(DetectorBase):
     """
 
     def __init__(
-        self, detector: Detector, level: float = 4.0, hold: int = 100, damping: float = 0.5
+        self,
+        detector: Detector,
+        level: float = 4.0,
+        hold: int = 100,
+        damping: float = 0.5,
+        margin: float = 2.0,
     ) -> None:
         self.detector = detector
         self.level = level
         self.hold = hold
         self.damping = damping
+        self.margin = margin
         self._left = 0  # points still inside the refractory period
         self._peak = 0.0  # the score that opened the refractory period
         self._last: tuple[tuple[float, float], float] | None = None  # (t, value) -> inner score
@@ -60,7 +71,7 @@ class Refractory(DetectorBase):
 
     def score_one(self, x: Features) -> float:
         raw = self._inner(x)
-        if self._left > 0 and raw <= self._peak:
+        if self._left > 0 and raw <= self._peak + self.margin:
             return raw * self.damping
         return raw
 
@@ -72,7 +83,7 @@ class Refractory(DetectorBase):
         self._last = None
         if self._left > 0:
             self._left -= 1
-            if raw > self._peak:  # worse than what opened the period: restart it from here
+            if raw > self._peak + self.margin:  # clearly worse: restart the period from here
                 self._left, self._peak = self.hold, raw
         elif raw >= self.level:
             self._left, self._peak = self.hold, raw

@@ -31,8 +31,8 @@ def test_scaled_sigmoid_values() -> None:
     assert scaled_sigmoid(-1.0) == pytest.approx(S_MINUS_1)
     assert scaled_sigmoid(0.0) == 0.0
     assert scaled_sigmoid(0.5) == pytest.approx(2 / (1 + math.exp(2.5)) - 1)
-    assert scaled_sigmoid(3.0) == pytest.approx(2 / (1 + math.exp(15)) - 1)
-    assert scaled_sigmoid(3.01) == -1.0
+    assert scaled_sigmoid(2.99) == pytest.approx(2 / (1 + math.exp(14.95)) - 1)
+    assert scaled_sigmoid(3.0) == -1.0  # NAB's sweeper: ">= 3.0" is well behind the window
 
 
 def test_window_indices_are_inclusive_rows() -> None:
@@ -112,3 +112,38 @@ def test_one_threshold_for_the_whole_corpus() -> None:
     assert result.threshold == 0.5
     assert result.raw == pytest.approx(2 * tp - 0.11)
     assert result.score == pytest.approx(100 * (2 * tp - 0.11 + 2) / 4)
+
+
+def test_a_window_inside_the_probation_period_is_not_counted_but_shapes_later_fps() -> None:
+    # 40 rows: probation is rows 0-5; window (1, 4) is never scorable, (20, 24) is.
+    scores = [0.0] * 40
+    scores[7] = 0.9  # 3 rows after the hidden window of width 4: y = 3 / 3 = 1
+    f = ScoredFile.build("f", scores, [(1, 4), (20, 24)])
+    assert f.n_windows == 1
+    assert list(f.window[19:26]) == [-1, 0, 0, 0, 0, 0, -1]
+    assert f.weight[7] == pytest.approx(scaled_sigmoid(1.0))
+    result = score_corpus([f], STANDARD)  # firing at row 7 only costs; never firing scores 0
+    assert (result.raw, result.score) == (-1.0, 0.0)
+
+
+def test_hand_computed_corpus_of_two_files() -> None:
+    # File a (40 rows, window 20-24): detections at rows 21 (0.8) and 30 (0.6).
+    # File b (40 rows, windows 10-14 and 30-34): detections at rows 8 (0.7), 14 (0.6).
+    # At threshold 0.6: a's TP at y = -(24-21+1)/5 = -0.8, a's FP at y = (30-24)/4 = 1.5,
+    # b's FP before any window (-1), b's first window at its last row (y = -0.2), b's second
+    # window missed.
+    a = ScoredFile.build("a", [0.8 if i == 21 else 0.6 if i == 30 else 0.0 for i in range(40)],
+                         [(20, 24)])
+    b = ScoredFile.build("b", [0.7 if i == 8 else 0.6 if i == 14 else 0.0 for i in range(40)],
+                         [(10, 14), (30, 34)])
+    s = lambda y: 2 / (1 + math.exp(5 * y)) - 1  # noqa: E731
+    raw_06 = s(-0.8) / S_MINUS_1 + 0.11 * s(1.5) - 0.11 + s(-0.2) / S_MINUS_1 - 1.0
+    raw_08 = s(-0.8) / S_MINUS_1 - 2.0  # only a's TP; b's two windows missed
+    raw_07 = raw_08 - 0.11
+    assert raw_06 > raw_08 > raw_07
+    result = score_corpus([a, b], STANDARD)
+    assert result.threshold == 0.6
+    # By hand: 0.9771 - 0.1099 - 0.11 + 0.4684 - 1 = 0.2256.
+    assert result.raw == pytest.approx(0.22562, abs=1e-5)
+    assert result.score == pytest.approx(100 * (raw_06 + 3) / 6)
+    assert (result.true_positives, result.false_positives) == (2, 2)
