@@ -131,11 +131,22 @@ class Engine:
     # ② close windows -------------------------------------------------------------------------
     def advance(self, final: bool = False) -> list[AlertRecord]:
         """Closes every window the watermark has passed (all complete ones when `final`)."""
+        closable = sorted(self.aggregator.close(lateness=not final),
+                          key=lambda p: self.close_order(p.metric_index, p.window_start_ms))
         records: list[AlertRecord] = []
-        for partial in self.aggregator.close(lateness=not final):
+        for partial in closable:
             records.extend(self.on_window(partial.metric_index, partial.window_start_ms,
                                           partial.slices))
         return records
+
+    def close_order(self, m: int, start_ms: int) -> tuple[int, int, int]:
+        """The order windows are handed to `on_window` when several close at once: by the event
+        time at which they became closable, then by metric. Co-moving hints look at windows
+        closed before, so replay and the live owner (which close in different batches) must
+        agree on it."""
+        rule = self.rules[m]
+        end = start_ms + int(rule.window.total_seconds() * 1000)
+        return end + int(rule.lateness.total_seconds() * 1000), m, start_ms
 
     # ③-⑤ the owner of a metric ---------------------------------------------------------------
     def on_window(self, m: int, start_ms: int, slices: Accumulators) -> list[AlertRecord]:

@@ -1,0 +1,174 @@
+"""③-⑤ on the live side: the owner of a metric merges the sources' deltas and closes windows.
+
+The partials topic is keyed by metric, so one worker owns each metric. It merges every source's
+window deltas and closes a window once **every live source** of the metric (each partition of the
+topics the metric reads) has a watermark past the window's end plus the metric's lateness -- the
+watermark of replay, computed as the minimum over sources. Sparse topics that feed no window
+(governance actions: they only inform hints) do not hold windows back. A source that has said
+nothing for `idle_after_ms` of wall time is *idle*: it no longer holds windows back (a quiet
+partition, a dead worker), and data it sends later for windows already closed is counted as late.
+When every source is idle, the input has ended for now: the owner closes every complete window up to
+the largest watermark, as replay does at the end of its input. Until `idle_after_ms` has passed
+since the owner started, a source never heard from is presumed live, so a restart does not close
+windows before the partitions have been assigned.
+
+Windows close in `Engine.close_order`, the order replay uses, so the same events give the same
+alerts (fingerprint, window, value, hints) whatever the number of partitions and workers.
+
+State that matters after a crash is exported per metric by `snapshot_windows` (merged open windows,
+source watermarks: changes with every report) and `snapshot_model` (detectors, episodes,
+interventions: changes when a window closes); runtime/app.py keeps both in a Faust table."""
+
+from __future__ import annotations
+
+import pickle
+from collections import Counter
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+
+from stream_guard.aggregate.points import merge_accumulators
+from stream_guard.aggregate.windows import Accumulators
+from stream_guard.engine import INTERVENTIONS_TOPIC, Engine, MetricState, SharedState
+from stream_guard.runtime.reports import Report
+from stream_guard.types import AlertRecord
+
+__all__ = ["Closed", "MetricWindows", "Owner"]
+
+_SEEN_ACTIONS = 10_000
+"""Governance action ids remembered to add each action once (reports repeat it per metric)."""
+
+
+@dataclass
+class MetricWindows:
+    """The owner's view of one metric's open windows and of the sources feeding them."""
+
+    open: dict[int, list[Accumulators]] = field(default_factory=dict)  # start -> source deltas
+    closed_until: int | None = None
+    watermarks: dict[str, int] = field(default_factory=dict)  # source -> largest event time
+    heard_ms: dict[str, int] = field(default_factory=dict)  # source -> owner wall clock
+
+
+@dataclass(frozen=True, slots=True)
+class Closed:
+    """What one step of the owner produced: alert records, and when the report that closed the
+    windows left its source (for the window-close-to-alert latency)."""
+
+    alerts: list[AlertRecord]
+    windows: int
+    report_sent_ms: int | None
+
+
+class Owner:
+    def __init__(
+        self, engine: Engine, sources: Mapping[str, Iterable[str]], idle_after_ms: int,
+        started_ms: int,
+    ) -> None:
+        self.engine = engine
+        self.expected = {metric: frozenset(names) for metric, names in sources.items()}
+        self.idle_after_ms = idle_after_ms
+        self.started_ms = started_ms
+        self.index = {r.metric: m for m, r in enumerate(engine.rules)}
+        self.windows: dict[int, MetricWindows] = {}
+        self.late_partials: Counter[str] = Counter()  # metric -> deltas for closed windows
+        self._seen_actions: dict[str, None] = {}  # insertion-ordered, bounded
+
+    def owns(self, metric: str) -> bool:
+        return self.index.get(metric) in self.windows
+
+    def adopt(self, metric: str, windows_blob: bytes | None, model_blob: bytes | None) -> None:
+        """Takes ownership of `metric`, resuming from its saved state when there is one."""
+        m = self.index[metric]
+        self.windows[m] = pickle.loads(windows_blob) if windows_blob else MetricWindows()
+        if model_blob:
+            state, shared = pickle.loads(model_blob)
+            self.engine.restore_metric_state(m, state)
+            self._restore_shared(shared)
+
+    def release(self, metric: str) -> None:
+        self.windows.pop(self.index[metric], None)
+
+    # --- messages ----------------------------------------------------------------------------
+    def on_report(self, r: Report, now_ms: int) -> Closed:
+        m = self.index[r.metric]
+        mw = self.windows[m]
+        for raw in r.interventions:
+            self._intervention(raw)
+        for start, deltas in r.windows:
+            if mw.closed_until is not None and start < mw.closed_until:
+                self.late_partials[r.metric] += 1
+                continue
+            mw.open.setdefault(start, []).append(deltas)
+        if r.source in self.expected[r.metric]:
+            mw.watermarks[r.source] = max(r.watermark_ms,
+                                          mw.watermarks.get(r.source, r.watermark_ms))
+            mw.heard_ms[r.source] = now_ms
+        return self._close(m, now_ms, r.sent_ms)
+
+    def on_tick(self, metric: str, now_ms: int) -> Closed:
+        return self._close(self.index[metric], now_ms, None)
+
+    # --- closing -----------------------------------------------------------------------------
+    def watermark(self, m: int, now_ms: int) -> tuple[int | None, bool]:
+        """(watermark, final): the minimum over live sources, or -- every source idle -- the
+        maximum, to be used without lateness. None while nothing may close."""
+        mw = self.windows[m]
+        live = [wm for s, wm in mw.watermarks.items()
+                if now_ms - mw.heard_ms[s] < self.idle_after_ms]
+        expected = self.expected[self.engine.rules[m].metric]
+        if now_ms - self.started_ms < self.idle_after_ms and not expected <= mw.watermarks.keys():
+            return None, False  # some partitions have not been heard of yet
+        if live:
+            return min(live), False
+        if mw.watermarks:
+            return max(mw.watermarks.values()), True
+        return None, False
+
+    def _close(self, m: int, now_ms: int, sent_ms: int | None) -> Closed:
+        mark, final = self.watermark(m, now_ms)
+        if mark is None:
+            return Closed([], 0, None)
+        rule = self.engine.rules[m]
+        mw = self.windows[m]
+        width = int(rule.window.total_seconds() * 1000)
+        if not final:
+            mark -= int(rule.lateness.total_seconds() * 1000)
+        start = mw.closed_until
+        if start is None:
+            if not mw.open:
+                return Closed([], 0, None)
+            start = min(mw.open)
+        alerts: list[AlertRecord] = []
+        closed = 0
+        while start + width <= mark:
+            merged = merge_accumulators(mw.open.pop(start, [{}]))
+            alerts.extend(self.engine.on_window(m, start, merged))
+            closed += 1
+            start += width
+            mw.closed_until = start
+        return Closed(alerts, closed, sent_ms if closed else None)
+
+    # --- state -------------------------------------------------------------------------------
+    def snapshot_windows(self, metric: str) -> bytes:
+        return pickle.dumps(self.windows[self.index[metric]], protocol=pickle.HIGHEST_PROTOCOL)
+
+    def snapshot_model(self, metric: str) -> bytes:
+        m = self.index[metric]
+        state: MetricState = self.engine.metric_state(m)
+        return pickle.dumps((state, self.engine.shared_state()), protocol=pickle.HIGHEST_PROTOCOL)
+
+    def _restore_shared(self, shared: SharedState) -> None:
+        if len(shared.interventions) >= len(self.engine.interventions):
+            self.engine.restore_shared_state(shared)
+
+    def _intervention(self, raw: str) -> None:
+        """A governance record consumed by some source: validated again here (the source has
+        dead-lettered it if invalid), added once however many metrics this owner holds."""
+        events, _dead = self.engine.codec.decode(INTERVENTIONS_TOPIC, raw, "report")
+        for ev in events:
+            action = str(ev.fields.get("action_id"))
+            if action in self._seen_actions:
+                continue
+            self._seen_actions[action] = None
+            if len(self._seen_actions) > _SEEN_ACTIONS:
+                del self._seen_actions[next(iter(self._seen_actions))]
+            self.engine.interventions.add(ev.ts_ms, ev.fields)

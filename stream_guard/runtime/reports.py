@@ -1,0 +1,77 @@
+"""What a source partition tells the owner of a metric: the partials topic's messages.
+
+A source (one partition of an event topic) pre-aggregates events into window deltas and, after
+each batch, sends every metric's owner one `Report`: the deltas of the windows it touched, its
+watermark (the largest event time it has seen) and the raw governance records it consumed, so that
+every owner can name interventions. A `Report` without deltas still matters: it moves the
+watermark and shows the source is alive. Ticks carry no data: they bring the owner's wall clock
+into its ordered stream (idle sources, state saves), because Faust tables can only be written
+while processing a message of the table's partition.
+
+The wire format is JSON (orjson): the partials topic is internal but must stay readable with any
+Kafka tool. A slice key travels as its list of ``[dimension, value]`` pairs.
+
+>>> r = Report("gmv", "orders/1", 60_000, [(0, {(("region", "EU"),): [2.0, 1.0]})], [], 7)
+>>> decode(encode(r)) == r
+True
+>>> decode(encode_tick("gmv"))
+Tick(metric='gmv')
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
+from stream_guard.aggregate.windows import Accumulators
+from stream_guard.types import SliceKey
+
+__all__ = ["Report", "Tick", "decode", "encode", "encode_tick"]
+
+
+@dataclass(frozen=True, slots=True)
+class Report:
+    metric: str
+    source: str  # "topic/partition"
+    watermark_ms: int  # the largest event time this source has seen
+    windows: list[tuple[int, Accumulators]]  # (window start, deltas since the last report)
+    interventions: list[Any]  # raw governance record values, to be validated by the owner
+    sent_ms: int  # the source's wall clock when sending: window-close-to-alert latency
+
+
+@dataclass(frozen=True, slots=True)
+class Tick:
+    metric: str
+
+
+def encode(r: Report) -> bytes:
+    return orjson.dumps({
+        "metric": r.metric, "source": r.source, "watermark_ms": r.watermark_ms,
+        "windows": [
+            [start, [[list(map(list, key)), acc[0], acc[1]] for key, acc in slices.items()]]
+            for start, slices in r.windows
+        ],
+        "interventions": r.interventions, "sent_ms": r.sent_ms,
+    })
+
+
+def encode_tick(metric: str) -> bytes:
+    return orjson.dumps({"metric": metric, "tick": True})
+
+
+def decode(raw: bytes) -> Report | Tick:
+    obj = orjson.loads(raw)
+    if obj.get("tick"):
+        return Tick(obj["metric"])
+    windows = [
+        (int(start), {_key(key): [float(a), float(b)] for key, a, b in slices})
+        for start, slices in obj["windows"]
+    ]
+    return Report(obj["metric"], obj["source"], int(obj["watermark_ms"]), windows,
+                  list(obj["interventions"]), int(obj["sent_ms"]))
+
+
+def _key(pairs: list[list[str]]) -> SliceKey:
+    return tuple((str(d), str(v)) for d, v in pairs)
