@@ -20,6 +20,7 @@ from typing import Any, get_type_hints
 
 from pydantic import BaseModel, ConfigDict, ValidationError, create_model
 
+from stream_guard.detect.auto_seasonal import AutoSeasonal
 from stream_guard.detect.base import Detector, DetectorBase
 from stream_guard.detect.rate import RateTest
 from stream_guard.detect.river_adapter import RiverForecast, RiverHalfSpaceTrees
@@ -34,6 +35,8 @@ DETECTORS: dict[str, type[DetectorBase]] = {
     "threshold": StaticThreshold,
     "river_forecast": RiverForecast,
     "river_hst": RiverHalfSpaceTrees,
+    # The general-purpose detector: finds its own season, calibrated, best on NAB.
+    "auto_seasonal": AutoSeasonal,
 }
 
 CONTEXT_PARAMS = frozenset({"window"})
