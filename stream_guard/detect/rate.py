@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 
 from stream_guard.detect.base import DetectorBase, Features
-from stream_guard.detect.stats import poisson_tail_z
+from stream_guard.detect.stats import Recent, ShiftCounter, poisson_tail_z
 
 __all__ = ["RateTest"]
 
@@ -20,6 +20,13 @@ class RateTest(DetectorBase):
     were due does. Windows with fewer than `min_denominator` or numerator excess below
     `min_excess` score 0 (too small to act on). `half_life` is in windows; the baseline needs
     `warmup` windows and a denominator mass of 5 × `min_denominator` before it scores.
+
+    The test scans `horizons`: the numerators and the counts due over the last h windows are
+    summed (a scan statistic), so a rate that triples for an hour in a slice that sees five
+    complaints an hour, or an incident split over two windows, is caught on its total. Only
+    horizons on the current window's side count, and `min_excess` applies to the horizon's
+    total. While the scan is beyond `clip` the rate holds; a shift lasting `absorb_after`
+    windows (a new rule that keeps flagging more) becomes the new rate after the alert.
 
     >>> det = RateTest(min_denominator=20)
     >>> for _ in range(48):
@@ -37,17 +44,25 @@ class RateTest(DetectorBase):
         min_excess: float = 3.0,
         warmup: int = 12,
         clip: float = 3.0,
+        horizons: tuple[int, ...] = (1,),
+        absorb_after: int = 12,
     ) -> None:
+        if not horizons or min(horizons) < 1:
+            raise ValueError(f"horizons must be windows >= 1, got {horizons!r}")
         self.half_life = half_life
         self.min_denominator = min_denominator
         self.min_excess = min_excess
         self.warmup = warmup
         self.clip = clip
+        self.horizons = tuple(horizons)
+        self.absorb_after = absorb_after
         self._decay = 0.5 ** (1.0 / half_life)
         self._num = 0.0
         self._den = 0.0
         self._n = 0
         self._dispersion = 1.0  # mean squared Pearson residual; 1 for a pure Poisson process
+        self._recent = Recent(max(self.horizons))  # (numerator, count due, denominator)
+        self._shift = ShiftCounter(absorb_after)
 
     def _rate(self) -> float | None:
         if self._n < self.warmup or self._den < 5 * self.min_denominator or self._den <= 0:
@@ -58,17 +73,27 @@ class RateTest(DetectorBase):
         rate = self._rate()
         return None if rate is None else rate
 
-    def _z(self, x: Features, rate: float) -> float:
+    def _scan(self, x: Features, rate: float) -> float:
+        """Signed z of the most surprising horizon on the current window's side (0 if none is
+        big enough to act on)."""
         due = x["denominator"] * rate
-        return poisson_tail_z(x["numerator"], due) / math.sqrt(self._dispersion)
+        current = (x["numerator"], due, x["denominator"])
+        side = 1.0 if x["numerator"] >= due else -1.0
+        best = 0.0
+        for h in self.horizons:
+            num, due_h, _ = self._recent.sums(h, current)
+            if side * (num - due_h) < self.min_excess:
+                continue
+            z = poisson_tail_z(num, due_h) / math.sqrt(self._dispersion)
+            if side * z > abs(best):
+                best = z
+        return best
 
     def score_one(self, x: Features) -> float:
         rate = self._rate()
         if rate is None or x["denominator"] < self.min_denominator:
             return 0.0
-        if abs(x["numerator"] - x["denominator"] * rate) < self.min_excess:
-            return 0.0
-        return abs(self._z(x, rate))
+        return abs(self._scan(x, rate))
 
     def learn_one(self, x: Features) -> None:
         num, den = x["numerator"], x["denominator"]
@@ -76,11 +101,28 @@ class RateTest(DetectorBase):
             return
         rate = self._rate()
         if rate is not None and den >= self.min_denominator:
-            z = self._z(x, rate) * math.sqrt(self._dispersion)  # undivided Pearson-like residual
-            self._dispersion += 0.02 * (min(z * z, 25.0) - self._dispersion)
-            self._dispersion = max(self._dispersion, 1.0)
+            scan = self._scan(x, rate)
+            side = 1 if scan > self.clip else -1 if scan < -self.clip else 0
+            if self._shift.update(side):
+                self._rebase(num, den)
+                return
+            self._recent.push(num, den * rate, den)
+            z = poisson_tail_z(num, den * rate)  # undivided Pearson-like residual
+            if abs(self._shift.streak) <= 1:  # a sustained anomaly must not widen the band
+                self._dispersion += 0.02 * (min(z * z, 25.0) - self._dispersion)
+                self._dispersion = max(self._dispersion, 1.0)
+            if side != 0:  # beyond the band the rate holds
+                return
             if abs(z) > self.clip * math.sqrt(self._dispersion):  # learn an outlier at the band
                 num = den * rate + math.copysign(self.clip, z) * math.sqrt(den * rate)
         self._num = self._decay * self._num + max(num, 0.0)
         self._den = self._decay * self._den + den
         self._n += 1
+
+    def _rebase(self, num: float, den: float) -> None:
+        """A shift outlasted `absorb_after` windows: the recent windows' rate is the new rate
+        (the weighted denominator mass is kept, so the baseline stays as confident)."""
+        nums, _, dens = self._recent.sums(max(self.horizons), (num, 0.0, den))
+        if dens > 0:
+            self._num = self._den * nums / dens
+        self._recent.clear()

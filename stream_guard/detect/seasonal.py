@@ -5,8 +5,11 @@ from __future__ import annotations
 import math
 
 from stream_guard.detect.base import DetectorBase, Features
+from stream_guard.detect.stats import Recent, ShiftCounter
 
 __all__ = ["SeasonalBaseline"]
+
+_MEDIAN_CHI2_1 = 0.4549  # median of a chi-square with one degree of freedom (its mean is 1)
 
 
 class SeasonalBaseline(DetectorBase):
@@ -18,15 +21,25 @@ class SeasonalBaseline(DetectorBase):
     ``var = dispersion × expected + (model_error × expected)²``, with `dispersion` learned online,
     so small slices and night troughs get wider bands than the busy global series.
 
-    Learning is robust: a point far from the band is learned clipped to the band, so an incident
-    does not drag the baseline with it. A level shift that lasts `absorb_after` windows is taken as
-    the new normal (after an alert, not all day long).
+    The profile of a phase is an estimate too: right after the first period it rests on one
+    observation, so its estimation noise is added to the band (it shrinks as days accumulate).
+    This keeps day two, when every phase has been seen once, from paging on ordinary noise.
+
+    Scores scan `horizons`: the deviation summed over the last h windows (h in `horizons`) in
+    the direction of the current window, against the summed noise; the score is the largest z.
+    The model error is counted as fully correlated over a horizon (a level that is 4% off is 4%
+    off in every window), so slow drifts do not add up to an alarm while a sustained drop does.
+
+    Learning is robust: while the scan is beyond `clip`, the baseline holds (an incident does
+    not drag it along). A shift that lasts `absorb_after` windows is taken as the new normal:
+    the level is rebased on the recent windows (after an alert, not all day long).
 
     Parameters: `window` and `period` in seconds; `alpha` the level's EWMA weight per window;
     `season_alpha` the profile's weight per period; `model_error` the relative error floor;
     `warmup_periods` full periods to learn before scoring; `clip` the band, in z, of robust
     learning; `absorb_after` windows; `min_count`: a phase that usually sees fewer events
-    (``x["denominator"]``) than this is too small to page anyone and scores 0.
+    (``x["denominator"]``) than this is too small to page anyone and scores 0; `horizons` in
+    windows, 1 being the window alone.
 
     >>> import math
     >>> det = SeasonalBaseline(window=3600, period=86400)
@@ -52,7 +65,10 @@ class SeasonalBaseline(DetectorBase):
         clip: float = 3.0,
         absorb_after: int = 24,
         min_count: float = 0.0,
+        horizons: tuple[int, ...] = (1,),
     ) -> None:
+        if not horizons or min(horizons) < 1:
+            raise ValueError(f"horizons must be windows >= 1, got {horizons!r}")
         self.window = window
         self.period = period
         self.alpha = alpha
@@ -62,13 +78,18 @@ class SeasonalBaseline(DetectorBase):
         self.clip = clip
         self.absorb_after = absorb_after
         self.min_count = min_count
+        self.horizons = tuple(horizons)
         self.n_buckets = max(1, round(period / window))
         self._profile: list[float | None] = [None] * self.n_buckets
+        # Variance of each phase's profile estimate, relative to one window's noise: 1 after one
+        # observation, then that of an EWMA of weight `season_alpha`.
+        self._uncertainty = [1.0] * self.n_buckets
         self._level: float | None = None
         self._dispersion = 0.0
         self._seen = 0
         self._first_t: float | None = None
-        self._streak = 0  # consecutive points outside the band, signed by direction
+        self._shift = ShiftCounter(absorb_after)
+        self._recent = Recent(max(self.horizons))  # (value, expected, noise variance)
         self._warm: dict[int, float] = {}
         self._counts = [0.0] * self.n_buckets  # usual events per phase (x["denominator"])
 
@@ -83,23 +104,49 @@ class SeasonalBaseline(DetectorBase):
             return None
         return self._level * self._factor(self._bucket(x["t"]))
 
+    def _smooth(self, values: list[float], b: int, weights: tuple[float, float]) -> float:
+        """1-2-1 smoothing around phase `b` (`weights` = (side, centre), summing to 1 with the
+        two sides)."""
+        n = len(values)
+        if n < 3:
+            return values[b]
+        side, centre = weights
+        return side * (values[b - 1] + values[(b + 1) % n]) + centre * values[b]
+
     def _factor(self, b: int) -> float:
         """The phase's factor smoothed with its neighbours (1-2-1): one day of history per
         phase is noisy, and the cycle is smooth at the scale of a few windows."""
-        n, p = self.n_buckets, self._profile
-        if n < 3:
-            return p[b] or 1e-9
-        return ((p[b - 1] or 0.0) + 2 * (p[b] or 0.0) + (p[(b + 1) % n] or 0.0)) / 4 or 1e-9
+        profile = [v or 0.0 for v in self._profile]
+        return self._smooth(profile, b, (0.25, 0.5)) or 1e-9
 
-    def _std(self, expected: float) -> float:
-        var = self._dispersion * max(expected, 0.0) + (self.model_error * expected) ** 2
-        return math.sqrt(var) if var > 0 else 1e-9
+    def _noise_var(self, expected: float, b: int) -> float:
+        """Variance of one window that is independent from window to window: the compound
+        Poisson noise, widened by the profile's own estimation noise (weights 1-2-1 squared)."""
+        profile_var = self._smooth(self._uncertainty, b, (1 / 16, 4 / 16))
+        return self._dispersion * max(expected, 0.0) * (1.0 + profile_var)
+
+    def _z(self, value: float, expected: float, noise_var: float) -> float:
+        var = noise_var + (self.model_error * expected) ** 2
+        return (value - expected) / math.sqrt(var) if var > 0 else 0.0
+
+    def _scan(self, value: float, expected: float, b: int) -> float:
+        """Signed z of the largest deviation over the horizons, on the current window's side."""
+        side = 1 if value >= expected else -1
+        current = (value, expected, self._noise_var(expected, b))
+        best = 0.0
+        for h in self.horizons:
+            obs, exp, noise = self._recent.sums(h, current)
+            z = self._z(obs, exp, noise)
+            if side * z > abs(best):
+                best = z
+        return best
 
     def score_one(self, x: Features) -> float:
         expected = self.expect_one(x)
-        if expected is None or self._counts[self._bucket(x["t"])] < self.min_count:
+        b = self._bucket(x["t"])
+        if expected is None or self._counts[b] < self.min_count:
             return 0.0
-        return abs(x["value"] - expected) / self._std(expected)
+        return abs(self._scan(x["value"], expected, b))
 
     def learn_one(self, x: Features) -> None:
         t, value = x["t"], x["value"]
@@ -115,38 +162,59 @@ class SeasonalBaseline(DetectorBase):
             if t - self._first_t >= self.warmup_periods * self.period - self.window:
                 self._initialise()
             return
-        factor = self._factor(b)
-        expected = self._level * factor
-        std = self._std(expected)
-        z = (value - expected) / std
-        self._track_shift(z, value, expected)
+        expected = self._level * self._factor(b)
+        scan = self._scan(value, expected, b)
+        side = 1 if scan > self.clip else -1 if scan < -self.clip else 0
+        if self._shift.update(side):
+            self._rebase(value, expected)
+            return
+        noise_var = self._noise_var(expected, b)
+        self._recent.push(value, expected, noise_var)
+        if abs(self._shift.streak) <= 1:  # a sustained anomaly must not widen the band
+            self._learn_noise(self._z(value, expected, noise_var), expected, noise_var)
+        if side == 0:  # beyond the band the baseline holds
+            self._learn_level(b, value, expected, noise_var)
+
+    def _learn_level(self, b: int, value: float, expected: float, noise_var: float) -> None:
+        if not self._level or self._level <= 0:
+            return
+        std = math.sqrt(noise_var + (self.model_error * expected) ** 2)
+        z = (value - expected) / std if std > 0 else 0.0
         clipped = expected + max(-self.clip, min(self.clip, z)) * std
-        if self._level > 0:
-            self._level += self.alpha * (clipped / factor - self._level)
-            own = self._profile[b] or factor
-            self._profile[b] = own + self.season_alpha * (clipped / self._level - own)
+        factor = self._factor(b)
+        self._level += self.alpha * (clipped / factor - self._level)
+        own = self._profile[b] or factor
+        self._profile[b] = own + self.season_alpha * (clipped / self._level - own)
+        keep = (1 - self.season_alpha) ** 2
+        self._uncertainty[b] = keep * self._uncertainty[b] + self.season_alpha**2
+
+    def _learn_noise(self, z: float, expected: float, noise_var: float) -> None:
         # Heavy tails (one big order in a small slice) must widen the band: residuals are
         # learned up to 2 x clip, beyond the robust band used for the level.
-        resid2 = min(z * z, (2 * self.clip) ** 2) * std * std
+        var = noise_var + (self.model_error * expected) ** 2
+        resid2 = min(z * z, (2 * self.clip) ** 2) * var
         noise = resid2 - (self.model_error * expected) ** 2
         self._dispersion += 0.02 * (max(noise, 0.0) / max(expected, 1e-9) - self._dispersion)
 
     def _initialise(self) -> None:
         """After the first period: level = its mean, profile = each phase over the mean (a
-        phase never seen gets 1), dispersion from the phase-to-phase roughness."""
+        phase never seen gets 1), dispersion from the phase-to-phase roughness: half a squared
+        difference of neighbours estimates the variance, robustly through its median, which for
+        a chi-square with one degree of freedom is 0.455 of the mean."""
         values = list(self._warm.values())
         self._level = max(sum(values) / len(values), 1e-9)
         self._profile = [self._warm.get(b, self._level) / self._level
                          for b in range(self.n_buckets)]
         diffs = [(values[i] - values[i - 1]) ** 2 / 2 for i in range(1, len(values))]
         if diffs:
-            self._dispersion = sorted(diffs)[len(diffs) // 2] / self._level
+            median = sorted(diffs)[len(diffs) // 2]
+            self._dispersion = median / _MEDIAN_CHI2_1 / self._level
         self._warm = {}
 
-    def _track_shift(self, z: float, value: float, expected: float) -> None:
-        """After `absorb_after` windows beyond the band on one side, rebase the level there."""
-        side = 1 if z > self.clip else -1 if z < -self.clip else 0
-        self._streak = self._streak + side if side and side * self._streak >= 0 else side
-        if abs(self._streak) >= self.absorb_after and self._level and expected > 0:
-            self._level *= max(value, 0.0) / expected
-            self._streak = 0
+    def _rebase(self, value: float, expected: float) -> None:
+        """A shift outlasted `absorb_after` windows: move the level to the recent windows'
+        ratio of actual to expected, and forget the evidence already alerted on."""
+        obs, exp, _ = self._recent.sums(max(self.horizons), (value, expected, 0.0))
+        if self._level and exp > 0:
+            self._level *= max(obs / exp, 0.01)
+        self._recent.clear()
