@@ -132,10 +132,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _plugin_hooks() -> list[Callable[[argparse._SubParsersAction], None]]:
+    from stream_guard.alert.silence_cli import register as silence_cli
     from stream_guard.ingest.kafka_cli import add_cli as kafka_cli
+    from stream_guard.runtime.cli import add_cli as runtime_cli
     from stream_guard.simulate.cli import add_cli as simulate_cli
 
-    return [simulate_cli, kafka_cli]
+    return [simulate_cli, kafka_cli, runtime_cli, silence_cli]
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,0 +1,392 @@
+"""The notifier agent on the embedded broker against the fake Slack server, read as timelines.
+
+Each test runs its own Faust app (unique id, topics under the test's prefix) with
+`install_notifier`, produces alert records to the alerts topic, and reads the Slack calls the
+fake recorded: records at t → exactly these calls, in this order.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import json
+import socket
+import threading
+import time
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlencode
+
+import aiohttp
+import faust
+import orjson
+import pytest
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from pydantic import SecretStr
+
+from stream_guard.alert.notify import RetryPolicy
+from stream_guard.alert.silence_cli import publish, read_control
+from stream_guard.alert.silences import Silence
+from stream_guard.clock import ManualClock
+from stream_guard.config.routes import load_routes
+from stream_guard.runtime.notifier import NotifierHandles, NotifierSettings, install_notifier
+from stream_guard.runtime.transport import broker_url
+from stream_guard.sinks.slack import SlackSettings
+from stream_guard.sinks.slack_blocks import ACK_ACTION_ID, SNOOZE_ACTION_ID
+from tests.fakes.slack_server import FAKE_TOKEN, FakeSlack, Reply
+from tests.integration._faust_harness import create_topic, lingering_threads
+
+pytestmark = pytest.mark.integration
+
+REPO = Path(__file__).resolve().parents[2]
+ROUTES = load_routes(REPO / "alert_rules" / "routes.yaml")
+EPISODE = (REPO / "tests/unit/alert/fixtures/gmv_episode.jsonl").read_text().splitlines()
+SECRET = "8f742231b10e8888abcd99yyyzzz85a5"
+MIN = 60_000
+T0 = 1_772_633_700_000  # 2026-03-04T14:15:00Z, the end of the episode's first window
+COMMERCE = FakeSlack.channel_id("#commerce-oncall")
+WAIT_S = 15.0
+
+
+def gmv(line: int, **overrides: Any) -> dict[str, Any]:
+    return {**json.loads(EPISODE[line]), **overrides}
+
+
+def summary(body: dict[str, Any], method: str) -> tuple[str, ...]:
+    if method == "chat.update":
+        return ("update", body["channel"], body["ts"])
+    if "thread_ts" in body:
+        return ("reply", body["channel"], body["thread_ts"])
+    return ("post", body["channel"])
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class Rig:
+    """Topics, clock, fake Slack and the app factory of one test."""
+
+    def __init__(self, bootstrap: str, prefix: str, fake: FakeSlack) -> None:
+        self.bootstrap, self.fake = bootstrap, fake
+        self.alerts, self.control = f"{prefix}alerts", f"{prefix}control"
+        self.app_id = f"notifier-{uuid.uuid4().hex[:8]}"
+        self.clock = ManualClock(T0)
+        self.port = _free_port()
+        self.seen = 0
+        self.handles: NotifierHandles | None = None
+
+    def app(self) -> faust.App:
+        """A fresh worker app of the same id: a restart sees the same group and tables."""
+        app = faust.App(
+            self.app_id,
+            broker=broker_url(self.bootstrap),
+            store="memory://",
+            broker_session_timeout=6,
+            broker_heartbeat_interval=1,
+            broker_commit_interval=0.2,
+            consumer_auto_offset_reset="earliest",
+            web_enabled=True,
+            web_host="127.0.0.1",
+            web_bind="127.0.0.1",
+            web_port=self.port,
+        )
+        settings = NotifierSettings(
+            slack=SlackSettings(
+                bot_token=SecretStr(FAKE_TOKEN),
+                signing_secret=SecretStr(SECRET),
+                base_url=self.fake.base_url,
+            ),
+            routes=ROUTES,
+            clock=self.clock,
+            policy=RetryPolicy(max_attempts=2, base_delay_s=0.01, max_delay_s=0.02),
+            hold_min_s=0.05,
+            hold_max_s=0.2,
+            timeout_s=1,
+        )
+        alerts = app.topic(self.alerts, partitions=1, value_serializer="json")
+        control = app.topic(self.control, partitions=1, value_serializer="json")
+        self.handles = install_notifier(app, alerts, control, settings)
+        return app
+
+    async def topics(self) -> None:
+        await create_topic(self.bootstrap, self.alerts, 1)
+        await create_topic(self.bootstrap, self.control, 1)
+
+    async def push(self, *records: dict[str, Any]) -> None:
+        producer = AIOKafkaProducer(bootstrap_servers=self.bootstrap)
+        await producer.start()
+        try:
+            for record in records:
+                key = record["fingerprint"].encode()
+                await producer.send_and_wait(self.alerts, orjson.dumps(record), key=key)
+        finally:
+            await producer.stop()
+
+    async def calls(self, count: int, settle_s: float = 0.3) -> list[tuple[str, ...]]:
+        """Wait for `count` new Slack calls (and a little more, to catch extra ones)."""
+        deadline = time.monotonic() + WAIT_S
+        while len(self.fake.calls) - self.seen < count and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+        await asyncio.sleep(settle_s)
+        new = self.fake.calls[self.seen :]
+        self.seen += len(new)
+        return [summary(c.body, c.method) for c in new if c.method.startswith("chat.")]
+
+    async def alert_records(self) -> list[dict[str, Any]]:
+        consumer = AIOKafkaConsumer(bootstrap_servers=self.bootstrap, enable_auto_commit=False)
+        await consumer.start()
+        try:
+            tp = TopicPartition(self.alerts, 0)
+            consumer.assign([tp])
+            await consumer.seek_to_beginning(tp)
+            end = (await consumer.end_offsets([tp]))[tp]
+            out: list[dict[str, Any]] = []
+            while await consumer.position(tp) < end:
+                for message in (await consumer.getmany(tp, timeout_ms=500)).get(tp, []):
+                    out.append(orjson.loads(message.value or b"null"))
+            return out
+        finally:
+            await consumer.stop()
+
+
+@asynccontextmanager
+async def worker(rig: Rig) -> AsyncIterator[faust.App]:
+    app = rig.app()
+    app.finalize()
+    await app.start()
+    try:
+        yield app
+    finally:
+        await app.stop()
+
+
+def run(coro: Any) -> None:
+    """Run a scenario; no thread of Faust or of the notifier may outlive it.
+
+    The fake Slack's request threads are left to its fixture, which joins them when it stops
+    (a scripted slow answer can still be sleeping after the client gave up on it).
+    """
+    before = threading.enumerate()
+    asyncio.run(coro)
+    left = [t for t in lingering_threads(before) if "process_request" not in t.name]
+    assert left == []
+
+
+@pytest.fixture
+def fake() -> Any:
+    with FakeSlack(token=FAKE_TOKEN) as running:
+        yield running
+
+
+@pytest.fixture
+def rig(bootstrap: str, topic_prefix: str, fake: FakeSlack) -> Rig:
+    return Rig(bootstrap, topic_prefix, fake)
+
+
+def posted_ts(index: int = 0) -> str:
+    """The ts the fake gives its `index`-th chat.postMessage (it counts up by 100 per request)."""
+    seconds, micros = divmod(1_772_632_800_000_100 + 100 * (index + 1), 1_000_000)
+    return f"{seconds}.{micros:06d}"
+
+
+# --------------------------------------------------------------------------- timelines
+
+
+def test_episode_timeline_through_the_agent(rig: Rig) -> None:
+    async def scenario() -> None:
+        await rig.topics()
+        async with worker(rig):
+            await rig.push(gmv(0))
+            assert await rig.calls(1) == [("post", "#commerce-oncall")]
+            p = posted_ts()
+            rig.clock.advance(15 * MIN)
+            await rig.push(gmv(1))  # same severity and slices: nothing
+            assert await rig.calls(0) == []
+            rig.clock.advance(15 * MIN)
+            await rig.push(gmv(2))  # escalated
+            assert await rig.calls(2) == [("update", COMMERCE, p), ("reply", COMMERCE, p)]
+            rig.clock.advance(60 * MIN)
+            await rig.push(gmv(3))  # resolved
+            assert await rig.calls(2) == [("update", COMMERCE, p), ("reply", COMMERCE, p)]
+            assert "RESOLVED" in rig.fake.calls[-2].body["text"]
+
+    run(scenario())
+
+
+def test_restart_mid_episode_continues_the_thread(rig: Rig) -> None:
+    """Stop the worker after the parent; a new one recovers the tables and goes on.
+
+    The first record comes again after the restart, as it would after a crash before the
+    offset commit: it must send nothing, and the escalation must land in the same thread.
+    """
+
+    async def scenario() -> None:
+        await rig.topics()
+        async with worker(rig):
+            await rig.push(gmv(0))
+            assert await rig.calls(1) == [("post", "#commerce-oncall")]
+        async with worker(rig):
+            rig.clock.advance(30 * MIN)
+            await rig.push(gmv(0), gmv(2))
+            p = posted_ts()
+            assert await rig.calls(2) == [("update", COMMERCE, p), ("reply", COMMERCE, p)]
+        assert rig.fake.methods().count("chat.postMessage") == 2  # one parent, one reply
+
+    run(scenario())
+
+
+def test_injected_seller_id_arrives_as_text(rig: Rig) -> None:
+    evil = "<!channel> <https://evil|click>"
+
+    async def scenario() -> None:
+        await rig.topics()
+        async with worker(rig):
+            await rig.push(gmv(0, slice={"seller_id": evil}, firing_slices=[], hints=[]))
+            assert await rig.calls(1) == [("post", "#commerce-oncall")]
+
+    run(scenario())
+    body = json.dumps(rig.fake.calls[0].body)
+    assert "seller_id=&lt;!channel&gt; &lt;https://evil|click&gt;" in body
+    assert "<!channel>" not in body and "<https://evil" not in body
+
+
+# --------------------------------------------------------------------------- delivery
+
+
+def test_no_alert_lost_while_slack_is_down(rig: Rig) -> None:
+    """500s, a 429 and a timeout: the agent holds the record, then delivers all, in order."""
+
+    async def scenario() -> None:
+        await rig.topics()
+        rig.fake.enqueue(
+            Reply.server_error(), Reply.server_error(), Reply.rate_limited(retry_after=0),
+            Reply.server_error(), Reply.slow(delay_s=2.0), Reply.server_error(503),
+        )
+        async with worker(rig):
+            rig.clock.advance(30 * MIN)
+            await rig.push(gmv(0), gmv(2), gmv(3))
+            calls = await rig.calls(11, settle_s=0.5)
+        assert calls[:6] == [("post", "#commerce-oncall")] * 6  # the scripted failures
+        p = posted_ts(6)  # the seventh postMessage was the first accepted
+        assert calls[6:] == [("post", "#commerce-oncall")] + [
+            ("update", COMMERCE, p), ("reply", COMMERCE, p)] * 2
+        assert rig.handles is not None and rig.handles.stats["held"] >= 2
+
+    run(scenario())
+
+
+def test_a_dead_route_does_not_block_another(rig: Rig) -> None:
+    complaints = gmv(0, metric="complaint_rate", route="default", severity="critical",
+                     episode_id="complaint_rate-20260304T1400Z-77aa", fingerprint="77aa")
+
+    async def scenario() -> None:
+        await rig.topics()
+        rig.fake.fail_channel("#trust-safety-page", "invalid_auth")
+        async with worker(rig):
+            await rig.push(complaints, gmv(0))
+            calls = await rig.calls(3)
+        assert calls == [
+            ("post", "#trust-safety-page"),  # invalid_auth: logged once, not retried, not held
+            ("post", "#trust-safety-alerts"),
+            ("post", "#commerce-oncall"),
+        ]
+        assert rig.handles is not None
+        assert rig.handles.notifier.stats["failed", "trust-safety-page", "permanent"] == 1
+        assert rig.handles.stats["held"] == 0
+
+    run(scenario())
+
+
+# --------------------------------------------------------------------------- silences
+
+
+def test_silenced_updates_are_recorded_not_sent(rig: Rig, bootstrap: str) -> None:
+    silence = Silence.create("gmv", {"region": "EU"}, T0 - MIN, T0 + 20 * MIN, "deploy", "ana")
+
+    async def scenario() -> None:
+        await rig.topics()
+        await asyncio.to_thread(publish, bootstrap, rig.control, silence)
+        async with worker(rig):
+            await rig.push(gmv(0))
+            assert await rig.calls(0, settle_s=1.0) == []
+            rig.clock.advance(30 * MIN)  # the silence has ended: the next update opens a thread
+            await rig.push(gmv(2))
+            assert await rig.calls(1) == [("post", "#commerce-oncall")]
+        records = await rig.alert_records()
+        silenced = [r for r in records if r["status"] == "silenced"]
+        assert len(silenced) == 1 and silenced[0]["silenced_by"] == [silence.id]
+        assert silenced[0]["sequence"] == 0
+
+    run(scenario())
+
+
+# --------------------------------------------------------------------------- interactivity
+
+
+def _signed(body: bytes, ts: int) -> dict[str, str]:
+    base = f"v0:{ts}:".encode() + body
+    sig = "v0=" + hmac.new(SECRET.encode(), base, hashlib.sha256).hexdigest()
+    return {"X-Slack-Request-Timestamp": str(ts), "X-Slack-Signature": sig,
+            "Content-Type": "application/x-www-form-urlencoded"}
+
+
+def _press(action_id: str, value: str) -> bytes:
+    payload = {
+        "type": "block_actions",
+        "user": {"id": "U0ANALYST", "username": "ana"},
+        "channel": {"id": COMMERCE},
+        "container": {"type": "message", "message_ts": "1"},
+        "actions": [{"action_id": action_id, "value": value, "type": "button"}],
+    }
+    return urlencode({"payload": json.dumps(payload)}).encode()
+
+
+def test_buttons_signed_stale_replayed_and_the_parent_shows_the_ack(
+    rig: Rig, bootstrap: str
+) -> None:
+    url = f"http://127.0.0.1:{rig.port}/slack/interactivity"
+    now_s = T0 // 1000
+
+    async def scenario() -> None:
+        await rig.topics()
+        async with worker(rig), aiohttp.ClientSession() as http:
+            await rig.push(gmv(0))
+            assert await rig.calls(1) == [("post", "#commerce-oncall")]
+            value = rig.fake.calls[0].body["blocks"][-1]["elements"][0]["value"]
+            ack, snooze = _press(ACK_ACTION_ID, value), _press(SNOOZE_ACTION_ID, value)
+
+            async def post(body: bytes, headers: dict[str, str]) -> int:
+                async with http.post(url, data=body, headers=headers) as resp:
+                    return resp.status
+
+            forged = {**_signed(ack, now_s), "X-Slack-Signature": "v0=" + "0" * 64}
+            assert await post(ack, forged) == 401
+            assert await post(ack, _signed(ack, now_s - 600)) == 401  # stale
+            assert await post(ack, _signed(ack, now_s)) == 200
+            assert await post(ack, _signed(ack, now_s)) == 401  # replayed
+            p = posted_ts()
+            assert await rig.calls(1) == [("update", COMMERCE, p)]
+            assert "Acknowledged by <@U0ANALYST>" in json.dumps(rig.fake.calls[-1].body)
+
+            assert await post(snooze, _signed(snooze, now_s + 1)) == 200
+            assert await rig.calls(1) == [("update", COMMERCE, p)]
+            shown = json.dumps(rig.fake.calls[-1].body)
+            assert "Snoozed until 15:15 UTC by <@U0ANALYST>" in shown
+            assert "Acknowledged by" in shown
+            await rig.push(gmv(2))  # an escalation during the snooze is silenced
+            assert await rig.calls(0, settle_s=1.0) == []
+
+        view = await asyncio.to_thread(read_control, bootstrap, rig.control)
+        assert view.acks[gmv(0)["episode_id"]].user_id == "U0ANALYST"
+        [snoozed] = view.silences.values()
+        assert (snoozed.metric, snoozed.slice, snoozed.author) == ("gmv", {"region": "EU"},
+                                                                     "U0ANALYST")
+
+    run(scenario())
