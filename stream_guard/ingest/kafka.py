@@ -7,7 +7,7 @@ client leaks sockets, which the test suite turns into errors.
 
 >>> default_bootstrap({})
 '127.0.0.1:9092'
->>> default_bootstrap({"STREAM_GUARD_BROKERS": "10.0.0.5:9092,10.0.0.6:9092"})
+>>> default_bootstrap({"STREAM_GUARD_BROKER": "kafka://10.0.0.5:9092,kafka://10.0.0.6:9092"})
 '10.0.0.5:9092,10.0.0.6:9092'
 >>> topic_name("orders", prefix="t1-")
 't1-orders'
@@ -51,7 +51,7 @@ __all__ = [
     "topic_name",
 ]
 
-BROKERS_ENV = "STREAM_GUARD_BROKERS"
+BROKERS_ENV = "STREAM_GUARD_BROKER"  # the worker's variable too (runtime/settings.py)
 DEFAULT_BOOTSTRAP = "127.0.0.1:9092"
 CLIENT_ID = "stream-guard-tools"
 
@@ -85,8 +85,10 @@ class KafkaToolError(StreamGuardError):
 
 
 def default_bootstrap(environ: Mapping[str, str] = os.environ) -> str:
-    """The bootstrap servers: $STREAM_GUARD_BROKERS, else the embedded broker's usual port."""
-    return environ.get(BROKERS_ENV) or DEFAULT_BOOTSTRAP
+    """The bootstrap servers: $STREAM_GUARD_BROKER (URL schemes dropped), else the embedded
+    broker's usual port."""
+    urls = environ.get(BROKERS_ENV) or DEFAULT_BOOTSTRAP
+    return ",".join(url.strip().split("://", 1)[-1] for url in urls.split(","))
 
 
 def topic_name(name: str, prefix: str = "") -> str:

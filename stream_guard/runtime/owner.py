@@ -9,8 +9,8 @@ nothing for `idle_after_ms` of wall time is *idle*: it no longer holds windows b
 partition, a dead worker), and data it sends later for windows already closed is counted as late.
 When every source is idle, the input has ended for now: the owner closes every complete window up to
 the largest watermark, as replay does at the end of its input. Until `idle_after_ms` has passed
-since the owner started, a source never heard from is presumed live, so a restart does not close
-windows before the partitions have been assigned.
+since the owner took the metric over, a source never heard from is presumed live, so a (re)start
+does not close windows before the sources have caught up.
 
 Windows close in `Engine.close_order`, the order replay uses, so the same events give the same
 alerts (fingerprint, window, value, hints) whatever the number of partitions and workers.
@@ -60,13 +60,12 @@ class Closed:
 
 class Owner:
     def __init__(
-        self, engine: Engine, sources: Mapping[str, Iterable[str]], idle_after_ms: int,
-        started_ms: int,
+        self, engine: Engine, sources: Mapping[str, Iterable[str]], idle_after_ms: int
     ) -> None:
         self.engine = engine
         self.expected = {metric: frozenset(names) for metric, names in sources.items()}
         self.idle_after_ms = idle_after_ms
-        self.started_ms = started_ms
+        self._adopted_ms: dict[int, int] = {}
         self.index = {r.metric: m for m, r in enumerate(engine.rules)}
         self.windows: dict[int, MetricWindows] = {}
         self.late_partials: Counter[str] = Counter()  # metric -> deltas for closed windows
@@ -75,9 +74,12 @@ class Owner:
     def owns(self, metric: str) -> bool:
         return self.index.get(metric) in self.windows
 
-    def adopt(self, metric: str, windows_blob: bytes | None, model_blob: bytes | None) -> None:
+    def adopt(
+        self, metric: str, windows_blob: bytes | None, model_blob: bytes | None, now_ms: int
+    ) -> None:
         """Takes ownership of `metric`, resuming from its saved state when there is one."""
         m = self.index[metric]
+        self._adopted_ms[m] = now_ms
         self.windows[m] = pickle.loads(windows_blob) if windows_blob else MetricWindows()
         if model_blob:
             state, shared = pickle.loads(model_blob)
@@ -115,7 +117,8 @@ class Owner:
         live = [wm for s, wm in mw.watermarks.items()
                 if now_ms - mw.heard_ms[s] < self.idle_after_ms]
         expected = self.expected[self.engine.rules[m].metric]
-        if now_ms - self.started_ms < self.idle_after_ms and not expected <= mw.watermarks.keys():
+        adopted = self._adopted_ms[m]
+        if now_ms - adopted < self.idle_after_ms and not expected <= mw.watermarks.keys():
             return None, False  # some partitions have not been heard of yet
         if live:
             return min(live), False

@@ -68,10 +68,11 @@ class SourcePool:
             src.dirty = False
         return out
 
-    def forget(self, partitions: Iterable[tuple[str, int]]) -> None:
-        """Drops the sources of revoked partitions (their deltas were all reported already)."""
-        for tp in partitions:
-            self._sources.pop(tp, None)
+    def forget(self, partitions: Iterable[tuple[str, int]]) -> list[EngineStats]:
+        """Drops the sources of revoked partitions (their deltas were all reported already);
+        returns their counters, for the metrics to keep."""
+        gone = [self._sources.pop(tp, None) for tp in partitions]
+        return [src.engine.stats for src in gone if src is not None]
 
     def stats(self) -> list[EngineStats]:
         return [src.engine.stats for src in self._sources.values()]

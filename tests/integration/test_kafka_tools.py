@@ -168,7 +168,7 @@ def _cli(*argv: str) -> int:
 def test_cli_creates_topics_produces_and_dumps(
         bootstrap: str, topic_prefix: str, tmp_path: Path,
         capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("STREAM_GUARD_BROKERS", bootstrap)  # the default of --bootstrap
+    monkeypatch.setenv("STREAM_GUARD_BROKER", bootstrap)  # the default of --bootstrap
     prefix = ["--prefix", topic_prefix]
     assert _cli("topics", "create", *prefix) == 0
     assert f"{topic_prefix}orders: created (4 partitions)" in capsys.readouterr().out

@@ -72,9 +72,9 @@ def _live(
 ) -> tuple[list[AlertRecord], Owner]:
     pool = SourcePool(lambda: Engine(rules, codec))
     partitions = {name: spec.partitions for name, spec in topics.items()}
-    owner = Owner(Engine(rules, codec), expected_sources(rules, partitions), IDLE_MS, 0)
+    owner = Owner(Engine(rules, codec), expected_sources(rules, partitions), IDLE_MS)
     for r in rules:
-        owner.adopt(r.metric, None, None)
+        owner.adopt(r.metric, None, None, 0)
     alerts: list[AlertRecord] = []
     now = 0
 

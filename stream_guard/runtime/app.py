@@ -1,0 +1,217 @@
+"""The Faust worker: thin agents around the pure pieces (sources.py, owner.py, the engine).
+
+Topology (DESIGN.md, "runtime/"):
+
+    event topics ──▶ agent `sources` (per partition: decode, validate, window deltas)
+        │  invalid records ──▶ dead_letters (key: topic)
+        ▼  one Report per metric and batch
+    partials (keyed by metric) ──▶ agent `owners` (merge, close, detect, explain, episodes)
+        │  state: table `owner-state` (per metric: open windows + model), changelog-backed
+        ▼
+    alerts (keyed by fingerprint) ──▶ notifier agent (runtime/notifier.py, when Slack is set)
+
+Why these shapes (the per-message cost of Faust is what a worker's throughput is made of):
+- `sources` takes events in batches with `noack_take` and acknowledges a batch only after its
+  reports and dead letters were handed to the producer: a crash replays the batch, never loses it
+  (at-least-once; a batch replayed after its reports were sent counts twice -- exactly-once would
+  need Kafka transactions, `processing_guarantee="exactly_once"`, which the dev broker lacks).
+- Tables are written once per report and once per closed window, never per event.
+- Wall-clock work (idle sources) reaches the owner as Tick messages on the partials topic, so all
+  table writes happen while processing a message of the table's partition, as Faust requires.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+import faust
+import orjson
+from faust.types import TP
+
+from stream_guard.clock import Clock, SystemClock
+from stream_guard.config.calendar import load_calendar
+from stream_guard.config.rules import load_rules
+from stream_guard.config.topics import TopicSpec, load_topics
+from stream_guard.engine import Engine
+from stream_guard.ingest.codec import Codec, DeadLetter
+from stream_guard.observability.metrics import RuntimeMetrics, Server
+from stream_guard.runtime.owner import Closed, Owner
+from stream_guard.runtime.reports import Report, decode, encode, encode_tick
+from stream_guard.runtime.settings import WorkerSettings
+from stream_guard.runtime.sources import SourcePool, expected_sources
+from stream_guard.runtime.transport import broker_url
+from stream_guard.types import AlertRecord
+
+__all__ = ["PARTIALS_TOPIC", "Runtime", "build_runtime", "run_worker"]
+
+log = logging.getLogger(__name__)
+
+PARTIALS_TOPIC = "partials"
+ALERTS_TOPIC = "alerts"
+DEAD_LETTERS_TOPIC = "dead_letters"
+CONTROL_TOPIC = "control"
+TICK_S = 0.5
+
+
+@dataclass
+class Runtime:
+    """One worker: the Faust app and what its agents share (for the CLI, the demo and tests)."""
+
+    app: faust.App
+    settings: WorkerSettings
+    metrics: RuntimeMetrics
+    pool: SourcePool
+    owner: Owner
+    topics: dict[str, TopicSpec]
+    alerts_sent: list[AlertRecord] = field(default_factory=list)
+    server: Server | None = None
+
+    def topic_name(self, logical: str) -> str:
+        return self.settings.topic_prefix + logical
+
+
+def build_runtime(
+    settings: WorkerSettings, clock: Clock | None = None, metrics: RuntimeMetrics | None = None
+) -> Runtime:
+    """Loads rules and topics (ConfigError if broken) and declares the app's agents and tables."""
+    clock = clock or SystemClock()
+    topics = load_topics(settings.topics)
+    rules = load_rules(settings.rules, topics)
+    calendar = load_calendar(settings.rules / "calendar.yaml")
+    codec = Codec(topics)
+    dead: list[DeadLetter] = []
+    pool = SourcePool(lambda: Engine(rules, codec, calendar, on_dead_letter=dead.append))
+    partitions = {name: spec.partitions for name, spec in topics.items()}
+    owner = Owner(Engine(rules, codec, calendar), expected_sources(rules, partitions),
+                  int(settings.idle_after.total_seconds() * 1000))
+    metrics = metrics or RuntimeMetrics()
+    metrics.track_stats(lambda: [*pool.stats(), owner.engine.stats])
+
+    app = faust.App(
+        settings.app_id,
+        broker=broker_url(settings.bootstrap),
+        store=settings.store,
+        datadir=str(settings.data_dir),
+        web_port=settings.web_port,
+        web_enabled=True,
+        broker_session_timeout=settings.session_timeout.total_seconds(),
+        broker_heartbeat_interval=min(3.0, settings.session_timeout.total_seconds() / 4),
+        broker_commit_interval=1.0,
+        consumer_auto_offset_reset="earliest",
+        producer_max_request_size=8 * 1024 * 1024,
+        topic_partitions=topics[PARTIALS_TOPIC].partitions,
+        logging_config=None,
+    )
+    rt = Runtime(app, settings, metrics, pool, owner, topics)
+    prefix = settings.topic_prefix
+    logical = {prefix + name: name for name in codec.event_topics}
+
+    def topic(name: str) -> faust.TopicT:
+        return app.topic(prefix + name, key_serializer="raw", value_serializer="raw",
+                         partitions=topics[name].partitions)
+
+    events = app.topic(*sorted(logical), key_serializer="raw", value_serializer="raw")
+    partials, alerts, dead_letters = topic(PARTIALS_TOPIC), topic(ALERTS_TOPIC), topic(
+        DEAD_LETTERS_TOPIC)
+    state = app.Table(
+        "owner-state", default=None, partitions=topics[PARTIALS_TOPIC].partitions,
+        schema=faust.Schema(key_type=str, value_type=bytes, key_serializer="json",
+                            value_serializer="raw"),
+    )
+    flush_s = settings.flush_interval.total_seconds()
+
+    @app.agent(events, name="sources")
+    async def sources(stream: Any) -> None:
+        async for batch in stream.noack_take(settings.batch_max, within=flush_s):
+            for event in batch:
+                msg = event.message
+                pool.ingest(logical[msg.topic], msg.partition, msg.offset, event.value)
+            now = clock.now_ms()
+            for dl in dead:
+                await dead_letters.send(key=dl.topic.encode(), value=orjson.dumps(dl.to_json()))
+            dead.clear()
+            reports = pool.reports(now)
+            for r in reports:
+                await partials.send(key=r.metric.encode(), value=encode(r))
+            _lag(metrics, reports, now)
+            for event in batch:
+                event.ack()
+
+    @app.agent(partials, name="owners")
+    async def owners(stream: Any) -> None:
+        async for value in stream:
+            msg = decode(value)
+            now = clock.now_ms()
+            if not owner.owns(msg.metric):
+                owner.adopt(msg.metric, state.get(f"{msg.metric}/windows"),
+                            state.get(f"{msg.metric}/model"), now)
+                log.info("owning %s", msg.metric)
+            if isinstance(msg, Report):
+                closed = owner.on_report(msg, now)
+                state[f"{msg.metric}/windows"] = owner.snapshot_windows(msg.metric)
+            else:
+                closed = owner.on_tick(msg.metric, now)
+            if closed.windows:
+                state[f"{msg.metric}/windows"] = owner.snapshot_windows(msg.metric)
+                state[f"{msg.metric}/model"] = owner.snapshot_model(msg.metric)
+                await _publish(rt, alerts, msg.metric, closed, clock)
+
+    @app.timer(TICK_S)
+    async def tick() -> None:
+        for r in rules:
+            await partials.send(key=r.metric.encode(), value=encode_tick(r.metric))
+
+    async def on_revoked(_app: Any, revoked: set[TP], **_: Any) -> None:
+        gone = [(logical[tp.topic], tp.partition) for tp in revoked if tp.topic in logical]
+        for stats in pool.forget(gone):
+            metrics.retire(stats)
+        if any(tp.topic == prefix + PARTIALS_TOPIC for tp in revoked):
+            for r in rules:  # re-adopted from the table if this worker gets them back
+                owner.release(r.metric)
+
+    app.on_partitions_revoked.connect(on_revoked)  # type: ignore[arg-type]  # mode's stub
+    return rt
+
+
+async def _publish(
+    rt: Runtime, alerts: faust.TopicT, metric: str, closed: Closed, clock: Clock
+) -> None:
+    for record in closed.alerts:
+        await alerts.send(key=record["fingerprint"].encode(), value=orjson.dumps(record))
+        rt.alerts_sent.append(record)
+        log.info("alert %s %s %s %s", record["status"], record["severity"], metric,
+                 record["fingerprint"])
+    if closed.report_sent_ms is not None:
+        rt.metrics.observe_alert_latency(metric, (clock.now_ms() - closed.report_sent_ms) / 1000)
+    mark, _final = rt.owner.watermark(rt.owner.index[metric], clock.now_ms())
+    if mark is not None:
+        rt.metrics.set_watermark(metric, mark)
+
+
+def _lag(metrics: RuntimeMetrics, reports: Iterable[Report], now_ms: int) -> None:
+    latest: dict[str, int] = {}
+    for r in reports:
+        topic = r.source.rsplit("/", 1)[0]
+        latest[topic] = max(latest.get(topic, r.watermark_ms), r.watermark_ms)
+    for topic, wm in latest.items():
+        metrics.set_lag(topic, max(0.0, (now_ms - wm) / 1000))
+
+
+def run_worker(settings: WorkerSettings) -> int:
+    """`stream-guard worker`: runs until SIGTERM/SIGINT."""
+    from faust.worker import Worker
+
+    rt = build_runtime(settings)
+    if settings.metrics_port >= 0:
+        rt.server = rt.metrics.serve(settings.metrics_port)
+        log.info("metrics on :%d/metrics", rt.server.port)
+    worker = Worker(rt.app, loglevel=settings.log_level.upper(), quiet=True)
+    try:
+        worker.execute_from_commandline()
+    finally:
+        if rt.server is not None:
+            rt.server.close()
+    return 0
