@@ -20,7 +20,8 @@ from stream_guard.types import Score, SliceKey, format_slice, slice_key
 __all__ = ["SeriesRecorder", "score_table", "write_report"]
 
 _COLUMNS = ("incidents", "detected", "episodes", "precision", "recall",
-            "median_delay_windows", "top_hint_rate", "interventions_named")
+            "median_delay_windows", "median_delay_minutes", "top_hint_rate",
+            "interventions_named")
 
 
 class SeriesRecorder:
