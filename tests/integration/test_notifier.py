@@ -11,6 +11,7 @@ import asyncio
 import hashlib
 import hmac
 import json
+import logging
 import socket
 import threading
 import time
@@ -260,8 +261,12 @@ def test_injected_seller_id_arrives_as_text(rig: Rig) -> None:
 # --------------------------------------------------------------------------- delivery
 
 
-def test_no_alert_lost_while_slack_is_down(rig: Rig) -> None:
-    """500s, a 429 and a timeout: the agent holds the record, then delivers all, in order."""
+def test_no_alert_lost_while_slack_is_down(rig: Rig, caplog: pytest.LogCaptureFixture) -> None:
+    """500s, a 429 and a timeout: the agent holds the record, then delivers all, in order.
+
+    The logs say what failed, never with the token or the signing secret in them.
+    """
+    caplog.set_level(logging.DEBUG)
 
     async def scenario() -> None:
         await rig.topics()
@@ -280,6 +285,8 @@ def test_no_alert_lost_while_slack_is_down(rig: Rig) -> None:
         assert rig.handles is not None and rig.handles.stats["held"] >= 2
 
     run(scenario())
+    assert "http_500" in caplog.text and "timed out" in caplog.text
+    assert FAKE_TOKEN not in caplog.text and SECRET not in caplog.text
 
 
 def test_a_dead_route_does_not_block_another(rig: Rig) -> None:
