@@ -9,7 +9,8 @@ hyper-parameters so that a rule can name it (``detector: {type: auto_seasonal, h
    the error into a signed robust z.
 2. `CalibratedEnsemble` averages that z over each of ``horizons`` points (a spike, a shift over
    hours, a day out of pattern) and calibrates each average into a surprise, the ``-log10`` tail
-   probability against its own history on this series (peaks over threshold).
+   probability against its own history on this series (peaks over threshold); values beyond
+   surprise ``clip`` enter that history winsorised, so past incidents do not hide new ones.
 3. `Refractory` damps the score for ``hold`` points after it reaches ``level`` (unless it gets
    ``margin`` decades worse), so an incident fires once rather than on every point until the
    baseline has adapted.
@@ -59,6 +60,7 @@ class AutoSeasonal(DetectorBase):
         calibration_window: int = 2000,
         tail_fraction: float = 0.05,
         min_count: int = 100,
+        clip: float | None = 3.0,
     ) -> None:
         self.horizons = tuple(horizons)
         self.level = level
@@ -73,6 +75,7 @@ class AutoSeasonal(DetectorBase):
         self.calibration_window = calibration_window
         self.tail_fraction = tail_fraction
         self.min_count = min_count
+        self.clip = clip
         self.forecaster = SeasonalResidual(
             cycles=cycles,
             level_window=level_window,
@@ -86,6 +89,7 @@ class AutoSeasonal(DetectorBase):
             calibration_window=calibration_window,
             tail_fraction=tail_fraction,
             min_count=min_count,
+            clip=clip,
         )
         self._detector = Refractory(
             ensemble, level=level, hold=hold, damping=damping, margin=margin

@@ -7,7 +7,9 @@ absolute mean of the member's last k signed z's, and calibrates each of these fe
 surprise (``-log10`` tail probability, `TailCalibrator`) against that feature's own recent
 history on this series. Calibration is what makes the features (and series) comparable: the
 ensemble score is the largest surprise less ``log10`` of the number of features (a Bonferroni
-correction, so that adding features does not by itself raise false alarms).
+correction, so that adding features does not by itself raise false alarms). A feature whose
+surprise exceeds ``clip`` enters its history winsorised (see `TailCalibrator`): incidents must
+not teach the reference that incidents are normal.
 
 While a member warms up (``expect_one`` is None) its z's are not history: a run of warm-up
 zeros in the reference would make the first real residuals look extreme. Each feature then
@@ -62,15 +64,18 @@ class CalibratedEnsemble(DetectorBase):
         calibration_window: int = 2000,
         tail_fraction: float = 0.05,
         min_count: int = 100,
+        clip: float | None = 3.0,
     ) -> None:
         self.members = members
         self.horizons = horizons
         self.calibration_window = calibration_window
         self.tail_fraction = tail_fraction
         self.min_count = min_count
+        self.clip = clip
         self._z: list[deque[float]] = [deque(maxlen=max(horizons)) for _ in members]
         self._calibrators = [
-            [TailCalibrator(calibration_window, tail_fraction, min_count) for _ in horizons]
+            [TailCalibrator(calibration_window, tail_fraction, min_count, clip=clip)
+            for _ in horizons]
             for _ in members
         ]
         self._correction = math.log10(len(members) * len(horizons))

@@ -2,8 +2,12 @@
 
 The forecast of a point is the median of the values one, two, ... ``cycles`` periods earlier
 (a robust seasonal-naive forecast), shifted by the median of the last ``level_window`` forecast
-errors so that a level change of the whole series is followed within a few points. Without a
-detected period the forecast is the median of the last ``level_window`` values. The residual is
+errors (the *level*) so that a level change of the whole series is followed within a few
+points. The history keeps each value less the level in force when it was learnt, so the
+seasonal part never sees a level shift: otherwise, one and two periods after the shift, the
+seasonal median would flip to the new level while the level still corrected for the old one,
+and the shift would alarm again. Without a detected period the forecast is the median of the
+last ``level_window`` values. The residual is
 scaled by a robust spread (inter-quartile range) of the last ``scale_window`` residuals, giving a
 signed robust z: the detector's score is its absolute value.
 
@@ -74,7 +78,9 @@ class SeasonalResidual(DetectorBase):
         self.min_acf = min_acf
         self.level_correction = level_correction
         self.period: int | None = None
-        self._values: deque[float] = deque(maxlen=max(cycles * max_period, 2 * max_period, warmup))
+        size = max(cycles * max_period, 2 * max_period, warmup)
+        self._values: deque[float] = deque(maxlen=size)  # each value less the level of its time
+        self._raw: deque[float] = deque(maxlen=size)  # as observed: what the period search reads
         self._errors: deque[float] = deque(maxlen=level_window)
         self._residuals = RollingQuantiles(scale_window)
         self._spread = RollingQuantiles(scale_window)
@@ -94,8 +100,13 @@ class SeasonalResidual(DetectorBase):
         seasonal = self._seasonal()
         if seasonal is None:
             return statistics.median(self._values[-k] for k in range(1, self.level_window + 1))
-        level = statistics.median(self._errors) if self._errors and self.level_correction else 0.0
-        return seasonal + level
+        return seasonal + self._level()
+
+    def _level(self) -> float:
+        """The current level correction (0 without a period or with the correction off)."""
+        if self.period is None or not self._errors or not self.level_correction:
+            return 0.0
+        return statistics.median(self._errors)
 
     def z_one(self, x: Features) -> float:
         """Signed robust z of ``x`` against the forecast (0 while warming up)."""
@@ -124,7 +135,8 @@ class SeasonalResidual(DetectorBase):
         if seasonal is not None:
             self._errors.append(value - seasonal)
         self._spread.update(value)
-        self._values.append(value)
+        self._values.append(value - self._level())
+        self._raw.append(value)
         self._n += 1
         if self._n >= self._next_check:
             self._redetect()
@@ -134,12 +146,13 @@ class SeasonalResidual(DetectorBase):
 
     def _redetect(self) -> None:
         period = detect_period(
-            self._values,
+            self._raw,
             min_lag=4,
             max_lag=self.max_period,
             min_acf=self.min_acf,
             current=self.period,
         )
-        if period != self.period:
+        if period != self.period:  # levels will be relative to another season: start afresh
+            self._values = self._raw.copy()
             self.period = period
             self._errors.clear()

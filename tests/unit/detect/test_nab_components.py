@@ -119,3 +119,16 @@ def test_auto_seasonal_flags_a_level_shift_early_then_goes_quiet() -> None:
     assert fired and fired[0] < 2510  # within 5 hours
     # One burst at the onset (growing as the shift accumulates), not one alert per point after.
     assert fired[-1] < 2520
+
+
+def test_tail_clip_keeps_a_past_burst_from_hiding_the_next_one() -> None:
+    rng = random.Random(12)
+    plain = TailCalibrator(window=2000, tail_fraction=0.05, min_count=100)
+    clipped = TailCalibrator(window=2000, tail_fraction=0.05, min_count=100, clip=3.0)
+    for i in range(2000):
+        s = 8.0 if 1000 <= i < 1010 else abs(rng.gauss(0, 1))  # an incident: 0.5% of the window
+        plain.update(s)
+        clipped.update(s)
+    assert plain.surprise(8.0) < 4.5  # one incident taught the plain reference that 8 is common
+    assert clipped.surprise(8.0) > 6.0
+    assert clipped.surprise(1.0) == pytest.approx(plain.surprise(1.0))  # the body is unchanged
