@@ -45,7 +45,7 @@ from stream_guard.ingest.files import count_lines  # noqa: E402
 from stream_guard.simulate.writer import write_simulation  # noqa: E402
 from stream_guard.types import AlertRecord  # noqa: E402
 
-out = Console()
+out = Console(width=120)  # wide enough for profile rows, even when piped
 err = Console(stderr=True)
 
 
@@ -144,6 +144,7 @@ def profile(events: Path, rules: Path, total: int, top: int) -> None:
     out.print(table)
     table = Table("function", "calls", "own time", "share", "cumulative",
                   title=f"profile: top {top} functions by own time (tottime)")
+    table.columns[0].overflow = "fold"
     ranked = sorted(entries.items(), key=lambda kv: -kv[1][2])[:top]
     for (file, line, name), (_cc, calls, tt, ct, _callers) in ranked:
         where = f"{_short(file)}:{line}({name})" if line else name

@@ -4,18 +4,28 @@ Every event adds ``(a, b)`` to the accumulator ``[numerator, denominator]`` of e
 belongs to, in each metric it feeds: for sum/mean ``(value, 1)``, for count ``(1, 1)``, for the
 numerator of a ratio ``(value or 1, 0)``, for its denominator ``(0, value or 1)``. One shape for
 every kind of metric keeps the loop short and the partials mergeable by plain addition.
+
+`Contribution` and `slice_keys` state that rule per (topic, metric). `compile_feeder` turns all
+the contributions of one topic into one generated function, so the per-event work is
+straight-line code: each dimension read once per event, no loop over contributions or slices,
+and each slice's accumulator found by one dict lookup on the raw dimension value (an
+`OpenWindow` keeps, per slot, raw value -> accumulator; the slice key is built only the first
+time a value shows up in a window). Tests hold the generated code to `slice_keys`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from stream_guard.config.rules import MetricRule, Source
 from stream_guard.types import SliceKey
 
-__all__ = ["Contribution", "compile_plans", "slice_keys"]
+__all__ = [
+    "Admit", "Contribution", "Feeder", "OpenWindow", "compile_feeder", "compile_plans",
+    "slice_keys", "slot_key",
+]
 
 MISSING_DIM = "(none)"
 
@@ -76,3 +86,121 @@ def compile_plans(rules: list[MetricRule]) -> dict[str, list[Contribution]]:
                 Contribution(i, width, field, side, _where(src), tuple(rule.dimensions), pairs)  # type: ignore[arg-type]
             )
     return plans
+
+
+# --- compiled feeders -------------------------------------------------------------------------
+
+Feeder = Callable[[int, Mapping[str, Any], int], None]
+"""``feed(ts_ms, event, max_ts)``: one validated event of a topic into every metric it feeds;
+`max_ts` is the aggregator's largest event time, this event included."""
+
+Admit = Callable[["OpenWindow", int, int, Any], list[float]]
+"""``admit(window, metric_index, slot, raw)``: the accumulator for a raw value new in `window`
+(the slice key built, `max_series` enforced: a refused slice gets a scratch accumulator)."""
+
+Late = Callable[[str, int], None]
+"""``late(topic, metric_index)``: count one late event."""
+
+
+class OpenWindow:
+    """One open window of one metric: its accumulators and, per slot, raw value -> accumulator.
+
+    Slots are the metric's dimensions, then its pairs (raw value: a tuple of two); the global
+    slice is `total`, created with the window, as the first event of a window always adds it.
+    """
+
+    __slots__ = ("lookups", "slices", "total")
+
+    def __init__(self, slots: int) -> None:
+        self.total = [0.0, 0.0]
+        self.slices: dict[SliceKey, list[float]] = {(): self.total}
+        self.lookups: list[dict[Any, list[float]]] = [{} for _ in range(slots)]
+
+
+def slot_key(c: Contribution, slot: int, raw: Any) -> SliceKey:
+    """The slice key of a slot's raw value(s), as `slice_keys` builds it."""
+    if slot < len(c.dims):
+        return ((c.dims[slot], raw),)
+    a, b = c.pairs[slot - len(c.dims)]
+    return ((a, raw[0]), (b, raw[1]))
+
+
+def compile_feeder(
+    topic: str,
+    contributions: list[Contribution],
+    windows: list[dict[int, OpenWindow]],
+    closed_until: list[int | None],
+    lateness_ms: list[int],
+    admit: Admit,
+    late: Late,
+) -> Feeder:
+    """One function feeding an event of `topic` into every metric (see the module docstring).
+
+    `windows[m]` (window start -> open window) and `closed_until[m]` belong to the caller and
+    are read and updated in place; the lateness rule and the order of updates are those of
+    `slice_keys`: per contribution, its where-filter, then late or added to every slice.
+    """
+    source = _feeder_source(topic, contributions, lateness_ms)
+    env: dict[str, Any] = {"OpenWindow": OpenWindow, "closed_until": closed_until,
+                           "admit": admit, "late": late, "MISSING_DIM": MISSING_DIM}
+    for c in contributions:
+        env[f"open{c.metric_index}"] = windows[c.metric_index]
+        for j, (_name, allowed) in enumerate(c.where):
+            env[f"where{c.metric_index}_{c.side}_{j}"] = allowed
+    exec(source, env)  # a template filled with reprs of names and ints: nothing external
+    feed: Feeder = env["feed"]
+    feed.__doc__ = f"Generated feeder of topic {topic!r}; its source:\n{source}"
+    return feed
+
+
+def _feeder_source(topic: str, contributions: list[Contribution], lateness_ms: list[int]) -> str:
+    fields: dict[str, str] = {}  # dimension -> local variable holding str(value)
+    for c in contributions:
+        for d in [*c.dims, *(d for pair in c.pairs for d in pair)]:
+            fields.setdefault(d, f"d{len(fields)}")
+    lines = ["def feed(ts, obj, max_ts):", "    get = obj.get"]
+    for d, var in fields.items():
+        lines += [f"    {var} = get({d!r}, MISSING_DIM)",
+                  f"    if type({var}) is not str:", f"        {var} = str({var})"]
+    for c in contributions:
+        lines += _contribution_lines(topic, c, fields, lateness_ms[c.metric_index])
+    return "\n".join(lines) + "\n"
+
+
+def _contribution_lines(
+    topic: str, c: Contribution, fields: dict[str, str], lateness: int
+) -> list[str]:
+    m, pad = c.metric_index, "    "
+    lines = [f"    # metric {m}, side {c.side}"]
+    if c.where:
+        tests = [f"get({name!r}) in where{m}_{c.side}_{j}" for j, (name, _) in enumerate(c.where)]
+        lines.append(f"    if {' and '.join(tests)}:")
+        pad += "    "
+    lines += [pad + line for line in (
+        f"start = ts - ts % {c.width_ms}",
+        f"closed = closed_until[{m}]",
+        f"if (closed is not None and start < closed) or start + {c.width_ms + lateness} <= max_ts:",
+        f"    late({topic!r}, {m})",
+        "else:",
+        f"    w = open{m}.get(start)",
+        "    if w is None:",
+        f"        w = open{m}[start] = OpenWindow({len(c.dims) + len(c.pairs)})",
+    )]
+    pad += "    "
+    if c.field:
+        lines += [pad + f"a = obj[{c.field!r}]", pad + "if type(a) is not float:",
+                  pad + "    a = float(a)"]
+    add = _increments(c.side, "a" if c.field else "1.0")
+    lines += [pad + "acc = w.total", *(pad + line for line in add), pad + "lookups = w.lookups"]
+    raws = [fields[d] for d in c.dims] + [f"({fields[a]}, {fields[b]})" for a, b in c.pairs]
+    for slot, raw in enumerate(raws):
+        lines.append(pad + f"acc = lookups[{slot}].get({raw}) or admit(w, {m}, {slot}, {raw})")
+        lines += [pad + line for line in add]
+    return lines
+
+
+def _increments(side: int, value: str) -> list[str]:
+    """`Contribution.increments` as statements; adding 0.0 is skipped (it changes no sum)."""
+    if side == 0:
+        return [f"acc[0] += {value}", "acc[1] += 1.0"]
+    return [f"acc[0] += {value}"] if side == 1 else [f"acc[1] += {value}"]

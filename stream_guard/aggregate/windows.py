@@ -13,7 +13,14 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from stream_guard.aggregate.plan import Contribution, compile_plans, slice_keys
+from stream_guard.aggregate.plan import (
+    Contribution,
+    Feeder,
+    OpenWindow,
+    compile_feeder,
+    compile_plans,
+    slot_key,
+)
 from stream_guard.config.rules import MetricRule
 from stream_guard.types import SliceKey
 
@@ -38,8 +45,16 @@ class WindowAggregator:
         self._width = [int(r.window.total_seconds() * 1000) for r in rules]
         self._lateness = [int(r.lateness.total_seconds() * 1000) for r in rules]
         self._max_series = [r.max_series for r in rules]
-        self._open: list[dict[int, Accumulators]] = [{} for _ in rules]
+        self._open: list[dict[int, OpenWindow]] = [{} for _ in rules]
         self._closed_until: list[int | None] = [None for _ in rules]
+        self._shape: dict[int, Contribution] = {
+            c.metric_index: c for plan in self._plans.values() for c in plan
+        }  # any contribution of a metric: its dimensions and pairs
+        self._feeders: dict[str, Feeder] = {
+            topic: compile_feeder(topic, plan, self._open, self._closed_until, self._lateness,
+                                  self._admit, self._late)
+            for topic, plan in self._plans.items()
+        }
         self.max_ts: int | None = None
         self.late: Counter[tuple[str, str]] = Counter()  # (topic, metric) -> events
         self.dropped_series: Counter[str] = Counter()  # metric -> updates refused by max_series
@@ -48,38 +63,31 @@ class WindowAggregator:
         return frozenset(self._plans)
 
     def add(self, topic: str, ts_ms: int, obj: Mapping[str, Any]) -> None:
-        """Counts one validated event into every metric window it belongs to."""
-        if self.max_ts is None or ts_ms > self.max_ts:
-            self.max_ts = ts_ms
-        for c in self._plans.get(topic, ()):
-            if c.where and not c.matches(obj):
-                continue
-            self._add(c, topic, ts_ms, obj)
+        """Counts one validated event into every metric window it belongs to.
 
-    def _add(self, c: Contribution, topic: str, ts_ms: int, obj: Mapping[str, Any]) -> None:
-        m = c.metric_index
-        start = ts_ms - ts_ms % c.width_ms
-        closed = self._closed_until[m]
-        # Late = its window is closed, or closable by the watermark (whether or not close() has
-        # run yet): the verdict depends on the events seen so far, never on when close() runs.
-        if (closed is not None and start < closed) or (
-            start + c.width_ms + self._lateness[m] <= self.max_ts  # type: ignore[operator]
-        ):
-            self.late[(topic, self.rules[m].metric)] += 1
-            return
-        bucket = self._open[m].get(start)
-        if bucket is None:
-            bucket = self._open[m][start] = {}
-        a, b = c.increments(obj)
-        for key in slice_keys(c, obj):
-            acc = bucket.get(key)
-            if acc is None:
-                if len(bucket) >= self._max_series[m]:
-                    self.dropped_series[self.rules[m].metric] += 1
-                    continue
-                acc = bucket[key] = [0.0, 0.0]
-            acc[0] += a
-            acc[1] += b
+        Late = its window is closed, or closable by the watermark (whether or not close() has
+        run yet): the verdict depends on the events seen so far, never on when close() runs.
+        """
+        max_ts = self.max_ts
+        if max_ts is None or ts_ms > max_ts:
+            self.max_ts = max_ts = ts_ms
+        feed = self._feeders.get(topic)
+        if feed is not None:
+            feed(ts_ms, obj, max_ts)
+
+    def _admit(self, w: OpenWindow, m: int, slot: int, raw: Any) -> list[float]:
+        key = slot_key(self._shape[m], slot, raw)
+        acc = w.slices.get(key)
+        if acc is None:
+            if len(w.slices) >= self._max_series[m]:
+                self.dropped_series[self.rules[m].metric] += 1
+                return [0.0, 0.0]  # refused: this update goes nowhere
+            acc = w.slices[key] = [0.0, 0.0]
+        w.lookups[slot][raw] = acc
+        return acc
+
+    def _late(self, topic: str, m: int) -> None:
+        self.late[(topic, self.rules[m].metric)] += 1
 
     def close(self, watermark_ms: int | None = None, lateness: bool = True) -> Iterator[Partial]:
         """Partials of every window the watermark has passed, oldest first, per metric.
@@ -98,7 +106,8 @@ class WindowAggregator:
                     continue
                 start = min(self._open[m])
             while start + width <= mark:
-                yield Partial(m, start, self._open[m].pop(start, {}))
+                window = self._open[m].pop(start, None)
+                yield Partial(m, start, window.slices if window is not None else {})
                 start += width
                 self._closed_until[m] = start
 
@@ -109,8 +118,8 @@ class WindowAggregator:
         them and decides when a window closes. Lateness is still judged here, by this source's
         watermark.
         """
-        out = [Partial(m, start, acc) for m, windows in enumerate(self._open)
-               for start, acc in sorted(windows.items())]
+        out = [Partial(m, start, window.slices) for m, windows in enumerate(self._open)
+               for start, window in sorted(windows.items())]
         for windows in self._open:
             windows.clear()
         return out

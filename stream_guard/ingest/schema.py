@@ -2,8 +2,15 @@
 
 A general JSON Schema library costs tens of microseconds per event; the subset here (types,
 required, enum, minimum, minLength, an event-time format, typed additionalProperties) is checked
-in about a microsecond. An unsupported keyword is refused when the schema is compiled, so a
+in well under a microsecond. An unsupported keyword is refused when the schema is compiled, so a
 schema can never be silently half-enforced.
+
+Two layers, one verdict. Per-property checks (`_compile_property`) are the definition: they run
+in schema order and raise the precise `InvalidEvent`. In front of them, a predicate generated
+from the same schema as one Python expression (one function, no per-property calls) accepts an
+event only when every check would pass; anything else, or anything odd (a missing key, an
+unhashable enum value), goes through the checks, so a rejected event gets exactly the reason and
+detail it always got. The predicate can only be stricter than the checks, never looser.
 
 >>> check = compile_schema({"type": "object", "required": ["ts", "gmv"],
 ...     "properties": {"ts": {"type": ["string", "integer"], "format": "event-time"},
@@ -19,6 +26,7 @@ stream_guard.errors.InvalidEvent: out_of_range: gmv: -1 is below the minimum 0
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import Any
@@ -56,6 +64,20 @@ def parse_event_time(value: object) -> int:
     ...
     stream_guard.errors.InvalidEvent: bad_timestamp: ts: '2026-03-02T14:10:00' has no time zone
     """
+    # The shape producers send (``2026-03-02T14:10:07.336Z``) is answered from two small
+    # tables: the minute prefix and the ``SS.fffZ`` tail. Both hold only what the general
+    # parser below computed for the same text, so the result is the same, 3x faster.
+    if type(value) is str and len(value) == 24:
+        minute = _MINUTES.get(value[:17])
+        if minute is not None:
+            offset = _SECONDS.get(value[17:])
+            if offset is not None:
+                return minute + offset
+        return _learn_event_time(value)
+    return _parse_event_time(value)
+
+
+def _parse_event_time(value: object) -> int:
     if type(value) is int:
         if not _TS_MIN_MS <= value < _TS_MAX_MS:
             raise InvalidEvent("bad_timestamp", f"ts: {value} is not epoch milliseconds")
@@ -69,6 +91,30 @@ def parse_event_time(value: object) -> int:
     if dt.tzinfo is None:
         raise InvalidEvent("bad_timestamp", f"ts: {value[:64]!r} has no time zone")
     return round(dt.timestamp() * 1000)
+
+
+_MILLIS_UTC = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:([0-5]\d\.\d{3}Z)", re.ASCII)
+_MINUTES: dict[str, int] = {}  # "2026-03-02T14:10:" -> epoch ms of that minute
+_SECONDS: dict[str, int] = {}  # "07.336Z" -> 7336
+_MINUTES_KEPT = 100_000  # ~10 weeks of minutes; then the table starts over (bounded memory)
+
+
+def _learn_event_time(value: str) -> int:
+    """Parses `value` in full, remembering its minute and tail when it has the common shape.
+
+    For such text the general parser's result is exactly minute + tail: the float in
+    ``round(timestamp() * 1000)`` is off by far less than half a millisecond.
+    """
+    ms = _parse_event_time(value)
+    match = _MILLIS_UTC.fullmatch(value)
+    if match is not None:
+        tail = match.group(1)
+        offset = int(tail[:2]) * 1000 + int(tail[3:6])
+        if len(_MINUTES) >= _MINUTES_KEPT:
+            _MINUTES.clear()
+        _MINUTES[value[:17]] = ms - offset
+        _SECONDS[tail] = offset
+    return ms
 
 
 def _compile_property(name: str, spec: Mapping[str, Any]) -> Callable[[Any], None]:
@@ -110,16 +156,15 @@ def compile_schema(schema: Mapping[str, Any]) -> Validator:
         raise ConfigError(f"schema must be an object schema; unsupported: {sorted(unknown)}")
     required = tuple(schema.get("required", ()))
     props = schema.get("properties", {})
+    checked = {name: spec for name, spec in props.items() if spec.get("format") != "event-time"}
     checks = tuple(
-        (name, _compile_property(name, spec), name in required)
-        for name, spec in props.items()
-        if spec.get("format") != "event-time"
+        (name, _compile_property(name, spec), name in required) for name, spec in checked.items()
     )
     missing_required = [r for r in required if r not in props]
     if missing_required:
         raise ConfigError(f"required fields without a property schema: {missing_required}")
 
-    def validate(obj: Mapping[str, Any]) -> int:
+    def validate_slowly(obj: Mapping[str, Any]) -> int:
         if type(obj) is not dict:
             raise InvalidEvent("not_an_object", f"value is a JSON {type(obj).__name__}")
         for name, check, is_required in checks:
@@ -133,7 +178,63 @@ def compile_schema(schema: Mapping[str, Any]) -> Validator:
             raise InvalidEvent("missing_field", "ts: required field is missing")
         return parse_event_time(obj["ts"])
 
-    return validate
+    return _generate(checked, set(required), validate_slowly)
 
 
 _MISSING = object()
+
+
+def _generate(
+    props: Mapping[str, Mapping[str, Any]], required: set[str], slowly: Validator
+) -> Validator:
+    """`slowly` behind a generated fast path (see the module docstring)."""
+    env: dict[str, Any] = {"_MISSING": _MISSING, "_isfinite": math.isfinite,
+                           "_ts": parse_event_time, "_slowly": slowly}
+    terms = [_term(name, spec, name in required, env) for name, spec in props.items()]
+    source = _VALIDATE.format(terms="\n            and ".join(["type(obj) is dict", *terms]))
+    exec(source, env)  # a template filled with names and constants by repr: nothing external
+    validate: Validator = env["validate"]
+    validate.__doc__ = "Generated validator; its source:\n" + source
+    return validate
+
+
+_VALIDATE = """\
+def validate(obj):
+    try:
+        if ({terms}):
+            return _ts(obj["ts"])
+    except (KeyError, TypeError):
+        pass
+    return _slowly(obj)
+"""
+"""The fast path: a KeyError (missing field) or TypeError (e.g. unhashable enum value, a
+comparison across types) sends the event to the checks, which raise the precise error."""
+
+
+def _term(name: str, spec: Mapping[str, Any], required: bool, env: dict[str, Any]) -> str:
+    """A condition, true only when `_compile_property`'s check passes, on field `name`."""
+    i = len(env)
+    kinds = spec.get("type", [])
+    allowed = tuple(t for k in ([kinds] if isinstance(kinds, str) else kinds) for t in _TYPES[k])
+    conds = []
+    if allowed:
+        env[f"_t{i}"] = allowed
+        conds.append("type(v) is str" if allowed == (str,) else f"type(v) in _t{i}")
+    if not allowed or float in allowed:
+        conds.append("(type(v) is not float or _isfinite(v))")
+    if "enum" in spec:
+        env[f"_e{i}"] = frozenset(spec["enum"])
+        conds.append(f"v in _e{i}")
+    if spec.get("minimum") is not None:
+        env[f"_m{i}"] = spec["minimum"]
+        conds.append(f"not v < _m{i}")
+    if spec.get("minLength", 0):
+        conds.append(f"len(v) >= {int(spec['minLength'])}")
+    values_of = spec.get("additionalProperties")
+    if isinstance(values_of, dict) and values_of.get("type"):
+        env[f"_a{i}"] = _TYPES[values_of["type"]]
+        conds.append(f"type(v) is dict and all(type(x) in _a{i} for x in v.values())")
+    test = " and ".join(conds) or "True"
+    if required:
+        return f"((v := obj[{name!r}]) is not _MISSING and {test})"
+    return f"((v := obj.get({name!r}, _MISSING)) is _MISSING or ({test}))"
