@@ -47,13 +47,20 @@ from stream_guard.detect.seasonal_residual import SeasonalResidual  # noqa: E402
 CONFIGS: dict[str, Callable[[], Detector]] = {
     "auto_seasonal": AutoSeasonal,
     "-refractory": lambda: CalibratedEnsemble([SeasonalResidual()], horizons=(1, 8, 48)),
+    "-refractory margin": lambda: AutoSeasonal(margin=0.0),
+    "-calibration clip": lambda: AutoSeasonal(clip=None),
     "-horizon 48": lambda: AutoSeasonal(horizons=(1, 8)),
     "-horizons 8,48": lambda: AutoSeasonal(horizons=(1,)),
     "-period detection": lambda: AutoSeasonal(max_period=0),
-    "-calibration": lambda: Refractory(SeasonalResidual()),
+    "-level correction": lambda: Refractory(
+        CalibratedEnsemble([SeasonalResidual(level_correction=False)], horizons=(1, 8, 48)),
+        damping=0.25,
+    ),
+    "-calibration": lambda: Refractory(SeasonalResidual(), damping=0.25),
     "hold 200": lambda: AutoSeasonal(hold=200),
     "+long robust z": lambda: Refractory(
-        CalibratedEnsemble([SeasonalResidual(), RobustZScore()], horizons=(1, 8, 48))
+        CalibratedEnsemble([SeasonalResidual(), RobustZScore()], horizons=(1, 8, 48)),
+        damping=0.25,
     ),
     # Reference: a calibrated windowed robust z-score, roughly NAB's "windowed Gaussian".
     "robust z only": lambda: Refractory(CalibratedEnsemble([RobustZScore()], horizons=(1,))),
