@@ -74,8 +74,8 @@ def _free_port() -> int:
 class Rig:
     """Topics, clock, fake Slack and the app factory of one test."""
 
-    def __init__(self, bootstrap: str, prefix: str, fake: FakeSlack) -> None:
-        self.bootstrap, self.fake = bootstrap, fake
+    def __init__(self, bootstrap: str, prefix: str, fake: FakeSlack, datadir: Path) -> None:
+        self.bootstrap, self.fake, self.datadir = bootstrap, fake, datadir
         self.alerts, self.control = f"{prefix}alerts", f"{prefix}control"
         self.app_id = f"notifier-{uuid.uuid4().hex[:8]}"
         self.clock = ManualClock(T0)
@@ -89,6 +89,7 @@ class Rig:
             self.app_id,
             broker=broker_url(self.bootstrap),
             store="memory://",
+            datadir=str(self.datadir),  # Faust writes a data dir even with in-memory tables
             broker_session_timeout=6,
             broker_heartbeat_interval=1,
             broker_commit_interval=0.2,
@@ -187,8 +188,8 @@ def fake() -> Any:
 
 
 @pytest.fixture
-def rig(bootstrap: str, topic_prefix: str, fake: FakeSlack) -> Rig:
-    return Rig(bootstrap, topic_prefix, fake)
+def rig(bootstrap: str, topic_prefix: str, fake: FakeSlack, tmp_path: Path) -> Rig:
+    return Rig(bootstrap, topic_prefix, fake, tmp_path)
 
 
 def posted_ts(index: int = 0) -> str:
