@@ -120,12 +120,14 @@ def z_from_p(p: float) -> float:
 
     >>> round(z_from_p(0.001), 2)
     3.09
+    >>> round(z_from_p(1e-20), 2)  # 1 - p would round to 1.0: the lower quantile is exact
+    9.26
     """
     if p >= 0.5:
         return 0.0
     if p <= 1e-300:
         return _Z_CAP
-    return min(_NORMAL.inv_cdf(1.0 - p), _Z_CAP)
+    return min(-_NORMAL.inv_cdf(p), _Z_CAP)
 
 
 def poisson_tail_z(observed: float, expected: float) -> float:
@@ -138,6 +140,8 @@ def poisson_tail_z(observed: float, expected: float) -> float:
     True
     >>> poisson_tail_z(0, 10) < -3
     True
+    >>> round(poisson_tail_z(60, 10), 1)  # a far tail, summed directly rather than as 1 - cdf
+    10.7
     """
     if expected <= 0:
         return 0.0
@@ -146,13 +150,25 @@ def poisson_tail_z(observed: float, expected: float) -> float:
         if observed >= expected:
             return max(0.0, (observed - 0.5 - expected) / math.sqrt(expected))
         return min(0.0, (observed + 0.5 - expected) / math.sqrt(expected))
-    # P(X <= k) by summing the mass function in log space
-    log_pmf = -expected
-    cdf = math.exp(log_pmf)
-    for i in range(1, k + 1):
-        log_pmf += math.log(expected) - math.log(i)
-        cdf += math.exp(log_pmf)
+    log_pmf_k = k * math.log(expected) - expected - math.lgamma(k + 1)
     if observed > expected:
-        p_upper = max(0.0, 1.0 - cdf + math.exp(log_pmf))  # P(X >= k)
-        return z_from_p(p_upper)
+        return z_from_p(_upper_tail(k, expected, log_pmf_k))
+    # P(X <= k) by summing the mass function down from k, in log space
+    cdf, log_pmf = 0.0, log_pmf_k
+    for i in range(k, -1, -1):
+        cdf += math.exp(log_pmf)
+        log_pmf += math.log(i) - math.log(expected) if i > 0 else 0.0
     return -z_from_p(min(1.0, cdf))
+
+
+def _upper_tail(k: int, expected: float, log_pmf_k: float) -> float:
+    """P(X >= k) for k above the mean, summed upward until the terms vanish: computing it as
+    1 - P(X < k) loses every digit once the tail is below 1e-16."""
+    total, log_pmf, i = 0.0, log_pmf_k, k
+    while True:
+        term = math.exp(log_pmf)
+        total += term
+        if term <= total * 1e-15 or i > k + 10_000:
+            return total
+        i += 1
+        log_pmf += math.log(expected) - math.log(i)
