@@ -144,16 +144,19 @@ def build_runtime(
     async def owners(stream: Any) -> None:
         async for value in stream:
             msg = decode(value)
-            now = clock.now_ms()
             if not owner.owns(msg.metric):
                 owner.adopt(msg.metric, state.get(f"{msg.metric}/windows"),
-                            state.get(f"{msg.metric}/model"), now)
+                            state.get(f"{msg.metric}/model"), msg.sent_ms)
                 log.info("owning %s", msg.metric)
             if isinstance(msg, Report):
-                closed = owner.on_report(msg, now)
+                late_before = owner.late_partials[msg.metric]
+                closed = owner.on_report(msg)
+                if owner.late_partials[msg.metric] != late_before:
+                    log.warning("%s: deltas from %s for windows already closed (it was idle); "
+                                "counted as late", msg.metric, msg.source)
                 state[f"{msg.metric}/windows"] = owner.snapshot_windows(msg.metric)
             else:
-                closed = owner.on_tick(msg.metric, now)
+                closed = owner.on_tick(msg)
             if closed.windows:
                 state[f"{msg.metric}/windows"] = owner.snapshot_windows(msg.metric)
                 state[f"{msg.metric}/model"] = owner.snapshot_model(msg.metric)
@@ -162,7 +165,8 @@ def build_runtime(
     @app.timer(TICK_S)
     async def tick() -> None:
         for r in rules:
-            await partials.send(key=r.metric.encode(), value=encode_tick(r.metric))
+            await partials.send(key=r.metric.encode(),
+                                value=encode_tick(r.metric, clock.now_ms()))
 
     async def on_revoked(_app: Any, revoked: set[TP], **_: Any) -> None:
         gone = [(logical[tp.topic], tp.partition) for tp in revoked if tp.topic in logical]
@@ -186,7 +190,7 @@ async def _publish(
                  record["fingerprint"])
     if closed.report_sent_ms is not None:
         rt.metrics.observe_alert_latency(metric, (clock.now_ms() - closed.report_sent_ms) / 1000)
-    mark, _final = rt.owner.watermark(rt.owner.index[metric], clock.now_ms())
+    mark, _final = rt.owner.watermark(rt.owner.index[metric])
     if mark is not None:
         rt.metrics.set_watermark(metric, mark)
 

@@ -10,7 +10,9 @@ partition, a dead worker), and data it sends later for windows already closed is
 When every source is idle, the input has ended for now: the owner closes every complete window up to
 the largest watermark, as replay does at the end of its input. Until `idle_after_ms` has passed
 since the owner took the metric over, a source never heard from is presumed live, so a (re)start
-does not close windows before the sources have caught up.
+does not close windows before the sources have caught up. "Wall time" is the senders' clock
+carried by every report and tick (`sent_ms`), read in stream order: an owner that falls behind
+its input sees the same idleness as one that keeps up.
 
 Windows close in `Engine.close_order`, the order replay uses, so the same events give the same
 alerts (fingerprint, window, value, hints) whatever the number of partitions and workers.
@@ -29,7 +31,7 @@ from dataclasses import dataclass, field
 from stream_guard.aggregate.points import merge_accumulators
 from stream_guard.aggregate.windows import Accumulators
 from stream_guard.engine import INTERVENTIONS_TOPIC, Engine, MetricState, SharedState
-from stream_guard.runtime.reports import Report
+from stream_guard.runtime.reports import Report, Tick
 from stream_guard.types import AlertRecord
 
 __all__ = ["Closed", "MetricWindows", "Owner"]
@@ -42,7 +44,7 @@ _SEEN_ACTIONS = 10_000
 class MetricWindows:
     """The owner's view of one metric's open windows and of the sources feeding them."""
 
-    open: dict[int, list[Accumulators]] = field(default_factory=dict)  # start -> source deltas
+    open: dict[int, Accumulators] = field(default_factory=dict)  # start -> merged deltas
     closed_until: int | None = None
     watermarks: dict[str, int] = field(default_factory=dict)  # source -> largest event time
     heard_ms: dict[str, int] = field(default_factory=dict)  # source -> owner wall clock
@@ -66,6 +68,7 @@ class Owner:
         self.expected = {metric: frozenset(names) for metric, names in sources.items()}
         self.idle_after_ms = idle_after_ms
         self._adopted_ms: dict[int, int] = {}
+        self._clock: dict[int, int] = {}  # metric -> latest sender clock read in its stream
         self.index = {r.metric: m for m, r in enumerate(engine.rules)}
         self.windows: dict[int, MetricWindows] = {}
         self.late_partials: Counter[str] = Counter()  # metric -> deltas for closed windows
@@ -79,7 +82,7 @@ class Owner:
     ) -> None:
         """Takes ownership of `metric`, resuming from its saved state when there is one."""
         m = self.index[metric]
-        self._adopted_ms[m] = now_ms
+        self._adopted_ms[m] = self._clock[m] = now_ms
         self.windows[m] = pickle.loads(windows_blob) if windows_blob else MetricWindows()
         if model_blob:
             state, shared = pickle.loads(model_blob)
@@ -90,8 +93,9 @@ class Owner:
         self.windows.pop(self.index[metric], None)
 
     # --- messages ----------------------------------------------------------------------------
-    def on_report(self, r: Report, now_ms: int) -> Closed:
+    def on_report(self, r: Report) -> Closed:
         m = self.index[r.metric]
+        self._tick(m, r.sent_ms)
         mw = self.windows[m]
         for raw in r.interventions:
             self._intervention(raw)
@@ -99,20 +103,28 @@ class Owner:
             if mw.closed_until is not None and start < mw.closed_until:
                 self.late_partials[r.metric] += 1
                 continue
-            mw.open.setdefault(start, []).append(deltas)
+            acc = mw.open.get(start)
+            mw.open[start] = deltas if acc is None else merge_accumulators([acc, deltas])
         if r.source in self.expected[r.metric]:
             mw.watermarks[r.source] = max(r.watermark_ms,
                                           mw.watermarks.get(r.source, r.watermark_ms))
-            mw.heard_ms[r.source] = now_ms
-        return self._close(m, now_ms, r.sent_ms)
+            mw.heard_ms[r.source] = r.sent_ms
+        return self._close(m, r.sent_ms)
 
-    def on_tick(self, metric: str, now_ms: int) -> Closed:
-        return self._close(self.index[metric], now_ms, None)
+    def on_tick(self, t: Tick) -> Closed:
+        m = self.index[t.metric]
+        self._tick(m, t.sent_ms)
+        return self._close(m, None)
+
+    def _tick(self, m: int, sent_ms: int) -> int:
+        self._clock[m] = max(self._clock[m], sent_ms)
+        return self._clock[m]
 
     # --- closing -----------------------------------------------------------------------------
-    def watermark(self, m: int, now_ms: int) -> tuple[int | None, bool]:
+    def watermark(self, m: int) -> tuple[int | None, bool]:
         """(watermark, final): the minimum over live sources, or -- every source idle -- the
         maximum, to be used without lateness. None while nothing may close."""
+        now_ms = self._clock[m]
         mw = self.windows[m]
         live = [wm for s, wm in mw.watermarks.items()
                 if now_ms - mw.heard_ms[s] < self.idle_after_ms]
@@ -126,8 +138,8 @@ class Owner:
             return max(mw.watermarks.values()), True
         return None, False
 
-    def _close(self, m: int, now_ms: int, sent_ms: int | None) -> Closed:
-        mark, final = self.watermark(m, now_ms)
+    def _close(self, m: int, sent_ms: int | None) -> Closed:
+        mark, final = self.watermark(m)
         if mark is None:
             return Closed([], 0, None)
         rule = self.engine.rules[m]
@@ -143,8 +155,7 @@ class Owner:
         alerts: list[AlertRecord] = []
         closed = 0
         while start + width <= mark:
-            merged = merge_accumulators(mw.open.pop(start, [{}]))
-            alerts.extend(self.engine.on_window(m, start, merged))
+            alerts.extend(self.engine.on_window(m, start, mw.open.pop(start, {})))
             closed += 1
             start += width
             mw.closed_until = start

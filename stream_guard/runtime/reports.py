@@ -4,9 +4,11 @@ A source (one partition of an event topic) pre-aggregates events into window del
 each batch, sends every metric's owner one `Report`: the deltas of the windows it touched, its
 watermark (the largest event time it has seen) and the raw governance records it consumed, so that
 every owner can name interventions. A `Report` without deltas still matters: it moves the
-watermark and shows the source is alive. Ticks carry no data: they bring the owner's wall clock
-into its ordered stream (idle sources, state saves), because Faust tables can only be written
-while processing a message of the table's partition.
+watermark and shows the source is alive. Ticks carry no data: they bring wall-clock time into the
+owner's ordered stream (idle sources), because Faust tables can only be written while processing
+a message of the table's partition. Both carry the sender's wall clock (`sent_ms`): the owner
+judges idleness by these, in stream order, so an owner that lags behind its input does not
+mistake sources for idle.
 
 The wire format is JSON (orjson): the partials topic is internal but must stay readable with any
 Kafka tool. A slice key travels as its list of ``[dimension, value]`` pairs.
@@ -14,8 +16,8 @@ Kafka tool. A slice key travels as its list of ``[dimension, value]`` pairs.
 >>> r = Report("gmv", "orders/1", 60_000, [(0, {(("region", "EU"),): [2.0, 1.0]})], [], 7)
 >>> decode(encode(r)) == r
 True
->>> decode(encode_tick("gmv"))
-Tick(metric='gmv')
+>>> decode(encode_tick("gmv", 9))
+Tick(metric='gmv', sent_ms=9)
 """
 
 from __future__ import annotations
@@ -44,6 +46,7 @@ class Report:
 @dataclass(frozen=True, slots=True)
 class Tick:
     metric: str
+    sent_ms: int
 
 
 def encode(r: Report) -> bytes:
@@ -57,14 +60,14 @@ def encode(r: Report) -> bytes:
     })
 
 
-def encode_tick(metric: str) -> bytes:
-    return orjson.dumps({"metric": metric, "tick": True})
+def encode_tick(metric: str, sent_ms: int) -> bytes:
+    return orjson.dumps({"metric": metric, "tick": True, "sent_ms": sent_ms})
 
 
 def decode(raw: bytes) -> Report | Tick:
     obj = orjson.loads(raw)
     if obj.get("tick"):
-        return Tick(obj["metric"])
+        return Tick(obj["metric"], int(obj["sent_ms"]))
     windows = [
         (int(start), {_key(key): [float(a), float(b)] for key, a, b in slices})
         for start, slices in obj["windows"]

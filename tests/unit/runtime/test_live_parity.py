@@ -16,7 +16,7 @@ from stream_guard.engine import Engine
 from stream_guard.errors import InvalidEvent
 from stream_guard.ingest.codec import Codec
 from stream_guard.runtime.owner import Owner
-from stream_guard.runtime.reports import Report, decode, encode
+from stream_guard.runtime.reports import Report, Tick, decode, encode
 from stream_guard.runtime.sources import SourcePool, expected_sources
 from stream_guard.simulate.simulation import Simulation, SimulationConfig
 from stream_guard.types import AlertRecord
@@ -82,7 +82,7 @@ def _live(
         for r in reports:
             wire = decode(encode(r))  # through the partials topic's format
             assert isinstance(wire, Report)
-            alerts.extend(owner.on_report(wire, now).alerts)
+            alerts.extend(owner.on_report(wire).alerts)
 
     for chunk in _chunks(records, batch):
         for i, rec in chunk:
@@ -93,7 +93,7 @@ def _live(
         deliver(pool.reports(now))
     now += IDLE_MS  # the input has ended: every source goes idle, the owner closes what is complete
     for r in rules:
-        alerts.extend(owner.on_tick(r.metric, now).alerts)
+        alerts.extend(owner.on_tick(Tick(r.metric, now)).alerts)
     return alerts, owner
 
 
