@@ -1,14 +1,11 @@
 #!/usr/bin/env bash
-# The main job, on a fresh machine: simulate a week of platform traffic with labelled incidents,
-# replay it through the engine (alerts printed as they fire), then score the alerts against the
-# labels (report + plots in out/demo/report/).
+# The main job, on a fresh machine: the live system end to end (about 2 minutes). Starts the
+# embedded Kafka-protocol broker, creates the topics, starts a Faust worker, streams 4 simulated
+# days with labelled incidents (a day per 20 s), prints each alert as it lands on the alerts topic
+# (the content of the Slack message; posted to Slack too when SLACK_BOT_TOKEN is set), ends with
+# a summary of incidents caught or missed and stops everything it started.
+# The offline path (replay + backtest of a simulated week, with plots) is in README.md.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
-SEED="${SEED:-11}"
-OUT="${OUT:-out/demo}"
-.venv/bin/stream-guard simulate --days 7 --seed "$SEED" --out "$OUT"
-.venv/bin/stream-guard replay --rules alert_rules --input "$OUT/events.jsonl" \
-  --output "$OUT/alerts.jsonl" --dead-letters "$OUT/dead_letters.jsonl"
-.venv/bin/stream-guard backtest --input "$OUT/events.jsonl" --labels "$OUT/labels.json" \
-  --out "$OUT/report" --quiet
+exec .venv/bin/stream-guard demo "$@"

@@ -23,6 +23,7 @@ Why these shapes (the per-message cost of Faust is what a worker's throughput is
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -38,6 +39,7 @@ from stream_guard.config.topics import TopicSpec, load_topics
 from stream_guard.engine import Engine
 from stream_guard.ingest.codec import Codec, DeadLetter
 from stream_guard.observability.metrics import RuntimeMetrics, Server
+from stream_guard.runtime.notifier import NotifierSettings, install_notifier
 from stream_guard.runtime.owner import Closed, Owner
 from stream_guard.runtime.reports import Report, decode, encode, encode_tick
 from stream_guard.runtime.settings import WorkerSettings
@@ -74,9 +76,11 @@ class Runtime:
 
 
 def build_runtime(
-    settings: WorkerSettings, clock: Clock | None = None, metrics: RuntimeMetrics | None = None
+    settings: WorkerSettings, clock: Clock | None = None, metrics: RuntimeMetrics | None = None,
+    notifier: NotifierSettings | None = None,
 ) -> Runtime:
-    """Loads rules and topics (ConfigError if broken) and declares the app's agents and tables."""
+    """Loads rules and topics (ConfigError if broken) and declares the app's agents and tables;
+    with `notifier`, also the Slack notifier (runtime/notifier.py) on the alerts topic."""
     clock = clock or SystemClock()
     topics = load_topics(settings.topics)
     rules = load_rules(settings.rules, topics)
@@ -177,6 +181,9 @@ def build_runtime(
                 owner.release(r.metric)
 
     app.on_partitions_revoked.connect(on_revoked)  # type: ignore[arg-type]  # mode's stub
+    if notifier is not None:
+        handles = install_notifier(app, alerts, topic(CONTROL_TOPIC), notifier)
+        metrics.track_notifier(lambda: [handles.notifier.stats])
     return rt
 
 
@@ -208,7 +215,10 @@ def run_worker(settings: WorkerSettings) -> int:
     """`stream-guard worker`: runs until SIGTERM/SIGINT."""
     from faust.worker import Worker
 
-    rt = build_runtime(settings)
+    notifier = None
+    if os.environ.get("SLACK_BOT_TOKEN"):
+        notifier = NotifierSettings.from_env(settings.rules / "routes.yaml")
+    rt = build_runtime(settings, notifier=notifier)
     if settings.metrics_port >= 0:
         rt.server = rt.metrics.serve(settings.metrics_port)
         log.info("metrics on :%d/metrics", rt.server.port)

@@ -37,7 +37,7 @@ class LocalWorker:
 
     def start(self) -> LocalWorker:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
-        with self.log_path.open("ab") as log:
+        with self.log_path.open("wb") as log:
             self._proc = subprocess.Popen(
                 [sys.executable, "-m", "stream_guard.cli", "worker"], env=self.env,
                 stdout=log, stderr=subprocess.STDOUT, start_new_session=True,

@@ -1,0 +1,79 @@
+"""Invariant 1 on real Kafka: two `stream-guard worker` processes on 4-partition topics give the
+alerts replay gives (fingerprint, window, value, hints), and every invalid record lands on the
+dead-letter topic with its reason while the good ones around it are all counted."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+
+from stream_guard.config.rules import MetricRule
+from stream_guard.config.topics import TopicSpec
+from stream_guard.engine import Engine
+from stream_guard.ingest.codec import Codec
+from stream_guard.ingest.files import iter_dump
+from stream_guard.ingest.kafka import consumer
+from stream_guard.ingest.kafka_produce import produce_dump
+from stream_guard.runtime.local import LocalWorker
+from tests.conftest import REPO
+from tests.unit.runtime.test_live_parity import _comparable, _raw, records  # noqa: F401
+
+pytestmark = pytest.mark.integration
+
+DEADLINE_S = 180.0
+QUIET_S = 12.0  # > the workers' idle_after: the last windows have closed
+
+
+def _drain(bootstrap: str, topic: str, until: float, want: int) -> list[Any]:
+    """Values of `topic` (one partition) until `want` arrived and nothing more for QUIET_S."""
+    got: list[Any] = []
+    last = time.monotonic()
+    with consumer(bootstrap, auto_offset_reset="earliest") as c:
+        c.subscribe([topic])
+        while time.monotonic() < until:
+            for batch in c.poll(timeout_ms=300).values():
+                got += [orjson.loads(r.value) for r in batch]
+                last = time.monotonic()
+            if len(got) >= want and time.monotonic() - last > QUIET_S:
+                break
+    return got
+
+
+def test_two_workers_on_four_partitions_alert_as_replay_does(
+    bootstrap: str, kafka_topics: str, tmp_path: Path, rules: list[MetricRule], codec: Codec,
+    topics: dict[str, TopicSpec], records: list[dict[str, Any]],  # noqa: F811
+) -> None:
+    assert topics["orders"].partitions == 4
+    engine = Engine(rules, codec)
+    expected: list[Any] = []
+    for i, rec in enumerate(records):
+        engine.ingest(rec["topic"], _raw(rec), str(i))
+        if i % 2048 == 0:
+            expected += engine.advance()
+    expected += engine.advance(final=True)
+    invalid = Counter({k: v for k, v in engine.stats.invalid.items()})
+    assert len(expected) >= 4 and sum(invalid.values()) > 50
+
+    dump = tmp_path / "dump.jsonl"
+    dump.write_bytes(b"".join(orjson.dumps(r, option=orjson.OPT_APPEND_NEWLINE) for r in records))
+    produce_dump(bootstrap, iter_dump(dump), prefix=kafka_topics, batch=50)
+    env = {
+        "STREAM_GUARD_BROKER": bootstrap, "STREAM_GUARD_TOPIC_PREFIX": kafka_topics,
+        "STREAM_GUARD_APP_ID": f"parity-{uuid.uuid4().hex[:8]}",
+        "STREAM_GUARD_RULES": str(REPO / "alert_rules"), "STREAM_GUARD_IDLE_AFTER": "8s",
+        "STREAM_GUARD_SESSION_TIMEOUT": "6s", "STREAM_GUARD_DATA_DIR": str(tmp_path / "data"),
+    }
+    until = time.monotonic() + DEADLINE_S
+    with LocalWorker(env, tmp_path / "w1.log"), LocalWorker(env, tmp_path / "w2.log"):
+        alerts = _drain(bootstrap, kafka_topics + "alerts", until, len(expected))
+        dead = _drain(bootstrap, kafka_topics + "dead_letters", until, sum(invalid.values()))
+
+    assert [_comparable(a) for a in alerts] == [_comparable(a) for a in expected]
+    assert Counter((d["topic"], d["reason"]) for d in dead) == invalid
+    assert all(d["origin"] and d["raw"] is not None for d in dead)
