@@ -181,21 +181,24 @@ def compile_schema(schema: Mapping[str, Any], fast: bool = True) -> Validator:
             raise InvalidEvent("missing_field", "ts: required field is missing")
         return parse_event_time(obj["ts"])
 
-    return _generate(checked, set(required), validate_slowly) if fast else validate_slowly
+    if not fast:
+        return validate_slowly
+    return _generate(str(schema.get("title", "")), checked, set(required), validate_slowly)
 
 
 _MISSING = object()
 
 
 def _generate(
-    props: Mapping[str, Mapping[str, Any]], required: set[str], slowly: Validator
+    title: str, props: Mapping[str, Mapping[str, Any]], required: set[str], slowly: Validator
 ) -> Validator:
     """`slowly` behind a generated fast path (see the module docstring)."""
     env: dict[str, Any] = {"_MISSING": _MISSING, "_isfinite": math.isfinite,
                            "_ts": parse_event_time, "_slowly": slowly}
     terms = [_term(name, spec, name in required, env) for name, spec in props.items()]
     source = _VALIDATE.format(terms="\n            and ".join(["type(obj) is dict", *terms]))
-    exec(source, env)  # a template filled with names and constants by repr: nothing external
+    # a template filled with names by repr and constants by name: nothing external
+    exec(compile(source, f"<validator {title}>", "exec"), env)
     validate: Validator = env["validate"]
     validate.__doc__ = "Generated validator; its source:\n" + source
     return validate
@@ -219,25 +222,30 @@ def _term(name: str, spec: Mapping[str, Any], required: bool, env: dict[str, Any
     i = len(env)
     kinds = spec.get("type", [])
     allowed = tuple(t for k in ([kinds] if isinstance(kinds, str) else kinds) for t in _TYPES[k])
-    conds = []
+    conds = []  # about `@`, the value: the first use fetches it, later ones read `v`
     if allowed:
         env[f"_t{i}"] = allowed
-        conds.append("type(v) is str" if allowed == (str,) else f"type(v) in _t{i}")
+        conds.append("type(@) is str" if allowed == (str,) else f"type(@) in _t{i}")
     if not allowed or float in allowed:
-        conds.append("(type(v) is not float or _isfinite(v))")
+        conds.append("(type(@) is not float or _isfinite(@))")
     if "enum" in spec:
         env[f"_e{i}"] = frozenset(spec["enum"])
-        conds.append(f"v in _e{i}")
+        conds.append(f"@ in _e{i}")
     if spec.get("minimum") is not None:
         env[f"_m{i}"] = spec["minimum"]
-        conds.append(f"not v < _m{i}")
-    if spec.get("minLength", 0):
-        conds.append(f"len(v) >= {int(spec['minLength'])}")
+        conds.append(f"not @ < _m{i}")
+    min_len = int(spec.get("minLength", 0))
+    if min_len:  # for a value already known to be a str, != '' is len >= 1
+        conds.append("@ != ''" if min_len == 1 and allowed == (str,) else f"len(@) >= {min_len}")
     values_of = spec.get("additionalProperties")
     if isinstance(values_of, dict) and values_of.get("type"):
         env[f"_a{i}"] = _TYPES[values_of["type"]]
-        conds.append(f"type(v) is dict and all(type(x) in _a{i} for x in v.values())")
-    test = " and ".join(conds) or "True"
-    if required:
-        return f"((v := obj[{name!r}]) is not _MISSING and {test})"
-    return f"((v := obj.get({name!r}, _MISSING)) is _MISSING or ({test}))"
+        conds.append(f"type(@) is dict and all(type(x) in _a{i} for x in @.values())")
+    if not required:
+        test = " and ".join(conds).replace("@", "v") or "True"
+        return f"((v := obj.get({name!r}, _MISSING)) is _MISSING or ({test}))"
+    fetch = f"(v := obj[{name!r}])"
+    if not conds:
+        return f"{fetch} is not _MISSING"
+    return "(" + " and ".join([conds[0].replace("@", fetch, 1).replace("@", "v"),
+                                *(c.replace("@", "v") for c in conds[1:])]) + ")"
