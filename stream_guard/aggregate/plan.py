@@ -147,7 +147,8 @@ def compile_feeder(
         env[f"open{c.metric_index}"] = windows[c.metric_index]
         for j, (_name, allowed) in enumerate(c.where):
             env[f"where{c.metric_index}_{c.side}_{j}"] = allowed
-    exec(source, env)  # a template filled with reprs of names and ints: nothing external
+    # a template filled with reprs of names and ints: nothing external; named for profiles
+    exec(compile(source, f"<feeder {topic}>", "exec"), env)
     feed: Feeder = env["feed"]
     feed.__doc__ = f"Generated feeder of topic {topic!r}; its source:\n{source}"
     return feed
