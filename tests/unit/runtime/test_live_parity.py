@@ -7,63 +7,24 @@ import zlib
 from collections.abc import Iterator
 from typing import Any
 
-import orjson
 import pytest
 
 from stream_guard.config.rules import MetricRule
 from stream_guard.config.topics import TopicSpec
 from stream_guard.engine import Engine
-from stream_guard.errors import InvalidEvent
 from stream_guard.ingest.codec import Codec
 from stream_guard.runtime.owner import Owner
 from stream_guard.runtime.reports import Report, Tick, decode, encode
 from stream_guard.runtime.sources import SourcePool, expected_sources
-from stream_guard.simulate.simulation import Simulation, SimulationConfig
 from stream_guard.types import AlertRecord
+from tests.parity import comparable, parity_records, raw_value, replay_alerts
 
 IDLE_MS = 10_000
-AMBIGUOUS_DELAY_MS = 20_000  # the simulator's late events are 30 s to 4 min late
 
 
 @pytest.fixture(scope="module")
 def records(codec: Codec) -> list[dict[str, Any]]:
-    """Three simulated days, less the events that arrive late by about the allowed lateness.
-
-    Live, each source judges lateness by its own partition's watermark, replay by the largest
-    event time of the whole input: an event delayed by the lateness give or take a partition's
-    inter-arrival time (well under a second here) may be on time in one and late in the other,
-    as in any engine with per-partition watermarks. Parity is exact for every other event."""
-    sim = Simulation(SimulationConfig(days=3, seed=3, scale=0.6))
-    kept, max_ts = [], 0
-    for rec in sim.records():
-        try:
-            ts = codec.validate(rec["topic"], rec["value"])
-        except (InvalidEvent, KeyError):
-            kept.append(rec)
-            continue
-        max_ts = max(max_ts, ts)
-        if max_ts - ts <= AMBIGUOUS_DELAY_MS:
-            kept.append(rec)
-    return kept
-
-
-def _raw(rec: dict[str, Any]) -> bytes:
-    """The Kafka record value (the dump's `value_raw` is a value that is not even JSON)."""
-    if "value_raw" in rec:
-        return str(rec["value_raw"]).encode()
-    return orjson.dumps(rec["value"])
-
-
-def _replay(
-    rules: list[MetricRule], codec: Codec, records: list[dict[str, Any]]
-) -> list[AlertRecord]:
-    engine = Engine(rules, codec)
-    alerts: list[AlertRecord] = []
-    for i, rec in enumerate(records):
-        engine.ingest(rec["topic"], _raw(rec), str(i))
-        if i % 2048 == 0:
-            alerts += engine.advance()
-    return alerts + engine.advance(final=True)
+    return parity_records(codec)
 
 
 def _live(
@@ -88,7 +49,7 @@ def _live(
         for i, rec in chunk:
             key = str(rec.get("key") or "").encode()
             p = zlib.crc32(key) % partitions[rec["topic"]]
-            pool.ingest(rec["topic"], p, i, _raw(rec))
+            pool.ingest(rec["topic"], p, i, raw_value(rec))
         now += 5
         deliver(pool.reports(now))
     now += IDLE_MS  # the input has ended: every source goes idle, the owner closes what is complete
@@ -102,16 +63,11 @@ def _chunks(records: list[dict[str, Any]], n: int) -> Iterator[list[tuple[int, d
         yield list(enumerate(records[start:start + n], start))
 
 
-def _comparable(a: AlertRecord) -> tuple[Any, ...]:
-    return (a["fingerprint"], a["status"], a["window_start"], a["window_end"], a["severity"],
-            round(a["value"], 6), a["hints"])
-
-
 @pytest.fixture(scope="module")
 def replayed(
     rules: list[MetricRule], codec: Codec, records: list[dict[str, Any]]
 ) -> list[AlertRecord]:
-    return _replay(rules, codec, records)
+    return replay_alerts(Engine(rules, codec), records)
 
 
 @pytest.mark.parametrize("batch", [997, 20_000])
@@ -122,5 +78,5 @@ def test_live_split_gives_the_alerts_of_replay(
     expected = replayed
     got, owner = _live(rules, codec, topics, records, batch)
     assert len(expected) >= 4  # the simulated incidents do page
-    assert [_comparable(a) for a in got] == [_comparable(a) for a in expected]
+    assert [comparable(a) for a in got] == [comparable(a) for a in expected]
     assert sum(owner.late_partials.values()) == 0

@@ -22,7 +22,7 @@ from stream_guard.ingest.kafka import consumer
 from stream_guard.ingest.kafka_produce import produce_dump
 from stream_guard.runtime.local import LocalWorker
 from tests.conftest import REPO
-from tests.unit.runtime.test_live_parity import _comparable, _raw, records  # noqa: F401
+from tests.parity import comparable, parity_records, replay_alerts
 
 pytestmark = pytest.mark.integration
 
@@ -47,16 +47,12 @@ def _drain(bootstrap: str, topic: str, until: float, want: int) -> list[Any]:
 
 def test_two_workers_on_four_partitions_alert_as_replay_does(
     bootstrap: str, kafka_topics: str, tmp_path: Path, rules: list[MetricRule], codec: Codec,
-    topics: dict[str, TopicSpec], records: list[dict[str, Any]],  # noqa: F811
+    topics: dict[str, TopicSpec],
 ) -> None:
+    records = parity_records(codec)
     assert topics["orders"].partitions == 4
     engine = Engine(rules, codec)
-    expected: list[Any] = []
-    for i, rec in enumerate(records):
-        engine.ingest(rec["topic"], _raw(rec), str(i))
-        if i % 2048 == 0:
-            expected += engine.advance()
-    expected += engine.advance(final=True)
+    expected = replay_alerts(engine, records)
     invalid = Counter({k: v for k, v in engine.stats.invalid.items()})
     assert len(expected) >= 4 and sum(invalid.values()) > 50
 
@@ -74,6 +70,6 @@ def test_two_workers_on_four_partitions_alert_as_replay_does(
         alerts = _drain(bootstrap, kafka_topics + "alerts", until, len(expected))
         dead = _drain(bootstrap, kafka_topics + "dead_letters", until, sum(invalid.values()))
 
-    assert [_comparable(a) for a in alerts] == [_comparable(a) for a in expected]
+    assert [comparable(a) for a in alerts] == [comparable(a) for a in expected]
     assert Counter((d["topic"], d["reason"]) for d in dead) == invalid
     assert all(d["origin"] and d["raw"] is not None for d in dead)
