@@ -23,8 +23,8 @@ from stream_guard.config.rules import MetricRule, Source
 from stream_guard.types import SliceKey
 
 __all__ = [
-    "Admit", "Contribution", "Feeder", "OpenWindow", "compile_feeder", "compile_plans",
-    "slice_keys", "slot_key",
+    "NOTHING_CLOSED", "Admit", "Contribution", "Feeder", "OpenWindow", "compile_feeder",
+    "compile_plans", "slice_keys", "slot_key",
 ]
 
 MISSING_DIM = "(none)"
@@ -98,6 +98,9 @@ Admit = Callable[["OpenWindow", int, int, Any], list[float]]
 """``admit(window, metric_index, slot, raw)``: the accumulator for a raw value new in `window`
 (the slice key built, `max_series` enforced: a refused slice gets a scratch accumulator)."""
 
+NOTHING_CLOSED = -(2**63)
+"""`closed_until` of a metric none of whose windows has closed yet (before any event time)."""
+
 Late = Callable[[str, int], None]
 """``late(topic, metric_index)``: count one late event."""
 
@@ -129,7 +132,7 @@ def compile_feeder(
     topic: str,
     contributions: list[Contribution],
     windows: list[dict[int, OpenWindow]],
-    closed_until: list[int | None],
+    closed_until: list[int],
     lateness_ms: list[int],
     admit: Admit,
     late: Late,
@@ -179,8 +182,7 @@ def _contribution_lines(
         pad += "    "
     lines += [pad + line for line in (
         f"start = ts - ts % {c.width_ms}",
-        f"closed = closed_until[{m}]",
-        f"if (closed is not None and start < closed) or start + {c.width_ms + lateness} <= max_ts:",
+        f"if start < closed_until[{m}] or start + {c.width_ms + lateness} <= max_ts:",
         f"    late({topic!r}, {m})",
         "else:",
         f"    w = open{m}.get(start)",

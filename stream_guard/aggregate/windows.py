@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from stream_guard.aggregate.plan import (
+    NOTHING_CLOSED,
     Contribution,
     Feeder,
     OpenWindow,
@@ -46,7 +47,8 @@ class WindowAggregator:
         self._lateness = [int(r.lateness.total_seconds() * 1000) for r in rules]
         self._max_series = [r.max_series for r in rules]
         self._open: list[dict[int, OpenWindow]] = [{} for _ in rules]
-        self._closed_until: list[int | None] = [None for _ in rules]
+        # windows before this start are closed; NOTHING_CLOSED until close() closes one
+        self._closed_until: list[int] = [NOTHING_CLOSED for _ in rules]
         self._shape: dict[int, Contribution] = {
             c.metric_index: c for plan in self._plans.values() for c in plan
         }  # any contribution of a metric: its dimensions and pairs
@@ -101,7 +103,7 @@ class WindowAggregator:
         for m, width in enumerate(self._width):
             mark = base - (self._lateness[m] if lateness else 0)
             start = self._closed_until[m]
-            if start is None:
+            if start == NOTHING_CLOSED:
                 if not self._open[m]:
                     continue
                 start = min(self._open[m])

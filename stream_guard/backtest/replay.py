@@ -6,6 +6,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import ExitStack
 from dataclasses import dataclass, field
+from itertools import chain
 from pathlib import Path
 from typing import IO
 
@@ -49,8 +50,7 @@ def build_engine(
 
 
 def iter_inputs(paths: Iterable[Path]) -> Iterator[DumpRecord]:
-    for path in paths:
-        yield from iter_dump(path)
+    return chain.from_iterable(map(iter_dump, paths))  # no generator frame per record
 
 
 def run_engine(

@@ -46,23 +46,24 @@ def _topic_from_name(path: Path) -> str:
 def iter_dump(path: Path, plain_topic: str | None = None) -> Iterator[DumpRecord]:
     """Records of one file. `plain_topic` forces plain mode; otherwise each line decides."""
     fallback = plain_topic or _topic_from_name(path)
-    name, loads, record = path.name, orjson.loads, DumpRecord._make
+    name, loads = path.name, orjson.loads
+    new = tuple.__new__  # DumpRecord._make without its length check: always 4 fields here
     with _open(path) as fh:
         for lineno, line in enumerate(fh, 1):
             try:
                 obj = loads(line)
             except orjson.JSONDecodeError:
                 if line.strip():  # blank lines are skipped, anything else is a bad record
-                    yield record((fallback if plain_topic else DUMP_TOPIC, None, line,
-                                  f"{name}:{lineno}"))
+                    yield new(DumpRecord, (fallback if plain_topic else DUMP_TOPIC, None, line,
+                                           f"{name}:{lineno}"))
                 continue
             if plain_topic is None and type(obj) is dict and "topic" in obj:
                 topic = obj["topic"]
                 value = obj["value"] if "value" in obj else str(obj.get("value_raw", "")).encode()
-                yield record((topic if type(topic) is str else str(topic), obj.get("key"), value,
-                              f"{name}:{lineno}"))
+                yield new(DumpRecord, (topic if type(topic) is str else str(topic),
+                                       obj.get("key"), value, f"{name}:{lineno}"))
             else:
-                yield record((fallback, None, obj, f"{name}:{lineno}"))
+                yield new(DumpRecord, (fallback, None, obj, f"{name}:{lineno}"))
 
 
 def count_lines(paths: Iterable[Path]) -> int:
