@@ -163,9 +163,12 @@ def _feeder_source(topic: str, contributions: list[Contribution], lateness_ms: l
         for d in [*c.dims, *(d for pair in c.pairs for d in pair)]:
             fields.setdefault(d, f"d{len(fields)}")
     lines = ["def feed(ts, obj, max_ts):", "    get = obj.get"]
-    for d, var in fields.items():
-        lines += [f"    {var} = get({d!r}, MISSING_DIM)",
-                  f"    if type({var}) is not str:", f"        {var} = str({var})"]
+    if fields:  # by subscript; when one is missing, all again with the "(none)" default
+        lines += ["    try:", *(f"        {var} = obj[{d!r}]" for d, var in fields.items()),
+                  "    except KeyError:",
+                  *(f"        {var} = get({d!r}, MISSING_DIM)" for d, var in fields.items())]
+    for var in fields.values():
+        lines += [f"    if type({var}) is not str:", f"        {var} = str({var})"]
     for c in contributions:
         lines += _contribution_lines(topic, c, fields, lateness_ms[c.metric_index])
     return "\n".join(lines) + "\n"
@@ -194,11 +197,19 @@ def _contribution_lines(
         lines += [pad + f"a = obj[{c.field!r}]", pad + "if type(a) is not float:",
                   pad + "    a = float(a)"]
     add = _increments(c.side, "a" if c.field else "1.0")
-    lines += [pad + "acc = w.total", *(pad + line for line in add), pad + "lookups = w.lookups"]
+    lines += [pad + line.replace("acc", "w.total") for line in add]
     raws = [fields[d] for d in c.dims] + [f"({fields[a]}, {fields[b]})" for a, b in c.pairs]
-    for slot, raw in enumerate(raws):
-        lines.append(pad + f"acc = lookups[{slot}].get({raw}) or admit(w, {m}, {slot}, {raw})")
-        lines += [pad + line for line in add]
+    if raws:
+        # Accumulators by subscript (no method call); a value new in this window raises
+        # KeyError once, and then every slot goes through `admit`, in slot order, before
+        # anything is added: same slices, same order, same max_series verdicts.
+        slots = range(len(raws))
+        lines += [pad + ", ".join(f"l{k}" for k in slots) + ", = w.lookups", pad + "try:"]
+        lines += [pad + f"    s{k} = l{k}[{raws[k]}]" for k in slots]
+        lines.append(pad + "except KeyError:")
+        lines += [pad + f"    s{k} = l{k}.get({raws[k]}) or admit(w, {m}, {k}, {raws[k]})"
+                  for k in slots]
+        lines += [pad + line.replace("acc", f"s{k}") for k in slots for line in add]
     return lines
 
 
