@@ -188,8 +188,9 @@ def _contribution_lines(
         f"if start < closed_until[{m}] or start + {c.width_ms + lateness} <= max_ts:",
         f"    late({topic!r}, {m})",
         "else:",
-        f"    w = open{m}.get(start)",
-        "    if w is None:",
+        "    try:",
+        f"        w = open{m}[start]",
+        "    except KeyError:",
         f"        w = open{m}[start] = OpenWindow({len(c.dims) + len(c.pairs)})",
     )]
     pad += "    "

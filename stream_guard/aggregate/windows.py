@@ -73,9 +73,11 @@ class WindowAggregator:
         max_ts = self.max_ts
         if max_ts is None or ts_ms > max_ts:
             self.max_ts = max_ts = ts_ms
-        feed = self._feeders.get(topic)
-        if feed is not None:
-            feed(ts_ms, obj, max_ts)
+        try:
+            feed = self._feeders[topic]
+        except KeyError:  # a topic no metric reads
+            return
+        feed(ts_ms, obj, max_ts)
 
     def _admit(self, w: OpenWindow, m: int, slot: int, raw: Any) -> list[float]:
         key = slot_key(self._shape[m], slot, raw)

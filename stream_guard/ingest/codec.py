@@ -74,9 +74,10 @@ class Codec:
 
     def validate(self, topic: str, obj: Any) -> int:
         """Event time (epoch ms) of a decoded value; raises InvalidEvent."""
-        validator = self._validators.get(topic)
-        if validator is None:
-            raise InvalidEvent("unknown_topic", f"no schema for topic {topic!r}")
+        try:
+            validator = self._validators[topic]
+        except KeyError:
+            raise InvalidEvent("unknown_topic", f"no schema for topic {topic!r}") from None
         return validator(obj)
 
     def dead_letter(self, topic: str, origin: str, err: InvalidEvent, raw: object) -> DeadLetter:
