@@ -162,11 +162,11 @@ def _feeder_source(topic: str, contributions: list[Contribution], lateness_ms: l
     for c in contributions:
         for d in [*c.dims, *(d for pair in c.pairs for d in pair)]:
             fields.setdefault(d, f"d{len(fields)}")
-    lines = ["def feed(ts, obj, max_ts):", "    get = obj.get"]
+    lines = ["def feed(ts, obj, max_ts):"]
     if fields:  # by subscript; when one is missing, all again with the "(none)" default
         lines += ["    try:", *(f"        {var} = obj[{d!r}]" for d, var in fields.items()),
                   "    except KeyError:",
-                  *(f"        {var} = get({d!r}, MISSING_DIM)" for d, var in fields.items())]
+                  *(f"        {var} = obj.get({d!r}, MISSING_DIM)" for d, var in fields.items())]
     for var in fields.values():
         lines += [f"    if type({var}) is not str:", f"        {var} = str({var})"]
     for c in contributions:
@@ -180,7 +180,8 @@ def _contribution_lines(
     m, pad = c.metric_index, "    "
     lines = [f"    # metric {m}, side {c.side}"]
     if c.where:
-        tests = [f"get({name!r}) in where{m}_{c.side}_{j}" for j, (name, _) in enumerate(c.where)]
+        tests = [f"obj.get({name!r}) in where{m}_{c.side}_{j}"
+                 for j, (name, _) in enumerate(c.where)]
         lines.append(f"    if {' and '.join(tests)}:")
         pad += "    "
     lines += [pad + line for line in (
