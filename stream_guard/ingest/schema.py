@@ -68,11 +68,10 @@ def parse_event_time(value: object) -> int:
     # tables: the minute prefix and the ``SS.fffZ`` tail. Both hold only what the general
     # parser below computed for the same text, so the result is the same, 3x faster.
     if type(value) is str and len(value) == 24:
-        minute = _MINUTES.get(value[:17])
-        if minute is not None:
-            offset = _SECONDS.get(value[17:])
-            if offset is not None:
-                return minute + offset
+        try:
+            return _MINUTES[value[:17]] + _SECONDS[value[17:]]
+        except KeyError:
+            pass  # a new minute or tail (or not that shape): parse it in full, outside `except`
         return _learn_event_time(value)
     return _parse_event_time(value)
 
