@@ -7,6 +7,7 @@ connects to anything, with the variable's name and what is wrong with it.
 ...                              "STREAM_GUARD_IDLE_AFTER": "5s"})
 >>> s.bootstrap, s.idle_after.total_seconds()
 ('k1:9092,k2:9092', 5.0)
+>>> from stream_guard.errors import ConfigError
 >>> try:
 ...     WorkerSettings.from_env({"STREAM_GUARD_METRICS_PORT": "http"})
 ... except ConfigError as err:
@@ -16,17 +17,15 @@ environment: STREAM_GUARD_METRICS_PORT: Input should be a va
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping
 from datetime import timedelta
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from stream_guard.config.durations import Duration
-from stream_guard.config.errors import format_validation_error
+from stream_guard.config.env import model_from_env
 from stream_guard.config.topics import default_topics_dir
-from stream_guard.errors import ConfigError
 
 __all__ = ["ENV", "WorkerSettings"]
 
@@ -83,12 +82,4 @@ class WorkerSettings(BaseModel):
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> WorkerSettings:
-        env = os.environ if environ is None else environ
-        values = {field: env[var] for field, var in ENV.items() if env.get(var)}
-        try:
-            return cls.model_validate(values)
-        except ValidationError as exc:
-            lines = format_validation_error(exc)
-            for field, var in ENV.items():
-                lines = [line.replace(f"{field}:", f"{var}:", 1) for line in lines]
-            raise ConfigError("environment: " + "; ".join(lines)) from None
+        return model_from_env(cls, ENV, environ)

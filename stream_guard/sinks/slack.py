@@ -12,18 +12,17 @@ Secrets are `SecretStr`: they appear in no log line, exception message or repr.
 from __future__ import annotations
 
 import http.client
-import os
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, SecretStr
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
-from stream_guard.config.errors import format_validation_error
-from stream_guard.errors import ConfigError, PermanentSinkError, RetryableSinkError, SinkError
+from stream_guard.config.env import model_from_env
+from stream_guard.errors import PermanentSinkError, RetryableSinkError, SinkError
 from stream_guard.sinks.slack_blocks import SlackMessage
 
 __all__ = ["Posted", "SlackSettings", "SlackSink", "classify_slack_error"]
@@ -53,20 +52,12 @@ class SlackSettings(BaseModel):
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> SlackSettings:
         """SLACK_BOT_TOKEN (required), SLACK_SIGNING_SECRET, STREAM_GUARD_SLACK_BASE_URL."""
-        env = os.environ if environ is None else environ
         names = {
             "bot_token": "SLACK_BOT_TOKEN",
             "signing_secret": "SLACK_SIGNING_SECRET",
             "base_url": "STREAM_GUARD_SLACK_BASE_URL",
         }
-        values = {field: env[var] for field, var in names.items() if env.get(var)}
-        try:
-            return cls.model_validate(values)
-        except ValidationError as exc:
-            lines = format_validation_error(exc)
-            for field, var in names.items():
-                lines = [line.replace(f"{field}:", f"{var}:", 1) for line in lines]
-            raise ConfigError("environment: " + "; ".join(lines)) from None
+        return model_from_env(cls, names, environ)
 
 
 @dataclass(frozen=True, slots=True)
