@@ -87,7 +87,8 @@ def build_runtime(
     calendar = load_calendar(settings.rules / "calendar.yaml")
     codec = Codec(topics)
     dead: list[DeadLetter] = []
-    pool = SourcePool(lambda: Engine(rules, codec, calendar, on_dead_letter=dead.append))
+    pool = SourcePool(lambda: Engine(rules, codec, calendar, on_dead_letter=dead.append),
+                      [r.metric for r in rules])
     partitions = {name: spec.partitions for name, spec in topics.items()}
     owner = Owner(Engine(rules, codec, calendar), expected_sources(rules, partitions),
                   int(settings.idle_after.total_seconds() * 1000))
@@ -158,11 +159,11 @@ def build_runtime(
                 if owner.late_partials[msg.metric] != late_before:
                     log.warning("%s: deltas from %s for windows already closed (it was idle); "
                                 "counted as late", msg.metric, msg.source)
-                state[f"{msg.metric}/windows"] = owner.snapshot_windows(msg.metric)
             else:
                 closed = owner.on_tick(msg)
-            if closed.windows:
+            if isinstance(msg, Report) or closed.windows:  # a tick that closes nothing: no change
                 state[f"{msg.metric}/windows"] = owner.snapshot_windows(msg.metric)
+            if closed.windows:
                 state[f"{msg.metric}/model"] = owner.snapshot_model(msg.metric)
                 await _publish(rt, alerts, msg.metric, closed, clock)
 

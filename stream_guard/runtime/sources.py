@@ -32,10 +32,10 @@ class Source:
 class SourcePool:
     """The sources of the partitions this worker consumes, created on first sight."""
 
-    def __init__(self, new_engine: Callable[[], Engine]) -> None:
+    def __init__(self, new_engine: Callable[[], Engine], metrics: list[str]) -> None:
         self._new_engine = new_engine
         self._sources: dict[tuple[str, int], Source] = {}
-        self.metrics = [r.metric for r in new_engine().rules]
+        self.metrics = metrics  # in rule order, as the engines' metric indexes
 
     def ingest(self, topic: str, partition: int, offset: int, value: bytes) -> None:
         """One record of logical `topic` (a bytes value: one event, a JSON array or JSONL)."""

@@ -31,7 +31,7 @@ def _live(
     rules: list[MetricRule], codec: Codec, topics: dict[str, TopicSpec],
     records: list[dict[str, Any]], batch: int,
 ) -> tuple[list[AlertRecord], Owner]:
-    pool = SourcePool(lambda: Engine(rules, codec))
+    pool = SourcePool(lambda: Engine(rules, codec), [r.metric for r in rules])
     partitions = {name: spec.partitions for name, spec in topics.items()}
     owner = Owner(Engine(rules, codec), expected_sources(rules, partitions), IDLE_MS)
     for r in rules:
