@@ -3,16 +3,8 @@ exactly as events flow through Kafka (issue 3: "/metrics is scraped over HTTP an
 
 from __future__ import annotations
 
-import os
-import signal
-import socket
-import subprocess
-import sys
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import orjson
@@ -20,6 +12,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from stream_guard.ingest.kafka import producer
+from stream_guard.runtime.local import LocalWorker
 from tests.conftest import REPO, T0, order
 
 pytestmark = pytest.mark.integration
@@ -31,17 +24,8 @@ deadline is generous so that a slow CI machine does not fail the test."""
 Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _scrape(port: int) -> Samples | None:
-    try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as r:
-            text = r.read().decode()
-    except (urllib.error.URLError, ConnectionError):
+def _parse(text: str) -> Samples | None:
+    if not text:
         return None
     return {(s.name, frozenset(s.labels.items())): s.value
             for f in text_string_to_metric_families(text) for s in f.samples}
@@ -51,33 +35,22 @@ def _value(samples: Samples | None, name: str, **labels: str) -> float:
     return (samples or {}).get((name, frozenset(labels.items())), 0.0)
 
 
-def _wait_for(
-    port: int, done: Callable[[Samples], bool], worker: subprocess.Popen[bytes]
-) -> Samples:
+def _wait_for(worker: LocalWorker, done: Callable[[Samples], bool]) -> Samples:
     deadline = time.monotonic() + DEADLINE_S
     last: Samples | None = None
     while time.monotonic() < deadline:
-        assert worker.poll() is None, f"the worker exited with {worker.returncode}"
-        last = _scrape(port)
+        assert worker.running, f"the worker exited; see {worker.log_path}"
+        last = _parse(worker.metrics())
         if last is not None and done(last):
             return last
         time.sleep(0.25)
     pytest.fail(f"/metrics did not reach the expected values; last scrape: {last}")
 
 
-@dataclass
-class Worker:
-    port: int  # of /metrics
-    prefix: str  # of the topics
-    proc: subprocess.Popen[bytes]
-
-
 @pytest.fixture
-def worker(bootstrap: str, kafka_topics: str, tmp_path: Path) -> Iterator[Worker]:
+def worker(bootstrap: str, kafka_topics: str, tmp_path: Path) -> Iterator[LocalWorker]:
     """`stream-guard worker` as a subprocess, stopped with SIGTERM at the end."""
-    port = _free_port()
     env = {
-        **os.environ,
         "STREAM_GUARD_BROKER": f"kafka://{bootstrap}",
         "STREAM_GUARD_TOPIC_PREFIX": kafka_topics,
         "STREAM_GUARD_APP_ID": f"{kafka_topics}metrics",
@@ -85,24 +58,11 @@ def worker(bootstrap: str, kafka_topics: str, tmp_path: Path) -> Iterator[Worker
         "STREAM_GUARD_TOPICS": str(REPO / "topics"),
         "STREAM_GUARD_STORE": "memory://",
         "STREAM_GUARD_DATA_DIR": str(tmp_path / "data"),
-        "STREAM_GUARD_METRICS_PORT": str(port),
-        "STREAM_GUARD_WEB_PORT": str(_free_port()),
         "STREAM_GUARD_SESSION_TIMEOUT": "6s",
         "SLACK_BOT_TOKEN": "",
     }
-    log = (tmp_path / "worker.log").open("wb")
-    proc = subprocess.Popen([sys.executable, "-c", "from stream_guard.cli import main; main()",
-                             "worker"], env=env, stdout=log, stderr=subprocess.STDOUT)
-    try:
-        yield Worker(port, kafka_topics, proc)
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        log.close()
+    with LocalWorker(env, tmp_path / "worker.log") as running:
+        yield running
 
 
 def _send(bootstrap: str, topic: str, values: list[bytes]) -> None:
@@ -112,20 +72,21 @@ def _send(bootstrap: str, topic: str, values: list[bytes]) -> None:
         p.flush()
 
 
-def test_worker_metrics_move_as_events_flow(bootstrap: str, worker: Worker) -> None:
-    port, proc = worker.port, worker.proc
-    orders = worker.prefix + "orders"
+def test_worker_metrics_move_as_events_flow(
+    bootstrap: str, kafka_topics: str, worker: LocalWorker
+) -> None:
+    orders = kafka_topics + "orders"
     events = "stream_guard_events_total"
     invalid = "stream_guard_events_invalid_total"
 
     _send(bootstrap, orders, [orjson.dumps(order(T0 + i, i)) for i in range(40)] + [b"{oops"])
-    first = _wait_for(port, lambda s: _value(s, events, topic="orders") >= 40
-                      and _value(s, invalid, topic="orders", reason="bad_json") >= 1, proc)
+    first = _wait_for(worker, lambda s: _value(s, events, topic="orders") >= 40
+                      and _value(s, invalid, topic="orders", reason="bad_json") >= 1)
     assert _value(first, events, topic="orders") == 40
     assert _value(first, invalid, topic="orders", reason="bad_json") == 1
 
     _send(bootstrap, orders, [orjson.dumps(order(T0 + 100 + i, 100 + i)) for i in range(25)])
-    second = _wait_for(port, lambda s: _value(s, events, topic="orders") >= 65, proc)
+    second = _wait_for(worker, lambda s: _value(s, events, topic="orders") >= 65)
     assert _value(second, events, topic="orders") == 65
     assert _value(second, invalid, topic="orders", reason="bad_json") == 1
     assert ("stream_guard_processing_lag_seconds", frozenset({("topic", "orders")})) in second
