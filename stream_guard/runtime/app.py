@@ -11,8 +11,9 @@ Topology (DESIGN.md, "runtime/"):
     alerts (keyed by fingerprint) ──▶ notifier agent (runtime/notifier.py, when Slack is set)
 
 Why these shapes (the per-message cost of Faust is what a worker's throughput is made of):
-- `sources` takes events in batches with `noack_take` and acknowledges a batch only after its
-  reports and dead letters were handed to the producer: a crash replays the batch, never loses it
+- `sources` takes events in batches (`BulkStream.take_bulk`, runtime/bulk.py: everything queued at
+  once, not one stream iteration per event) and acknowledges a batch only after its reports and
+  dead letters were handed to the producer: a crash replays the batch, never loses it
   (at-least-once; a batch replayed after its reports were sent counts twice -- exactly-once would
   need Kafka transactions, `processing_guarantee="exactly_once"`, which the dev broker lacks).
 - Tables are written once per report and once per closed window, never per event.
@@ -39,6 +40,7 @@ from stream_guard.config.topics import TopicSpec, load_topics
 from stream_guard.engine import Engine
 from stream_guard.ingest.codec import Codec, DeadLetter
 from stream_guard.observability.metrics import RuntimeMetrics, Server
+from stream_guard.runtime.bulk import BulkStream, RawSchema
 from stream_guard.runtime.notifier import NotifierSettings, install_notifier
 from stream_guard.runtime.owner import Closed, Owner
 from stream_guard.runtime.reports import Report, decode, encode, encode_tick
@@ -109,6 +111,7 @@ def build_runtime(
         producer_max_request_size=8 * 1024 * 1024,
         topic_partitions=topics[PARTIALS_TOPIC].partitions,
         logging_config=None,
+        Stream=BulkStream,
     )
     rt = Runtime(app, settings, metrics, pool, owner, topics)
     prefix = settings.topic_prefix
@@ -118,7 +121,7 @@ def build_runtime(
         return app.topic(prefix + name, key_serializer="raw", value_serializer="raw",
                          partitions=topics[name].partitions)
 
-    events = app.topic(*sorted(logical), key_serializer="raw", value_serializer="raw")
+    events = app.topic(*sorted(logical), schema=RawSchema())
     partials, alerts, dead_letters = topic(PARTIALS_TOPIC), topic(ALERTS_TOPIC), topic(
         DEAD_LETTERS_TOPIC)
     state = app.Table(
@@ -130,7 +133,7 @@ def build_runtime(
 
     @app.agent(events, name="sources")
     async def sources(stream: Any) -> None:
-        async for batch in stream.noack_take(settings.batch_max, within=flush_s):
+        async for batch in stream.take_bulk(settings.batch_max, flush_s):
             for event in batch:
                 msg = event.message
                 pool.ingest(logical[msg.topic], msg.partition, msg.offset, event.value)
