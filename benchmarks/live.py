@@ -1,23 +1,48 @@
 """Live throughput of one `stream-guard worker` and its window-close-to-alert latency.
 
-    python benchmarks/live.py                 # 1 simulated day, single-event and batched: ~2 min
-    python benchmarks/live.py --days 2 --batch 100
+    python benchmarks/live.py                 # 1 simulated day; backlog and paced runs: ~3 min
+    python benchmarks/live.py --days 2 --batch 100 --paced-rate 20000
+    python benchmarks/live.py --only backlog-1 --profile out/prof   # py-spy the worker
 
-For each message format (one event per Kafka message; `--batch` events per message, a JSON array)
-the dump is produced *first* into its own topics, then one worker (the real `stream-guard worker`
-in a child process, memory store) drains it; the rate is measured from the worker's /metrics
-(`stream_guard_events_total` + invalid), from the first event counted to the last, so the group
-join is not counted. The latency is the worker's `stream_guard_alert_latency_seconds` histogram:
-wall time from the moment a source sent the report that let a window close to the owner's alert
-records being on the alerts topic (p50/p99 interpolated within buckets).
+Two kinds of run, each for two message formats (one event per Kafka message; `--batch` events
+per message, a JSON array), each with a fresh worker (the real `stream-guard worker` in a child
+process, memory store) on its own topics:
+
+- **backlog**: the dump is produced *first*, then the worker drains it. The rate is measured from
+  the worker's /metrics (`stream_guard_events_total` + invalid), from the first event counted to
+  the last, so the group join is not counted. This is the worker's capacity. Its latency figures
+  include queueing behind the backlog (a window's report waits behind every message produced
+  before it), so they say little about the system's own latency.
+- **paced**: the worker joins first, then the dump is produced at a fixed rate below capacity
+  (`--paced-rate` events/s, by event time: `produce_dump(speed=...)`), as live traffic arrives.
+  Its latency is the system's: what a window's close waits for when the worker keeps up.
+
+The latency is the worker's `stream_guard_alert_latency_seconds` histogram: wall time from the
+moment a source sent the report that let a window close to the owner's alert records being on the
+alerts topic (p50/p99 interpolated within buckets).
+
+`--profile DIR` samples the worker with py-spy (`pip install py-spy`) during each run it makes and
+prints where its CPU time goes (own time and inclusive time per function, event-loop thread and
+others apart); the raw stacks are kept in DIR for flame graphs.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import os
+import shutil
+import signal
+import subprocess
 import sys
+import threading
 import time
+import urllib.request
 import uuid
+from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
@@ -32,10 +57,30 @@ from stream_guard.config.topics import load_topics  # noqa: E402
 from stream_guard.ingest.files import iter_dump  # noqa: E402
 from stream_guard.ingest.kafka_produce import produce_dump  # noqa: E402
 from stream_guard.ingest.kafka_topics import create_topics  # noqa: E402
-from stream_guard.runtime.local import LocalWorker  # noqa: E402
+from stream_guard.runtime.local import LocalWorker, wait_for  # noqa: E402
 from stream_guard.simulate.writer import write_simulation  # noqa: E402
 
 console = Console()
+
+SIM_SECONDS_PER_DAY = 86_400
+SETTLE_S = 6.0
+"""After the last event: the last windows close (sources idle after 5 s) and their latency is
+recorded."""
+
+
+@dataclass(frozen=True)
+class Row:
+    mode: str  # "backlog" or "paced"
+    batch: int  # events per message
+    events: float
+    events_per_s: float  # drain rate (backlog) or the rate the worker kept up with (paced)
+    p50_ms: float
+    p99_ms: float
+    windows: float  # alert-latency observations (windows closed with a report)
+
+    @property
+    def name(self) -> str:
+        return f"{self.mode}-{self.batch}"
 
 
 def _samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
@@ -48,14 +93,19 @@ def _consumed(text: str) -> float:
                if name in ("stream_guard_events_total", "stream_guard_events_invalid_total"))
 
 
-def _quantile(text: str, q: float) -> float | None:
+def _latency_buckets(text: str) -> dict[float, float]:
     buckets: dict[float, float] = {}
     for (name, labels), v in _samples(text).items():
         if name == "stream_guard_alert_latency_seconds_bucket":
             le = float(dict(labels)["le"])
             buckets[le] = buckets.get(le, 0.0) + v
+    return buckets
+
+
+def _quantile(buckets: dict[float, float], q: float) -> float:
+    """`histogram_quantile` of cumulative buckets (NaN when empty)."""
     if not buckets or buckets[max(buckets)] == 0:
-        return None
+        return float("nan")
     total, prev_le, prev_n = buckets[float("inf")], 0.0, 0.0
     for le in sorted(buckets):
         n = buckets[le]
@@ -64,64 +114,231 @@ def _quantile(text: str, q: float) -> float | None:
                 return prev_le
             return prev_le + (le - prev_le) * ((q * total - prev_n) / max(n - prev_n, 1e-9))
         prev_le, prev_n = le, n
-    return None
+    return float("nan")
 
 
-def run(bootstrap: str, dump: Path, batch: int, expected: int, work: Path) -> dict[str, float]:
+# ------------------------------------------------------------------------------ profiling
+
+
+class Profiler:
+    """py-spy attached to a worker process from the first event to the last; summarised after."""
+
+    def __init__(self, out_dir: Path, name: str) -> None:
+        if shutil.which("py-spy") is None and not (Path(sys.executable).parent / "py-spy").exists():
+            raise SystemExit("--profile needs py-spy: pip install py-spy")
+        self.path = out_dir / f"{name}.txt"
+        self._proc: subprocess.Popen[bytes] | None = None
+
+    def start(self, pid: int) -> None:
+        exe = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._proc = subprocess.Popen(
+            [exe, "record", "--pid", str(pid), "--rate", "200", "--format", "raw",
+             "--threads", "--output", str(self.path)],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+    def stop(self) -> None:
+        if self._proc is not None and self._proc.poll() is None:
+            self._proc.send_signal(signal.SIGINT)  # py-spy writes its output on Ctrl-C
+            self._proc.wait(30)
+
+
+def profile_table(path: Path, title: str, top: int = 18) -> Table:
+    """Own and inclusive shares per function, from py-spy's collapsed stacks (`--threads`).
+
+    The event-loop thread (the one running `faust` agents) is what limits a worker; the others
+    (aiokafka's consumer thread, the metrics server) get one line each.
+    """
+    own: Counter[str] = Counter()
+    incl: Counter[str] = Counter()
+    threads: Counter[str] = Counter()
+    for line in path.read_text().splitlines():
+        stack, _, n = line.rpartition(" ")
+        frames = stack.split(";")
+        thread, frames = frames[0], [_short(f) for f in frames[1:]]
+        threads[thread] += int(n)
+        if not any("run_worker" in f for f in frames[:12]):
+            continue  # not the event-loop (main) thread
+        own[frames[-1]] += int(n)
+        for f in set(frames):
+            incl[f] += int(n)
+    main = sum(own.values()) or 1
+    table = Table(title=f"{title}: {main:,} samples on the event-loop thread "
+                        f"({100 * main / max(sum(threads.values()), 1):.0f}% of all)")
+    table.add_column("own %", justify="right")
+    table.add_column("function (most own time)")
+    table.add_column("incl %", justify="right")
+    table.add_column("function (most inclusive time)")
+    mine, mincl = own.most_common(top), [kv for kv in incl.most_common(top + 8)
+                                          if kv[1] < main][:top]
+    for (f1, n1), (f2, n2) in zip(mine, mincl, strict=False):
+        table.add_row(f"{100 * n1 / main:.1f}", f1, f"{100 * n2 / main:.1f}", f2)
+    return table
+
+
+def _short(frame: str) -> str:
+    """`func (path/to/module.py:12)` -> `func (module.py)`: one row per function, not per line."""
+    func, _, where = frame.partition(" (")
+    return f"{func} ({where.rsplit('/', 1)[-1].split(':')[0]})" if where else func
+
+
+def _worker_pid(worker: LocalWorker) -> int:
+    """The worker's process id (LocalWorker keeps its Popen private; it is our only child
+    running `stream_guard.cli worker`)."""
+    for task in Path(f"/proc/{os.getpid()}/task").iterdir():
+        for pid in (task / "children").read_text().split():
+            cmd = Path(f"/proc/{pid}/cmdline").read_bytes()
+            if b"stream_guard.cli" in cmd and str(worker.metrics_port).encode() in Path(
+                    f"/proc/{pid}/environ").read_bytes():
+                return int(pid)
+    raise RuntimeError("worker process not found")
+
+
+# ------------------------------------------------------------------------------ runs
+
+
+def _env(bootstrap: str, prefix: str, work: Path) -> dict[str, str]:
+    return {"STREAM_GUARD_BROKER": bootstrap, "STREAM_GUARD_TOPIC_PREFIX": prefix,
+            "STREAM_GUARD_APP_ID": prefix.rstrip("-"),
+            "STREAM_GUARD_RULES": str(REPO / "alert_rules"),
+            "STREAM_GUARD_IDLE_AFTER": "5s", "STREAM_GUARD_SESSION_TIMEOUT": "6s",
+            "STREAM_GUARD_DATA_DIR": str(work / prefix), "STREAM_GUARD_LOG_LEVEL": "warning"}
+
+
+def _assigned(worker: LocalWorker) -> bool:
+    """True once the worker's consumer holds partitions (Faust's /assignment/ web view)."""
+    url = f"http://127.0.0.1:{worker.env['STREAM_GUARD_WEB_PORT']}/assignment/"
+    try:
+        with urllib.request.urlopen(url, timeout=2) as resp:
+            return bool(json.loads(resp.read()).get("actives"))
+    except OSError:
+        return False
+
+
+@contextmanager
+def _worker(bootstrap: str, prefix: str, work: Path, profiler: Profiler | None
+            ) -> Iterator[LocalWorker]:
+    with LocalWorker(_env(bootstrap, prefix, work), work / f"{prefix}worker.log") as worker:
+        try:
+            yield worker
+        finally:
+            if profiler is not None:
+                profiler.stop()
+
+
+def _drain(worker: LocalWorker, expected: int, profiler: Profiler | None,
+           label: str) -> tuple[float, float]:
+    """Waits until `expected` events were counted (or none for 10 s); returns (events, ev/s)."""
+    first_t = first_n = None
+    last_n, last_t = 0.0, time.monotonic()
+    with console.status(label) as status:
+        while time.monotonic() - last_t < 10:
+            n = _consumed(worker.metrics() or "")
+            now = time.monotonic()
+            if n and first_t is None:
+                first_t, first_n = now, n
+                if profiler is not None:
+                    profiler.start(_worker_pid(worker))
+            if n != last_n:
+                last_n, last_t = n, now
+            status.update(f"{label}: {int(n):,}/{expected:,}")
+            if n >= expected:
+                break
+            time.sleep(0.05)
+    if profiler is not None:
+        profiler.stop()
+    return last_n, (last_n - (first_n or 0)) / max(last_t - (first_t or last_t), 1e-9)
+
+
+def _row(mode: str, batch: int, events: float, rate: float, worker: LocalWorker) -> Row:
+    time.sleep(SETTLE_S)
+    buckets = _latency_buckets(worker.metrics())
+    return Row(mode, batch, events, rate, 1000 * _quantile(buckets, 0.5),
+               1000 * _quantile(buckets, 0.99), buckets.get(float("inf"), 0.0))
+
+
+def run_backlog(bootstrap: str, dump: Path, batch: int, expected: int, work: Path,
+                profiler: Profiler | None) -> Row:
+    """Produce everything, then let a fresh worker drain it: capacity."""
     prefix = f"live-{batch}-{uuid.uuid4().hex[:6]}-"
     create_topics(bootstrap, load_topics().values(), prefix=prefix)
     with console.status(f"producing {expected:,} events, {batch} per message"):
         produce_dump(bootstrap, iter_dump(dump), prefix=prefix, batch=batch)
-    env = {"STREAM_GUARD_BROKER": bootstrap, "STREAM_GUARD_TOPIC_PREFIX": prefix,
-           "STREAM_GUARD_APP_ID": prefix.rstrip("-"),
-           "STREAM_GUARD_RULES": str(REPO / "alert_rules"),
-           "STREAM_GUARD_IDLE_AFTER": "5s", "STREAM_GUARD_SESSION_TIMEOUT": "6s",
-           "STREAM_GUARD_DATA_DIR": str(work / prefix), "STREAM_GUARD_LOG_LEVEL": "warning"}
-    with LocalWorker(env, work / f"{prefix}worker.log") as worker:
-        first_t = first_n = None
-        last_n, last_t = 0.0, time.monotonic()
-        with console.status("draining") as status:
-            while time.monotonic() - last_t < 10:
-                n = _consumed(worker.metrics() or "")
-                now = time.monotonic()
-                if n and first_t is None:
-                    first_t, first_n = now, n
-                if n != last_n:
-                    last_n, last_t = n, now
-                status.update(f"draining: {int(n):,}/{expected:,}")
-                if n >= expected:
-                    break
-                time.sleep(0.05)
-        end_t = last_t
-        time.sleep(6)  # the last windows close (idle sources) and their latency is recorded
-        text = worker.metrics()
-    rate = (last_n - (first_n or 0)) / max(end_t - (first_t or end_t), 1e-9)
-    return {"batch": batch, "events": last_n, "events_per_s": rate,
-            "p50_ms": 1000 * (_quantile(text, 0.5) or float("nan")),
-            "p99_ms": 1000 * (_quantile(text, 0.99) or float("nan"))}
+    with _worker(bootstrap, prefix, work, profiler) as worker:
+        events, rate = _drain(worker, expected, profiler, f"backlog-{batch}: draining")
+        return _row("backlog", batch, events, rate, worker)
+
+
+def run_paced(bootstrap: str, dump: Path, batch: int, expected: int, work: Path, days: int,
+              rate: float, profiler: Profiler | None) -> Row:
+    """A fresh worker joins, then the dump arrives at `rate` events/s: the system's latency."""
+    prefix = f"paced-{batch}-{uuid.uuid4().hex[:6]}-"
+    create_topics(bootstrap, load_topics().values(), prefix=prefix)
+    speed = days * SIM_SECONDS_PER_DAY * rate / expected
+    with _worker(bootstrap, prefix, work, profiler) as worker:
+        with console.status(f"paced-{batch}: waiting for the worker to join"):
+            if not wait_for(lambda: _assigned(worker), 60):
+                raise RuntimeError(f"worker did not join; see {worker.log_path}")
+        failed: list[BaseException] = []
+
+        def produce() -> None:
+            try:
+                produce_dump(bootstrap, iter_dump(dump), prefix=prefix, batch=batch, speed=speed)
+            except BaseException as exc:  # reported by the main thread
+                failed.append(exc)
+
+        producer = threading.Thread(target=produce, name="paced-producer", daemon=True)
+        producer.start()
+        events, kept_up = _drain(worker, expected, profiler,
+                                 f"paced-{batch}: {rate:,.0f} events/s offered")
+        producer.join()
+        if failed:
+            raise failed[0]
+        return _row("paced", batch, events, kept_up, worker)
 
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("--days", type=int, default=1)
     ap.add_argument("--seed", type=int, default=11)
-    ap.add_argument("--batch", type=int, default=100, help="events per message, batched run")
+    ap.add_argument("--batch", type=int, default=100, help="events per message, batched runs")
+    ap.add_argument("--paced-rate", type=float, default=10_000,
+                    help="events/s offered in the paced runs (below the single-event capacity)")
+    ap.add_argument("--only", default="",
+                    help="comma-separated runs among backlog-1, backlog-B, paced-1, paced-B")
+    ap.add_argument("--profile", type=Path, default=None, help="py-spy each run into this dir")
     ap.add_argument("--work", type=Path, default=REPO / "out" / "bench-live")
     args = ap.parse_args()
     with console.status("simulating"):
         sim = write_simulation(args.work / "sim", args.days, args.seed)
     expected = sum(sim.counts.values()) + sim.invalid
-    rows = []
+    wanted = {w.strip().replace("-B", f"-{args.batch}") for w in args.only.split(",") if w}
+    rows: list[Row] = []
     with EmbeddedBroker() as broker:
-        for batch in (1, args.batch):
-            rows.append(run(broker.bootstrap, sim.events_path, batch, expected, args.work))
-            console.print(rows[-1])
-    table = Table(title=f"one worker, {expected:,} events ({args.days} simulated days)")
-    for col in ("events/message", "events", "events/s", "close→alert p50 ms", "p99 ms"):
+        for mode in ("backlog", "paced"):
+            for batch in (1, args.batch):
+                name = f"{mode}-{batch}"
+                if wanted and name not in wanted:
+                    continue
+                profiler = Profiler(args.profile, name) if args.profile else None
+                if mode == "backlog":
+                    row = run_backlog(broker.bootstrap, sim.events_path, batch, expected,
+                                      args.work, profiler)
+                else:
+                    row = run_paced(broker.bootstrap, sim.events_path, batch, expected,
+                                    args.work, args.days, args.paced_rate, profiler)
+                rows.append(row)
+                console.print(row)
+                if profiler is not None:
+                    console.print(profile_table(profiler.path, name))
+    table = Table(title=f"one worker, {expected:,} events ({args.days} simulated days); paced "
+                        f"runs offered {args.paced_rate:,.0f} events/s")
+    for col in ("run", "events/message", "events", "events/s", "close→alert p50 ms", "p99 ms",
+                "windows"):
         table.add_column(col, justify="right")
     for r in rows:
-        table.add_row(str(r["batch"]), f"{r['events']:,.0f}", f"{r['events_per_s']:,.0f}",
-                      f"{r['p50_ms']:.0f}", f"{r['p99_ms']:.0f}")
+        table.add_row(r.mode, str(r.batch), f"{r.events:,.0f}", f"{r.events_per_s:,.0f}",
+                      f"{r.p50_ms:.0f}", f"{r.p99_ms:.0f}", f"{r.windows:,.0f}")
     console.print(table)
     return 0
 
