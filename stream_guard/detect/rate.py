@@ -17,16 +17,24 @@ class RateTest(DetectorBase):
     windows weigh more than quiet ones. The surprise is an exact Poisson tail of the numerator
     given ``denominator × rate``, turned into a z-score and divided by the learned
     over-dispersion: a slice with 3 orders and 1 complaint pages nobody, 40 complaints where 10
-    were due does. Windows with fewer than `min_denominator` or numerator excess below
-    `min_excess` score 0 (too small to act on). `half_life` is in windows; the baseline needs
-    `warmup` windows and a denominator mass of 5 × `min_denominator` before it scores.
+    were due does. `half_life` is in windows; the baseline needs `warmup` windows and a
+    denominator mass of 5 × `min_denominator` before it scores.
 
     The test scans `horizons`: the numerators and the counts due over the last h windows are
     summed (a scan statistic), so a rate that triples for an hour in a slice that sees five
     complaints an hour, or an incident split over two windows, is caught on its total. Only
-    horizons on the current window's side count, and `min_excess` applies to the horizon's
-    total. While the scan is beyond `clip` the rate holds; a shift lasting `absorb_after`
-    windows (a new rule that keeps flagging more) becomes the new rate after the alert.
+    horizons on the current window's side count. A horizon whose summed denominator is below
+    `min_denominator`, or whose numerator excess is below `min_excess`, is too small to act on;
+    the gates apply to the horizon's totals, not to the current window, so a quiet window
+    inside a sustained jump (a slice with 40 listings in a night half-hour) still adds its
+    findings to the scan instead of resetting it.
+
+    Learning: while the scan is beyond `hold` the rate holds, so the first windows of an
+    incident, not yet alarming, do not drag the baseline towards the incident (which would hide
+    its later windows); `hold` is below the alert threshold for that reason. A window within
+    `hold` whose own residual is beyond `clip` is learned at the band. A shift lasting
+    `absorb_after` windows beyond `hold` (a new rule that keeps flagging more) becomes the new
+    rate after the alert.
 
     >>> det = RateTest(min_denominator=20)
     >>> for _ in range(48):
@@ -46,6 +54,7 @@ class RateTest(DetectorBase):
         clip: float = 3.0,
         horizons: tuple[int, ...] = (1,),
         absorb_after: int = 12,
+        hold: float = 3.0,
     ) -> None:
         if not horizons or min(horizons) < 1:
             raise ValueError(f"horizons must be windows >= 1, got {horizons!r}")
@@ -56,6 +65,7 @@ class RateTest(DetectorBase):
         self.clip = clip
         self.horizons = tuple(horizons)
         self.absorb_after = absorb_after
+        self.hold = hold
         self._decay = 0.5 ** (1.0 / half_life)
         self._num = 0.0
         self._den = 0.0
@@ -81,17 +91,29 @@ class RateTest(DetectorBase):
         side = 1.0 if x["numerator"] >= due else -1.0
         best = 0.0
         for h in self.horizons:
-            num, due_h, _ = self._recent.sums(h, current)
-            if side * (num - due_h) < self.min_excess:
+            num, due_h, den_h = self._recent.sums(h, current)
+            if den_h < self.min_denominator or side * (num - due_h) < self.min_excess:
                 continue
-            z = poisson_tail_z(num, due_h) / math.sqrt(self._dispersion)
+            z = poisson_tail_z(num, due_h) / math.sqrt(self._dispersion * self._inflation(due_h))
             if side * z > abs(best):
                 best = z
         return best
 
+    def _inflation(self, due: float) -> float:
+        """How much the usual rate's own estimation error widens the test of `due` findings.
+
+        The rate is learned from a weighted mass of `_num` findings; over exponential weights
+        that counts as ``(1 + decay) × _num`` independent ones, so the rate is off by a relative
+        variance of one over that, which adds ``due² / n`` to the Poisson variance `due`. Early
+        on (tens of findings learned) this keeps a baseline that is 20% low by chance from
+        paging on an ordinary evening; once hundreds are learned it is a few percent.
+        """
+        learned = (1.0 + self._decay) * self._num
+        return 1.0 + due / learned if learned > 0 else 1.0
+
     def score_one(self, x: Features) -> float:
         rate = self._rate()
-        if rate is None or x["denominator"] < self.min_denominator:
+        if rate is None:
             return 0.0
         return abs(self._scan(x, rate))
 
@@ -100,20 +122,20 @@ class RateTest(DetectorBase):
         if den <= 0:
             return
         rate = self._rate()
-        if rate is not None and den >= self.min_denominator:
+        if rate is not None:
             scan = self._scan(x, rate)
-            side = 1 if scan > self.clip else -1 if scan < -self.clip else 0
+            side = 1 if scan > self.hold else -1 if scan < -self.hold else 0
             if self._shift.update(side):
                 self._rebase(num, den)
                 return
-            self._recent.push(num, den * rate, den)
+            self._recent.push((num, den * rate, den))
+            if side != 0:  # beyond `hold` the rate holds
+                return
             z = poisson_tail_z(num, den * rate)  # undivided Pearson-like residual
-            if abs(self._shift.streak) <= 1:  # a sustained anomaly must not widen the band
+            if den >= self.min_denominator:  # tiny windows say little about the spread
                 self._dispersion += 0.02 * (min(z * z, 25.0) - self._dispersion)
                 self._dispersion = max(self._dispersion, 1.0)
-            if side != 0:  # beyond the band the rate holds
-                return
-            if abs(z) > self.clip * math.sqrt(self._dispersion):  # learn an outlier at the band
+            if abs(z) > self.clip * math.sqrt(self._dispersion):  # an outlier, learned at the band
                 num = den * rate + math.copysign(self.clip, z) * math.sqrt(den * rate)
         self._num = self._decay * self._num + max(num, 0.0)
         self._den = self._decay * self._den + den

@@ -66,6 +66,7 @@ class SeasonalBaseline(DetectorBase):
         absorb_after: int = 24,
         min_count: float = 0.0,
         horizons: tuple[int, ...] = (1,),
+        hold: float = 3.0,
     ) -> None:
         if not horizons or min(horizons) < 1:
             raise ValueError(f"horizons must be windows >= 1, got {horizons!r}")
@@ -79,6 +80,7 @@ class SeasonalBaseline(DetectorBase):
         self.absorb_after = absorb_after
         self.min_count = min_count
         self.horizons = tuple(horizons)
+        self.hold = hold
         self.n_buckets = max(1, round(period / window))
         self._profile: list[float | None] = [None] * self.n_buckets
         # Variance of each phase's profile estimate, relative to one window's noise: 1 after one
@@ -89,7 +91,11 @@ class SeasonalBaseline(DetectorBase):
         self._seen = 0
         self._first_t: float | None = None
         self._shift = ShiftCounter(absorb_after)
-        self._recent = Recent(max(self.horizons))  # (value, expected, noise variance)
+        # (value, expected, noise variance, usual events) of the windows scored lately
+        self._recent = Recent(max(self.horizons))
+        # (z, expected, noise variance) of a window beyond `hold` awaiting the next window's
+        # verdict: a lone outlier is learned as noise, the onset of a shift is not
+        self._held: tuple[float, float, float] | None = None
         self._warm: dict[int, float] = {}
         self._counts = [0.0] * self.n_buckets  # usual events per phase (x["denominator"])
 
@@ -130,12 +136,15 @@ class SeasonalBaseline(DetectorBase):
         return (value - expected) / math.sqrt(var) if var > 0 else 0.0
 
     def _scan(self, value: float, expected: float, b: int) -> float:
-        """Signed z of the largest deviation over the horizons, on the current window's side."""
+        """Signed z of the largest deviation over the horizons, on the current window's side;
+        a horizon that usually sees fewer than `min_count` events is too small to judge."""
         side = 1 if value >= expected else -1
-        current = (value, expected, self._noise_var(expected, b))
+        current = (value, expected, self._noise_var(expected, b), self._counts[b])
         best = 0.0
         for h in self.horizons:
-            obs, exp, noise = self._recent.sums(h, current)
+            obs, exp, noise, usual = self._recent.sums(h, current)
+            if usual < self.min_count:
+                continue
             z = self._z(obs, exp, noise)
             if side * z > abs(best):
                 best = z
@@ -143,10 +152,9 @@ class SeasonalBaseline(DetectorBase):
 
     def score_one(self, x: Features) -> float:
         expected = self.expect_one(x)
-        b = self._bucket(x["t"])
-        if expected is None or self._counts[b] < self.min_count:
+        if expected is None:
             return 0.0
-        return abs(self._scan(x["value"], expected, b))
+        return abs(self._scan(x["value"], expected, self._bucket(x["t"])))
 
     def learn_one(self, x: Features) -> None:
         t, value = x["t"], x["value"]
@@ -154,26 +162,51 @@ class SeasonalBaseline(DetectorBase):
             self._first_t = t
         self._seen += 1
         b = self._bucket(t)
-        count = x.get("denominator", 0.0)
-        weight = 1.0 if self._seen <= self.n_buckets else 0.3
-        self._counts[b] += (count - self._counts[b]) * weight
         if not self._ready(t) or self._level is None:
+            self._learn_count(b, x)
             self._warm[b] = value  # the first period is learned as a whole, see _initialise
             if t - self._first_t >= self.warmup_periods * self.period - self.window:
                 self._initialise()
             return
         expected = self._level * self._factor(b)
         scan = self._scan(value, expected, b)
-        side = 1 if scan > self.clip else -1 if scan < -self.clip else 0
+        side = 1 if scan > self.hold else -1 if scan < -self.hold else 0
         if self._shift.update(side):
+            self._learn_count(b, x)
             self._rebase(value, expected)
             return
         noise_var = self._noise_var(expected, b)
-        self._recent.push(value, expected, noise_var)
-        if abs(self._shift.streak) <= 1:  # a sustained anomaly must not widen the band
-            self._learn_noise(self._z(value, expected, noise_var), expected, noise_var)
-        if side == 0:  # beyond the band the baseline holds
+        self._recent.push((value, expected, noise_var, self._counts[b]))
+        z = self._z(value, expected, noise_var)  # this window alone
+        self._settle_held(z)
+        if side == 0:
+            self._learn_count(b, x)
+            self._learn_noise(z, expected, noise_var)
             self._learn_level(b, value, expected, noise_var)
+        elif abs(self._shift.streak) == 1:  # the first window beyond `hold`: blip or onset?
+            self._held = (z, expected, noise_var)
+
+    def _settle_held(self, z: float) -> None:
+        """Decide on the window held last time, now that the next one (`z`) is known.
+
+        Beyond `hold` the baseline learns nothing: an incident's first windows, not alarming
+        yet, would otherwise widen the band and pull the level (a drop to 20% for an hour was
+        missed that way). But a lone outlier (one huge order in a small slice) is exactly what
+        the band must learn, heavy tails included. Whether a held window was alone shows in the
+        next one: if it deviates again the same way (beyond 1σ), it is an onset and forgotten;
+        otherwise the held window is learned as noise."""
+        if self._held is None:
+            return
+        held_z, expected, noise_var = self._held
+        self._held = None
+        if z * math.copysign(1.0, held_z) <= 0.5:
+            self._learn_noise(held_z, expected, noise_var)
+
+    def _learn_count(self, b: int, x: Features) -> None:
+        """The usual number of events of phase `b` (``x["denominator"]``): the first period
+        sets it, later ones follow with weight 0.3."""
+        weight = 1.0 if self._seen <= self.n_buckets else 0.3
+        self._counts[b] += (x.get("denominator", 0.0) - self._counts[b]) * weight
 
     def _learn_level(self, b: int, value: float, expected: float, noise_var: float) -> None:
         if not self._level or self._level <= 0:
@@ -214,7 +247,7 @@ class SeasonalBaseline(DetectorBase):
     def _rebase(self, value: float, expected: float) -> None:
         """A shift outlasted `absorb_after` windows: move the level to the recent windows'
         ratio of actual to expected, and forget the evidence already alerted on."""
-        obs, exp, _ = self._recent.sums(max(self.horizons), (value, expected, 0.0))
+        obs, exp, *_ = self._recent.sums(max(self.horizons), (value, expected, 0.0, 0.0))
         if self._level and exp > 0:
             self._level *= max(obs / exp, 0.01)
         self._recent.clear()

@@ -53,15 +53,16 @@ class EWStat:
 class Recent:
     """The last `size` scored windows of one series, newest last, summed over a horizon.
 
-    Each window is ``(observed, expected, extra)``, where `extra` is what the detector needs
-    summed as well (a variance, a denominator). Summing over h windows is the scan statistic
-    behind multi-horizon scores: a shift of 2σ per window is a 4σ shift over four windows, so a
-    sustained but moderate change (a 25% platform-wide drop in a noisy 15-minute GMV window)
-    is caught without lowering the threshold for single-window blips.
+    Each window is a tuple of floats the detector needs summed (the observation, what was
+    expected, a variance, a denominator, the usual number of events...). Summing over h
+    windows is the scan statistic behind multi-horizon scores: a shift of 2σ per window is a
+    4σ shift over four windows, so a sustained but moderate change (a 25% platform-wide drop
+    in a noisy 15-minute GMV window) is caught without lowering the threshold for
+    single-window blips.
 
     >>> r = Recent(size=3)
     >>> for i in range(5):
-    ...     r.push(float(i), 1.0, 0.5)
+    ...     r.push((float(i), 1.0, 0.5))
     >>> r.sums(2, (10.0, 1.0, 0.5))  # the current window plus the newest stored one
     (14.0, 2.0, 1.0)
     >>> r.sums(9, (0.0, 0.0, 0.0))  # no more than what is stored
@@ -70,20 +71,19 @@ class Recent:
 
     def __init__(self, size: int) -> None:
         self.size = size
-        self.items: list[tuple[float, float, float]] = []
+        self.items: list[tuple[float, ...]] = []
 
-    def push(self, observed: float, expected: float, extra: float) -> None:
-        self.items.append((observed, expected, extra))
+    def push(self, row: tuple[float, ...]) -> None:
+        self.items.append(row)
         if len(self.items) > self.size:
             del self.items[0]
 
-    def sums(
-        self, h: int, current: tuple[float, float, float]
-    ) -> tuple[float, float, float]:
-        """Sums of `current` and the newest ``h - 1`` stored windows (fewer if fewer stored)."""
-        past = self.items[len(self.items) - (h - 1):] if h > 1 else []
-        rows = [*past, current]
-        return (sum(r[0] for r in rows), sum(r[1] for r in rows), sum(r[2] for r in rows))
+    def sums(self, h: int, current: tuple[float, ...]) -> tuple[float, ...]:
+        """Column sums of `current` and the newest ``h - 1`` stored windows (fewer if fewer
+        stored)."""
+        if h <= 1 or not self.items:
+            return current
+        return tuple(map(sum, zip(current, *self.items[-(h - 1):], strict=True)))
 
     def clear(self) -> None:
         self.items.clear()

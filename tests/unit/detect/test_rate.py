@@ -70,3 +70,24 @@ def test_a_lasting_rate_shift_is_absorbed() -> None:
 def test_horizons_must_be_whole_windows() -> None:
     with pytest.raises(ValueError, match="horizons"):
         RateTest(horizons=(0, 2))
+
+
+def test_a_quiet_window_inside_a_jump_adds_to_the_scan() -> None:
+    """min_denominator applies to a horizon's total: a night half-hour with 40 listings (below
+    50) inside a tripled rate still scores on the sum with its neighbours."""
+    det = RateTest(min_denominator=50, min_excess=5, horizons=(1, 2, 4))
+    _scores(det, _windows(200, 100.0, seed=4))
+    jump = [{"t": 0.0, "value": n / d, "numerator": n, "denominator": d}
+            for n, d in ((9.0, 100.0), (9.0, 100.0), (6.0, 40.0))]
+    scores = _scores(det, jump)
+    assert scores[-1] >= THRESHOLD
+
+
+def test_the_rate_holds_while_a_jump_builds_up() -> None:
+    """Windows beyond `hold` are not learned, so the first windows of a jump (not alarming
+    yet) do not raise the usual rate."""
+    det = RateTest(min_denominator=50, horizons=(1, 2, 4), hold=2.0)
+    _scores(det, _windows(200, 250.0, seed=5))
+    before = det.expect_one({})
+    _scores(det, [{"t": 0.0, "value": 0.048, "numerator": 12.0, "denominator": 250.0}] * 2)
+    assert det.expect_one({}) == before

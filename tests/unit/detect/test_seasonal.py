@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import math
 
 import numpy as np
@@ -50,8 +51,8 @@ def test_a_sustained_drop_is_caught_over_horizons_window_after_window() -> None:
     scanned = _scores(SeasonalBaseline(window=WINDOW, horizons=(1, 2, 4, 8)), xs)
     inside = range(min(drop), max(drop) + 1)
     # one window alone crosses the bar now and then; the scan holds it for the whole drop
-    assert sum(single[i] >= THRESHOLD for i in inside) <= 4
-    assert sum(scanned[i] >= THRESHOLD for i in inside) >= 12
+    assert sum(single[i] >= THRESHOLD for i in inside) <= len(inside) // 2
+    assert sum(scanned[i] >= THRESHOLD for i in inside) >= len(inside) - 1
     assert max(s for i, s in enumerate(scanned) if i < min(drop)) < THRESHOLD
 
 
@@ -72,3 +73,33 @@ def test_a_phase_with_too_few_events_scores_zero() -> None:
     crash = dict(xs[-1], t=xs[-1]["t"] + WINDOW, value=0.0)
     assert det.score_one(crash) == 0.0
     assert SeasonalBaseline(window=WINDOW).clone().min_count == 0.0
+
+
+def test_a_small_slice_is_judged_on_horizons_with_enough_events() -> None:
+    """min_count applies to the events a horizon usually sees: a slice with ~700 orders per
+    window cannot page on one window under min_count=2000, but a doubling for two hours is
+    judged over the horizons that reach 2,000 orders."""
+    spike = {i: 2.0 for i in range(3 * PER_DAY + 40, 3 * PER_DAY + 48)}
+    xs = _series(days=4, seed=9, factor=spike)
+    alone = _scores(SeasonalBaseline(window=WINDOW, horizons=(1,), min_count=2000), xs)
+    scanned = _scores(SeasonalBaseline(window=WINDOW, horizons=(1, 2, 4, 8), min_count=2000),
+                      xs)
+    assert max(alone) == 0.0
+    assert max(scanned[min(spike):max(spike) + 1]) >= THRESHOLD
+
+
+def test_the_onset_of_a_drop_does_not_widen_the_band() -> None:
+    """The first windows of a drop, before it is alarming, are held back from the baseline, so
+    the drop keeps its full weight in the windows after; a lone outlier, by contrast, is
+    heavy-tailed noise the band must learn."""
+    xs = _series(days=4, seed=10)
+    det = SeasonalBaseline(window=WINDOW, horizons=(1, 2, 4, 8))
+    _scores(det, xs[: 3 * PER_DAY + 40])
+    onset, lone = copy.deepcopy(det), copy.deepcopy(det)
+    now = xs[3 * PER_DAY + 40: 3 * PER_DAY + 43]
+    _scores(onset, [dict(x, value=x["value"] * 0.6) for x in now])  # a drop, three windows
+    _scores(lone, [dict(now[0], value=now[0]["value"] * 1.6), *now[1:]])  # one big outlier
+    baseline = det.expect_one(now[2])
+    assert onset.expect_one(now[2]) == baseline  # the level held
+    assert onset._dispersion == det._dispersion  # and the band did not widen
+    assert lone._dispersion > det._dispersion
