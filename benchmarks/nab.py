@@ -2,6 +2,7 @@
 
     python benchmarks/nab.py [--data DIR] [--windows FILE] [--out RESULTS_DIR] [--detector NAME]...
     python benchmarks/nab.py --ablation          # every configuration below, one table
+    python benchmarks/nab.py --held-out          # also: thresholds chosen on the other categories
 
 Each file is replayed strictly online: every row is scored before the detector learns it, and
 nothing from later rows or from the labels reaches the detector. One configuration serves the
@@ -34,7 +35,13 @@ from rich.table import Table
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from stream_guard.backtest.nab import PROFILES, ScoredFile, score_corpus, window_indices  # noqa: E402
+from stream_guard.backtest.nab import (  # noqa: E402
+    PROFILES,
+    ScoredFile,
+    held_out_score,
+    score_corpus,
+    window_indices,
+)
 from stream_guard.detect.auto_seasonal import AutoSeasonal  # noqa: E402
 from stream_guard.detect.base import Detector  # noqa: E402
 from stream_guard.detect.ensemble import CalibratedEnsemble  # noqa: E402
@@ -48,18 +55,27 @@ CONFIGS: dict[str, Callable[[], Detector]] = {
     "auto_seasonal": AutoSeasonal,
     "-refractory": lambda: CalibratedEnsemble([SeasonalResidual()], horizons=(1, 8, 48)),
     "-refractory margin": lambda: AutoSeasonal(margin=0.0),
+    "-refractory peak following": lambda: Refractory(
+        CalibratedEnsemble([SeasonalResidual()], horizons=(1, 8, 48)),
+        level=3.5,
+        damping=0.25,
+        follow_peak=False,
+    ),
+    "refractory level 4": lambda: AutoSeasonal(level=4.0),
     "-calibration clip": lambda: AutoSeasonal(clip=None),
     "-horizon 48": lambda: AutoSeasonal(horizons=(1, 8)),
     "-horizons 8,48": lambda: AutoSeasonal(horizons=(1,)),
     "-period detection": lambda: AutoSeasonal(max_period=0),
     "-level correction": lambda: Refractory(
         CalibratedEnsemble([SeasonalResidual(level_correction=False)], horizons=(1, 8, 48)),
+        level=3.5,
         damping=0.25,
     ),
-    "-calibration": lambda: Refractory(SeasonalResidual(), damping=0.25),
+    "-calibration": lambda: Refractory(SeasonalResidual(), level=3.5, damping=0.25),
     "hold 200": lambda: AutoSeasonal(hold=200),
     "+long robust z": lambda: Refractory(
         CalibratedEnsemble([SeasonalResidual(), RobustZScore()], horizons=(1, 8, 48)),
+        level=3.5,
         damping=0.25,
     ),
     # Reference: a calibrated windowed robust z-score, roughly NAB's "windowed Gaussian".
@@ -86,6 +102,11 @@ class Series:
     timestamps: list[datetime]
     values: list[float]
     windows: list[tuple[int, int]]
+
+
+def category(name: str) -> str:
+    """The NAB category of ``<category>/<file>.csv``."""
+    return name.split("/", 1)[0]
 
 
 def default_data_dir() -> Path:
@@ -171,18 +192,28 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--detector", action="append", choices=list(CONFIGS))
     parser.add_argument("--ablation", action="store_true", help="run every configuration")
     parser.add_argument("--detail", action="store_true", help="per-file hits and false positives")
+    parser.add_argument(
+        "--held-out",
+        action="store_true",
+        help="also score each category at the threshold chosen on the other categories",
+    )
     args = parser.parse_args(argv)
     data = args.data or default_data_dir()
     windows_file = args.windows or data / "labels" / "combined_windows.json"
     configs = list(CONFIGS) if args.ablation else (args.detector or [next(iter(CONFIGS))])
-    console = Console(width=max(Console().width, 110))
+    console = Console(width=max(Console().width, 160))
     corpus = load_corpus(data, windows_file)
-    summary = Table("detector", *(p.name for p in PROFILES), "µs/point")
+    # Short headers: profile names, then "held out" (leave-one-category-out) ones if asked.
+    held_out = [f"{p.name} held out" for p in PROFILES] if args.held_out else []
+    summary = Table("detector", *(p.name for p in PROFILES), *held_out, "µs/point")
     with ProcessPoolExecutor() as pool, Progress(console=console, transient=True) as progress:
         for n, config in enumerate(configs):
             files, raw, cost = evaluate(config, corpus, pool, progress)
             results = [score_corpus(files, p) for p in PROFILES]
-            summary.add_row(config, *(f"{r.score:.1f}" for r in results), f"{cost:.1f}")
+            cells = [f"{r.score:.1f}" for r in results]
+            if args.held_out:
+                cells += [f"{held_out_score(files, p, category):.1f}" for p in PROFILES]
+            summary.add_row(config, *cells, f"{cost:.1f}")
             if n == 0:
                 for s, scores in zip(corpus, raw, strict=True):
                     write_results(args.out, s, scores)

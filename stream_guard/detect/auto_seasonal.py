@@ -12,8 +12,11 @@ hyper-parameters so that a rule can name it (``detector: {type: auto_seasonal, h
    probability against its own history on this series (peaks over threshold); values beyond
    surprise ``clip`` enter that history winsorised, so past incidents do not hide new ones.
 3. `Refractory` damps the score for ``hold`` points after it reaches ``level`` (unless it gets
-   ``margin`` decades worse), so an incident fires once rather than on every point until the
-   baseline has adapted.
+   ``margin`` decades worse than the episode's peak), so an incident fires once rather than on
+   every point until the baseline has adapted. ``level`` sits a little below the warning level
+   4: alerts (and NAB's best thresholds, 3.2-3.6) are read from about there, and an episode
+   whose scores hover between the refractory level and the alert level would otherwise alert
+   on every point.
 
 The score reads as "one in 10^score", z-like: normal points mostly below 3, anomalies 4+.
 """
@@ -48,7 +51,7 @@ class AutoSeasonal(DetectorBase):
     def __init__(
         self,
         horizons: tuple[int, ...] = (1, 8, 48),
-        level: float = 4.0,
+        level: float = 3.5,
         hold: int = 100,
         damping: float = 0.25,
         margin: float = 2.0,

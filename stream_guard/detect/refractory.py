@@ -7,7 +7,13 @@ once the labelled window has passed. Like a neuron's refractory period, this wra
 inner score by ``damping`` for ``hold`` points after a point scored ``>= level``. A score that
 exceeds the one that fired by more than ``margin`` still gets through undamped (and restarts the
 period), because something clearly worse is happening; a margin, rather than any excess, keeps an
-episode whose score creeps up point by point (a level shift being absorbed) to one alert.
+episode whose score creeps up point by point (a level shift being absorbed) to one alert. For the
+same reason the margin is measured from the highest score of the episode so far
+(``follow_peak``), not from the one that opened it: a score creeping up by less than the margin
+per step would otherwise climb past ``peak + margin`` and fire again within the same episode.
+
+``level`` should sit at or below the level alerts are read at: scores between the two would fire
+on every point of an episode without ever opening a refractory period.
 """
 
 from __future__ import annotations
@@ -44,12 +50,14 @@ class Refractory(DetectorBase):
         hold: int = 100,
         damping: float = 0.5,
         margin: float = 2.0,
+        follow_peak: bool = True,
     ) -> None:
         self.detector = detector
         self.level = level
         self.hold = hold
         self.damping = damping
         self.margin = margin
+        self.follow_peak = follow_peak
         self._left = 0  # points still inside the refractory period
         self._peak = 0.0  # the score that opened the refractory period
         self._last: tuple[tuple[float, float], float] | None = None  # (t, value) -> inner score
@@ -85,6 +93,8 @@ class Refractory(DetectorBase):
             self._left -= 1
             if raw > self._peak + self.margin:  # clearly worse: restart the period from here
                 self._left, self._peak = self.hold, raw
+            elif self.follow_peak:
+                self._peak = max(self._peak, raw)
         elif raw >= self.level:
             self._left, self._peak = self.hold, raw
         self.detector.learn_one(x)

@@ -90,6 +90,19 @@ def test_refractory_fires_once_per_episode_but_lets_worse_through() -> None:
     assert out == [5.0, 2.5, 2.5, 0.5, 1.0, 1.0, 1.0, 5.0, 9.0]
 
 
+def test_refractory_margin_counts_from_the_episode_peak_so_a_creeping_score_fires_once() -> None:
+    creeping = [4.0, 5.5, 7.0, 8.5, 10.0]  # each step under the margin, the total far over it
+    outs = {}
+    for follow in (True, False):
+        det = Refractory(_Echo(), level=4.0, hold=10, damping=0.5, margin=2.0, follow_peak=follow)
+        outs[follow] = []
+        for i, v in enumerate(creeping):
+            outs[follow].append(det.score_one(_x(i, v)))
+            det.learn_one(_x(i, v))
+    assert outs[True] == [4.0, 2.75, 3.5, 4.25, 5.0]  # one alert at level 4
+    assert outs[False][2] == 7.0  # measured from the opening score, the climb fires again
+
+
 def test_seasonal_residual_finds_the_season_and_ignores_its_edges() -> None:
     # A noiseless daily square wave (NAB's art_daily_perfect_square_wave): the daily jumps are
     # normal once the period is known, so scores stay at zero; a missing "day" then stands out.
