@@ -57,6 +57,10 @@ class EngineStats:
     points: Counter[str] = field(default_factory=Counter)  # metric
     anomalous_points: Counter[str] = field(default_factory=Counter)  # metric
     alerts: Counter[tuple[str, str, str]] = field(default_factory=Counter)  # metric, sev, status
+    # live owners only (runtime/owner.py): source reports per (metric, outcome), and window
+    # deltas that arrived for a window already closed (its source had been idle) per metric
+    reports: Counter[tuple[str, str]] = field(default_factory=Counter)
+    late_partials: Counter[str] = field(default_factory=Counter)
 
 
 @dataclass

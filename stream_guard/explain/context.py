@@ -48,15 +48,22 @@ class InterventionLog:
 
     def __init__(self) -> None:
         self._actions: deque[Action] = deque()
+        self._ids: set[str] = set()
 
     def add(self, ts_ms: int, fields: Mapping[str, Any]) -> None:
+        """Adds an action once: a second record with the same action_id is ignored (a live
+        owner hears every action once per metric, and again after a restart)."""
+        action_id = str(fields["action_id"])
+        if action_id in self._ids:
+            return
+        self._ids.add(action_id)
         self._actions.append(Action(
-            ts_ms, str(fields["action_id"]), str(fields["kind"]),
+            ts_ms, action_id, str(fields["kind"]),
             {str(k): str(v) for k, v in fields.get("scope", {}).items()},
             str(fields.get("description", "")),
         ))
         while self._actions and self._actions[0].ts_ms < ts_ms - _MAX_RETENTION_MS:
-            self._actions.popleft()
+            self._ids.discard(self._actions.popleft().action_id)
 
     def hints(
         self, labels: Mapping[str, str], start_ms: int, end_ms: int, lookback_ms: int

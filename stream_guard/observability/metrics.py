@@ -61,6 +61,13 @@ ENGINE_COUNTERS: tuple[CounterSpec, ...] = (
     CounterSpec("alerts", "stream_guard_alerts",
                 "Alert updates emitted (status firing/resolved: episodes open, change, end).",
                 ("metric", "severity", "status")),
+    CounterSpec("reports", "stream_guard_partial_reports",
+                "Source reports at a metric's owner: merged; duplicate (merged before a restart, "
+                "dropped); overlapping (partly merged before, merged again: should stay 0).",
+                ("metric", "outcome")),
+    CounterSpec("late_partials", "stream_guard_late_partials",
+                "Window deltas for a window the owner had already closed because their source "
+                "was idle (not counted in it).", ("metric",)),
 )
 """`EngineStats` field → counter family. A field the engine does not have yet is exported empty."""
 

@@ -18,13 +18,27 @@ Windows close in `Engine.close_order`, the order replay uses, so the same events
 alerts (fingerprint, window, value, hints) whatever the number of partitions and workers.
 
 State that matters after a crash is exported per metric by `snapshot_windows` (merged open windows,
-source watermarks: changes with every report) and `snapshot_model` (detectors, episodes,
-interventions: changes when a window closes); runtime/app.py keeps both in a Faust table."""
+source watermarks and offsets: changes with every report) and `snapshot_model` (detectors,
+episodes, interventions: changes when a window closes); runtime/app.py keeps both in a Faust table.
+
+Crash safety (no event counted twice, no window lost):
+
+- Every report says which offsets of its source partition it covers, ``[first, next)``, and the
+  owner remembers, per source, the next offset it has merged, in the same snapshot as the merged
+  windows (one table value, so the two cannot disagree after a crash). A report it has already
+  merged (``next <= covered``) is dropped: that is an owner re-reading its input after a crash,
+  or a source re-reading its partition from the last committed offset and cutting its batches
+  where it cut them before (runtime/resume.py). A report that overlaps what was merged without
+  ending inside it is merged anyway -- losing events would be worse -- and counted as
+  ``overlapping`` (``stream_guard_partial_reports_total``): it should never happen.
+- The model is saved with the window it has closed up to. The app saves the model before the
+  windows, so a crash between the two leaves a model ahead of the windows, never behind:
+  `adopt` then drops the open windows the model has already scored (their alerts were on the
+  alerts topic before the model was saved), instead of scoring them a second time."""
 
 from __future__ import annotations
 
 import pickle
-from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
@@ -36,10 +50,6 @@ from stream_guard.types import AlertRecord
 
 __all__ = ["Closed", "MetricWindows", "Owner"]
 
-_SEEN_ACTIONS = 10_000
-"""Governance action ids remembered to add each action once (reports repeat it per metric)."""
-
-
 @dataclass
 class MetricWindows:
     """The owner's view of one metric's open windows and of the sources feeding them."""
@@ -48,6 +58,7 @@ class MetricWindows:
     closed_until: int | None = None
     watermarks: dict[str, int] = field(default_factory=dict)  # source -> largest event time
     heard_ms: dict[str, int] = field(default_factory=dict)  # source -> owner wall clock
+    covered: dict[str, int] = field(default_factory=dict)  # source -> next offset merged
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,8 +82,7 @@ class Owner:
         self._clock: dict[int, int] = {}  # metric -> latest sender clock read in its stream
         self.index = {r.metric: m for m, r in enumerate(engine.rules)}
         self.windows: dict[int, MetricWindows] = {}
-        self.late_partials: Counter[str] = Counter()  # metric -> deltas for closed windows
-        self._seen_actions: dict[str, None] = {}  # insertion-ordered, bounded
+        self.late_partials = engine.stats.late_partials  # metric -> deltas for closed windows
 
     def owns(self, metric: str) -> bool:
         return self.index.get(metric) in self.windows
@@ -83,11 +93,14 @@ class Owner:
         """Takes ownership of `metric`, resuming from its saved state when there is one."""
         m = self.index[metric]
         self._adopted_ms[m] = self._clock[m] = now_ms
-        self.windows[m] = pickle.loads(windows_blob) if windows_blob else MetricWindows()
+        mw = self.windows[m] = pickle.loads(windows_blob) if windows_blob else MetricWindows()
         if model_blob:
-            state, shared = pickle.loads(model_blob)
+            state, shared, upto = pickle.loads(model_blob)
             self.engine.restore_metric_state(m, state)
             self._restore_shared(shared)
+            if upto is not None and (mw.closed_until is None or mw.closed_until < upto):
+                mw.open = {s: acc for s, acc in mw.open.items() if s >= upto}  # scored already
+                mw.closed_until = upto
 
     def release(self, metric: str) -> None:
         self.windows.pop(self.index[metric], None)
@@ -97,6 +110,28 @@ class Owner:
         m = self.index[r.metric]
         self._tick(m, r.sent_ms)
         mw = self.windows[m]
+        outcome = self._admit(mw, r)
+        self.engine.stats.reports[(r.metric, outcome)] += 1
+        if outcome != "duplicate":
+            self._merge(mw, r)
+        if r.source in self.expected[r.metric]:
+            mw.watermarks[r.source] = max(r.watermark_ms,
+                                          mw.watermarks.get(r.source, r.watermark_ms))
+            mw.heard_ms[r.source] = r.sent_ms
+        return self._close(m, r.sent_ms)
+
+    @staticmethod
+    def _admit(mw: MetricWindows, r: Report) -> str:
+        """merged, duplicate (already merged: dropped) or overlapping (merged, should not be)."""
+        if r.next_offset < 0:
+            return "merged"
+        covered = mw.covered.get(r.source, -1)
+        if r.next_offset <= covered:
+            return "duplicate"
+        mw.covered[r.source] = r.next_offset
+        return "overlapping" if r.first_offset < covered else "merged"
+
+    def _merge(self, mw: MetricWindows, r: Report) -> None:
         for raw in r.interventions:
             self._intervention(raw)
         for start, deltas in r.windows:
@@ -105,11 +140,6 @@ class Owner:
                 continue
             acc = mw.open.get(start)
             mw.open[start] = deltas if acc is None else merge_accumulators([acc, deltas])
-        if r.source in self.expected[r.metric]:
-            mw.watermarks[r.source] = max(r.watermark_ms,
-                                          mw.watermarks.get(r.source, r.watermark_ms))
-            mw.heard_ms[r.source] = r.sent_ms
-        return self._close(m, r.sent_ms)
 
     def on_tick(self, t: Tick) -> Closed:
         m = self.index[t.metric]
@@ -166,9 +196,12 @@ class Owner:
         return pickle.dumps(self.windows[self.index[metric]], protocol=pickle.HIGHEST_PROTOCOL)
 
     def snapshot_model(self, metric: str) -> bytes:
+        """The model and the window it has closed up to (save it before `snapshot_windows`)."""
         m = self.index[metric]
         state: MetricState = self.engine.metric_state(m)
-        return pickle.dumps((state, self.engine.shared_state()), protocol=pickle.HIGHEST_PROTOCOL)
+        closed_until = self.windows[m].closed_until
+        return pickle.dumps((state, self.engine.shared_state(), closed_until),
+                            protocol=pickle.HIGHEST_PROTOCOL)
 
     def _restore_shared(self, shared: SharedState) -> None:
         if len(shared.interventions) >= len(self.engine.interventions):
@@ -176,13 +209,7 @@ class Owner:
 
     def _intervention(self, raw: str) -> None:
         """A governance record consumed by some source: validated again here (the source has
-        dead-lettered it if invalid), added once however many metrics this owner holds."""
+        dead-lettered it if invalid). Reports repeat it for every metric: the log keeps it once."""
         events, _dead = self.engine.codec.decode(INTERVENTIONS_TOPIC, raw, "report")
         for ev in events:
-            action = str(ev.fields.get("action_id"))
-            if action in self._seen_actions:
-                continue
-            self._seen_actions[action] = None
-            if len(self._seen_actions) > _SEEN_ACTIONS:
-                del self._seen_actions[next(iter(self._seen_actions))]
-            self.engine.interventions.add(ev.ts_ms, ev.fields)
+            self.engine.interventions.add(ev.ts_ms, ev.fields)  # once per action id

@@ -13,7 +13,7 @@ mistake sources for idle.
 The wire format is JSON (orjson): the partials topic is internal but must stay readable with any
 Kafka tool. A slice key travels as its list of ``[dimension, value]`` pairs.
 
->>> r = Report("gmv", "orders/1", 60_000, [(0, {(("region", "EU"),): [2.0, 1.0]})], [], 7)
+>>> r = Report("gmv", "orders/1", 60_000, [(0, {(("region", "EU"),): [2.0, 1.0]})], [], 7, 40, 42)
 >>> decode(encode(r)) == r
 True
 >>> decode(encode_tick("gmv", 9))
@@ -41,6 +41,10 @@ class Report:
     windows: list[tuple[int, Accumulators]]  # (window start, deltas since the last report)
     interventions: list[Any]  # raw governance record values, to be validated by the owner
     sent_ms: int  # the source's wall clock when sending: window-close-to-alert latency
+    # The source partition's offsets this report covers, [first, next): the owner drops a
+    # report it has already merged (a source re-reading after a crash), see runtime/owner.py.
+    first_offset: int = -1
+    next_offset: int = -1  # -1: unknown (never deduplicated)
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,6 +61,7 @@ def encode(r: Report) -> bytes:
             for start, slices in r.windows
         ],
         "interventions": r.interventions, "sent_ms": r.sent_ms,
+        "offsets": [r.first_offset, r.next_offset],
     })
 
 
@@ -72,8 +77,9 @@ def decode(raw: bytes) -> Report | Tick:
         (int(start), {_key(key): [float(a), float(b)] for key, a, b in slices})
         for start, slices in obj["windows"]
     ]
+    first, next_ = obj.get("offsets", (-1, -1))
     return Report(obj["metric"], obj["source"], int(obj["watermark_ms"]), windows,
-                  list(obj["interventions"]), int(obj["sent_ms"]))
+                  list(obj["interventions"]), int(obj["sent_ms"]), int(first), int(next_))
 
 
 def _key(pairs: list[list[str]]) -> SliceKey:
