@@ -32,14 +32,10 @@ def reports(
     out: list[Report] = []
     records = parity_records(codec)
     for start in range(0, len(records), BATCH):
-        offsets: dict[str, list[int]] = {}
         for i, rec in enumerate(records[start:start + BATCH], start):
             p = zlib.crc32(str(rec.get("key") or "").encode()) % topics[rec["topic"]].partitions
             pool.ingest(rec["topic"], p, i, raw_value(rec))
-            offsets.setdefault(f"{rec['topic']}/{p}", []).append(i)
-        for r in pool.reports(start):
-            seen = offsets[r.source]
-            out.append(dataclasses.replace(r, first_offset=seen[0], next_offset=seen[-1] + 1))
+        out += pool.reports(start)
     return out
 
 
