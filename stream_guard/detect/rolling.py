@@ -45,6 +45,11 @@ class RollingQuantiles:
     def __len__(self) -> int:
         return len(self._sorted)
 
+    def clear(self) -> None:
+        """Forget every value (the window size stays)."""
+        self._fifo.clear()
+        self._sorted.clear()
+
     def quantile(self, q: float) -> float:
         """The ``q``-quantile with linear interpolation between order statistics."""
         s = self._sorted

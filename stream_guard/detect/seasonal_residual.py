@@ -22,7 +22,6 @@ forecast (no shift by recent errors), for metrics whose level must not be learnt
 from __future__ import annotations
 
 import math
-import statistics
 from collections import deque
 
 from stream_guard.detect.base import DetectorBase, Features
@@ -81,39 +80,53 @@ class SeasonalResidual(DetectorBase):
         size = max(cycles * max_period, 2 * max_period, warmup)
         self._values: deque[float] = deque(maxlen=size)  # each value less the level of its time
         self._raw: deque[float] = deque(maxlen=size)  # as observed: what the period search reads
-        self._errors: deque[float] = deque(maxlen=level_window)
+        self._errors = RollingQuantiles(level_window)
         self._residuals = RollingQuantiles(scale_window)
         self._spread = RollingQuantiles(scale_window)
+        self._recent = RollingQuantiles(level_window)  # last values: the forecast without a period
         self._n = 0
         self._next_check = warmup
+        # (forecast, scale) of the next point: neither depends on the point itself, and score,
+        # expect and learn each need them, so they are computed once per learnt point.
+        self._next: tuple[float | None, float] | None = None
 
     def _seasonal(self) -> float | None:
         """Forecast before the level correction: seasonal median, or None without a period."""
         p, v = self.period, self._values
         if p is None or len(v) < p:
             return None
-        return statistics.median(v[-k * p] for k in range(1, self.cycles + 1) if k * p <= len(v))
+        return _median([v[-k * p] for k in range(1, self.cycles + 1) if k * p <= len(v)])
+
+    def _forecast(self) -> tuple[float | None, float]:
+        """Forecast of the next point (None while warming up) and the residual scale."""
+        if self._next is None:
+            forecast, scale = None, 0.0  # scale 0: too few residuals yet to score
+            if self._n >= self.warmup:
+                seasonal = self._seasonal()
+                if seasonal is None:
+                    forecast = self._recent.quantile(0.5)
+                else:
+                    forecast = seasonal + self._level()
+                if len(self._residuals) >= self.level_window:
+                    scale = self._scale()
+            self._next = (forecast, scale)
+        return self._next
 
     def expect_one(self, x: Features) -> float | None:
-        if self._n < self.warmup:
-            return None
-        seasonal = self._seasonal()
-        if seasonal is None:
-            return statistics.median(self._values[-k] for k in range(1, self.level_window + 1))
-        return seasonal + self._level()
+        return self._forecast()[0]
 
     def _level(self) -> float:
         """The current level correction (0 without a period or with the correction off)."""
         if self.period is None or not self._errors or not self.level_correction:
             return 0.0
-        return statistics.median(self._errors)
+        return self._errors.quantile(0.5)
 
     def z_one(self, x: Features) -> float:
         """Signed robust z of ``x`` against the forecast (0 while warming up)."""
-        expected = self.expect_one(x)
-        if expected is None or len(self._residuals) < self.level_window:
+        expected, scale = self._forecast()
+        if expected is None or scale == 0.0:
             return 0.0
-        return (x["value"] - expected) / self._scale()
+        return (x["value"] - expected) / scale
 
     def _scale(self) -> float:
         r, s = self._residuals, self._spread
@@ -128,16 +141,18 @@ class SeasonalResidual(DetectorBase):
         value = x["value"]
         if not math.isfinite(value):
             return
-        expected = self.expect_one(x)
+        expected = self._forecast()[0]
         if expected is not None:
             self._residuals.update(value - expected)
         seasonal = self._seasonal()
         if seasonal is not None:
-            self._errors.append(value - seasonal)
+            self._errors.update(value - seasonal)
         self._spread.update(value)
+        self._recent.update(value)
         self._values.append(value - self._level())
         self._raw.append(value)
         self._n += 1
+        self._next = None
         if self._n >= self._next_check:
             self._redetect()
             # Look again after 1/8 of the history so far: often while the first cycles come in,
@@ -156,3 +171,10 @@ class SeasonalResidual(DetectorBase):
             self._values = self._raw.copy()
             self.period = period
             self._errors.clear()
+
+
+def _median(values: list[float]) -> float:
+    """Median of a short list (a few cycles' values): cheaper than `statistics.median`."""
+    s = sorted(values)
+    mid = len(s) // 2
+    return s[mid] if len(s) % 2 else 0.5 * (s[mid - 1] + s[mid])

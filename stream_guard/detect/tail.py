@@ -72,6 +72,8 @@ class TailCalibrator:
         self.min_scale = min_scale
         self.clip = clip
         self._history = RollingQuantiles(window)
+        self._fit: tuple[float, float] | None = None  # (u, scale) of the current history
+
 
     def surprise(self, s: float) -> float:
         """``-log10`` of the estimated probability that a raw score is ``>= s``."""
@@ -88,11 +90,16 @@ class TailCalibrator:
         return min(-log_p, MAX_SURPRISE)
 
     def _tail(self) -> tuple[float, float]:
-        """Threshold ``u`` of the tail and scale of the exponential fitted beyond it."""
-        h = self._history
-        u = h.quantile(1.0 - self.tail_fraction)
-        top = h.top(max(1, int(self.tail_fraction * len(h))))
-        return u, max(sum(top) / len(top) - u, self.min_scale)
+        """Threshold ``u`` of the tail and scale of the exponential fitted beyond it.
+
+        Fitted once per history: a point's surprise and its update both read it.
+        """
+        if self._fit is None:
+            h = self._history
+            u = h.quantile(1.0 - self.tail_fraction)
+            top = h.top(max(1, int(self.tail_fraction * len(h))))
+            self._fit = (u, max(sum(top) / len(top) - u, self.min_scale))
+        return self._fit
 
     def update(self, s: float) -> None:
         """Add a raw score to the reference history (winsorised beyond ``clip``)."""
@@ -101,6 +108,7 @@ class TailCalibrator:
             excess = (self.clip + math.log10(self.tail_fraction)) * scale * math.log(10.0)
             s = min(s, u + max(excess, 0.0))
         self._history.update(s)
+        self._fit = None
 
     def __len__(self) -> int:
         return len(self._history)
