@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 
 from stream_guard.detect.base import DetectorBase, Features
 from stream_guard.detect.stats import Recent, ShiftCounter
@@ -110,20 +111,22 @@ class SeasonalBaseline(DetectorBase):
             return None
         return self._level * self._factor(self._bucket(x["t"]))
 
-    def _smooth(self, values: list[float], b: int, weights: tuple[float, float]) -> float:
+    def _smooth(
+        self, values: Sequence[float | None], b: int, weights: tuple[float, float]
+    ) -> float:
         """1-2-1 smoothing around phase `b` (`weights` = (side, centre), summing to 1 with the
-        two sides)."""
+        two sides); a phase not learned yet (None) counts as 0."""
         n = len(values)
         if n < 3:
-            return values[b]
+            return values[b] or 0.0
         side, centre = weights
-        return side * (values[b - 1] + values[(b + 1) % n]) + centre * values[b]
+        return side * ((values[b - 1] or 0.0) + (values[(b + 1) % n] or 0.0)) + centre * (
+            values[b] or 0.0)
 
     def _factor(self, b: int) -> float:
         """The phase's factor smoothed with its neighbours (1-2-1): one day of history per
         phase is noisy, and the cycle is smooth at the scale of a few windows."""
-        profile = [v or 0.0 for v in self._profile]
-        return self._smooth(profile, b, (0.25, 0.5)) or 1e-9
+        return self._smooth(self._profile, b, (0.25, 0.5)) or 1e-9
 
     def _noise_var(self, expected: float, b: int) -> float:
         """Variance of one window that is independent from window to window: the compound
