@@ -49,22 +49,32 @@ from stream_guard.detect.refractory import Refractory  # noqa: E402
 from stream_guard.detect.robust_zscore import RobustZScore  # noqa: E402
 from stream_guard.detect.seasonal_residual import SeasonalResidual  # noqa: E402
 
+
+def _ensemble(*extra: SeasonalResidual | RobustZScore) -> CalibratedEnsemble:
+    """AutoSeasonal's default ensemble (fast and slow level members), plus ``extra`` members
+    read at every horizon, for the rows that rebuild it by hand."""
+    members = [SeasonalResidual(), SeasonalResidual(level_window=48), *extra]
+    horizons = [(1, 8, 48), (48,)] + [(1, 8, 48)] * len(extra)
+    return CalibratedEnsemble(members, horizons=horizons)
+
+
 # The configurations the ablation compares; the first is the default. Each line removes (-) or
 # adds (+) one component of AutoSeasonal, to show what it contributes.
 CONFIGS: dict[str, Callable[[], Detector]] = {
     "auto_seasonal": AutoSeasonal,
-    "-refractory": lambda: CalibratedEnsemble([SeasonalResidual()], horizons=(1, 8, 48)),
+    "-slow level member": lambda: AutoSeasonal(slow_level_window=None),
+    "-refractory": _ensemble,
     "-refractory margin": lambda: AutoSeasonal(margin=0.0),
     "-refractory peak following": lambda: Refractory(
-        CalibratedEnsemble([SeasonalResidual()], horizons=(1, 8, 48)),
+        _ensemble(),
         level=3.5,
         damping=0.25,
         follow_peak=False,
     ),
     "refractory level 4": lambda: AutoSeasonal(level=4.0),
     "-calibration clip": lambda: AutoSeasonal(clip=None),
-    "-horizon 48": lambda: AutoSeasonal(horizons=(1, 8)),
-    "-horizons 8,48": lambda: AutoSeasonal(horizons=(1,)),
+    "-fast horizon 48": lambda: AutoSeasonal(horizons=(1, 8)),
+    "-fast horizons 8,48": lambda: AutoSeasonal(horizons=(1,)),
     "-period detection": lambda: AutoSeasonal(max_period=0),
     "-level correction": lambda: Refractory(
         CalibratedEnsemble([SeasonalResidual(level_correction=False)], horizons=(1, 8, 48)),
@@ -74,7 +84,7 @@ CONFIGS: dict[str, Callable[[], Detector]] = {
     "-calibration": lambda: Refractory(SeasonalResidual(), level=3.5, damping=0.25),
     "hold 200": lambda: AutoSeasonal(hold=200),
     "+long robust z": lambda: Refractory(
-        CalibratedEnsemble([SeasonalResidual(), RobustZScore()], horizons=(1, 8, 48)),
+        _ensemble(RobustZScore()),
         level=3.5,
         damping=0.25,
     ),

@@ -3,7 +3,9 @@
 Each member turns a point into a signed z (`SignedZ`: ``z_one``). A spike shows in one point's z;
 a level shift or a flattened cycle shows in the mean z of the last few points long before any
 single point looks odd. So for every member and every ``horizon`` k the ensemble tracks the
-absolute mean of the member's last k signed z's, and calibrates each of these features into a
+absolute mean of the member's last k signed z's (``horizons`` may also be given per member: a
+member that only adds evidence at long horizons need not pay, in cost, memory and Bonferroni
+correction, for the short ones), and calibrates each of these features into a
 surprise (``-log10`` tail probability, `TailCalibrator`) against that feature's own recent
 history on this series. Calibration is what makes the features (and series) comparable: the
 ensemble score is the largest surprise less ``log10`` of the number of features (a Bonferroni
@@ -60,7 +62,7 @@ class CalibratedEnsemble(DetectorBase):
     def __init__(
         self,
         members: Sequence[SignedZ],
-        horizons: Sequence[int] = (1, 8),
+        horizons: Sequence[int] | Sequence[Sequence[int]] = (1, 8),
         calibration_window: int = 2000,
         tail_fraction: float = 0.05,
         min_count: int = 100,
@@ -72,13 +74,13 @@ class CalibratedEnsemble(DetectorBase):
         self.tail_fraction = tail_fraction
         self.min_count = min_count
         self.clip = clip
-        self._z: list[deque[float]] = [deque(maxlen=max(horizons)) for _ in members]
+        self._horizons = _per_member(horizons, len(members))
+        self._z: list[deque[float]] = [deque(maxlen=max(h)) for h in self._horizons]
         self._calibrators = [
-            [TailCalibrator(calibration_window, tail_fraction, min_count, clip=clip)
-            for _ in horizons]
-            for _ in members
+            [TailCalibrator(calibration_window, tail_fraction, min_count, clip=clip) for _ in h]
+            for h in self._horizons
         ]
-        self._correction = math.log10(len(members) * len(horizons))
+        self._correction = math.log10(sum(len(h) for h in self._horizons))
         # (t, value) of the point last scored, its members' z and features: learn_one reuses them.
         self._cache: tuple[tuple[float, float], list[float], list[list[float]]] | None = None
 
@@ -94,11 +96,11 @@ class CalibratedEnsemble(DetectorBase):
         if self._cache is not None and self._cache[0] == key:
             return self._cache[1], self._cache[2]
         zs, feats = [], []
-        for member, past in zip(self.members, self._z, strict=True):
+        for member, past, horizons in zip(self.members, self._z, self._horizons, strict=True):
             z = member.z_one(x)
             window = [*past, z]
             zs.append(z)
-            feats.append([abs(sum(window[-k:])) / k for k in self.horizons])
+            feats.append([abs(sum(window[-k:])) / k for k in horizons])
         self._cache = (key, zs, feats)
         return zs, feats
 
@@ -128,6 +130,19 @@ class CalibratedEnsemble(DetectorBase):
                     cal.update(f)
             member.learn_one(x)
         self._cache = None
+
+
+def _per_member(
+    horizons: Sequence[int] | Sequence[Sequence[int]], n_members: int
+) -> list[tuple[int, ...]]:
+    """One tuple of horizons per member: the same for all if given as plain ints."""
+    flat = [h for h in horizons if isinstance(h, int)]
+    if len(flat) == len(horizons):
+        return [tuple(flat)] * n_members
+    per_member = [tuple(h) for h in horizons if not isinstance(h, int)]
+    if len(per_member) != len(horizons) or len(per_member) != n_members or not all(per_member):
+        raise ValueError(f"need one non-empty horizon list per member, got {horizons!r}")
+    return per_member
 
 
 def _fresh(member: SignedZ) -> SignedZ:

@@ -78,7 +78,9 @@ class SeasonalResidual(DetectorBase):
         self.level_correction = level_correction
         self.period: int | None = None
         size = max(cycles * max_period, 2 * max_period, warmup)
-        self._values: deque[float] = deque(maxlen=size)  # each value less the level of its time
+        # Each value less the level of its time, as many as the seasonal median reads (none
+        # without a period): sized to the period found, not to the longest one searched.
+        self._values: deque[float] = deque(maxlen=0)
         self._raw: deque[float] = deque(maxlen=size)  # as observed: what the period search reads
         self._errors = RollingQuantiles(level_window)
         self._residuals = RollingQuantiles(scale_window)
@@ -168,7 +170,7 @@ class SeasonalResidual(DetectorBase):
             current=self.period,
         )
         if period != self.period:  # levels will be relative to another season: start afresh
-            self._values = self._raw.copy()
+            self._values = deque(self._raw, maxlen=self.cycles * period if period else 0)
             self.period = period
             self._errors.clear()
 

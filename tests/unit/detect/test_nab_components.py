@@ -11,6 +11,7 @@ import pytest
 
 from stream_guard.detect.auto_seasonal import AutoSeasonal
 from stream_guard.detect.base import DetectorBase, Features
+from stream_guard.detect.ensemble import CalibratedEnsemble
 from stream_guard.detect.period import detect_period
 from stream_guard.detect.refractory import Refractory
 from stream_guard.detect.rolling import RollingQuantiles
@@ -145,3 +146,17 @@ def test_tail_clip_keeps_a_past_burst_from_hiding_the_next_one() -> None:
     assert plain.surprise(8.0) < 4.5  # one incident taught the plain reference that 8 is common
     assert clipped.surprise(8.0) > 6.0
     assert clipped.surprise(1.0) == pytest.approx(plain.surprise(1.0))  # the body is unchanged
+
+
+def test_ensemble_reads_each_member_at_its_own_horizons() -> None:
+    # The slow member is read over 48 points only: a one-point spike is the fast member's
+    # business, and the slow one must neither see it nor cost a Bonferroni share at horizon 1.
+    rng = random.Random(8)
+    members = [SeasonalResidual(warmup=50), SeasonalResidual(warmup=50, level_window=48)]
+    ens = CalibratedEnsemble(members, horizons=[(1, 8), (48,)], min_count=100)
+    for i in range(1200):
+        ens.learn_one(_x(i, rng.gauss(0, 1)))
+    (spike_1, _), (slow_48,) = ens.feature_surprises(_x(1200, 15.0))
+    assert spike_1 > 6 and slow_48 < 2
+    with pytest.raises(ValueError, match="one non-empty horizon list per member"):
+        CalibratedEnsemble(members, horizons=[(1, 8)])
