@@ -29,7 +29,6 @@ others apart); the raw stacks are kept in DIR for flame graphs.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import shutil
 import signal
@@ -37,7 +36,6 @@ import subprocess
 import sys
 import threading
 import time
-import urllib.request
 import uuid
 from collections import Counter
 from collections.abc import Iterator
@@ -67,6 +65,8 @@ POLL_S = 0.1
 """Between two scrapes of the worker's /metrics while it drains. Each scrape costs the worker a few
 ms of its core (collectors, HTTP): ~7% of it at 20 scrapes/s, ~3% at 10. Rates are measured
 between the first and the last scrape that saw the count move: this is also their resolution."""
+READY = b"[^Worker]: Ready"
+"""What Faust's worker logs (info level) once it has joined and recovered: then pacing starts."""
 SETTLE_S = 6.0
 """After the last event: the last windows close (sources idle after 5 s) and their latency is
 recorded."""
@@ -205,28 +205,25 @@ def _worker_pid(worker: LocalWorker) -> int:
 # ------------------------------------------------------------------------------ runs
 
 
-def _env(bootstrap: str, prefix: str, work: Path) -> dict[str, str]:
+def _env(bootstrap: str, prefix: str, work: Path, log_level: str = "warning") -> dict[str, str]:
     return {"STREAM_GUARD_BROKER": bootstrap, "STREAM_GUARD_TOPIC_PREFIX": prefix,
             "STREAM_GUARD_APP_ID": prefix.rstrip("-"),
             "STREAM_GUARD_RULES": str(REPO / "alert_rules"),
             "STREAM_GUARD_IDLE_AFTER": "5s", "STREAM_GUARD_SESSION_TIMEOUT": "6s",
-            "STREAM_GUARD_DATA_DIR": str(work / prefix), "STREAM_GUARD_LOG_LEVEL": "warning"}
+            "STREAM_GUARD_DATA_DIR": str(work / prefix), "STREAM_GUARD_LOG_LEVEL": log_level}
 
 
-def _assigned(worker: LocalWorker) -> bool:
-    """True once the worker's consumer holds partitions (Faust's /assignment/ web view)."""
-    url = f"http://127.0.0.1:{worker.env['STREAM_GUARD_WEB_PORT']}/assignment/"
-    try:
-        with urllib.request.urlopen(url, timeout=2) as resp:
-            return bool(json.loads(resp.read()).get("actives"))
-    except OSError:
-        return False
+def _ready(worker: LocalWorker) -> bool:
+    """True once Faust logged that the worker joined its group and recovered its tables (the
+    worker must log at info level)."""
+    return worker.log_path.exists() and READY in worker.log_path.read_bytes()
 
 
 @contextmanager
-def _worker(bootstrap: str, prefix: str, work: Path, profiler: Profiler | None
-            ) -> Iterator[LocalWorker]:
-    with LocalWorker(_env(bootstrap, prefix, work), work / f"{prefix}worker.log") as worker:
+def _worker(bootstrap: str, prefix: str, work: Path, profiler: Profiler | None,
+            log_level: str = "warning") -> Iterator[LocalWorker]:
+    env = _env(bootstrap, prefix, work, log_level)
+    with LocalWorker(env, work / f"{prefix}worker.log") as worker:
         try:
             yield worker
         finally:
@@ -298,9 +295,9 @@ def run_paced(bootstrap: str, dump: Path, batch: int, expected: int, work: Path,
     prefix = f"paced-{batch}-{uuid.uuid4().hex[:6]}-"
     create_topics(bootstrap, load_topics().values(), prefix=prefix)
     speed = days * SIM_SECONDS_PER_DAY * rate / expected
-    with _worker(bootstrap, prefix, work, profiler) as worker:
+    with _worker(bootstrap, prefix, work, profiler, log_level="info") as worker:
         with console.status(f"paced-{batch}: waiting for the worker to join"):
-            if not wait_for(lambda: _assigned(worker), 60):
+            if not wait_for(lambda: _ready(worker), 60):
                 raise RuntimeError(f"worker did not join; see {worker.log_path}")
         failed: list[BaseException] = []
 

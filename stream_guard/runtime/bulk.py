@@ -77,6 +77,9 @@ class BulkStream(faust.Stream):
         processed), as with `noack_take`: a batch whose processing fails or is interrupted by a
         rebalance is redelivered from the last committed offset (at-least-once).
 
+        Ends when the agent's actor is cancelled (Faust throws `StopAsyncIteration` into the
+        channel), as iterating the stream does.
+
         Per-event stream sensors (`on_stream_event_in/out`) are not called: there is no
         per-event stream step to time. Tables written while processing a batch see no current
         event (write them from a stream that iterates events).
@@ -111,6 +114,8 @@ class BulkStream(faust.Stream):
                 if batch:
                     self.events_total += len(batch)
                     yield batch
+        except StopAsyncIteration:  # an async generator may not raise it: end instead
+            return
         finally:
             self._channel_stop_iteration(channel)
             if started_by_us:
