@@ -18,6 +18,7 @@ import faust
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
+from stream_guard.runtime.bulk import RawSchema
 from stream_guard.runtime.transport import broker_url
 
 # The broker holds JoinGroup for session_timeout / 2: 6 s makes a join take ~3 s (Faust: 60 s).
@@ -129,6 +130,26 @@ def recording_agent(
                 await per_event()
             message = event.message
             recorder.add(message.partition, message.offset, event.value, message.generation_id)
+
+
+def bulk_recording_agent(
+    app: faust.App, topic: str, recorder: Recorder, batches: list[int], max_: int, within: float
+) -> None:
+    """Declare an agent on `topic` that takes events with `BulkStream.take_bulk` (the app must
+    use ``Stream=BulkStream``), records every event, then acks the batch; `batches` gets the
+    size of each batch."""
+    channel = app.topic(topic, schema=RawSchema())
+
+    @app.agent(channel)
+    async def record_bulk(stream: Any) -> None:
+        async for batch in stream.take_bulk(max_, within):
+            batches.append(len(batch))
+            for event in batch:
+                message = event.message
+                recorder.add(message.partition, message.offset, event.value,
+                             message.generation_id)
+            for event in batch:
+                event.ack()
 
 
 @asynccontextmanager

@@ -1,12 +1,15 @@
 """stream_guard.runtime.transport: Faust's consumer without a task per message.
 
 On the embedded broker: every message is processed once, in order per partition; offsets are
-committed and a restarted app resumes after them; a real rebalance while callbacks are blocked
-in flight keeps at-least-once delivery, with this consumer as with upstream's drain loop. Without
-a broker (a consumer that is built but never started): the delivery step fences an in-flight
-callback on a flow suspension or a stop exactly as upstream's `wait_first(callback(message),
-suspend_flow.wait())` does, scenario by scenario; pacing waits for Faust's buffer-drained signal
-and gives up on suspension, stop or timeout; fetching resumes as soon as a paused buffer drains.
+committed and a restarted app resumes after them (also when the agent takes events with
+runtime.bulk's `take_bulk`: bounded batches, acks committed); a real rebalance while callbacks
+are blocked in flight keeps at-least-once delivery, with this consumer as with upstream's drain
+loop. Without a broker (a consumer that is built but never started): the delivery step fences an
+in-flight callback on a flow suspension or a stop exactly as upstream's
+`wait_first(callback(message), suspend_flow.wait())` does, scenario by scenario; pacing waits for
+Faust's buffer-drained signal and gives up on suspension, stop or timeout; fetching resumes as soon
+as a paused buffer drains; runtime.bulk's `RawSchema` builds the same Event as Faust's raw
+serializers.
 """
 
 from __future__ import annotations
@@ -18,13 +21,16 @@ import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any, cast
 
+import faust
 import pytest
 from faust.types import TP, Message
 
 from stream_guard.errors import ConfigError
 from stream_guard.runtime import transport
+from stream_guard.runtime.bulk import BulkStream, RawSchema
 from tests.integration._faust_harness import (
     Recorder,
+    bulk_recording_agent,
     committed,
     create_topic,
     lingering_threads,
@@ -106,6 +112,53 @@ def test_restarted_app_resumes_after_committed_offsets(bootstrap: str, topic_pre
         expected = [(i, value_for(p, i)) for i in range(first, first + second)]
         assert after.seen[p] == expected
     assert after_second == dict.fromkeys(range(PARTITIONS), first + second)
+
+
+def test_bulk_take_delivers_each_message_once_in_bounded_batches_and_commits_acks(
+    bootstrap: str, topic_prefix: str
+) -> None:
+    topic, group, first, second, max_ = f"{topic_prefix}bulk", _group("bulk"), 1_500, 500, 256
+
+    async def run(start: int, count: int) -> tuple[Recorder, list[int]]:
+        await produce(bootstrap, topic, PARTITIONS, start, count)
+        app, recorder, batches = new_app(bootstrap, group, Stream=BulkStream), Recorder(), []
+        bulk_recording_agent(app, topic, recorder, batches, max_, within=0.05)
+        async with running(app):
+            await recorder.wait_for(PARTITIONS * count, JOIN_TIMEOUT_S)
+            await asyncio.sleep(0.2)  # anything beyond the expected count would show up here
+        return recorder, batches
+
+    async def scenario() -> tuple[Recorder, list[int], dict[int, int], Recorder, dict[int, int]]:
+        await create_topic(bootstrap, topic, PARTITIONS)
+        before, batches = await run(0, first)
+        after_first = await committed(bootstrap, group, topic, PARTITIONS)
+        after, _ = await run(first, second)
+        return before, batches, after_first, after, await committed(
+            bootstrap, group, topic, PARTITIONS)
+
+    before, batches, after_first, after, after_second = _run(scenario())
+    assert max(batches) <= max_ < sum(batches)  # batches: more than one event, never too many
+    for p in range(PARTITIONS):
+        assert before.seen[p] == [(i, value_for(p, i)) for i in range(first)]
+        assert after.seen[p] == [(i, value_for(p, i)) for i in range(first, first + second)]
+    # Acked events are committed (a graceful stop commits them all): the restart resumes there.
+    assert after_first == dict.fromkeys(range(PARTITIONS), first)
+    assert after_second == dict.fromkeys(range(PARTITIONS), first + second)
+
+
+def test_raw_schema_decodes_like_the_raw_serializers() -> None:
+    async def scenario() -> list[tuple[Any, Any, Any]]:
+        app = new_app("127.0.0.1:1", _group("raw"))  # nothing is started
+        message = Message("t", 0, 7, 0.0, 0, [("h", b"1")], b"k", b'{"a":1}', None)
+        try:
+            events = [await schema.compile(app)(message) for schema in (
+                RawSchema(), faust.Schema(key_serializer="raw", value_serializer="raw"))]
+        finally:
+            app.consumer._thread.thread_loop.close()  # made for the consumer thread
+        return [(e.key, e.value, e.headers, e.message) for e in events]
+
+    ours, upstream = _run(scenario())
+    assert ours == upstream
 
 
 class UnpacedConsumer(transport.Consumer):
