@@ -14,8 +14,14 @@ Why these shapes (the per-message cost of Faust is what a worker's throughput is
 - `sources` takes events in batches (`BulkStream.take_bulk`, runtime/bulk.py: everything queued at
   once, not one stream iteration per event) and acknowledges a batch only after its reports and
   dead letters were handed to the producer: a crash replays the batch, never loses it
-  (at-least-once; a batch replayed after its reports were sent counts twice -- exactly-once would
-  need Kafka transactions, `processing_guarantee="exactly_once"`, which the dev broker lacks).
+  (at-least-once). A batch replayed after its reports were sent does not count twice: reports
+  carry their offsets, a resumed partition is cut where it was cut before (runtime/resume.py)
+  and the owner drops what it has merged (runtime/owner.py, "Crash safety"). Faust's
+  `processing_guarantee="exactly_once"` (Kafka transactions) is not used: the dev broker lacks
+  it and faust-streaming's implementation has open duplicate/crash issues.
+- Table values are pickles in base64 text: Faust restores a changelog with the table's own
+  serializer (JSON for plain types), whatever schema wrote it, so raw bytes could be written but
+  never read back.
 - Tables are written once per report and once per closed window, never per event.
 - Wall-clock work (idle sources) reaches the owner as Tick messages on the partials topic, so all
   table writes happen while processing a message of the table's partition, as Faust requires.
@@ -23,6 +29,7 @@ Why these shapes (the per-message cost of Faust is what a worker's throughput is
 
 from __future__ import annotations
 
+import base64
 import gc
 import logging
 import os
@@ -45,8 +52,9 @@ from stream_guard.runtime.bulk import BulkStream, RawSchema
 from stream_guard.runtime.notifier import NotifierSettings, install_notifier
 from stream_guard.runtime.owner import Closed, Owner
 from stream_guard.runtime.reports import Report, decode, encode, encode_tick
+from stream_guard.runtime.resume import reported_offsets
 from stream_guard.runtime.settings import WorkerSettings
-from stream_guard.runtime.sources import SourcePool, expected_sources
+from stream_guard.runtime.sources import SourcePool, expected_sources, source_name
 from stream_guard.runtime.transport import broker_url
 from stream_guard.types import AlertRecord
 
@@ -134,16 +142,36 @@ def build_runtime(
     events = app.topic(*sorted(logical), schema=RawSchema())
     partials, alerts, dead_letters = topic(PARTIALS_TOPIC), topic(ALERTS_TOPIC), topic(
         DEAD_LETTERS_TOPIC)
-    state = app.Table(
-        "owner-state", default=None, partitions=topics[PARTIALS_TOPIC].partitions,
-        schema=faust.Schema(key_type=str, value_type=bytes, key_serializer="json",
-                            value_serializer="raw"),
-    )
+    state = app.Table("owner-state", default=None, partitions=topics[PARTIALS_TOPIC].partitions,
+                      key_type=str, value_type=str)
     flush_s = settings.flush_interval.total_seconds()
+
+    unresumed: set[tuple[str, int]] = set()  # assigned partitions not yet read from
+
+    async def resume(batch: list[Any]) -> None:
+        """Cut the first reports of newly assigned partitions where they were cut before."""
+        firsts: dict[tuple[str, int], int] = {}
+        for event in batch:
+            msg = event.message
+            tp = (logical[msg.topic], msg.partition)
+            if tp in unresumed and tp not in firsts:
+                firsts[tp] = msg.offset
+        if not firsts:
+            return
+        cuts = await reported_offsets(settings.bootstrap.split(","), partials.get_topic_name(),
+                                      {source_name(*tp): first for tp, first in firsts.items()})
+        for tp in firsts:
+            pool.resume(*tp, cuts[source_name(*tp)])
+            unresumed.discard(tp)
+        log.info("resumed %s", "; ".join(
+            f"{source_name(*tp)} at {first}, cut at {cuts[source_name(*tp)]}"
+            for tp, first in sorted(firsts.items())))
 
     @app.agent(events, name="sources")
     async def sources(stream: Any) -> None:
         async for batch in stream.take_bulk(settings.batch_max, flush_s):
+            if unresumed:
+                await resume(batch)
             for event in batch:
                 msg = event.message
                 pool.ingest(logical[msg.topic], msg.partition, msg.offset, event.value)
@@ -163,8 +191,8 @@ def build_runtime(
         async for value in stream:
             msg = decode(value)
             if not owner.owns(msg.metric):
-                owner.adopt(msg.metric, state.get(f"{msg.metric}/windows"),
-                            state.get(f"{msg.metric}/model"), msg.sent_ms)
+                owner.adopt(msg.metric, _unpack(state.get(f"{msg.metric}/windows")),
+                            _unpack(state.get(f"{msg.metric}/model")), msg.sent_ms)
                 log.info("owning %s", msg.metric)
             if isinstance(msg, Report):
                 late_before = owner.late_partials[msg.metric]
@@ -174,17 +202,24 @@ def build_runtime(
                                 "counted as late", msg.metric, msg.source)
             else:
                 closed = owner.on_tick(msg)
-            if isinstance(msg, Report) or closed.windows:  # a tick that closes nothing: no change
-                state[f"{msg.metric}/windows"] = owner.snapshot_windows(msg.metric)
+            # Order matters for a crash in between (runtime/owner.py, "Crash safety"): alerts on
+            # their topic before the model that raised them is saved, the model before the
+            # windows it closed.
             if closed.windows:
-                state[f"{msg.metric}/model"] = owner.snapshot_model(msg.metric)
                 await _publish(rt, alerts, msg.metric, closed, clock)
+                state[f"{msg.metric}/model"] = _pack(owner.snapshot_model(msg.metric))
+            if isinstance(msg, Report) or closed.windows:  # a tick that closes nothing: no change
+                state[f"{msg.metric}/windows"] = _pack(owner.snapshot_windows(msg.metric))
 
     @app.timer(TICK_S)
     async def tick() -> None:
         for r in rules:
             await partials.send(key=r.metric.encode(),
                                 value=encode_tick(r.metric, clock.now_ms()))
+
+    async def on_assigned(_app: Any, assigned: set[TP], **_: Any) -> None:
+        unresumed.update((logical[tp.topic], tp.partition) for tp in assigned
+                         if tp.topic in logical)
 
     async def on_revoked(_app: Any, revoked: set[TP], **_: Any) -> None:
         gone = [(logical[tp.topic], tp.partition) for tp in revoked if tp.topic in logical]
@@ -194,6 +229,7 @@ def build_runtime(
             for r in rules:  # re-adopted from the table if this worker gets them back
                 owner.release(r.metric)
 
+    app.on_partitions_assigned.connect(on_assigned)  # type: ignore[arg-type]  # mode's stub
     app.on_partitions_revoked.connect(on_revoked)  # type: ignore[arg-type]  # mode's stub
     if notifier is not None:
         handles = install_notifier(app, alerts, topic(CONTROL_TOPIC), notifier)
@@ -204,8 +240,11 @@ def build_runtime(
 async def _publish(
     rt: Runtime, alerts: faust.TopicT, metric: str, closed: Closed, clock: Clock
 ) -> None:
-    for record in closed.alerts:
-        await alerts.send(key=record["fingerprint"].encode(), value=orjson.dumps(record))
+    """Alert records onto their topic, delivered (acknowledged by the broker) on return."""
+    sent = [await alerts.send(key=record["fingerprint"].encode(), value=orjson.dumps(record))
+            for record in closed.alerts]
+    for record, delivery in zip(closed.alerts, sent, strict=True):
+        await delivery
         rt.alerts_sent.append(record)
         log.info("alert %s %s %s %s", record["status"], record["severity"], metric,
                  record["fingerprint"])
@@ -214,6 +253,14 @@ async def _publish(
     mark, _final = rt.owner.watermark(rt.owner.index[metric])
     if mark is not None:
         rt.metrics.set_watermark(metric, mark)
+
+
+def _pack(blob: bytes) -> str:
+    return base64.b64encode(blob).decode("ascii")
+
+
+def _unpack(text: str | None) -> bytes | None:
+    return base64.b64decode(text) if text else None
 
 
 def _lag(metrics: RuntimeMetrics, reports: Iterable[Report], now_ms: int) -> None:
