@@ -239,6 +239,7 @@ class SlackNotifier:
         interval_ms = int(route.repeat_interval.total_seconds() * 1000)
         reason = why_notify(entry, alert.state(), now_ms, interval_ms)
         if reason is Reason.NONE:
+            self.stats["deduped", route.name, ""] += 1
             return Outcome(route.name, reason, delivered=False)
         try:
             new_entry = self._deliver(route, reason, alert, entry, now_ms)

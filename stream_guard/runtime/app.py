@@ -233,7 +233,7 @@ def build_runtime(
     app.on_partitions_revoked.connect(on_revoked)  # type: ignore[arg-type]  # mode's stub
     if notifier is not None:
         handles = install_notifier(app, alerts, topic(CONTROL_TOPIC), notifier)
-        metrics.track_notifier(lambda: [handles.notifier.stats])
+        metrics.track_notifier(lambda: [handles.notifier.stats, handles.stats])
     return rt
 
 

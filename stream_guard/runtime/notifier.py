@@ -64,6 +64,10 @@ __all__ = ["NotifierHandles", "NotifierSettings", "install_notifier"]
 log = logging.getLogger(__name__)
 
 SNOOZE = timedelta(hours=1)
+GC_EVERY_MS = 3_600_000
+"""How often the notify agent forgets notification-log entries past their retention (the
+Alertmanager default, 5 days: alert/nflog.py). It runs while handling a record, so its table
+deletions are written like every other nflog write."""
 
 
 @dataclass(frozen=True)
@@ -101,7 +105,9 @@ class NotifierHandles:
     control: ControlView
     reader: ControlReader
     notifier: SlackNotifier
-    stats: Counter[str]  # "invalid", "silenced", "held" (holds while Slack was unavailable)
+    # (outcome, route, reason) like `notifier.stats`: invalid, silenced, held (a record waiting
+    # while Slack was unavailable for a route), forgotten (notification-log GC)
+    stats: Counter[tuple[str, str, str]]
 
 
 def install_notifier(
@@ -165,14 +171,15 @@ class _Runner:
         self.settings, self.notifier, self.staged = settings, notifier, staged
         self.threads, self.control, self.alerts_topic = threads, control, alerts_topic
         self.lock = asyncio.Lock()
-        self.stats: Counter[str] = Counter()
+        self.stats: Counter[tuple[str, str, str]] = Counter()  # like SlackNotifier.stats
+        self._gc_ms = 0  # last notification-log GC (sender clock)
 
     async def handle(self, value: Any) -> None:
         try:
             record = _as_record(value)
             alert = parse_alert(record)
         except InvalidEvent as exc:
-            self.stats["invalid"] += 1
+            self.stats["invalid", "", exc.reason] += 1
             log.warning("notifier: skipping an invalid alert record: %s", exc)
             return
         if alert.status == "silenced":
@@ -182,11 +189,22 @@ class _Runner:
             await self._record_silenced(record, alert, silences)
             return
         await self._deliver(alert)
+        await self._gc(now_ms)
         if self.notifier.log.threads(alert.episode_id):
             if alert.status == "resolved":
                 self.threads.pop(alert.episode_id, None)
             else:
                 self.threads[alert.episode_id] = record
+
+    async def _gc(self, now_ms: int) -> None:
+        if now_ms - self._gc_ms < GC_EVERY_MS:
+            return
+        self._gc_ms = now_ms
+        async with self.lock:
+            if dropped := self.notifier.log.gc(now_ms):
+                self.staged.flush()
+                self.stats["forgotten", "", ""] += dropped
+                log.info("notification log: forgot %d entries past retention", dropped)
 
     def _silencing(self, alert: AlertUpdate, now_ms: int) -> list[Silence]:
         silences = self.control.silencing(alert.metric, alert.slice, now_ms)
@@ -197,7 +215,7 @@ class _Runner:
     async def _record_silenced(
         self, record: dict[str, Any], alert: AlertUpdate, silences: list[Silence]
     ) -> None:
-        self.stats["silenced"] += 1
+        self.stats["silenced", "", ""] += 1
         copy = {**record, "status": "silenced", "silenced_by": [s.id for s in silences]}
         await _send_json(self.alerts_topic, alert.fingerprint, copy)
         log.info("silenced %s #%d by %s", alert.episode_id, alert.sequence, copy["silenced_by"])
@@ -216,7 +234,8 @@ class _Runner:
             failed = [o.route for o in outcomes if o.retryable]
             if not failed:
                 return outcomes
-            self.stats["held"] += 1
+            for route in failed:
+                self.stats["held", route, ""] += 1
             log.warning("Slack unavailable for %s on %s; retrying in %.0fs",
                         alert.episode_id, ", ".join(failed), hold)
             await asyncio.sleep(hold)

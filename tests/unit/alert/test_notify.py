@@ -115,6 +115,7 @@ def test_redelivered_records_send_nothing(fake_slack: FakeSlack) -> None:
     h.push(gmv(2), T0 + 30 * MIN)
     assert h.push(gmv(0), T0 + 31 * MIN) == []
     assert h.push(gmv(2), T0 + 32 * MIN) == []
+    assert h.notifier.stats["deduped", "commerce-oncall", ""] >= 2
 
 
 def test_restarted_notifier_continues_the_thread(fake_slack: FakeSlack) -> None:
