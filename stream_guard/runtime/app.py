@@ -22,7 +22,8 @@ Why these shapes (the per-message cost of Faust is what a worker's throughput is
 - Table values are pickles in base64 text: Faust restores a changelog with the table's own
   serializer (JSON for plain types), whatever schema wrote it, so raw bytes could be written but
   never read back.
-- Tables are written once per report and once per closed window, never per event.
+- Tables are written once per closed window and once per SAVE_EVERY reports or tick, never per
+  event.
 - Wall-clock work (idle sources) reaches the owner as Tick messages on the partials topic, so all
   table writes happen while processing a message of the table's partition, as Faust requires.
 """
@@ -51,7 +52,7 @@ from stream_guard.observability.metrics import RuntimeMetrics, Server
 from stream_guard.runtime.bulk import BulkStream, RawSchema
 from stream_guard.runtime.notifier import NotifierSettings, install_notifier
 from stream_guard.runtime.owner import Closed, Owner
-from stream_guard.runtime.reports import Report, decode, encode, encode_tick
+from stream_guard.runtime.reports import Report, Tick, decode, encode, encode_tick
 from stream_guard.runtime.resume import reported_offsets
 from stream_guard.runtime.settings import WorkerSettings
 from stream_guard.runtime.sources import SourcePool, expected_sources, source_name
@@ -67,6 +68,11 @@ ALERTS_TOPIC = "alerts"
 DEAD_LETTERS_TOPIC = "dead_letters"
 CONTROL_TOPIC = "control"
 TICK_S = 0.5
+SAVE_EVERY = 500
+"""Partials messages an owner merges into a metric's windows before it saves them (and on every
+tick of the metric, i.e. every TICK_S, and whenever windows close). They are acknowledged only
+once saved, so a crash re-reads exactly what was not; saving per report made the changelog the
+owner's bottleneck (a table write per report: Faust's producer buffer filled and stalled)."""
 GC_THRESHOLDS = (10_000, 20, 50)
 """The worker's `gc.set_threshold` (CPython's default: 700, 10, 10). Why: draining a backlog of
 single-event messages, CPython's cyclic GC took about half of the event loop's time (gc callbacks:
@@ -186,30 +192,42 @@ def build_runtime(
             for event in batch:
                 event.ack()
 
+    unsaved: dict[str, list[Any]] = {}  # metric -> partials events merged, not saved, not acked
+    dirty: set[str] = set()  # metrics with reports merged since their windows were saved
+
     @app.agent(partials, name="owners")
     async def owners(stream: Any) -> None:
-        async for value in stream:
-            msg = decode(value)
-            if not owner.owns(msg.metric):
-                owner.adopt(msg.metric, _unpack(state.get(f"{msg.metric}/windows")),
-                            _unpack(state.get(f"{msg.metric}/model")), msg.sent_ms)
-                log.info("owning %s", msg.metric)
+        async for event in stream.noack().events():
+            msg = decode(event.value)
+            metric = msg.metric
+            if not owner.owns(metric):
+                owner.adopt(metric, _unpack(state.get(f"{metric}/windows")),
+                            _unpack(state.get(f"{metric}/model")), msg.sent_ms)
+                log.info("owning %s", metric)
+            pending = unsaved.setdefault(metric, [])
+            pending.append(event)
             if isinstance(msg, Report):
-                late_before = owner.late_partials[msg.metric]
+                dirty.add(metric)
+                late_before = owner.late_partials[metric]
                 closed = owner.on_report(msg)
-                if owner.late_partials[msg.metric] != late_before:
+                if owner.late_partials[metric] != late_before:
                     log.warning("%s: deltas from %s for windows already closed (it was idle); "
-                                "counted as late", msg.metric, msg.source)
+                                "counted as late", metric, msg.source)
             else:
                 closed = owner.on_tick(msg)
             # Order matters for a crash in between (runtime/owner.py, "Crash safety"): alerts on
             # their topic before the model that raised them is saved, the model before the
-            # windows it closed.
+            # windows it closed, the windows before the reports merged into them are acked.
             if closed.windows:
-                await _publish(rt, alerts, msg.metric, closed, clock)
-                state[f"{msg.metric}/model"] = _pack(owner.snapshot_model(msg.metric))
-            if isinstance(msg, Report) or closed.windows:  # a tick that closes nothing: no change
-                state[f"{msg.metric}/windows"] = _pack(owner.snapshot_windows(msg.metric))
+                await _publish(rt, alerts, metric, closed, clock)
+                state[f"{metric}/model"] = _pack(owner.snapshot_model(metric))
+            if closed.windows or isinstance(msg, Tick) or len(pending) >= SAVE_EVERY:
+                if closed.windows or metric in dirty:
+                    state[f"{metric}/windows"] = _pack(owner.snapshot_windows(metric))
+                    dirty.discard(metric)
+                for e in pending:
+                    e.ack()
+                pending.clear()
 
     @app.timer(TICK_S)
     async def tick() -> None:
@@ -226,6 +244,8 @@ def build_runtime(
         for stats in pool.forget(gone):
             metrics.retire(stats)
         if any(tp.topic == prefix + PARTIALS_TOPIC for tp in revoked):
+            unsaved.clear()  # redelivered to the new owner, which drops what was saved
+            dirty.clear()
             for r in rules:  # re-adopted from the table if this worker gets them back
                 owner.release(r.metric)
 
