@@ -65,6 +65,7 @@ CONFIGS: dict[str, Callable[[], Detector]] = {
     "-slow level member": lambda: AutoSeasonal(slow_level_window=None),
     "-refractory": _ensemble,
     "-refractory margin": lambda: AutoSeasonal(margin=0.0),
+    "refractory margin 2": lambda: AutoSeasonal(margin=2.0),
     "-refractory peak following": lambda: Refractory(
         _ensemble(),
         level=3.5,
