@@ -11,9 +11,9 @@ WORKDIR /app
 # The package first, so that editing rules or topics does not reinstall the dependencies.
 COPY pyproject.toml README.md ./
 COPY stream_guard ./stream_guard
-# faust-streaming[rocksdict]: the RocksDB table store (STREAM_GUARD_STORE=rocksdb://), with the
-# rocksdict version range Faust itself supports. Image only: tests and the demo use memory://.
-RUN pip install . "faust-streaming[rocksdict]"
+# The rocksdb extra is faust-streaming[rocksdict]: the RocksDB table store, installed so that
+# STREAM_GUARD_STORE=rocksdb:// is a setting away (compose runs memory://: docs/observability.md).
+RUN pip install ".[rocksdb]"
 
 # Rules and topic definitions: the defaults of STREAM_GUARD_RULES and of `topics create`
 # (which looks for ./topics when the package is installed outside the repository).

@@ -203,7 +203,9 @@ def build_runtime(
             if not owner.owns(metric):
                 owner.adopt(metric, _unpack(state.get(f"{metric}/windows")),
                             _unpack(state.get(f"{metric}/model")), msg.sent_ms)
-                log.info("owning %s", metric)
+                mw = owner.windows[owner.index[metric]]
+                log.info("owning %s: closed until %s, %d open windows, offsets merged %s",
+                         metric, mw.closed_until, len(mw.open), dict(sorted(mw.covered.items())))
             pending = unsaved.setdefault(metric, [])
             pending.append(event)
             if isinstance(msg, Report):

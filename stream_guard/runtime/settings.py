@@ -56,7 +56,7 @@ class WorkerSettings(BaseModel):
     topic_prefix: str = Field(default="", pattern=r"^[A-Za-z0-9._-]*$")
     rules: Path = Path("alert_rules")
     topics: Path = Field(default_factory=default_topics_dir)
-    store: str = Field(default="memory://", pattern=r"^(memory|rocksdb|rocksdict|aerospike)://")
+    store: str = Field(default="memory://", pattern=r"^(memory|rocksdb|aerospike)://")
     data_dir: Path = Path("var/stream-guard")
     metrics_port: int = Field(default=9108, ge=-1, le=65535)  # 0: a free port, -1: no endpoint
     web_port: int = Field(default=6066, ge=0, le=65535)
