@@ -44,6 +44,7 @@ import os
 import pstats
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
 from collections.abc import Iterator
@@ -155,6 +156,7 @@ def _app_settings(variant: str, bootstrap: str, group: str) -> dict[str, Any]:
 
     settings: dict[str, Any] = {
         "store": "memory://",
+        "datadir": str(Path(tempfile.gettempdir()) / f"stream-guard-{group}-data"),
         "web_enabled": False,
         "broker_session_timeout": SESSION_TIMEOUT_S,
         "broker_heartbeat_interval": 1.0,

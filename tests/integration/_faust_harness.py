@@ -7,11 +7,13 @@ thread, task or socket outlives the test (pytest turns the warnings they cause i
 from __future__ import annotations
 
 import asyncio
+import tempfile
 import threading
 from collections import defaultdict
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import faust
@@ -80,6 +82,8 @@ def new_app(bootstrap: str, group: str, **settings: Any) -> faust.App:
         "broker_commit_interval": 0.5,
         "consumer_auto_offset_reset": "earliest",
         "topic_allow_declare": False,
+        # Faust's default datadir is "<id>-data" in the working directory: the repo root
+        "datadir": str(Path(tempfile.gettempdir()) / f"stream-guard-{group}-data"),
     }
     return faust.App(group, **{**defaults, **settings})
 
