@@ -45,16 +45,17 @@ from stream_guard.backtest.nab import (  # noqa: E402
 from stream_guard.detect.auto_seasonal import AutoSeasonal  # noqa: E402
 from stream_guard.detect.base import Detector  # noqa: E402
 from stream_guard.detect.ensemble import CalibratedEnsemble  # noqa: E402
+from stream_guard.detect.median_shift import MedianShift  # noqa: E402
 from stream_guard.detect.refractory import Refractory  # noqa: E402
 from stream_guard.detect.robust_zscore import RobustZScore  # noqa: E402
 from stream_guard.detect.seasonal_residual import SeasonalResidual  # noqa: E402
 
 
 def _ensemble(*extra: SeasonalResidual | RobustZScore) -> CalibratedEnsemble:
-    """AutoSeasonal's default ensemble (fast and slow level members), plus ``extra`` members
-    read at every horizon, for the rows that rebuild it by hand."""
-    members = [SeasonalResidual(), SeasonalResidual(level_window=48), *extra]
-    horizons = [(1, 8, 48), (48,)] + [(1, 8, 48)] * len(extra)
+    """AutoSeasonal's default ensemble (fast and slow level members, median shift), plus
+    ``extra`` members read at every horizon, for the rows that rebuild it by hand."""
+    members = [SeasonalResidual(), SeasonalResidual(level_window=48), MedianShift(144), *extra]
+    horizons = [(1, 8, 48), (48,), (1,)] + [(1, 8, 48)] * len(extra)
     return CalibratedEnsemble(members, horizons=horizons)
 
 
@@ -63,6 +64,10 @@ def _ensemble(*extra: SeasonalResidual | RobustZScore) -> CalibratedEnsemble:
 CONFIGS: dict[str, Callable[[], Detector]] = {
     "auto_seasonal": AutoSeasonal,
     "-slow level member": lambda: AutoSeasonal(slow_level_window=None),
+    "-median shift member": lambda: AutoSeasonal(shift_window=None),
+    "median shift k=96": lambda: AutoSeasonal(shift_window=96),
+    "median shift k=128": lambda: AutoSeasonal(shift_window=128),
+    "median shift k=192": lambda: AutoSeasonal(shift_window=192),
     "-refractory": _ensemble,
     "-refractory margin": lambda: AutoSeasonal(margin=0.0),
     "refractory margin 2": lambda: AutoSeasonal(margin=2.0),

@@ -4,6 +4,7 @@ refractory damping, and the AutoSeasonal composition on shapes NAB is made of.""
 from __future__ import annotations
 
 import math
+import pickle
 import random
 
 import numpy as np
@@ -12,6 +13,7 @@ import pytest
 from stream_guard.detect.auto_seasonal import AutoSeasonal
 from stream_guard.detect.base import DetectorBase, Features
 from stream_guard.detect.ensemble import CalibratedEnsemble
+from stream_guard.detect.median_shift import MedianShift
 from stream_guard.detect.period import detect_period
 from stream_guard.detect.refractory import Refractory
 from stream_guard.detect.rolling import RollingQuantiles
@@ -160,3 +162,38 @@ def test_ensemble_reads_each_member_at_its_own_horizons() -> None:
     assert spike_1 > 6 and slow_48 < 2
     with pytest.raises(ValueError, match="one non-empty horizon list per member"):
         CalibratedEnsemble(members, horizons=[(1, 8)])
+
+
+def test_rolling_quantile_after_matches_an_update_without_making_it() -> None:
+    rng = random.Random(0)
+    for size in (1, 2, 5, 8):
+        rq = RollingQuantiles(size)
+        for _ in range(200):
+            x = float(rng.randint(0, 6))  # many ties
+            updated = pickle.loads(pickle.dumps(rq))
+            updated.update(x)
+            for q in (0.0, 0.25, 0.5, 0.75, 1.0):
+                assert rq.quantile_after(x, q) == pytest.approx(updated.quantile(q))
+            rq.update(x)
+
+
+def test_rolling_quantiles_pickle_keeps_the_window_and_its_order() -> None:
+    rq = RollingQuantiles(4)
+    for v in [3.0, 1.0, 2.0, 5.0, 4.0]:
+        rq.update(v)
+    back = pickle.loads(pickle.dumps(rq))
+    back.update(0.0)  # evicts 1.0, the oldest kept
+    assert back.first() == 2.0 and back.quantile(0.0) == 0.0 and back.quantile(1.0) == 5.0
+
+
+def test_median_shift_ignores_a_lone_spike_but_sees_a_slow_slide() -> None:
+    rng = random.Random(9)
+    det = MedianShift(k=64)
+    zs = []
+    for i in range(1400):
+        v = rng.gauss(0, 1) + (50.0 if i == 800 else 0.0) - 8.0 * min(max(i - 1100, 0), 100) / 100
+        x = {"t": 60.0 * i, "value": v, "numerator": v, "denominator": 1.0}
+        zs.append(det.z_one(x))
+        det.learn_one(x)
+    assert max(abs(z) for z in zs[790:900]) < 4  # the spike moves neither median
+    assert min(zs[1100:1400]) < -8  # 0.08 sigma a point, yet 8 sigmas in all: far out

@@ -1,0 +1,96 @@
+"""Median shift between two adjacent windows: a change-point statistic, as a signed z.
+
+Forecast-residual members see a change of level only while their level correction has not
+caught up with it: a few points for a step, and not at all for a slide to a new level slow
+enough to be followed point by point (machine temperature drifting down over hours), or a day
+of demand well below its usual shape (NYC taxis in a blizzard), whose residuals are no larger
+than the series' routine heavy tails. Comparing the median of the last ``k`` points with the
+median of the ``k`` before sees the whole displacement at once, whatever its speed, as long as
+it happens within about ``k`` points. Medians rather than means, so that a lone spike (which
+the residual members already report) moves neither window: a mean shift over the same windows
+turns every spike into ``k`` points of shift and alarmed all over NAB's spiky series.
+
+The difference is scaled by the robust spread (inter-quartile range) of its own history over
+``scale_window`` points, so the z reads "how unusual a shift of this size is on this series";
+the ensemble's `TailCalibrator` then turns it into a surprise like any other member.
+"""
+
+from __future__ import annotations
+
+import math
+
+from stream_guard.detect.base import DetectorBase, Features
+from stream_guard.detect.rolling import RollingQuantiles
+
+__all__ = ["MedianShift"]
+
+IQR_TO_SIGMA = 1.349
+# Differences are not scored before this many of them are in (the spread is not known yet).
+MIN_HISTORY = 100
+
+
+class MedianShift(DetectorBase):
+    """Signed robust z of (median of the last ``k`` values - median of the ``k`` before).
+
+    >>> import random
+    >>> rng = random.Random(5)
+    >>> det = MedianShift(k=32)
+    >>> zs = []
+    >>> for i in range(1200):  # noise, then a slide of 8 sigmas over 100 points
+    ...     v = rng.gauss(0, 1) - 8 * min(max(i - 1000, 0), 100) / 100
+    ...     x = {"t": 60.0 * i, "value": v, "numerator": v, "denominator": 1.0}
+    ...     zs.append(det.z_one(x))
+    ...     det.learn_one(x)
+    >>> max(map(abs, zs[400:1000])) < 5 < -min(zs[1000:])
+    True
+    """
+
+    def __init__(self, k: int = 128, scale_window: int = 2000) -> None:
+        self.k = k
+        self.scale_window = scale_window
+        self._recent = RollingQuantiles(k)  # the last k values
+        self._older = RollingQuantiles(k)  # the k values before them
+        self._diffs = RollingQuantiles(scale_window)
+        # Robust spread of the differences: a function of the history only, so it is computed
+        # once per learnt point rather than at every score, expect and learn call.
+        self._scale: float | None = None
+
+    def _diff(self, value: float) -> float | None:
+        """The statistic once ``value`` is in the recent window (None until 2k values are in)."""
+        if len(self._older) < self.k:
+            return None
+        return self._recent.quantile_after(value, 0.5) - self._older.quantile(0.5)
+
+    def _spread(self) -> float:
+        """Robust sigma of past differences (0: too few to score)."""
+        if self._scale is None:
+            d = self._diffs
+            self._scale = 0.0
+            if len(d) >= MIN_HISTORY:
+                iqr = (d.quantile(0.75) - d.quantile(0.25)) / IQR_TO_SIGMA
+                # A series that never moves would otherwise turn rounding errors into huge z's.
+                self._scale = max(iqr, 1e-9 * abs(self._older.quantile(0.5)), 1e-12)
+        return self._scale
+
+    def expect_one(self, x: Features) -> float | None:
+        """The median of the older window: the level the recent one is compared with."""
+        return self._older.quantile(0.5) if self._spread() > 0.0 else None
+
+    def z_one(self, x: Features) -> float:
+        diff, scale = self._diff(x["value"]), self._spread()
+        return 0.0 if diff is None or scale == 0.0 else diff / scale
+
+    def score_one(self, x: Features) -> float:
+        return abs(self.z_one(x))
+
+    def learn_one(self, x: Features) -> None:
+        value = x["value"]
+        if not math.isfinite(value):
+            return
+        diff = self._diff(value)
+        if diff is not None:
+            self._diffs.update(diff)
+            self._scale = None
+        if len(self._recent) == self.k:  # its oldest value moves on to the older window
+            self._older.update(self._recent.first())
+        self._recent.update(value)
