@@ -43,7 +43,7 @@ from stream_guard.backtest.nab import (  # noqa: E402
     window_indices,
 )
 from stream_guard.detect.auto_seasonal import AutoSeasonal  # noqa: E402
-from stream_guard.detect.base import Detector  # noqa: E402
+from stream_guard.detect.base import Detector, score_stream  # noqa: E402
 from stream_guard.detect.ensemble import CalibratedEnsemble  # noqa: E402
 from stream_guard.detect.median_shift import MedianShift  # noqa: E402
 from stream_guard.detect.refractory import Refractory  # noqa: E402
@@ -147,12 +147,10 @@ def load_corpus(data: Path, windows_file: Path) -> list[Series]:
 def run_series(config: str, series: Series) -> tuple[list[float], float]:
     """Replay one series through a fresh detector: z-like scores and seconds spent."""
     detector = CONFIGS[config]()
-    scores = []
     start = time.process_time()
-    for ts, v in zip(series.timestamps, series.values, strict=True):
-        x = {"t": ts.timestamp(), "value": v, "numerator": v, "denominator": 1.0}
-        scores.append(detector.score_one(x))
-        detector.learn_one(x)
+    scores = score_stream(detector, (
+        {"t": ts.timestamp(), "value": v, "numerator": v, "denominator": 1.0}
+        for ts, v in zip(series.timestamps, series.values, strict=True)))
     return scores, time.process_time() - start
 
 

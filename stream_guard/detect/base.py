@@ -20,9 +20,11 @@ from __future__ import annotations
 
 import copy
 import inspect
+from abc import ABC, abstractmethod
+from collections.abc import Iterable
 from typing import Any, Protocol, runtime_checkable
 
-__all__ = ["Detector", "DetectorBase", "Features"]
+__all__ = ["Detector", "DetectorBase", "Features", "ZScored", "score_stream"]
 
 Features = dict[str, float]
 
@@ -50,3 +52,23 @@ class DetectorBase:
     def __repr__(self) -> str:
         params = ", ".join(f"{k}={v!r}" for k, v in self._get_params().items())
         return f"{type(self).__name__}({params})"
+
+
+class ZScored(DetectorBase, ABC):
+    """A detector scored by the magnitude of a signed z-score: `z_one` is positive above the
+    expectation, negative below (`CalibratedEnsemble` reads the sign), `score_one` its size."""
+
+    @abstractmethod
+    def z_one(self, x: Features) -> float: ...
+
+    def score_one(self, x: Features) -> float:
+        return abs(self.z_one(x))
+
+
+def score_stream(detector: Detector, xs: Iterable[Features]) -> list[float]:
+    """The online contract over a series: each point scored, then learned; the scores in order."""
+    scores = []
+    for x in xs:
+        scores.append(detector.score_one(x))
+        detector.learn_one(x)
+    return scores

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import math
 
-from stream_guard.detect.base import DetectorBase, Features
+from stream_guard.detect.base import Features, ZScored
 from stream_guard.detect.rolling import RollingQuantiles
 
 __all__ = ["MedianShift"]
@@ -29,7 +29,7 @@ IQR_TO_SIGMA = 1.349
 MIN_HISTORY = 100
 
 
-class MedianShift(DetectorBase):
+class MedianShift(ZScored):
     """Signed robust z of (median of the last ``k`` values - median of the ``k`` before).
 
     >>> import random
@@ -79,9 +79,6 @@ class MedianShift(DetectorBase):
     def z_one(self, x: Features) -> float:
         diff, scale = self._diff(x["value"]), self._spread()
         return 0.0 if diff is None or scale == 0.0 else diff / scale
-
-    def score_one(self, x: Features) -> float:
-        return abs(self.z_one(x))
 
     def learn_one(self, x: Features) -> None:
         value = x["value"]

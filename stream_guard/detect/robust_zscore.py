@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import math
 
-from stream_guard.detect.base import DetectorBase, Features
+from stream_guard.detect.base import Features, ZScored
 from stream_guard.detect.rolling import RollingQuantiles
 
 __all__ = ["RobustZScore"]
@@ -23,7 +23,7 @@ __all__ = ["RobustZScore"]
 IQR_TO_SIGMA = 1.349
 
 
-class RobustZScore(DetectorBase):
+class RobustZScore(ZScored):
     """``|x - median| / (IQR / 1.349)`` over the last ``size`` values.
 
     >>> import random
@@ -57,9 +57,6 @@ class RobustZScore(DetectorBase):
         # A window of identical values has no spread: fall back to a tiny relative scale.
         sigma = max(sigma, 1e-6 * abs(median), 1e-12)
         return (x["value"] - median) / sigma
-
-    def score_one(self, x: Features) -> float:
-        return abs(self.z_one(x))
 
     def learn_one(self, x: Features) -> None:
         if math.isfinite(x["value"]):

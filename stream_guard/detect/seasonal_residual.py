@@ -24,7 +24,7 @@ from __future__ import annotations
 import math
 from collections import deque
 
-from stream_guard.detect.base import DetectorBase, Features
+from stream_guard.detect.base import Features, ZScored
 from stream_guard.detect.period import detect_period
 from stream_guard.detect.rolling import RollingQuantiles
 
@@ -39,7 +39,7 @@ RELATIVE_SCALE_FLOOR = 0.01
 MIN_REDETECT_GAP = 32
 
 
-class SeasonalResidual(DetectorBase):
+class SeasonalResidual(ZScored):
     """Robust z-score of the seasonal-naive forecast error; period detected online.
 
     >>> import math, random
@@ -135,9 +135,6 @@ class SeasonalResidual(DetectorBase):
         floor = RELATIVE_SCALE_FLOOR * (s.quantile(0.75) - s.quantile(0.25)) / IQR_TO_SIGMA
         spread = (r.quantile(0.75) - r.quantile(0.25)) / IQR_TO_SIGMA
         return max(spread, floor, 1e-9 * abs(s.quantile(0.5)), 1e-12)
-
-    def score_one(self, x: Features) -> float:
-        return abs(self.z_one(x))
 
     def learn_one(self, x: Features) -> None:
         value = x["value"]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from stream_guard.detect.base import score_stream
 from stream_guard.detect.rate import RateTest
 
 RATE = 0.02
@@ -23,19 +24,11 @@ def _windows(n: int, den: float, seed: int, factor: dict[int, float] | None = No
     return out
 
 
-def _scores(det: RateTest, xs: list[dict[str, float]]) -> list[float]:
-    scores = []
-    for x in xs:
-        scores.append(det.score_one(x))
-        det.learn_one(x)
-    return scores
-
-
 def test_pure_noise_rarely_reaches_the_warning_level() -> None:
     """2,000 windows scanned over four horizons: a false alarm at most once (p < 1e-4)."""
     alarms = 0
     for seed in range(5):
-        scores = _scores(RateTest(min_denominator=50, horizons=(1, 2, 4, 6)),
+        scores = score_stream(RateTest(min_denominator=50, horizons=(1, 2, 4, 6)),
                          _windows(400, 250.0, seed))
         alarms += sum(s >= THRESHOLD for s in scores)
     assert alarms <= 1
@@ -43,7 +36,7 @@ def test_pure_noise_rarely_reaches_the_warning_level() -> None:
 
 def test_tiny_slices_never_score() -> None:
     det = RateTest(min_denominator=50, min_excess=5, horizons=(1, 2, 4))
-    _scores(det, _windows(100, 250.0, seed=1))
+    score_stream(det, _windows(100, 250.0, seed=1))
     assert det.score_one({"t": 0.0, "value": 0.5, "numerator": 2.0, "denominator": 4.0}) == 0.0
     # below min_excess even over the horizon: 3 extra findings are nothing to act on
     assert det.score_one({"t": 0.0, "value": 0.04, "numerator": 8.0, "denominator": 200.0}) == 0.0
@@ -52,15 +45,15 @@ def test_tiny_slices_never_score() -> None:
 def test_a_rate_jump_over_four_windows_is_caught_on_its_total() -> None:
     jump = {i: 2.2 for i in range(300, 304)}
     xs = _windows(310, 250.0, seed=2, factor=jump)  # ~5 findings due per window
-    single = _scores(RateTest(min_denominator=50, horizons=(1,)), xs)
-    scanned = _scores(RateTest(min_denominator=50, horizons=(1, 2, 4)), xs)
+    single = score_stream(RateTest(min_denominator=50, horizons=(1,)), xs)
+    scanned = score_stream(RateTest(min_denominator=50, horizons=(1, 2, 4)), xs)
     assert max(single[300:304]) < THRESHOLD
     assert max(scanned[300:304]) >= THRESHOLD
 
 
 def test_a_lasting_rate_shift_is_absorbed() -> None:
     shift = {i: 2.5 for i in range(200, 400)}
-    scores = _scores(RateTest(min_denominator=50, horizons=(1, 2), absorb_after=6),
+    scores = score_stream(RateTest(min_denominator=50, horizons=(1, 2), absorb_after=6),
                      _windows(400, 400.0, seed=3, factor=shift))
     flagged = [i for i, s in enumerate(scores) if s >= THRESHOLD]
     assert flagged and flagged[0] <= 202
@@ -76,10 +69,10 @@ def test_a_quiet_window_inside_a_jump_adds_to_the_scan() -> None:
     """min_denominator applies to a horizon's total: a night half-hour with 40 listings (below
     50) inside a tripled rate still scores on the sum with its neighbours."""
     det = RateTest(min_denominator=50, min_excess=5, horizons=(1, 2, 4))
-    _scores(det, _windows(200, 100.0, seed=4))
+    score_stream(det, _windows(200, 100.0, seed=4))
     jump = [{"t": 0.0, "value": n / d, "numerator": n, "denominator": d}
             for n, d in ((9.0, 100.0), (9.0, 100.0), (6.0, 40.0))]
-    scores = _scores(det, jump)
+    scores = score_stream(det, jump)
     assert scores[-1] >= THRESHOLD
 
 
@@ -87,7 +80,7 @@ def test_the_rate_holds_while_a_jump_builds_up() -> None:
     """Windows beyond `hold` are not learned, so the first windows of a jump (not alarming
     yet) do not raise the usual rate."""
     det = RateTest(min_denominator=50, horizons=(1, 2, 4), hold=2.0)
-    _scores(det, _windows(200, 250.0, seed=5))
+    score_stream(det, _windows(200, 250.0, seed=5))
     before = det.expect_one({})
-    _scores(det, [{"t": 0.0, "value": 0.048, "numerator": 12.0, "denominator": 250.0}] * 2)
+    score_stream(det, [{"t": 0.0, "value": 0.048, "numerator": 12.0, "denominator": 250.0}] * 2)
     assert det.expect_one({}) == before

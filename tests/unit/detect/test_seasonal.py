@@ -7,6 +7,7 @@ import math
 
 import numpy as np
 
+from stream_guard.detect.base import score_stream
 from stream_guard.detect.seasonal import SeasonalBaseline
 
 WINDOW = 900.0  # 15 minutes
@@ -30,25 +31,17 @@ def _series(days: int, seed: int, factor: dict[int, float] | None = None) -> lis
     return out
 
 
-def _scores(det: SeasonalBaseline, xs: list[dict[str, float]]) -> list[float]:
-    scores = []
-    for x in xs:
-        scores.append(det.score_one(x))
-        det.learn_one(x)
-    return scores
-
-
 def test_daily_trough_and_weekend_raise_nothing() -> None:
     det = SeasonalBaseline(window=WINDOW, horizons=(1, 2, 4, 8))
-    scores = _scores(det, _series(days=7, seed=5))
+    scores = score_stream(det, _series(days=7, seed=5))
     assert max(scores) < THRESHOLD
 
 
 def test_a_sustained_drop_is_caught_over_horizons_window_after_window() -> None:
     drop = {i: 0.75 for i in range(3 * PER_DAY + 40, 3 * PER_DAY + 56)}  # -25% for 4 hours
     xs = _series(days=4, seed=6, factor=drop)
-    single = _scores(SeasonalBaseline(window=WINDOW, horizons=(1,)), xs)
-    scanned = _scores(SeasonalBaseline(window=WINDOW, horizons=(1, 2, 4, 8)), xs)
+    single = score_stream(SeasonalBaseline(window=WINDOW, horizons=(1,)), xs)
+    scanned = score_stream(SeasonalBaseline(window=WINDOW, horizons=(1, 2, 4, 8)), xs)
     inside = range(min(drop), max(drop) + 1)
     # one window alone crosses the bar now and then; the scan holds it for the whole drop
     assert sum(single[i] >= THRESHOLD for i in inside) <= len(inside) // 2
@@ -60,7 +53,7 @@ def test_a_lasting_level_shift_is_absorbed_after_alerting() -> None:
     start = 3 * PER_DAY
     shift = {i: 0.6 for i in range(start, 6 * PER_DAY)}  # a permanent -40%
     det = SeasonalBaseline(window=WINDOW, horizons=(1, 2, 4), absorb_after=12)
-    scores = _scores(det, _series(days=6, seed=7, factor=shift))
+    scores = score_stream(det, _series(days=6, seed=7, factor=shift))
     flagged = [i for i, s in enumerate(scores) if s >= THRESHOLD]
     assert flagged and flagged[0] <= start + 2  # alerted at once
     assert len([i for i in flagged if i >= start + 3 * 12]) <= 2  # not paging for hours after
@@ -69,7 +62,7 @@ def test_a_lasting_level_shift_is_absorbed_after_alerting() -> None:
 def test_a_phase_with_too_few_events_scores_zero() -> None:
     det = SeasonalBaseline(window=WINDOW, min_count=1e5)
     xs = _series(days=2, seed=8)
-    _scores(det, xs)
+    score_stream(det, xs)
     crash = dict(xs[-1], t=xs[-1]["t"] + WINDOW, value=0.0)
     assert det.score_one(crash) == 0.0
     assert SeasonalBaseline(window=WINDOW).clone().min_count == 0.0
@@ -81,8 +74,8 @@ def test_a_small_slice_is_judged_on_horizons_with_enough_events() -> None:
     judged over the horizons that reach 2,000 orders."""
     spike = {i: 2.0 for i in range(3 * PER_DAY + 40, 3 * PER_DAY + 48)}
     xs = _series(days=4, seed=9, factor=spike)
-    alone = _scores(SeasonalBaseline(window=WINDOW, horizons=(1,), min_count=2000), xs)
-    scanned = _scores(SeasonalBaseline(window=WINDOW, horizons=(1, 2, 4, 8), min_count=2000),
+    alone = score_stream(SeasonalBaseline(window=WINDOW, horizons=(1,), min_count=2000), xs)
+    scanned = score_stream(SeasonalBaseline(window=WINDOW, horizons=(1, 2, 4, 8), min_count=2000),
                       xs)
     assert max(alone) == 0.0
     assert max(scanned[min(spike):max(spike) + 1]) >= THRESHOLD
@@ -94,11 +87,11 @@ def test_the_onset_of_a_drop_does_not_widen_the_band() -> None:
     heavy-tailed noise the band must learn."""
     xs = _series(days=4, seed=10)
     det = SeasonalBaseline(window=WINDOW, horizons=(1, 2, 4, 8))
-    _scores(det, xs[: 3 * PER_DAY + 40])
+    score_stream(det, xs[: 3 * PER_DAY + 40])
     onset, lone = copy.deepcopy(det), copy.deepcopy(det)
     now = xs[3 * PER_DAY + 40: 3 * PER_DAY + 43]
-    _scores(onset, [dict(x, value=x["value"] * 0.6) for x in now])  # a drop, three windows
-    _scores(lone, [dict(now[0], value=now[0]["value"] * 1.6), *now[1:]])  # one big outlier
+    score_stream(onset, [dict(x, value=x["value"] * 0.6) for x in now])  # a drop, three windows
+    score_stream(lone, [dict(now[0], value=now[0]["value"] * 1.6), *now[1:]])  # one big outlier
     baseline = det.expect_one(now[2])
     assert onset.expect_one(now[2]) == baseline  # the level held
     assert onset._dispersion == det._dispersion  # and the band did not widen
