@@ -152,23 +152,22 @@ def build_runtime(
                       key_type=str, value_type=str)
     flush_s = settings.flush_interval.total_seconds()
 
-    unresumed: set[tuple[str, int]] = set()  # assigned partitions not yet read from
+    unresumed: set[TP] = set()  # assigned event-topic partitions not yet read from
 
     async def resume(batch: list[Any]) -> None:
         """Cut the first reports of newly assigned partitions where they were cut before."""
         firsts: dict[tuple[str, int], int] = {}
-        for event in batch:
+        for event in batch:  # only while a partition is unresumed: one set lookup per event
             msg = event.message
-            tp = (logical[msg.topic], msg.partition)
-            if tp in unresumed and tp not in firsts:
-                firsts[tp] = msg.offset
+            if msg.tp in unresumed:
+                unresumed.discard(msg.tp)
+                firsts[(logical[msg.topic], msg.partition)] = msg.offset
         if not firsts:
             return
         cuts = await reported_offsets(settings.bootstrap.split(","), partials.get_topic_name(),
                                       {source_name(*tp): first for tp, first in firsts.items()})
         for tp in firsts:
             pool.resume(*tp, cuts[source_name(*tp)])
-            unresumed.discard(tp)
         log.info("resumed %s", "; ".join(
             f"{source_name(*tp)} at {first}, cut at {cuts[source_name(*tp)]}"
             for tp, first in sorted(firsts.items())))
@@ -210,9 +209,10 @@ def build_runtime(
             pending.append(event)
             if isinstance(msg, Report):
                 dirty.add(metric)
-                late_before = owner.late_partials[metric]
+                late = owner.engine.stats.late_partials
+                late_before = late[metric]
                 closed = owner.on_report(msg)
-                if owner.late_partials[metric] != late_before:
+                if late[metric] != late_before:
                     log.warning("%s: deltas from %s for windows already closed (it was idle); "
                                 "counted as late", metric, msg.source)
             else:
@@ -238,10 +238,10 @@ def build_runtime(
                                 value=encode_tick(r.metric, clock.now_ms()))
 
     async def on_assigned(_app: Any, assigned: set[TP], **_: Any) -> None:
-        unresumed.update((logical[tp.topic], tp.partition) for tp in assigned
-                         if tp.topic in logical)
+        unresumed.update(tp for tp in assigned if tp.topic in logical)
 
     async def on_revoked(_app: Any, revoked: set[TP], **_: Any) -> None:
+        unresumed.difference_update(revoked)
         gone = [(logical[tp.topic], tp.partition) for tp in revoked if tp.topic in logical]
         for stats in pool.forget(gone):
             metrics.retire(stats)

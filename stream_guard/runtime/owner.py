@@ -82,7 +82,6 @@ class Owner:
         self._clock: dict[int, int] = {}  # metric -> latest sender clock read in its stream
         self.index = {r.metric: m for m, r in enumerate(engine.rules)}
         self.windows: dict[int, MetricWindows] = {}
-        self.late_partials = engine.stats.late_partials  # metric -> deltas for closed windows
 
     def owns(self, metric: str) -> bool:
         return self.index.get(metric) in self.windows
@@ -123,8 +122,6 @@ class Owner:
     @staticmethod
     def _admit(mw: MetricWindows, r: Report) -> str:
         """merged, duplicate (already merged: dropped) or overlapping (merged, should not be)."""
-        if r.next_offset < 0:
-            return "merged"
         covered = mw.covered.get(r.source, -1)
         if r.next_offset <= covered:
             return "duplicate"
@@ -136,7 +133,7 @@ class Owner:
             self._intervention(raw)
         for start, deltas in r.windows:
             if mw.closed_until is not None and start < mw.closed_until:
-                self.late_partials[r.metric] += 1
+                self.engine.stats.late_partials[r.metric] += 1
                 continue
             acc = mw.open.get(start)
             mw.open[start] = deltas if acc is None else merge_accumulators([acc, deltas])

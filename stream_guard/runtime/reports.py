@@ -43,8 +43,8 @@ class Report:
     sent_ms: int  # the source's wall clock when sending: window-close-to-alert latency
     # The source partition's offsets this report covers, [first, next): the owner drops a
     # report it has already merged (a source re-reading after a crash), see runtime/owner.py.
-    first_offset: int = -1
-    next_offset: int = -1  # -1: unknown (never deduplicated)
+    first_offset: int
+    next_offset: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,7 +77,7 @@ def decode(raw: bytes) -> Report | Tick:
         (int(start), {_key(key): [float(a), float(b)] for key, a, b in slices})
         for start, slices in obj["windows"]
     ]
-    first, next_ = obj.get("offsets", (-1, -1))
+    first, next_ = obj["offsets"]
     return Report(obj["metric"], obj["source"], int(obj["watermark_ms"]), windows,
                   list(obj["interventions"]), int(obj["sent_ms"]), int(first), int(next_))
 

@@ -79,4 +79,4 @@ def test_live_split_gives_the_alerts_of_replay(
     got, owner = _live(rules, codec, topics, records, batch)
     assert len(expected) >= 4  # the simulated incidents do page
     assert [comparable(a) for a in got] == [comparable(a) for a in expected]
-    assert sum(owner.late_partials.values()) == 0
+    assert sum(owner.engine.stats.late_partials.values()) == 0
