@@ -1,9 +1,9 @@
 """Compiles a topic's JSON Schema (the subset topics/ uses) into a fast validator.
 
 A general JSON Schema library costs tens of microseconds per event; the subset here (types,
-required, enum, minimum, minLength, an event-time format, typed additionalProperties) is checked
-in well under a microsecond. An unsupported keyword is refused when the schema is compiled, so a
-schema can never be silently half-enforced.
+required, enum, minimum / maximum and their exclusive forms, minLength, an event-time format,
+typed additionalProperties) is checked in well under a microsecond. An unsupported keyword is
+refused when the schema is compiled, so a schema can never be silently half-enforced.
 
 Two layers, one verdict. Per-property checks (`_compile_property`) are the definition: they run
 in schema order and raise the precise `InvalidEvent`. In front of them, a predicate generated
@@ -21,11 +21,16 @@ detail it always got. The predicate can only be stricter than the checks, never 
 Traceback (most recent call last):
 ...
 stream_guard.errors.InvalidEvent: out_of_range: gmv: -1 is below the minimum 0
+
+Numbers are finite and never booleans (``True`` is an ``int`` to Python, not to JSON), and event
+times lie in [2000-01-01, 2100-01-01) whichever way they are written: one absurd value (a GMV of
+1e308, a year 9999) is refused here rather than overflowing a sum or a window downstream.
 """
 
 from __future__ import annotations
 
 import math
+import operator
 import re
 from collections.abc import Callable, Mapping
 from datetime import datetime
@@ -49,7 +54,17 @@ _TYPES: dict[str, tuple[type, ...]] = {
 }
 _ANNOTATIONS = {"description", "title", "$schema", "$comment", "examples"}
 _OBJECT_KEYWORDS = {"type", "required", "properties", "additionalProperties"}
-_PROPERTY_KEYWORDS = {"type", "enum", "minimum", "minLength", "format", "additionalProperties"}
+# Numeric bounds: keyword -> (the comparison that REJECTS a value, as Python source; wording)
+_BOUNDS: dict[str, tuple[str, str]] = {
+    "minimum": ("<", "below the minimum"),
+    "exclusiveMinimum": ("<=", "not above the exclusive minimum"),
+    "maximum": (">", "above the maximum"),
+    "exclusiveMaximum": (">=", "not below the exclusive maximum"),
+}
+_REJECTS: dict[str, Callable[[Any, Any], bool]] = {
+    "<": operator.lt, "<=": operator.le, ">": operator.gt, ">=": operator.ge,
+}
+_PROPERTY_KEYWORDS = {"type", "enum", "minLength", "format", "additionalProperties", *_BOUNDS}
 _TS_MIN_MS = 946_684_800_000  # 2000-01-01: smaller integers are seconds or garbage, not event ms
 _TS_MAX_MS = 4_102_444_800_000  # 2100-01-01
 
@@ -77,6 +92,8 @@ def parse_event_time(value: object) -> int:
 
 
 def _parse_event_time(value: object) -> int:
+    """The general parser. Both forms get the same absolute range: the tables of
+    `parse_event_time` only learn what this returned, so the range costs the fast path nothing."""
     if type(value) is int:
         if not _TS_MIN_MS <= value < _TS_MAX_MS:
             raise InvalidEvent("bad_timestamp", f"ts: {value} is not epoch milliseconds")
@@ -89,7 +106,10 @@ def _parse_event_time(value: object) -> int:
         raise InvalidEvent("bad_timestamp", f"ts: {value[:64]!r} is not ISO-8601") from None
     if dt.tzinfo is None:
         raise InvalidEvent("bad_timestamp", f"ts: {value[:64]!r} has no time zone")
-    return round(dt.timestamp() * 1000)
+    ms = round(dt.timestamp() * 1000)
+    if not _TS_MIN_MS <= ms < _TS_MAX_MS:
+        raise InvalidEvent("bad_timestamp", f"ts: {value[:64]!r} is not in [2000, 2100)")
+    return ms
 
 
 _MILLIS_UTC = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:([0-5]\d\.\d{3}Z)", re.ASCII)
@@ -123,7 +143,7 @@ def _compile_property(name: str, spec: Mapping[str, Any]) -> Callable[[Any], Non
     kinds = spec.get("type", [])
     allowed = tuple(t for k in ([kinds] if isinstance(kinds, str) else kinds) for t in _TYPES[k])
     enum = frozenset(spec["enum"]) if "enum" in spec else None
-    minimum = spec.get("minimum")
+    bounds = _bounds_of(name, spec)
     min_len = spec.get("minLength", 0)
     values_of = spec.get("additionalProperties")
     values_kind = values_of["type"] if isinstance(values_of, dict) else None
@@ -136,8 +156,10 @@ def _compile_property(name: str, spec: Mapping[str, Any]) -> Callable[[Any], Non
             raise InvalidEvent("not_finite", f"{name}: {v} is not a finite number")
         if enum is not None and v not in enum:
             raise InvalidEvent("not_in_enum", f"{name}: {v!r} is not one of {sorted(enum)}")
-        if minimum is not None and v < minimum:
-            raise InvalidEvent("out_of_range", f"{name}: {v} is below the minimum {minimum}")
+        for keyword, bound in bounds:
+            op, wording = _BOUNDS[keyword]
+            if _REJECTS[op](v, bound):
+                raise InvalidEvent("out_of_range", f"{name}: {v} is {wording} {bound}")
         if min_len and len(v) < min_len:
             raise InvalidEvent("empty_value", f"{name}: shorter than {min_len}")
         if value_types is not None:
@@ -146,6 +168,17 @@ def _compile_property(name: str, spec: Mapping[str, Any]) -> Callable[[Any], Non
                     raise InvalidEvent("wrong_type", f"{name}.{key}: expected {values_kind}")
 
     return check
+
+
+def _bounds_of(name: str, spec: Mapping[str, Any]) -> list[tuple[str, float]]:
+    """The numeric bounds of a property, in `_BOUNDS` order; a bound that is no finite number
+    would compare as an error or never reject, so it is refused at compile time."""
+    bounds = [(keyword, spec[keyword]) for keyword in _BOUNDS if spec.get(keyword) is not None]
+    for keyword, bound in bounds:
+        if type(bound) not in (int, float) or not math.isfinite(bound):
+            raise ConfigError(
+                f"property {name!r}: {keyword} must be a finite number, got {bound!r}")
+    return bounds
 
 
 def compile_schema(schema: Mapping[str, Any], fast: bool = True) -> Validator:
@@ -230,9 +263,9 @@ def _term(name: str, spec: Mapping[str, Any], required: bool, env: dict[str, Any
     if "enum" in spec:
         env[f"_e{i}"] = frozenset(spec["enum"])
         conds.append(f"@ in _e{i}")
-    if spec.get("minimum") is not None:
-        env[f"_m{i}"] = spec["minimum"]
-        conds.append(f"not @ < _m{i}")
+    for n, (keyword, bound) in enumerate(_bounds_of(name, spec)):
+        env[f"_b{i}_{n}"] = bound
+        conds.append(f"not @ {_BOUNDS[keyword][0]} _b{i}_{n}")
     min_len = int(spec.get("minLength", 0))
     if min_len:  # for a value already known to be a str, != '' is len >= 1
         conds.append("@ != ''" if min_len == 1 and allowed == (str,) else f"len(@) >= {min_len}")
