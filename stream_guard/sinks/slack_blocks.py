@@ -1,14 +1,12 @@
-"""Slack Block Kit messages for alerts, with every foreign text escaped.
+"""Slack Block Kit messages for alerts: foreign text inert, every message within Slack's limits.
 
 Everything that comes from events or rules (slice values, seller ids, categories, descriptions,
-hint text) goes through `escape_mrkdwn`, so it can never become a mention, a channel broadcast or
-a disguised link. The only mentions are owners configured as Slack ids, and the only links are
-runbook/dashboard URLs that look like plain http(s) URLs.
+hint text) goes through `escape_mrkdwn` (see `slack_text`), so it can never become a mention, a
+channel link or a link. The only mentions are owners configured as Slack ids (and who pressed a
+button, by the id Slack signed), and the only links are runbook/dashboard URLs that look like
+plain http(s) URLs. Lists are cut to what fits, saying what was left out ("… 12 more slices");
+`slack_limits.fit_blocks` then guarantees Slack's limits and `"verbatim": true` on every message.
 
->>> escape_mrkdwn("<!channel> <https://evil|click> & co")
-'&lt;!channel&gt; &lt;https://evil|click&gt; &amp; co'
->>> mention("S0123ABC"), mention("U0123ABC"), mention("<!here>")
-('<!subteam^S0123ABC>', '<@U0123ABC>', '&lt;!here&gt;')
 >>> human_duration(5_400_000)
 '1 hour 30 minutes'
 """
@@ -17,11 +15,18 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
+from stream_guard.sinks.slack_limits import (
+    MAX_FALLBACK,
+    MAX_FIELD_TEXT,
+    MAX_SECTION_TEXT,
+    fit_blocks,
+)
+from stream_guard.sinks.slack_text import clip, escape_mrkdwn, fit_items, link, mention
 from stream_guard.types import format_slice, slice_key
 
 if TYPE_CHECKING:
@@ -46,7 +51,8 @@ ACK_ACTION_ID = "stream_guard.ack"
 SNOOZE_ACTION_ID = "stream_guard.snooze_1h"
 MAX_HINTS = 5  # an analyst reads the top few; the rest is noise in a notification
 MAX_SLICES = 5
-MAX_FIELD = 300  # characters of one foreign text, before escaping (Slack caps sections at 3000)
+MAX_BUTTON_VALUE = 2000  # Slack's limit for a button's value
+MAX_NAME = 200  # a metric name or a severity in a title
 
 _SEVERITY_ICON = {"critical": ":red_circle:", "warning": ":large_orange_circle:"}
 _HINT_LABEL = {
@@ -55,9 +61,6 @@ _HINT_LABEL = {
     "intervention": "Intervention",
     "external": "External factor",
 }
-_SUBTEAM = re.compile(r"^S[A-Z0-9]{2,}$")
-_USER = re.compile(r"^[UW][A-Z0-9]{2,}$")
-_URL = re.compile(r"^https?://[^\s<>|&]+$")
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,30 +83,6 @@ class Handling:
     acked_at_ms: int | None = None
     snoozed_by: str | None = None
     snoozed_until_ms: int | None = None
-
-
-def escape_mrkdwn(text: object, limit: int = MAX_FIELD) -> str:
-    """Slack's three control characters as entities, after clipping to `limit` characters."""
-    raw = str(text)
-    if len(raw) > limit:
-        raw = raw[: limit - 1] + "…"
-    return raw.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-
-
-def mention(owner: str) -> str:
-    """Slack ids become mentions (S… user groups, U…/W… users); anything else is plain text."""
-    if _SUBTEAM.match(owner):
-        return f"<!subteam^{owner}>"
-    if _USER.match(owner):
-        return f"<@{owner}>"
-    return escape_mrkdwn(owner)
-
-
-def link(url: str | None, label: str) -> str | None:
-    """A link when `url` is a plain http(s) URL, else the escaped text; None when absent."""
-    if not url:
-        return None
-    return f"<{url}|{label}>" if _URL.match(url) else f"{label}: {escape_mrkdwn(url)}"
 
 
 def human_duration(ms: int) -> str:
@@ -152,7 +131,7 @@ def _value_line(alert: AlertUpdate) -> str:
 
 
 def _title(alert: AlertUpdate) -> str:
-    metric, where = escape_mrkdwn(alert.metric), _slice_text(alert.slice)
+    metric, where = escape_mrkdwn(alert.metric, MAX_NAME), _slice_text(alert.slice)
     if alert.status == "resolved":
         return f":white_check_mark: *RESOLVED* · *{metric}* was {alert.direction} · {where}"
     icon = _SEVERITY_ICON.get(alert.severity, ":large_blue_circle:")
@@ -167,7 +146,8 @@ def _window(alert: AlertUpdate, now_ms: int) -> str:
     return f"{text}\n{relative_time(_ms(end), now_ms)}"
 
 
-def _hint_lines(alert: AlertUpdate) -> list[str]:
+def _hints(alert: AlertUpdate) -> dict[str, Any] | None:
+    """The top hints, as many as fit in a section, and how many more there are."""
     lines = []
     for hint in alert.hints[:MAX_HINTS]:
         label = _HINT_LABEL.get(hint.kind, "Hint")
@@ -175,16 +155,30 @@ def _hint_lines(alert: AlertUpdate) -> list[str]:
         if hint.share is not None and f"{hint.share:.0%}" not in hint.summary:
             share = f" ({hint.share:.0%} of the change)"
         lines.append(f"• *{label}*: {escape_mrkdwn(hint.summary)}{share}")
-    return lines
+    return _list_section("*Root-cause hints*\n", lines, len(alert.hints), "hint")
 
 
-def _slice_lines(alert: AlertUpdate) -> list[str]:
+def _firing_slices(alert: AlertUpdate) -> dict[str, Any] | None:
+    """The highest-scoring slices, as many as fit in a section, and how many more there are."""
     top = sorted(alert.firing_slices, key=lambda s: -s.score)[:MAX_SLICES]
-    return [f"• {_slice_text(s.slice)}: {_num(s.value)} (score {s.score:.1f})" for s in top]
+    lines = [f"• {_slice_text(s.slice)}: {_num(s.value)} (score {s.score:.1f})" for s in top]
+    return _list_section("*Firing slices*\n", lines, len(alert.firing_slices), "slice")
+
+
+def _list_section(head: str, lines: Sequence[str], total: int, noun: str) -> dict[str, Any] | None:
+    if not lines:
+        return None
+    return _section(fit_items(head, lines, total=total, noun=noun, limit=MAX_SECTION_TEXT))
 
 
 def _section(text: str) -> dict[str, Any]:
     return {"type": "section", "text": {"type": "mrkdwn", "text": text}}
+
+
+def _message(fallback: str, blocks: Sequence[dict[str, Any] | None]) -> SlackMessage:
+    """The message as sent: blocks within Slack's limits, the fallback text bounded."""
+    kept = [block for block in blocks if block is not None]
+    return SlackMessage(text=clip(fallback, MAX_FALLBACK), blocks=fit_blocks(kept))
 
 
 def _fields(alert: AlertUpdate, now_ms: int) -> dict[str, Any]:
@@ -196,11 +190,18 @@ def _fields(alert: AlertUpdate, now_ms: int) -> dict[str, Any]:
         ("Severity", escape_mrkdwn(alert.severity, 20)),
     ]
     if alert.owner:
-        pairs.append(("Owner", " ".join(mention(o) for o in re.split(r"[\s,]+", alert.owner) if o)))
+        pairs.append(("Owner", _owners(alert.owner)))
     if alert.status == "resolved":
         pairs.append(("Duration", human_duration(_ms(alert.window_end) - _ms(alert.started_at))))
     fields = [{"type": "mrkdwn", "text": f"*{name}*\n{value}"} for name, value in pairs]
     return {"type": "section", "fields": fields}
+
+
+def _owners(owner: str) -> str:
+    """Each configured owner id as a mention (the only mentions an alert makes)."""
+    owners = [mention(one) for one in re.split(r"[\s,]+", owner) if one]
+    limit = MAX_FIELD_TEXT - 20  # room for the field's name
+    return fit_items("", owners, total=len(owners), noun="owner", limit=limit, sep=" ")
 
 
 def _context(alert: AlertUpdate) -> dict[str, Any]:
@@ -219,13 +220,15 @@ def button_value(alert: AlertUpdate) -> str:
     """What a button carries back: the episode, and the metric and slice a snooze silences.
 
     Slack signs the request that returns it, so the endpoint can trust it; 2000 characters is
-    Slack's limit for a button value (a slice that long is dropped: the snooze is metric-wide).
+    Slack's limit for a button value: a slice that long is dropped (the snooze is metric-wide),
+    then the metric (the button acknowledges only), and the value is always whole JSON.
     """
-    value = {"episode_id": alert.episode_id, "metric": alert.metric, "slice": alert.slice}
-    text = _json_without_controls(value)
-    if len(text) > 2000:
-        text = _json_without_controls({**value, "slice": {}})
-    return text[:2000]
+    full = {"episode_id": alert.episode_id, "metric": alert.metric, "slice": alert.slice}
+    for value in (full, {**full, "slice": {}}, {"episode_id": alert.episode_id}):
+        text = _json_without_controls(value)
+        if len(text) <= MAX_BUTTON_VALUE:
+            return text
+    return _json_without_controls({"episode_id": alert.episode_id[: MAX_BUTTON_VALUE // 7]})
 
 
 def _json_without_controls(value: object) -> str:
@@ -281,26 +284,26 @@ def render_parent(
     """
     headline = _title(alert)
     if alert.description:
-        headline += f"\n{escape_mrkdwn(alert.description)}"
-    blocks = [_section(headline), _fields(alert, now_ms)]
-    if hints := _hint_lines(alert):
-        blocks.append(_section("*Root-cause hints*\n" + "\n".join(hints)))
-    if len(alert.firing_slices) > 1:
-        blocks.append(_section("*Firing slices*\n" + "\n".join(_slice_lines(alert))))
-    blocks.append(_context(alert))
-    if handling is not None and (shown := _handling(handling)) is not None:
-        blocks.append(shown)
-    if alert.status == "firing":
-        blocks.append(_buttons(alert))
-    return SlackMessage(text=_fallback(alert), blocks=blocks)
+        headline += f"\n{escape_mrkdwn(alert.description, 1000)}"
+    return _message(
+        _fallback(alert),
+        [
+            _section(headline),
+            _fields(alert, now_ms),
+            _hints(alert),
+            _firing_slices(alert) if len(alert.firing_slices) > 1 else None,
+            _context(alert),
+            _handling(handling) if handling is not None else None,
+            _buttons(alert) if alert.status == "firing" else None,
+        ],
+    )
 
 
 def _fallback(alert: AlertUpdate) -> str:
     """Plain text for notifications and clients without blocks (escaped like the rest)."""
-    state = "RESOLVED" if alert.status == "resolved" else alert.severity.upper()
-    where = format_slice(slice_key(alert.slice))
-    text = f"[{state}] {alert.metric} {alert.direction} in {where}: " + _plain_value(alert)
-    return escape_mrkdwn(text, 500)
+    state = "RESOLVED" if alert.status == "resolved" else escape_mrkdwn(alert.severity.upper(), 20)
+    metric, where = escape_mrkdwn(alert.metric, MAX_NAME), _slice_text(alert.slice)
+    return f"[{state}] {metric} {alert.direction} in {where}: " + _plain_value(alert)
 
 
 def _plain_value(alert: AlertUpdate) -> str:
@@ -331,12 +334,25 @@ def render_reply(
         if alert.severity != previous_severity:
             severity, was = escape_mrkdwn(alert.severity, 20), escape_mrkdwn(previous_severity, 20)
             text += f" to *{severity}* (was {was})"
-        new = sorted(set(alert.state().slices) - set(previous_slices))
-        if new:
-            text += "\nNew slices: " + ", ".join(escape_mrkdwn(s) for s in new[:MAX_SLICES])
+        text += _new_slices(sorted(set(alert.state().slices) - set(previous_slices)))
         text += f"\nNow: {value}"
     else:
         since = human_duration(now_ms - first_sent_ms)
         text = f":repeat: Still firing ({since} since the first notification).\nNow: {value}"
-    fallback = f"{alert.metric}: {reason.replace('_', ' ')}"
-    return SlackMessage(text=escape_mrkdwn(fallback), blocks=[_section(text)])
+    fallback = f"{escape_mrkdwn(alert.metric, MAX_NAME)}: {escape_mrkdwn(reason.replace('_', ' '))}"
+    return _message(fallback, [_section(text)])
+
+
+def _new_slices(new: Sequence[str]) -> str:
+    """'New slices: a, b, … 3 more slices', leaving room in the section for what follows."""
+    if not new:
+        return ""
+    shown = [escape_mrkdwn(key) for key in new[:MAX_SLICES]]
+    return fit_items(
+        "\nNew slices: ",
+        shown,
+        total=len(new),
+        noun="slice",
+        limit=MAX_SECTION_TEXT - 500,
+        sep=", ",
+    )

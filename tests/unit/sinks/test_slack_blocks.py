@@ -125,10 +125,10 @@ def test_slice_value_injection_arrives_escaped_verbatim() -> None:
         metric="gmv<!channel>",
     )
     message = render_parent(alert, WINDOW_END_MS)
-    escaped = "&lt;!channel&gt; &lt;https://evil|click&gt;"
+    escaped = "&lt;!channel&gt; &lt;https:\u2060//evil|click&gt;"
     text = all_text(message)
     assert f"seller_id={escaped}" in text
-    assert "&lt;@U999&gt; &amp; &lt;!here&gt;" in text
+    assert "&lt;@\u2060U999&gt; &amp; &lt;!here&gt;" in text
     assert "category=&lt;!everyone&gt;" in text
     reply = render_reply(
         alert,
@@ -157,7 +157,7 @@ def test_slice_value_injection_arrives_escaped_verbatim() -> None:
         ("W0123ABC", "<@W0123ABC>"),
         ("governance-oncall", "governance-oncall"),
         ("<!channel>", "&lt;!channel&gt;"),
-        ("@here", "@here"),
+        ("@here", "@\u2060here"),
         ("s0123abc", "s0123abc"),
     ],
 )
@@ -174,18 +174,20 @@ def test_several_owners() -> None:
     ("url", "rendered"),
     [
         ("https://wiki/x", "<https://wiki/x|Runbook>"),
-        ("https://evil|<!channel>", "Runbook: https://evil|&lt;!channel&gt;"),
+        ("https://evil|<!channel>", "Runbook: https:\u2060//evil|&lt;!channel&gt;"),
         ("javascript:alert(1)", "Runbook: javascript:alert(1)"),
-        ("https://a/b?x=1&y=2", "Runbook: https://a/b?x=1&amp;y=2"),
+        ("https://a/b?x=1&y=2", "Runbook: https:\u2060//a/b?x=1&amp;y=2"),
+        ("https://wiki/" + "x" * 1000, "Runbook: https:\u2060//wiki/" + "x" * 485 + "…"),
     ],
 )
 def test_links_only_for_plain_http_urls(url: str, rendered: str) -> None:
     assert link(url, "Runbook") == rendered
 
 
-def test_long_foreign_text_is_clipped_before_escaping() -> None:
-    clipped = escape_mrkdwn("<" * 1000, limit=10)
-    assert clipped == "&lt;" * 9 + "…"
+def test_long_foreign_text_is_escaped_then_clipped_between_entities() -> None:
+    assert escape_mrkdwn("<" * 1000, limit=10) == "&lt;&lt;…"
+    assert escape_mrkdwn("a&b", limit=10) == "a&amp;b"
+    assert escape_mrkdwn("line\nbreak\ttab\u202eevil", limit=100) == "line break tabevil"
 
 
 @pytest.mark.parametrize(
