@@ -8,14 +8,15 @@
 
 from __future__ import annotations
 
+import os
 from datetime import datetime
 from pathlib import Path
 from typing import Literal
 
-import yaml
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from stream_guard.config.errors import config_error
+from stream_guard.config.yamlfile import read_yaml
 from stream_guard.errors import ConfigError
 
 __all__ = ["Calendar", "CalendarEntry", "load_calendar"]
@@ -47,12 +48,17 @@ class Calendar(BaseModel):
 
 
 def load_calendar(path: Path) -> Calendar:
-    """The calendar at `path`, or an empty one when the file does not exist."""
-    if not path.exists():
+    """The calendar at `path`; an empty one when there is no such file or it holds only comments.
+
+    (Commenting out the last entry is a normal edit; a file that is not YAML, not a mapping or
+    not a file -- a dangling symlink included -- is a ConfigError naming it.)
+    """
+    if not os.path.lexists(path):
         return Calendar()
+    data = read_yaml(path)
+    if data is not None and not isinstance(data, dict):
+        raise ConfigError(f"{path}: (top level): expected a mapping with `entries`")
     try:
-        return Calendar.model_validate(yaml.safe_load(path.read_text()) or {})
+        return Calendar.model_validate(data or {})
     except ValidationError as exc:
         raise config_error(path, exc) from None
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: not valid YAML: {exc}") from None

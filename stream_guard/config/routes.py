@@ -9,11 +9,9 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import replace
-from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Any
 
-import yaml
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator
 
 from stream_guard.alert.routing import (
@@ -23,8 +21,9 @@ from stream_guard.alert.routing import (
     Route,
     RouteTree,
 )
-from stream_guard.config.durations import Duration
+from stream_guard.config.durations import RepeatInterval
 from stream_guard.config.errors import config_error
+from stream_guard.config.yamlfile import read_mapping
 from stream_guard.errors import ConfigError
 
 __all__ = ["MatchConfig", "RouteConfig", "RoutesFile", "load_routes"]
@@ -69,7 +68,7 @@ class RouteConfig(BaseModel):
     channel: str | None = Field(default=None, pattern=_CHANNEL)
     continue_: bool = Field(default=False, alias="continue")
     group_by: list[str] | None = None
-    repeat_interval: Duration | None = None
+    repeat_interval: RepeatInterval | None = None
     routes: list[RouteConfig] = []
 
     @field_validator("group_by")
@@ -77,13 +76,6 @@ class RouteConfig(BaseModel):
     def _group_by_is_stable(cls, value: list[str] | None) -> list[str] | None:
         if value is not None and "severity" in value:
             raise ValueError("severity changes during an episode; grouping by it splits threads")
-        return value
-
-    @field_validator("repeat_interval")
-    @classmethod
-    def _positive(cls, value: timedelta | None) -> timedelta | None:
-        if value is not None and value <= timedelta(0):
-            raise ValueError("must be positive")
         return value
 
     def walk(self, path: str) -> Iterator[tuple[str, RouteConfig]]:
@@ -103,12 +95,7 @@ class RoutesFile(BaseModel):
 def load_routes(path: Path | str) -> RouteTree:
     """Read and validate a routes file; raise ConfigError naming the file, field and reason."""
     path = Path(path)
-    try:
-        raw = yaml.load(path.read_text(), Loader=_StrictLoader)  # safe: no arbitrary objects
-    except OSError as exc:
-        raise ConfigError(f"{path}: cannot read: {exc.strerror}") from None
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: not valid YAML: {exc}") from None
+    raw = read_mapping(path, "a mapping with the root route under `route`")
     try:
         spec = RoutesFile.model_validate(raw)
     except ValidationError as exc:
@@ -117,20 +104,6 @@ def load_routes(path: Path | str) -> RouteTree:
     if problems:
         raise ConfigError(f"{path}: " + "; ".join(problems))
     return RouteTree(_build(spec.route, parent=None))
-
-
-class _StrictLoader(yaml.SafeLoader):
-    """SafeLoader that refuses duplicate keys, which plain YAML would let silently overwrite."""
-
-    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
-        keys = [self.construct_object(key, deep=deep) for key, _ in node.value]
-        for i, key in enumerate(keys):
-            if key in keys[:i]:
-                line = node.value[i][0].start_mark.line + 1
-                raise yaml.constructor.ConstructorError(
-                    None, None, f"duplicate key {key!r} on line {line}", node.start_mark
-                )
-        return super().construct_mapping(node, deep=deep)
 
 
 def _check_tree(root: RouteConfig) -> list[str]:

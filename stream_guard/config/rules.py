@@ -2,21 +2,25 @@
 
 One metric per file. Unknown keys are errors; every error names the file, the field path and the
 reason. Cross-checks against the topics: sources name known topics, dimensions and filters name
-fields of those topics, summed fields are numbers.
+fields of those topics, summed fields are numbers. Values that would load but mislead are refused
+too: a dimension or pair listed twice (its slices would count twice), durations outside the range
+a field can mean (a negative lateness drops most events as late), non-finite numbers.
 """
 
 from __future__ import annotations
 
+import math
 from datetime import timedelta
+from functools import partial
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from stream_guard.config.durations import Duration
-from stream_guard.config.errors import config_error
+from stream_guard.config.durations import Duration, RepeatInterval, between
+from stream_guard.config.errors import Problems, config_error
 from stream_guard.config.topics import TopicSpec
+from stream_guard.config.yamlfile import read_mapping
 from stream_guard.detect.registry import validate_params
 from stream_guard.errors import ConfigError
 
@@ -34,6 +38,8 @@ RESERVED_FILES = frozenset({"routes.yaml", "calendar.yaml"})
 """Files of alert_rules/ that are not metric definitions."""
 
 Scalar = str | int | float | bool
+
+_SECOND, _DAY, _WEEK = timedelta(seconds=1), timedelta(days=1), timedelta(days=7)
 
 
 class _Strict(BaseModel):
@@ -64,6 +70,9 @@ class DetectorSpec(_Strict):
     @model_validator(mode="after")
     def _known_params(self) -> DetectorSpec:
         validate_params(self.type, self.params)
+        for name, value in self.params.items():
+            if not _finite(value):
+                raise ValueError(f"{name}: must be a finite number, not {value!r}")
         return self
 
     @property
@@ -74,8 +83,8 @@ class DetectorSpec(_Strict):
 class Severity(_Strict):
     """Score thresholds: a point scoring at least `warning` is anomalous."""
 
-    warning: float = Field(4.0, gt=0)
-    critical: float = Field(7.0, gt=0)
+    warning: float = Field(4.0, gt=0, allow_inf_nan=False)
+    critical: float = Field(7.0, gt=0, allow_inf_nan=False)
 
     @model_validator(mode="after")
     def _ordered(self) -> Severity:
@@ -94,13 +103,13 @@ class AlertPolicy(_Strict):
     route: str = "default"
     for_windows: int = Field(1, ge=1, alias="for", description="anomalous windows before firing")
     resolve_after: int = Field(3, ge=1, description="normal windows before resolving")
-    repeat: Duration = timedelta(hours=4)
+    repeat: RepeatInterval = timedelta(hours=4)
     cooldown: int = Field(2, ge=0, description="windows after a resolve before re-opening")
     max_slices: int = Field(5, ge=1, description="firing slices listed in one alert")
 
 
 class ExplainPolicy(_Strict):
-    interventions_lookback: Duration = timedelta(hours=2)
+    interventions_lookback: Annotated[Duration, between(timedelta(0), _WEEK)] = timedelta(hours=2)
     max_hints: int = Field(5, ge=1)
 
 
@@ -115,8 +124,8 @@ class MetricRule(_Strict):
     source: Source | None = None
     numerator: Source | None = None
     denominator: Source | None = None
-    window: Duration
-    lateness: Duration = timedelta(0)
+    window: Annotated[Duration, between(_SECOND, _WEEK)]
+    lateness: Annotated[Duration, between(timedelta(0), _DAY)] = timedelta(0)
     dimensions: list[str] = Field(default_factory=list)
     pairs: list[tuple[str, str]] = Field(default_factory=list)
     direction: Literal["up", "down", "both"] = "both"
@@ -128,8 +137,33 @@ class MetricRule(_Strict):
     @field_validator("window")
     @classmethod
     def _window(cls, v: timedelta) -> timedelta:
-        if v.total_seconds() < 1 or (86400 % v.total_seconds() and v.total_seconds() % 86400):
-            raise ValueError("must be at least 1s and divide a day (or be whole days)")
+        # Windows tumble from the epoch: one that divides a day starts at midnight every day.
+        ms, rest = divmod(v // timedelta(microseconds=1), 1000)
+        day_ms = 86_400_000
+        if rest or (day_ms % ms and ms % day_ms):
+            raise ValueError("must divide a day (or be whole days)")
+        return v
+
+    @field_validator("dimensions")
+    @classmethod
+    def _distinct_dimensions(cls, v: list[str]) -> list[str]:
+        seen: set[str] = set()
+        for dim in v:
+            if dim in seen:
+                raise ValueError(f"{dim!r} is listed twice (its slices would count twice)")
+            seen.add(dim)
+        return v
+
+    @field_validator("pairs")
+    @classmethod
+    def _distinct_pairs(cls, v: list[tuple[str, str]]) -> list[tuple[str, str]]:
+        seen: dict[frozenset[str], int] = {}
+        for i, (a, b) in enumerate(v):
+            if a == b:
+                raise ValueError(f"pair {i} ({a}, {b}) names one dimension twice")
+            first = seen.setdefault(frozenset((a, b)), i)
+            if first != i:
+                raise ValueError(f"pair {i} ({a}, {b}) repeats pair {first} (in either order)")
         return v
 
     @model_validator(mode="after")
@@ -141,9 +175,6 @@ class MetricRule(_Strict):
             raise ValueError(f"value {self.value!r} needs `source`, no numerator/denominator")
         if self.value in ("sum", "mean") and self.source and not self.source.field:
             raise ValueError(f"value {self.value!r} needs `source.field`")
-        for a, b in self.pairs:
-            if a == b:
-                raise ValueError(f"pair ({a}, {b}) repeats a dimension")
         return self
 
     @property
@@ -174,13 +205,18 @@ class MetricRule(_Strict):
                     raise ValueError(f"{where}: {dim!r} is not a field of topic {src.topic}")
 
 
+def _finite(value: Any) -> bool:
+    """False if `value` is or holds (in lists) a NaN or an infinity."""
+    if isinstance(value, float):
+        return math.isfinite(value)
+    if isinstance(value, list | tuple):
+        return all(_finite(v) for v in value)
+    return True
+
+
 def load_rule(path: Path, topics: dict[str, TopicSpec]) -> MetricRule:
-    try:
-        data = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: not valid YAML: {exc}") from None
-    if not isinstance(data, dict):
-        raise ConfigError(f"{path}: (top level): expected a mapping of rule fields")
+    """The metric of one file; ConfigError naming the file, the field and the reason."""
+    data = read_mapping(path, "a mapping of rule fields")
     try:
         rule = MetricRule.model_validate(data)
         rule.check_against(topics)
@@ -194,25 +230,39 @@ def load_rule(path: Path, topics: dict[str, TopicSpec]) -> MetricRule:
 def load_rules(
     directory: Path, topics: dict[str, TopicSpec], routes: set[str] | None = None
 ) -> list[MetricRule]:
-    """Every metric of `directory`; refuses duplicates and (given `routes`) unknown routes."""
+    """Every metric of `directory`; refuses duplicates and (given `routes`) unknown routes.
+
+    Goes on past a broken file: the ConfigErrors raised lists every problem of the directory.
+    """
     if not directory.is_dir():
         raise ConfigError(f"{directory}: not a directory of rule files")
-    rules: dict[str, tuple[Path, MetricRule]] = {}
+    problems = Problems()
+    found: dict[str, tuple[Path, MetricRule]] = {}
     for path in sorted(directory.glob("*.y*ml")):
         if path.name in RESERVED_FILES:
             continue
-        rule = load_rule(path, topics)
-        if rule.metric in rules:
-            raise ConfigError(
-                f"{path}: metric: {rule.metric!r} is already defined in {rules[rule.metric][0]}"
-            )
-        if routes is not None and rule.alert.route not in routes:
-            raise ConfigError(
-                f"{path}: alert.route: undefined route {rule.alert.route!r} "
-                f"used in metric {rule.metric!r}"
-            )
-        rules[rule.metric] = (path, rule)
-    if not rules:
+        rule = problems.attempt(partial(load_rule, path, topics))
+        if rule is None:
+            continue
+        for clash in _clashes(path, rule, found, routes):
+            problems.add(clash)
+        found.setdefault(rule.metric, (path, rule))
+    problems.raise_if_any()
+    if not found:
         raise ConfigError(f"{directory}: no metric definitions (*.yaml)")
-    return [rule for _, rule in rules.values()]
+    return [rule for _, rule in found.values()]
+
+
+def _clashes(
+    path: Path, rule: MetricRule, found: dict[str, tuple[Path, MetricRule]], routes: set[str] | None
+) -> list[str]:
+    """What is wrong with `rule` next to the rules found before it: its metric, its route."""
+    clashes = []
+    if rule.metric in found:
+        first = found[rule.metric][0]
+        clashes.append(f"{path}: metric: {rule.metric!r} is already defined in {first}")
+    if routes is not None and rule.alert.route not in routes:
+        route, metric = rule.alert.route, rule.metric
+        clashes.append(f"{path}: alert.route: undefined route {route!r} used in metric {metric!r}")
+    return clashes
 

@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
+from functools import partial
 from pathlib import Path
 from typing import Any
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from stream_guard.config.errors import config_error
+from stream_guard.config.errors import Problems, config_error
+from stream_guard.config.yamlfile import read_mapping
 from stream_guard.errors import ConfigError
 
-__all__ = ["TopicSpec", "default_topics_dir", "load_topics"]
+__all__ = ["TopicSpec", "default_topics_dir", "load_topic", "load_topics"]
 
 
 class TopicSpec(BaseModel):
@@ -32,17 +33,23 @@ def default_topics_dir() -> Path:
 
 
 def load_topics(directory: Path | None = None) -> dict[str, TopicSpec]:
-    """Every topic file of `directory`, by name; a broken file raises ConfigError naming it."""
+    """Every topic file of `directory`, by name; ConfigErrors naming every broken file."""
     directory = directory or default_topics_dir()
+    problems = Problems()
     topics: dict[str, TopicSpec] = {}
     for path in sorted(directory.glob("*.yaml")):
-        try:
-            spec = TopicSpec.model_validate(yaml.safe_load(path.read_text()))
-        except ValidationError as exc:
-            raise config_error(path, exc) from None
-        except yaml.YAMLError as exc:
-            raise ConfigError(f"{path}: not valid YAML: {exc}") from None
-        topics[spec.name] = spec
+        spec = problems.attempt(partial(load_topic, path))
+        if spec is not None:
+            topics[spec.name] = spec
+    problems.raise_if_any()
     if not topics:
         raise ConfigError(f"{directory}: no topic files (*.yaml)")
     return topics
+
+
+def load_topic(path: Path) -> TopicSpec:
+    """One topic file; ConfigError naming the file, the field and the reason."""
+    try:
+        return TopicSpec.model_validate(read_mapping(path, "a mapping of topic fields"))
+    except ValidationError as exc:
+        raise config_error(path, exc) from None

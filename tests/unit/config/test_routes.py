@@ -108,7 +108,7 @@ ROOT = "route:\n  name: root\n  channel: '#root'\n"
         ),
         (
             ROOT + "  routes:\n    - {name: a, repeat_interval: 0s}\n",
-            "route.routes.0.repeat_interval: Value error, must be positive",
+            "route.routes.0.repeat_interval: Value error, must be between 1m and 30d, not '0s'",
         ),
         (ROOT + "  recievers: []\n", "route.recievers: Extra inputs are not permitted"),
         (
@@ -136,7 +136,10 @@ ROOT = "route:\n  name: root\n  channel: '#root'\n"
             ROOT + "  group_by: [severity]\n",
             "route.group_by: Value error, severity changes during an episode",
         ),
-        (ROOT + "  name: other\n", "not valid YAML: duplicate key 'name' on line 4"),
+        (ROOT + "  name: other\n", "not valid YAML: duplicate key 'name' (line 4, column 3)"),
+        (ROOT + "  repeat_interval: .inf\n", "route.repeat_interval: Value error, must be between"),
+        ("", "(top level): the file is empty; expected a mapping with the root route"),
+        ("- route\n", "(top level): expected a mapping with the root route under `route`"),
         (ROOT.replace("root", "Bad Name", 1), "route.name: String should match pattern"),
         ("routes: []\n", "route: Field required"),
         ("route: [\n", "not valid YAML"),
@@ -151,7 +154,7 @@ def test_bad_files_name_file_field_and_reason(tmp_path: Path, text: str, error: 
 
 
 def test_missing_file(tmp_path: Path) -> None:
-    with pytest.raises(ConfigError, match="cannot read"):
+    with pytest.raises(ConfigError, match="cannot read: No such file or directory"):
         load_routes(tmp_path / "nope.yaml")
 
 

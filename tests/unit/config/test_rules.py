@@ -1,4 +1,9 @@
-"""Rule files: the shipped ones load; each broken one is refused with file, field and reason."""
+"""Rule files: the shipped ones load; each broken one is refused with file, field and reason.
+
+Each file of bad_rules/ starts with ``# error: <the exact message>``, paths relative to this
+directory; a message ending in ``...`` is a prefix (the rest lists things that change, such as
+the known detector types).
+"""
 
 from __future__ import annotations
 
@@ -6,8 +11,10 @@ import shutil
 from pathlib import Path
 
 import pytest
+import yaml
 
 from stream_guard.cli import main
+from stream_guard.config.errors import ConfigErrors
 from stream_guard.config.rules import MetricRule, load_rule, load_rules
 from stream_guard.config.topics import TopicSpec
 from stream_guard.errors import ConfigError
@@ -32,10 +39,47 @@ def test_shipped_rules_have_the_four_metrics(rules: list[MetricRule]) -> None:
 def test_broken_rule_file_is_refused_with_file_field_and_reason(
     path: Path, topics: dict[str, TopicSpec]
 ) -> None:
-    expected = path.read_text().splitlines()[0].removeprefix("# error: ")
+    # Bytes: one golden file is not UTF-8 past its first line.
+    expected = path.read_bytes().split(b"\n")[0].decode().removeprefix("# error: ")
     with pytest.raises(ConfigError) as err:
         load_rule(path, topics)
-    assert expected in str(err.value).replace(str(BAD.parent) + "/", "")
+    message = str(err.value).replace(str(BAD.parent) + "/", "")
+    if expected.endswith("..."):
+        assert message.startswith(expected.removesuffix("..."))
+    else:
+        assert message == expected
+
+
+def test_a_byte_order_mark_is_fine(tmp_path: Path, topics: dict[str, TopicSpec]) -> None:
+    path = tmp_path / "gmv.yaml"
+    path.write_bytes(b"\xef\xbb\xbf" + (REPO / "alert_rules" / "gmv.yaml").read_bytes())
+    assert load_rule(path, topics).metric == "gmv"
+
+
+def test_bounds_a_real_rule_uses_are_accepted(topics: dict[str, TopicSpec]) -> None:
+    text = (BAD / "negative_lateness.yaml").read_text().split("\n", 1)[1]
+    for window, lateness in [("1s", "0s"), ("1.5s", "1d"), ("15m", 600), ("1d", "2h"), ("7d", 0)]:
+        rule = MetricRule.model_validate(
+            {**yaml.safe_load(text), "window": window, "lateness": lateness}
+        )
+        rule.check_against(topics)
+
+
+def test_every_broken_file_of_a_directory_is_reported(
+    tmp_path: Path, topics: dict[str, TopicSpec]
+) -> None:
+    for name in ("duplicate_pair", "negative_lateness", "empty"):
+        shutil.copy(BAD / f"{name}.yaml", tmp_path / f"{name}.yaml")
+    shutil.copy(REPO / "alert_rules" / "gmv.yaml", tmp_path / "gmv.yaml")
+    (tmp_path / "x.yaml").mkdir()
+    with pytest.raises(ConfigErrors) as err:
+        load_rules(tmp_path, topics)
+    assert [p.split(": ", 2)[:2] for p in err.value.problems] == [
+        [str(tmp_path / "duplicate_pair.yaml"), "pairs"],
+        [str(tmp_path / "empty.yaml"), "(top level)"],
+        [str(tmp_path / "negative_lateness.yaml"), "lateness"],
+        [str(tmp_path / "x.yaml"), "is a directory, not a file"],
+    ]
 
 
 def test_duplicate_metric_and_undefined_route_are_refused(
