@@ -21,6 +21,7 @@ import orjson
 
 from stream_guard.config.topics import TopicSpec, load_topics
 from stream_guard.errors import InvalidEvent
+from stream_guard.ingest.files import FileTopic, Rejected
 from stream_guard.ingest.schema import Validator, compile_schema
 from stream_guard.types import Event
 
@@ -46,6 +47,8 @@ class DeadLetter:
 
 
 def _bounded(raw: bytes | str | object) -> str:
+    if isinstance(raw, Rejected):
+        raw = raw.raw
     if isinstance(raw, bytes):
         return raw[:RAW_LIMIT].decode("utf-8", "replace")
     if isinstance(raw, str):
@@ -77,7 +80,7 @@ class Codec:
         try:
             validator = self._validators[topic]
         except KeyError:
-            raise InvalidEvent("unknown_topic", f"no schema for topic {topic!r}") from None
+            raise _no_schema(topic, obj) from None
         return validator(obj)
 
     def dead_letter(self, topic: str, origin: str, err: InvalidEvent, raw: object) -> DeadLetter:
@@ -114,6 +117,18 @@ class Codec:
             except InvalidEvent as err:
                 dead.append(self.dead_letter(topic, where, err, value))
         return events, dead
+
+
+def _no_schema(topic: str, obj: Any) -> InvalidEvent:
+    """Why a value of a topic without a schema is refused: a file line the file source already
+    refused (`Rejected`), an envelope-less line in a file named after no topic, or an unknown
+    topic. Checked only once the topic lookup failed, so valid events never pay for it."""
+    if type(obj) is Rejected:
+        return InvalidEvent(obj.reason, obj.detail)
+    if type(topic) is FileTopic:
+        return InvalidEvent("missing_envelope", "line has no {topic, key, value} envelope and "
+                            f"the file's name {str(topic)!r} is no topic")
+    return InvalidEvent("unknown_topic", f"no schema for topic {topic!r}")
 
 
 def encode_event(value: Mapping[str, Any]) -> bytes:

@@ -2,8 +2,28 @@
 
 A *record dump* has one Kafka record per line: ``{"topic": ..., "key": ..., "value": {...}}``
 (``value_raw`` instead of ``value`` holds a payload that was not JSON). A *plain* file holds one
-event value per line and takes its topic from the file name (``orders.jsonl``). Lines that are
-not JSON at all still come out, as raw bytes, so the engine dead-letters them with their line.
+event value per line and takes its topic from the file name (``orders.jsonl``). Every line
+comes out as a record, so that nothing in a file is skipped uncounted:
+
+- a line that is not JSON comes out as raw bytes, dead-lettered later as ``bad_json``;
+- a blank line, a line holding a JSON value that is not an object (in either mode), an
+  envelope without a value: a `Rejected` record, dead-lettered as ``empty_line``,
+  ``not_an_object`` or ``missing_envelope``;
+- a JSON object without the envelope: a value of the topic the file is named after, the name
+  as a `FileTopic`; when that name is no topic the codec says ``missing_envelope`` rather than
+  ``unknown_topic 'events'``;
+- an envelope whose value is not an object (an array, a string, a number, null): the value
+  re-encoded as the payload bytes, so replay decodes it exactly as a live worker decodes the
+  message `stream-guard produce` makes of it (an array is a batch of events).
+
+>>> import tempfile
+>>> with tempfile.TemporaryDirectory() as tmp:
+...     path = Path(tmp) / "events.jsonl"
+...     _ = path.write_bytes(b'\\n"hello"\\n{"topic": "orders", "value": [{"gmv": 1}]}\\n')
+...     [(r.topic, r.value) for r in iter_dump(path)]  # doctest: +NORMALIZE_WHITESPACE
+[('(dump)', Rejected(reason='empty_line', detail='blank line', raw=b'\\n')),
+ ('(dump)', Rejected(reason='not_an_object', detail='line holds a JSON str', raw=b'"hello"\\n')),
+ ('orders', b'[{"gmv":1}]')]
 """
 
 from __future__ import annotations
@@ -15,7 +35,8 @@ from typing import IO, Any, NamedTuple
 
 import orjson
 
-__all__ = ["DUMP_TOPIC", "DumpRecord", "count_lines", "iter_dump", "write_dump"]
+__all__ = ["DUMP_TOPIC", "DumpRecord", "FileTopic", "Rejected", "count_lines", "iter_dump",
+           "write_dump"]
 
 DUMP_TOPIC = "(dump)"
 """Topic reported for a dump line whose envelope cannot be read."""
@@ -26,8 +47,22 @@ class DumpRecord(NamedTuple):
 
     topic: str
     key: str | None
-    value: Any  # a decoded JSON value, or bytes when the payload was not JSON
+    value: Any  # a decoded JSON value, bytes when the payload was not JSON, or a `Rejected`
     origin: str
+
+
+class Rejected(NamedTuple):
+    """The value of a line that holds no record: the codec dead-letters it with `reason`."""
+
+    reason: str
+    detail: str
+    raw: bytes
+
+
+class FileTopic(str):
+    """A topic taken from a file's name, not from a record envelope (see `Codec.validate`)."""
+
+    __slots__ = ()
 
 
 def _open(path: Path) -> IO[bytes]:
@@ -45,7 +80,7 @@ def _topic_from_name(path: Path) -> str:
 
 def iter_dump(path: Path, plain_topic: str | None = None) -> Iterator[DumpRecord]:
     """Records of one file. `plain_topic` forces plain mode; otherwise each line decides."""
-    fallback = plain_topic or _topic_from_name(path)
+    fallback = plain_topic or FileTopic(_topic_from_name(path))
     name, loads = path.name, orjson.loads
     new = tuple.__new__  # DumpRecord._make without its length check: always 4 fields here
     with _open(path) as fh:
@@ -53,17 +88,45 @@ def iter_dump(path: Path, plain_topic: str | None = None) -> Iterator[DumpRecord
             try:
                 obj = loads(line)
             except orjson.JSONDecodeError:
-                if line.strip():  # blank lines are skipped, anything else is a bad record
-                    yield new(DumpRecord, (fallback if plain_topic else DUMP_TOPIC, None, line,
-                                           f"{name}:{lineno}"))
+                yield new(DumpRecord, _unparsed(line, plain_topic, f"{name}:{lineno}"))
                 continue
-            if plain_topic is None and type(obj) is dict and "topic" in obj:
-                topic = obj["topic"]
-                value = obj["value"] if "value" in obj else str(obj.get("value_raw", "")).encode()
-                yield new(DumpRecord, (topic if type(topic) is str else str(topic),
-                                       obj.get("key"), value, f"{name}:{lineno}"))
+            if type(obj) is not dict:
+                yield new(DumpRecord, _not_an_object(obj, line, f"{name}:{lineno}"))
+            elif plain_topic is None and "topic" in obj:
+                topic, value = obj["topic"], obj.get("value", _MISSING)
+                if type(value) is not dict or type(topic) is not str:
+                    topic, value = _unusual_envelope(obj, line)
+                yield new(DumpRecord, (topic, obj.get("key"), value, f"{name}:{lineno}"))
             else:
                 yield new(DumpRecord, (fallback, None, obj, f"{name}:{lineno}"))
+
+
+_MISSING: Any = object()
+
+
+def _unparsed(line: bytes, plain_topic: str | None, origin: str) -> tuple[str, None, Any, str]:
+    """The record of a line that is not JSON: blank (`Rejected`), else its raw bytes."""
+    if not line.strip():
+        return DUMP_TOPIC, None, Rejected("empty_line", "blank line", line), origin
+    return plain_topic or DUMP_TOPIC, None, line, origin
+
+
+def _not_an_object(obj: Any, line: bytes, origin: str) -> tuple[str, None, Rejected, str]:
+    """The record of a line holding a JSON string, number, array or null: no record, no event."""
+    return DUMP_TOPIC, None, Rejected("not_an_object", f"line holds a JSON {type(obj).__name__}",
+                                      line), origin
+
+
+def _unusual_envelope(obj: dict[str, Any], line: bytes) -> tuple[str, Any]:
+    """Topic and value of an envelope whose value is not an object (or whose topic is no str)."""
+    topic = obj["topic"]
+    topic = topic if type(topic) is str else str(topic)
+    if "value" in obj:
+        value = obj["value"]
+        return topic, value if type(value) is dict else orjson.dumps(value)
+    if "value_raw" in obj:
+        return topic, str(obj["value_raw"]).encode()
+    return DUMP_TOPIC, Rejected("missing_envelope", "record has a topic but no value", line)
 
 
 def count_lines(paths: Iterable[Path]) -> int:

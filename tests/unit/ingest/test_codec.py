@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 import orjson
 import pytest
 
 from stream_guard.errors import InvalidEvent
 from stream_guard.ingest.codec import RAW_LIMIT, Codec
+from stream_guard.ingest.files import DUMP_TOPIC, FileTopic, Rejected
 from tests.conftest import T0, order
 
 
@@ -24,7 +28,9 @@ from tests.conftest import T0, order
         (lambda e: e.pop("ts"), "missing_field"),
     ],
 )
-def test_invalid_events_are_dead_lettered_with_reason(codec: Codec, mutate, reason) -> None:
+def test_invalid_events_are_dead_lettered_with_reason(
+    codec: Codec, mutate: Callable[[dict[str, Any]], object], reason: str
+) -> None:
     event = order(T0)
     mutate(event)
     good, dead = codec.decode("orders", orjson.dumps(event), origin="orders:0@1")
@@ -65,3 +71,14 @@ def test_dead_letter_raw_payload_is_bounded(codec: Codec) -> None:
     huge = b"x" * (RAW_LIMIT * 3)
     dead = codec.decode("orders", huge, "x")[1][0]
     assert len(dead.raw) == RAW_LIMIT and dead.to_json()["reason"] == "bad_json"
+
+
+def test_lines_the_file_source_refused_keep_their_reason(codec: Codec) -> None:
+    rejected = Rejected("empty_line", "blank line", b"  \n")
+    with pytest.raises(InvalidEvent, match="empty_line"):
+        codec.validate(DUMP_TOPIC, rejected)
+    err = InvalidEvent("empty_line", "blank line")
+    assert codec.dead_letter(DUMP_TOPIC, "f:3", err, rejected).raw == "  \n"
+    with pytest.raises(InvalidEvent, match=r"missing_envelope: .* 'events' is no topic"):
+        codec.validate(FileTopic("events"), order(T0))
+    assert codec.validate(FileTopic("orders"), order(T0)) == T0
