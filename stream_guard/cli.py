@@ -9,6 +9,7 @@ from pathlib import Path
 
 import orjson
 from rich.console import Console
+from rich.text import Text
 
 from stream_guard.errors import ConfigError
 
@@ -23,13 +24,23 @@ def _rules_dir(value: str | None) -> Path:
 
 
 def cmd_rules(args: argparse.Namespace) -> int:
-    from stream_guard.config.rules import MetricRule, load_rules
+    """`rules validate|list|schema`: every problem of the directory is printed, one per line."""
+    from stream_guard.config.errors import problems_of
+    from stream_guard.config.rules import MetricRule
+    from stream_guard.config.ruleset import check_rules_dir
     from stream_guard.config.topics import load_topics
 
     if args.rules_command == "schema":
         out.print_json(orjson.dumps(MetricRule.model_json_schema(by_alias=True)).decode())
         return 0
-    rules = load_rules(_rules_dir(args.dir), load_topics(args.topics_dir), _route_names(args.dir))
+    try:
+        rules = check_rules_dir(_rules_dir(args.dir), load_topics(args.topics_dir))
+    except ConfigError as exc:
+        for problem in problems_of(exc):
+            # Text, not markup: a problem may quote "[/]" from the file.
+            console.print(Text.assemble(("configuration error: ", "bold red"), problem),
+                          soft_wrap=True)
+        return 2
     if args.rules_command == "validate":
         out.print(f"{len(rules)} metric definitions are valid: "
                   + ", ".join(r.rule_id for r in rules), markup=False)
@@ -43,15 +54,6 @@ def cmd_rules(args: argparse.Namespace) -> int:
                       r.alert.route)
     out.print(table)
     return 0
-
-
-def _route_names(rules_dir: str | None) -> set[str] | None:
-    path = _rules_dir(rules_dir) / "routes.yaml"
-    if not path.exists():
-        return None
-    from stream_guard.config.routes import load_routes
-
-    return set(load_routes(path).names())
 
 
 def cmd_replay(args: argparse.Namespace) -> int:
