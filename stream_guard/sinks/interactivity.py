@@ -1,10 +1,20 @@
 """Slack interactivity endpoint: the Acknowledge / Snooze 1h buttons of alert messages.
 
-An aiohttp handler that accepts a request only when Slack's signature is valid and fresh
-(slack-sdk's `SignatureVerifier`, with our injected clock) and was not seen before: a replayed
-request (same signature within the 5-minute window) is refused like a forged one, with 401.
-The parsed action (who, which action, which episode) goes to a callback; what acknowledging or
-snoozing means is the callback's business.
+An aiohttp handler that accepts a request only when Slack's signature is valid and fresh and was
+not seen before: a replayed request (same signature within the 5-minute window) is refused like
+a forged one. The parsed action (who, which action, which episode) goes to a callback; what
+acknowledging or snoozing means is the callback's business.
+
+Nothing a client sends can make it fail: every refusal is one log line (no traceback) and a 4xx,
+checked in this order, so nothing unsigned is ever parsed:
+
+- 413: a body over `MAX_BODY` (by Content-Length, else while reading: never read whole);
+- 401: signature headers missing or malformed (the timestamp must be 1-12 ASCII digits: `²` is
+  a digit to `str.isdigit` and 5,000 digits are too many for `int`), a bad or stale signature
+  (HMAC-SHA256 over the raw bytes, as Slack specifies, so a body that is not UTF-8 is merely
+  unsigned), or a replay;
+- 400: a signed body that is not a form with a JSON object `payload`, nested too deeply, or a
+  `block_actions` payload with wrong types (`user` not an object, `actions` not a list...).
 
     app = web.Application()
     app.router.add_post("/slack/interactivity",
@@ -13,26 +23,34 @@ snoozing means is the callback's business.
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
 import logging
+import re
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Annotated, Any, TypeVar
 from urllib.parse import parse_qs
 
 from aiohttp import web
-from pydantic import SecretStr
-from slack_sdk import signature
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
 
 from stream_guard.clock import Clock
+from stream_guard.config.errors import format_validation_error
+from stream_guard.errors import ConfigError
 from stream_guard.sinks.slack_blocks import ACK_ACTION_ID, SNOOZE_ACTION_ID
 
-__all__ = ["ACTIONS", "AlertAction", "interactivity_handler"]
+__all__ = ["ACTIONS", "MAX_BODY", "AlertAction", "interactivity_handler", "parse_actions"]
 
 log = logging.getLogger(__name__)
 
 REPLAY_WINDOW_S = 300  # Slack's own freshness limit: older requests fail the timestamp check
+MAX_BODY = 256 * 1024  # a press on our largest message is ~50 KB form-encoded (hostile emoji)
 ACTIONS = {ACK_ACTION_ID: "acknowledge", SNOOZE_ACTION_ID: "snooze_1h"}
+
+_TIMESTAMP = re.compile(r"[0-9]{1,12}")
+_SIGNATURE = re.compile(r"v0=[0-9a-f]{64}")
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -56,14 +74,13 @@ class AlertAction:
     slice: Mapping[str, str] = field(default_factory=dict)
 
 
-class _SlackClock(signature.Clock):
-    """slack-sdk's clock interface over ours, so tests control staleness."""
+class _Refused(Exception):
+    """A client's error: the status to answer and the one-line reason to log."""
 
-    def __init__(self, clock: Clock) -> None:
-        self._clock = clock
-
-    def now(self) -> float:
-        return self._clock.now_ms() / 1000
+    def __init__(self, status: int, reason: str) -> None:
+        super().__init__(reason)
+        self.status = status
+        self.reason = reason
 
 
 class _ReplayGuard:
@@ -86,24 +103,23 @@ def interactivity_handler(
     clock: Clock,
     on_action: Callable[[AlertAction], Awaitable[None]],
 ) -> Handler:
-    """The POST handler for Slack's interactivity request URL."""
-    verifier = signature.SignatureVerifier(signing_secret.get_secret_value(), _SlackClock(clock))
+    """The POST handler for Slack's interactivity request URL (a blank secret is a ConfigError)."""
+    secret = signing_secret.get_secret_value()
+    if not secret.strip():
+        raise ConfigError("SLACK_SIGNING_SECRET: must not be blank")
+    key = secret.encode()
     replays = _ReplayGuard(REPLAY_WINDOW_S)
 
     async def handle(request: web.Request) -> web.StreamResponse:
-        body = await request.read()
-        stamp = request.headers.get("X-Slack-Request-Timestamp", "")
-        sig = request.headers.get("X-Slack-Signature", "")
-        if not (stamp.isdigit() and verifier.is_valid(body, stamp, sig)):
-            log.warning("interactivity: refused a request with a bad or stale signature")
-            return web.Response(status=401, text="invalid signature")
-        if not replays.first_time(sig, clock.now_ms() / 1000):
-            log.warning("interactivity: refused a replayed request")
-            return web.Response(status=401, text="replayed request")
         try:
-            actions = parse_actions(body, clock.now_ms())
-        except ValueError as exc:
-            return web.Response(status=400, text=str(exc))
+            body = await _read_body(request)
+            sig = _verify(key, body, request.headers, clock.now_ms() / 1000)
+            if not replays.first_time(sig, clock.now_ms() / 1000):
+                raise _Refused(401, "replayed request")
+            actions = _parse(body, clock.now_ms())
+        except _Refused as refused:
+            log.warning("interactivity: refused (%d): %s", refused.status, refused.reason)
+            return web.Response(status=refused.status, text=refused.reason)
         for action in actions:
             await on_action(action)
         return web.Response(status=200)
@@ -111,46 +127,148 @@ def interactivity_handler(
     return handle
 
 
-def parse_actions(body: bytes, at_ms: int) -> list[AlertAction]:
-    """Our button presses in a form-encoded `payload`; other actions are ignored."""
+async def _read_body(request: web.Request) -> bytes:
+    """The body, refused with 413 as soon as it is known to exceed MAX_BODY."""
+    if (request.content_length or 0) > MAX_BODY:
+        raise _Refused(413, f"body of {request.content_length} bytes (limit {MAX_BODY})")
+    body = bytearray()
+    while chunk := await request.content.read(MAX_BODY + 1 - len(body)):
+        body += chunk
+        if len(body) > MAX_BODY:
+            raise _Refused(413, f"body over {MAX_BODY} bytes")
+    return bytes(body)
+
+
+def _verify(key: bytes, body: bytes, headers: Mapping[str, str], now_s: float) -> str:
+    """The request's signature when it is well-formed, fresh and Slack's; else 401."""
+    stamp = headers.get("X-Slack-Request-Timestamp", "")
+    sig = headers.get("X-Slack-Signature", "")
+    if not (_TIMESTAMP.fullmatch(stamp) and _SIGNATURE.fullmatch(sig)):
+        raise _Refused(401, "missing or malformed signature headers")
+    if abs(now_s - int(stamp)) > REPLAY_WINDOW_S:
+        raise _Refused(401, "stale or future timestamp")
+    digest = hmac.new(key, b"v0:" + stamp.encode() + b":" + body, hashlib.sha256).hexdigest()
+    if not hmac.compare_digest(f"v0={digest}", sig):
+        raise _Refused(401, "invalid signature")
+    return sig
+
+
+def _parse(body: bytes, at_ms: int) -> list[AlertAction]:
     try:
-        payload = json.loads(parse_qs(body.decode())["payload"][0])
-    except (KeyError, IndexError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ValueError(f"not a Slack interactivity payload: {type(exc).__name__}") from None
-    if not isinstance(payload, dict) or payload.get("type") != "block_actions":
+        return parse_actions(body, at_ms)
+    except ValueError as exc:
+        raise _Refused(400, str(exc)) from None
+
+
+# The part of a block_actions payload we read; anything else in it is ignored, but what we read
+# must have the right type (strict: no coercion of a number into an id).
+_STRICT = ConfigDict(strict=True, frozen=True, extra="ignore")
+_Text = Annotated[str, Field(max_length=255)]
+
+
+class _User(BaseModel):
+    model_config = _STRICT
+    id: Annotated[str, Field(min_length=1, max_length=64)]
+    username: _Text | None = None
+    name: _Text | None = None
+
+
+class _Channel(BaseModel):
+    model_config = _STRICT
+    id: _Text | None = None
+
+
+class _Container(BaseModel):
+    model_config = _STRICT
+    message_ts: _Text | None = None
+
+
+class _Action(BaseModel):
+    model_config = _STRICT
+    action_id: _Text
+    value: Annotated[str, Field(max_length=2000)] | None = None
+
+
+class _BlockActions(BaseModel):
+    model_config = _STRICT
+    user: _User
+    channel: _Channel | None = None
+    container: _Container | None = None
+    actions: list[_Action]
+
+
+class _ButtonValue(BaseModel):
+    model_config = _STRICT
+    episode_id: Annotated[str, Field(min_length=1)]
+    metric: Annotated[str, Field(min_length=1)] | None = None
+    slice: dict[str, str] = {}
+
+
+def parse_actions(body: bytes, at_ms: int) -> list[AlertAction]:
+    """Our button presses in a form-encoded `payload`; other interactions and actions are ignored.
+
+    Raises ValueError (the endpoint's 400) for a body that is not such a form, or a
+    `block_actions` payload with wrong types.
+    """
+    payload = _payload(body)
+    if payload.get("type") != "block_actions":
         return []
-    user: dict[str, Any] = payload.get("user") or {}
-    channel: dict[str, Any] = payload.get("channel") or {}
-    message: dict[str, Any] = payload.get("container") or {}
+    event = _validated(_BlockActions, payload, "block_actions payload")
+    user, channel, container = event.user, event.channel, event.container
     return [
         AlertAction(
-            action=ACTIONS[item["action_id"]],
-            user_id=str(user.get("id", "")),
-            user_name=user.get("username") or user.get("name"),
-            channel_id=channel.get("id"),
-            message_ts=message.get("message_ts"),
+            action=ACTIONS[item.action_id],
+            user_id=user.id,
+            user_name=user.username or user.name,
+            channel_id=channel.id if channel else None,
+            message_ts=container.message_ts if container else None,
             at_ms=at_ms,
-            **_button_value(str(item["value"])),
+            **_button_value(item.value),
         )
-        for item in payload.get("actions") or []
-        if isinstance(item, dict) and item.get("action_id") in ACTIONS and item.get("value")
+        for item in event.actions
+        if item.action_id in ACTIONS and item.value
     ]
 
 
-def _button_value(value: str) -> dict[str, Any]:
-    """episode_id, metric and slice from a button value (JSON), or a bare episode id."""
+def _payload(body: bytes) -> dict[str, Any]:
+    """The JSON object in the form field `payload` (deep nesting is refused, not a crash)."""
     try:
-        data = json.loads(value)
-    except json.JSONDecodeError:
+        form = parse_qs(body.decode("utf-8"), strict_parsing=True, max_num_fields=20)
+        payload = _json(form["payload"][0])
+    except (KeyError, UnicodeDecodeError, ValueError) as exc:
+        raise ValueError(f"not a Slack interactivity payload: {type(exc).__name__}") from None
+    if not isinstance(payload, dict):
+        raise ValueError("not a Slack interactivity payload: not a JSON object")
+    return payload
+
+
+def _json(text: str) -> Any:
+    """json.loads, with nesting past the interpreter's recursion limit as a ValueError."""
+    try:
+        return json.loads(text)
+    except RecursionError:
+        raise ValueError("JSON nested too deeply") from None
+
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def _validated(model: type[M], data: object, what: str) -> M:
+    """`data` as `model`, or a ValueError naming where it is wrong (never the values)."""
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        problems = "; ".join(format_validation_error(exc)[:3])
+        raise ValueError(f"malformed {what}: {problems}") from None
+
+
+def _button_value(value: str) -> dict[str, Any]:
+    """episode_id, metric and slice from a button value (a JSON object), or a bare episode id."""
+    try:
+        data = _json(value)
+    except json.JSONDecodeError:  # not JSON: a bare episode id (buttons of older messages)
         data = None
-    if not isinstance(data, dict) or not isinstance(data.get("episode_id"), str):
+    if not isinstance(data, dict):
         return {"episode_id": value}
-    labels = data.get("slice")
-    if not isinstance(labels, dict):
-        labels = {}
-    metric = data.get("metric")
-    return {
-        "episode_id": data["episode_id"],
-        "metric": metric if isinstance(metric, str) and metric else None,
-        "slice": {str(k): str(v) for k, v in labels.items()},
-    }
+    parsed = _validated(_ButtonValue, data, "button value")
+    return {"episode_id": parsed.episode_id, "metric": parsed.metric, "slice": parsed.slice}

@@ -17,7 +17,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
@@ -49,9 +49,28 @@ class SlackSettings(BaseModel):
     signing_secret: SecretStr | None = None
     base_url: str = Field(default=DEFAULT_BASE_URL, pattern=r"^https?://\S+/$")
 
+    @field_validator("bot_token", "signing_secret")
+    @classmethod
+    def _one_printable_word(cls, value: SecretStr | None) -> SecretStr | None:
+        """A blank or whitespace-only secret is a deployment mistake: refused at start, naming
+        the variable, rather than failing later (slack-sdk's verifier raises, an HTTP header
+        with a newline raises with the token in the message). The value is never echoed."""
+        if value is None:
+            return None
+        raw = value.get_secret_value()
+        if not raw.strip():
+            raise ValueError("must not be blank")
+        if not raw.isprintable() or any(char.isspace() for char in raw):
+            raise ValueError("must not contain whitespace or control characters")
+        return value
+
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> SlackSettings:
-        """SLACK_BOT_TOKEN (required), SLACK_SIGNING_SECRET, STREAM_GUARD_SLACK_BASE_URL."""
+        """SLACK_BOT_TOKEN (required), SLACK_SIGNING_SECRET, STREAM_GUARD_SLACK_BASE_URL.
+
+        An empty variable counts as unset (docker-compose passes `${VAR:-}`); one of spaces only
+        is a ConfigError naming it.
+        """
         names = {
             "bot_token": "SLACK_BOT_TOKEN",
             "signing_secret": "SLACK_SIGNING_SECRET",

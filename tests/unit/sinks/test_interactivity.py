@@ -7,8 +7,9 @@ import hashlib
 import hmac
 import json
 import logging
-from collections.abc import Awaitable, Callable
-from urllib.parse import urlencode
+import random
+from collections.abc import AsyncIterator, Awaitable, Callable
+from urllib.parse import parse_qs, urlencode
 
 import pytest
 from aiohttp import web
@@ -16,7 +17,8 @@ from aiohttp.test_utils import TestClient, TestServer
 from pydantic import SecretStr
 
 from stream_guard.clock import ManualClock
-from stream_guard.sinks.interactivity import AlertAction, interactivity_handler
+from stream_guard.errors import ConfigError
+from stream_guard.sinks.interactivity import MAX_BODY, AlertAction, interactivity_handler
 from stream_guard.sinks.slack_blocks import ACK_ACTION_ID, SNOOZE_ACTION_ID
 
 SECRET = "8f742231b10e8888abcd99yyyzzz85a5"
@@ -150,3 +152,153 @@ def test_malformed_and_foreign_payloads(caplog: pytest.LogCaptureFixture) -> Non
     caplog.set_level(logging.DEBUG)
     assert run(scenario) == []
     assert SECRET not in caplog.text
+
+
+# --- Malformed requests: always a 4xx and one log line, never a 500 or a traceback ----------
+
+
+def form(body: dict[str, object] | list[object] | str) -> bytes:
+    """`body` as Slack sends it: JSON in the form field `payload`."""
+    text = body if isinstance(body, str) else json.dumps(body)
+    return urlencode({"payload": text}).encode()
+
+
+def block_actions(**overrides: object) -> dict[str, object]:
+    body = json.loads(parse_qs(payload().decode())["payload"][0])
+    return {**body, **overrides}
+
+
+def send_all(requests: list[tuple[bytes, dict[str, str]]]) -> list[int]:
+    """POST each (body, headers) to the endpoint; the statuses, in order."""
+    statuses: list[int] = []
+
+    async def scenario(
+        client: TestClient[web.Request, web.Application], clock: ManualClock
+    ) -> None:
+        for body, headers in requests:
+            statuses.append((await client.post(PATH, data=body, headers=headers)).status)
+
+    assert run(scenario) == []
+    return statuses
+
+
+def assert_one_line_per_refusal(caplog: pytest.LogCaptureFixture, count: int) -> None:
+    refusals = [r for r in caplog.records if "refused" in r.getMessage()]
+    assert len(refusals) == count
+    assert all(r.exc_info is None and "\n" not in r.getMessage() for r in caplog.records)
+    assert "Traceback" not in caplog.text and SECRET not in caplog.text
+
+
+UNSIGNED = {
+    "invalid-utf8": (b"payload=\xff\xfe\xfd", {}),
+    "invalid-utf8-with-headers": (b"\xff\xfe", signed(payload())),
+    "superscript-timestamp": (payload(), {**signed(payload()), "X-Slack-Request-Timestamp": "²"}),
+    "5000-digit-timestamp": (
+        payload(),
+        {**signed(payload()), "X-Slack-Request-Timestamp": "1" * 5000},
+    ),
+    "fullwidth-timestamp": (
+        payload(),
+        {**signed(payload()), "X-Slack-Request-Timestamp": "１７７２６３３７００"},
+    ),
+    "negative-timestamp": (payload(), {**signed(payload()), "X-Slack-Request-Timestamp": "-1"}),
+    "non-ascii-signature": (payload(), {**signed(payload()), "X-Slack-Signature": "v0=é" * 20}),
+    "no-signature": (payload(), {"X-Slack-Request-Timestamp": str(NOW_S)}),
+    "empty": (b"", {}),
+}
+
+
+@pytest.mark.parametrize("case", UNSIGNED.values(), ids=UNSIGNED.keys())
+def test_unsigned_malformed_requests_get_401(
+    case: tuple[bytes, dict[str, str]], caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    assert send_all([case]) == [401]
+    assert_one_line_per_refusal(caplog, 1)
+
+
+DEEP = "[" * 100_000 + "]" * 100_000
+SIGNED_MALFORMED = {
+    "invalid-utf8": b"payload=%7B%7D\xff",
+    "no-payload-field": b"text=hello",
+    "not-json": b"payload=%7Bnot-json",
+    "json-array": form([1, 2]),
+    "deep-nesting-100k": b"payload=" + DEEP.encode(),  # 200 KB: under the body limit
+    "deep-nesting-in-user": form(block_actions(user=json.loads("[" * 500 + "]" * 500))),
+    "user-as-string": form(block_actions(user="U0ANALYST")),
+    "user-missing": form({k: v for k, v in block_actions().items() if k != "user"}),
+    "user-id-as-number": form(block_actions(user={"id": 12345})),
+    "actions-not-a-list": form(block_actions(actions={"action_id": ACK_ACTION_ID})),
+    "action-not-an-object": form(block_actions(actions=["stream_guard.ack"])),
+    "action-value-as-number": form(
+        block_actions(actions=[{"action_id": ACK_ACTION_ID, "value": 7}])
+    ),
+    "channel-as-list": form(block_actions(channel=["C1"])),
+    "button-value-deep": form(
+        block_actions(actions=[{"action_id": ACK_ACTION_ID, "value": "[" * 5000 + "]" * 5000}])
+    ),
+    "button-slice-not-strings": form(
+        block_actions(
+            actions=[
+                {
+                    "action_id": SNOOZE_ACTION_ID,
+                    "value": json.dumps({"episode_id": "e", "metric": "m", "slice": {"a": [1]}}),
+                }
+            ]
+        )
+    ),
+}
+
+
+@pytest.mark.parametrize("body", SIGNED_MALFORMED.values(), ids=SIGNED_MALFORMED.keys())
+def test_signed_malformed_payloads_get_400(body: bytes, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG)
+    assert send_all([(body, signed(body))]) == [400]
+    assert_one_line_per_refusal(caplog, 1)
+
+
+def test_bodies_over_the_limit_get_413_before_being_read(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    huge = form(DEEP)  # 100k-deep nesting, percent-encoded: 600 KB
+    assert len(huge) > MAX_BODY
+    statuses: list[int] = []
+
+    async def chunks() -> AsyncIterator[bytes]:
+        for _ in range(40):  # no Content-Length: refused while reading
+            yield b"x" * 10_000
+
+    async def scenario(
+        client: TestClient[web.Request, web.Application], clock: ManualClock
+    ) -> None:
+        for body in (huge, b"payload=" + b"a" * MAX_BODY):
+            statuses.append((await client.post(PATH, data=body, headers=signed(body))).status)
+        resp = await client.post(PATH, data=chunks(), headers=signed(b""))
+        statuses.append(resp.status)
+        exact = b"payload=" + b"a" * (MAX_BODY - 8)  # exactly the limit: read, then refused
+        statuses.append((await client.post(PATH, data=exact, headers=signed(exact))).status)
+
+    assert run(scenario) == []
+    assert statuses == [413, 413, 413, 400]
+    assert_one_line_per_refusal(caplog, 4)
+
+
+def test_random_requests_never_get_a_500() -> None:
+    rng = random.Random(11)
+    pieces = [b"payload=", b"%7B", b"%5B", b"\xff", b"&", b"=", b"%22", b"type", b"user", b"a"]
+    requests = []
+    for i in range(150):
+        body = b"".join(rng.choice(pieces) for _ in range(rng.randrange(0, 30)))
+        stamp = rng.choice([str(NOW_S), "²", "0" * 13, "", "1e9", " 1"])
+        headers = signed(body) if i % 2 else {**signed(body), "X-Slack-Request-Timestamp": stamp}
+        requests.append((body, headers))
+    assert all(status in (200, 400, 401) for status in send_all(requests))
+
+
+@pytest.mark.parametrize("secret", ["", "   ", "\t\n"])
+def test_a_blank_signing_secret_is_a_config_error(secret: str) -> None:
+    async def on_action(action: AlertAction) -> None: ...
+
+    with pytest.raises(ConfigError, match="SLACK_SIGNING_SECRET"):
+        interactivity_handler(SecretStr(secret), ManualClock(0), on_action)

@@ -124,6 +124,33 @@ def test_missing_token_names_the_variable() -> None:
         SlackSettings.from_env({})
 
 
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [
+        ("SLACK_BOT_TOKEN", " "),
+        ("SLACK_BOT_TOKEN", "\t\n"),
+        ("SLACK_BOT_TOKEN", "xoxb-secret-value\n"),
+        ("SLACK_BOT_TOKEN", "xoxb-secret value"),
+        ("SLACK_SIGNING_SECRET", "   "),
+        ("SLACK_SIGNING_SECRET", "signing-secret-value\r\n"),
+    ],
+)
+def test_blank_or_spaced_secrets_are_refused_naming_the_variable(variable: str, value: str) -> None:
+    environ = {"SLACK_BOT_TOKEN": "t", variable: value}
+    with pytest.raises(ConfigError, match=variable) as info:
+        SlackSettings.from_env(environ)
+    if value.strip():  # the value itself is never echoed
+        assert value.strip() not in str(info.value)
+
+
+def test_an_empty_signing_secret_is_unset() -> None:
+    """docker-compose passes ${SLACK_SIGNING_SECRET:-}: empty means no buttons, not an error."""
+    assert (
+        SlackSettings.from_env({"SLACK_BOT_TOKEN": "t", "SLACK_SIGNING_SECRET": ""}).signing_secret
+        is None
+    )
+
+
 def test_bad_base_url_names_the_variable() -> None:
     with pytest.raises(ConfigError, match="STREAM_GUARD_SLACK_BASE_URL"):
         SlackSettings.from_env({"SLACK_BOT_TOKEN": "t", "STREAM_GUARD_SLACK_BASE_URL": "nope"})
