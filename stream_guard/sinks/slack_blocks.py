@@ -228,7 +228,8 @@ def button_value(alert: AlertUpdate) -> str:
         text = _json_without_controls(value)
         if len(text) <= MAX_BUTTON_VALUE:
             return text
-    return _json_without_controls({"episode_id": alert.episode_id[: MAX_BUTTON_VALUE // 7]})
+    # One character is at most 12 in JSON (a surrogate pair as two \u escapes).
+    return _json_without_controls({"episode_id": alert.episode_id[: MAX_BUTTON_VALUE // 13]})
 
 
 def _json_without_controls(value: object) -> str:

@@ -159,6 +159,8 @@ def test_slice_value_injection_arrives_escaped_verbatim() -> None:
         ("<!channel>", "&lt;!channel&gt;"),
         ("@here", "@\u2060here"),
         ("s0123abc", "s0123abc"),
+        ("U0123ABC\n", "U0123ABC "),
+        ("S0123ABC\n", "S0123ABC "),
     ],
 )
 def test_only_configured_slack_ids_become_mentions(owner: str, rendered: str) -> None:
@@ -176,6 +178,7 @@ def test_several_owners() -> None:
         ("https://wiki/x", "<https://wiki/x|Runbook>"),
         ("https://evil|<!channel>", "Runbook: https:\u2060//evil|&lt;!channel&gt;"),
         ("javascript:alert(1)", "Runbook: javascript:alert(1)"),
+        ("https://wiki/x\n", "Runbook: https:\u2060//wiki/x "),
         ("https://a/b?x=1&y=2", "Runbook: https:\u2060//a/b?x=1&amp;y=2"),
         ("https://wiki/" + "x" * 1000, "Runbook: https:\u2060//wiki/" + "x" * 485 + "…"),
     ],
@@ -188,6 +191,7 @@ def test_long_foreign_text_is_escaped_then_clipped_between_entities() -> None:
     assert escape_mrkdwn("<" * 1000, limit=10) == "&lt;&lt;…"
     assert escape_mrkdwn("a&b", limit=10) == "a&amp;b"
     assert escape_mrkdwn("line\nbreak\ttab\u202eevil", limit=100) == "line break tabevil"
+    assert escape_mrkdwn("\u202e" * 20 + "abcdefghijkl", limit=10) == "abcdefghi…"
 
 
 @pytest.mark.parametrize(

@@ -188,3 +188,9 @@ def test_button_value_is_whole_json_within_2000_characters() -> None:
         data = json.loads(value)
         assert data["episode_id"] == "gmv-20260304T1400Z-3f9a0c1b"
         assert "<" not in value and "&" not in value
+
+
+def test_button_value_of_an_absurd_episode_id_is_still_json() -> None:
+    value = button_value(record(episode_id="\N{PILE OF POO}" * 3000))
+    assert len(value) <= 2000
+    assert json.loads(value)["episode_id"].startswith("\N{PILE OF POO}")
