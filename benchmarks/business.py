@@ -29,7 +29,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from stream_guard.backtest.evaluate import MetricScore, evaluate, load_labels  # noqa: E402
-from stream_guard.backtest.replay import build_engine, replay  # noqa: E402
+from stream_guard.backtest.replay import build_replayer, replay  # noqa: E402
 from stream_guard.simulate.writer import write_simulation  # noqa: E402
 
 TUNING_SEEDS = (11, 12)
@@ -50,9 +50,9 @@ def run_seed(seed: int, days: int, rules_dir: Path, data_dir: Path) -> SeedResul
     if not (out / "labels.json").exists():
         write_simulation(out, days=days, seed=seed)
     incidents = load_labels(out / "labels.json")
-    engine = build_engine(rules_dir)
-    summary = replay(engine, [out / "events.jsonl"], out / "alerts.jsonl")
-    windows = {r.metric: int(r.window.total_seconds() * 1000) for r in engine.rules}
+    replayer = build_replayer(rules_dir)
+    summary = replay(replayer, [out / "events.jsonl"], out / "alerts.jsonl")
+    windows = {r.metric: int(r.window.total_seconds() * 1000) for r in replayer.rules}
     ev = evaluate(summary.alerts, incidents, windows)
     missed = [f"{i.id} {i.metric} {i.slice or 'platform'}" for i in incidents
               if not ev.matches[i.id]]

@@ -6,7 +6,7 @@
 
 The dump (``events.jsonl``, ~1.1M records for a week at scale 1) is simulated once and cached
 under ``benchmarks/.data/`` (gitignored). Each run builds a fresh engine and feeds it with
-`build_engine` + `run_engine` from stream_guard/backtest/replay.py, the code path of the CLI.
+`build_replayer` + `run_replayer` from stream_guard/backtest/replay.py, the code path of the CLI.
 Throughput is records per second, median of the runs, by wall clock and by this process's CPU
 time (the machine may be shared: CPU time is the steadier of the two).
 
@@ -39,7 +39,7 @@ from rich.table import Table
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from stream_guard.backtest.replay import build_engine, iter_inputs, run_engine  # noqa: E402
+from stream_guard.backtest.replay import build_replayer, iter_inputs, run_replayer  # noqa: E402
 from stream_guard.ingest.codec import DeadLetter  # noqa: E402
 from stream_guard.ingest.files import count_lines  # noqa: E402
 from stream_guard.simulate.writer import write_simulation  # noqa: E402
@@ -86,17 +86,17 @@ def replay_once(events: Path, rules: Path, total: int, label: str,
     def keep(dl: DeadLetter) -> None:
         dead.append(orjson.dumps(dl.to_json()) + b"\n")
 
-    engine = build_engine(rules, on_dead_letter=keep)
+    replayer = build_replayer(rules, on_dead_letter=keep)
     alerts: list[AlertRecord] = []
     with _bar(label, total) as (progress, task):
         def feed() -> int:
-            return run_engine(engine, iter_inputs([events]), alerts.append,
+            return run_replayer(replayer, iter_inputs([events]), alerts.append,
                               lambda n: progress.advance(task, n))
 
         wall, cpu = time.perf_counter(), time.process_time()
         records = wrap(feed) if wrap else feed()
         wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
-    s = engine.stats
+    s = replayer.stats
     fingerprint = {
         "records": records,
         "alerts": len(alerts),
@@ -104,8 +104,8 @@ def replay_once(events: Path, rules: Path, total: int, label: str,
         "dead_letters_sha256": _digest(dead),
         "events": _flat(s.events),
         "invalid": _flat(s.invalid),
-        "late": _flat(engine.aggregator.late),
-        "dropped_series": _flat(engine.aggregator.dropped_series),
+        "late": _flat(s.late),
+        "dropped_series": _flat(s.dropped_series),
         "windows_closed": _flat(s.windows_closed),
         "points": _flat(s.points),
     }

@@ -30,7 +30,7 @@ from slack_sdk import WebClient  # noqa: E402
 
 from stream_guard.alert.notify import SlackNotifier, parse_alert  # noqa: E402
 from stream_guard.backtest.evaluate import evaluate, load_labels  # noqa: E402
-from stream_guard.backtest.replay import build_engine, replay  # noqa: E402
+from stream_guard.backtest.replay import build_replayer, replay  # noqa: E402
 from stream_guard.cli import main as stream_guard  # noqa: E402
 from stream_guard.config.routes import load_routes  # noqa: E402
 from stream_guard.config.rules import load_rules  # noqa: E402
@@ -60,8 +60,7 @@ def simulate(sim: Path) -> None:
 
 
 def alert_records(sim: Path, rules_dir: Path) -> list[AlertRecord]:
-    engine = build_engine(rules_dir)
-    return replay(engine, [sim / "events.jsonl"]).alerts
+    return replay(build_replayer(rules_dir), [sim / "events.jsonl"]).alerts
 
 
 def send_all(records: list[AlertRecord], rules_dir: Path) -> dict[str, Counter[str]]:

@@ -58,23 +58,26 @@ def cmd_rules(args: argparse.Namespace) -> int:
 
 def cmd_replay(args: argparse.Namespace) -> int:
     from stream_guard.backtest.progress import progress_bar
-    from stream_guard.backtest.replay import build_engine, replay
+    from stream_guard.backtest.replay import build_replayer, replay
     from stream_guard.sinks.console import print_alert
 
     inputs = [Path(p) for p in args.input]
     dead = DeadLetterFile(Path(args.dead_letters) if args.dead_letters else None)
-    engine = build_engine(_rules_dir(args.rules), args.topics_dir, on_dead_letter=dead.write)
+    replayer = build_replayer(_rules_dir(args.rules), args.topics_dir,
+                              on_dead_letter=dead.write)
     with progress_bar(inputs, "replay", quiet=args.quiet) as advance:
-        summary = replay(engine, inputs, Path(args.output) if args.output else None, advance,
+        summary = replay(replayer, inputs, Path(args.output) if args.output else None, advance,
                          on_alert=None if args.quiet else lambda a: print_alert(out, a))
     dead.close()
-    s = engine.stats
+    c = summary.counts()
+    if args.summary:
+        Path(args.summary).write_bytes(orjson.dumps(c, option=orjson.OPT_INDENT_2))
     out.print(
-        f"replayed {summary.records:,} records in {summary.seconds:.1f}s "
-        f"({summary.events_per_second:,.0f}/s): {sum(s.events.values()):,} events, "
-        f"{sum(s.invalid.values()):,} invalid, {sum(engine.aggregator.late.values()):,} late, "
-        f"{len(summary.alerts)} alert records "
-        f"({len({a['episode_id'] for a in summary.alerts})} episodes)", markup=False)
+        f"replayed {c['records']:,} records in {summary.seconds:.1f}s "
+        f"({summary.events_per_second:,.0f}/s): {sum(c['events'].values()):,} events, "
+        f"{sum(c['invalid'].values()):,} invalid, {c['duplicates']:,} duplicate, "
+        f"{c['late']:,} late, {c['folded']:,} slice updates folded, "
+        f"{c['alert_records']} alert records ({c['episodes']} episodes)", markup=False)
     return 0
 
 
@@ -114,6 +117,8 @@ def build_parser() -> argparse.ArgumentParser:
     rp.add_argument("--input", action="append", required=True, help="input file (repeatable)")
     rp.add_argument("--output", default=None, help="alerts JSONL")
     rp.add_argument("--dead-letters", default=None, help="dead letters JSONL")
+    rp.add_argument("--summary", default=None,
+                    help="JSON summary: events, invalid per reason, duplicates, late, folded")
     rp.add_argument("--quiet", action="store_true", help="no progress bar, no alert panels")
     rp.set_defaults(func=cmd_replay)
 

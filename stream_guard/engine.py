@@ -1,36 +1,31 @@
-"""The engine: ① ingest → ② aggregate → ③ detect → ④ explain → ⑤ alert, as plain code.
+"""The engine: ③ detect → ④ explain → ⑤ alert for closed windows, as plain code.
 
-Both drivers run it: replay (backtest/replay.py) feeds it events as fast as the CPU allows; the
-live Faust runtime feeds it per partition and persists its state in tables. The engine never
-reads wall time: windows close on event time (the watermark), so replaying the same input twice
-gives the same alerts.
-
-The split between *sources* (decode, validate, pre-aggregate: `ingest` and `WindowAggregator`)
-and the *owner* of a metric (`on_window`: points, detectors, explanations, episodes) is the
-split the live runtime distributes: many partitions feed partials, one owner per metric merges
-them and calls `on_window`.
+① ingest and the source half of ② run per partition in aggregate/source.py; the window merger
+(aggregate/merger.py) decides when a window is complete. Both drivers wire the same three
+pieces: replay (backtest/replay.py) with a source stage per partition of its files, the live
+Faust runtime with a source stage per consumed partition and the merger and engine in the owner
+of each metric, which persists their state in tables. Nothing here reads wall time, so
+replaying the same input twice gives the same alerts.
 """
 
 from __future__ import annotations
 
-from collections import Counter
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from stream_guard.aggregate.points import PointBuilder
-from stream_guard.aggregate.windows import Accumulators, WindowAggregator
+from stream_guard.aggregate.windows import Accumulators
 from stream_guard.alert.episodes import Anomaly, EpisodeTracker
 from stream_guard.alert.record import build_record
 from stream_guard.config.calendar import Calendar
 from stream_guard.config.rules import MetricRule
 from stream_guard.detect.base import Detector
 from stream_guard.detect.registry import build_detector
-from stream_guard.errors import InvalidEvent
 from stream_guard.explain.comoving import CoMoving
 from stream_guard.explain.context import InterventionLog, calendar_hints
 from stream_guard.explain.slices import attribute, mix_shift, slice_hints
-from stream_guard.ingest.codec import Codec, DeadLetter
+from stream_guard.stats import EngineStats
 from stream_guard.types import (
     AlertRecord,
     Direction,
@@ -41,26 +36,7 @@ from stream_guard.types import (
     slice_dict,
 )
 
-__all__ = ["INTERVENTIONS_TOPIC", "Engine", "EngineStats", "MetricState", "SharedState"]
-
-INTERVENTIONS_TOPIC = "governance_actions"
-
-
-@dataclass
-class EngineStats:
-    """Plain counters; the Prometheus bundle exports them."""
-
-    events: Counter[str] = field(default_factory=Counter)  # topic
-    invalid: Counter[tuple[str, str]] = field(default_factory=Counter)  # (topic, reason)
-    late: Counter[tuple[str, str]] = field(default_factory=Counter)  # (topic, metric)
-    windows_closed: Counter[str] = field(default_factory=Counter)  # metric
-    points: Counter[str] = field(default_factory=Counter)  # metric
-    anomalous_points: Counter[str] = field(default_factory=Counter)  # metric
-    alerts: Counter[tuple[str, str, str]] = field(default_factory=Counter)  # metric, sev, status
-    # live owners only (runtime/owner.py): source reports per (metric, outcome), and window
-    # deltas that arrived for a window already closed (its source had been idle) per metric
-    reports: Counter[tuple[str, str]] = field(default_factory=Counter)
-    late_partials: Counter[str] = field(default_factory=Counter)
+__all__ = ["Engine", "EngineStats", "MetricState", "SharedState"]
 
 
 @dataclass
@@ -82,22 +58,23 @@ class SharedState:
 
 
 class Engine:
+    """③–⑤ for every metric of a rule set: closed windows in, alert records out.
+
+    Drivers feed it closed, fully merged windows (`on_window`) in `close_order` and the
+    validated governance actions their sources saw (`add_intervention`).
+    """
+
     def __init__(
         self,
         rules: list[MetricRule],
-        codec: Codec,
         calendar: Calendar | None = None,
-        on_dead_letter: Callable[[DeadLetter], None] | None = None,
         on_score: Callable[[Score], None] | None = None,
+        stats: EngineStats | None = None,
     ) -> None:
         self.rules = rules
-        self.codec = codec
         self.calendar = calendar or Calendar()
-        self.on_dead_letter = on_dead_letter or (lambda _dl: None)
         self.on_score = on_score
-        self.stats = EngineStats()
-        self.aggregator = WindowAggregator(rules)
-        self.aggregator.late = self.stats.late
+        self.stats = stats or EngineStats()
         self.interventions = InterventionLog()
         self._builders = [PointBuilder(r) for r in rules]
         self._trackers = [EpisodeTracker(r.metric, r.rule_id, r.alert) for r in rules]
@@ -105,43 +82,9 @@ class Engine:
         self._comoving = CoMoving()
         self._last_dens: list[dict[SliceKey, tuple[float, float]]] = [{} for _ in rules]
 
-    # ① ingest ------------------------------------------------------------------------------
-    def ingest(self, topic: str, value: Any, origin: str) -> None:
-        """One record's value: a decoded JSON value, or bytes/str still to decode."""
-        if isinstance(value, bytes | str):
-            events, dead = self.codec.decode(topic, value, origin)
-            for dl in dead:
-                self._dead(dl)
-            for ev in events:
-                self._accept(topic, ev.ts_ms, ev.fields)
-            return
-        try:
-            ts_ms = self.codec.validate(topic, value)
-        except InvalidEvent as err:
-            self._dead(self.codec.dead_letter(topic, origin, err, value))
-            return
-        self._accept(topic, ts_ms, value)
-
-    def _accept(self, topic: str, ts_ms: int, fields: Mapping[str, Any]) -> None:
-        self.stats.events[topic] += 1
-        if topic == INTERVENTIONS_TOPIC:
-            self.interventions.add(ts_ms, fields)
-        self.aggregator.add(topic, ts_ms, fields)
-
-    def _dead(self, dl: DeadLetter) -> None:
-        self.stats.invalid[(dl.topic, dl.reason)] += 1
-        self.on_dead_letter(dl)
-
-    # ② close windows -------------------------------------------------------------------------
-    def advance(self, final: bool = False) -> list[AlertRecord]:
-        """Closes every window the watermark has passed (all complete ones when `final`)."""
-        closable = sorted(self.aggregator.close(lateness=not final),
-                          key=lambda p: self.close_order(p.metric_index, p.window_start_ms))
-        records: list[AlertRecord] = []
-        for partial in closable:
-            records.extend(self.on_window(partial.metric_index, partial.window_start_ms,
-                                          partial.slices))
-        return records
+    def add_intervention(self, ts_ms: int, fields: Mapping[str, Any]) -> None:
+        """A validated governance action (kept once per action id)."""
+        self.interventions.add(ts_ms, fields)
 
     def close_order(self, m: int, start_ms: int) -> tuple[int, int, int]:
         """The order windows are handed to `on_window` when several close at once: by the event

@@ -1,5 +1,5 @@
 """Shared by the parity tests (tests/unit/runtime, tests/integration): the input and how alerts
-are compared."""
+are compared. Parity is exact: no event is left out."""
 
 from __future__ import annotations
 
@@ -7,35 +7,17 @@ from typing import Any
 
 import orjson
 
-from stream_guard.backtest.replay import ADVANCE_EVERY
-from stream_guard.engine import Engine
-from stream_guard.errors import InvalidEvent
-from stream_guard.ingest.codec import Codec
+from stream_guard.backtest.replay import Replayer, run_replayer
+from stream_guard.ingest.arrival import arrival_times
+from stream_guard.ingest.files import DumpRecord
+from stream_guard.ingest.kafka_batch import event_time
 from stream_guard.simulate.simulation import Simulation, SimulationConfig
 from stream_guard.types import AlertRecord
 
-AMBIGUOUS_DELAY_MS = 20_000  # the simulator's late events are 30 s to 4 min late
 
-
-def parity_records(codec: Codec) -> list[dict[str, Any]]:
-    """Three simulated days, less the events that arrive late by about the allowed lateness.
-
-    Live, each source judges lateness by its own partition's watermark, replay by the largest
-    event time of the whole input: an event delayed by the lateness give or take a partition's
-    inter-arrival time (well under a second here) may be on time in one and late in the other,
-    as in any engine with per-partition watermarks. Parity is exact for every other event."""
-    sim = Simulation(SimulationConfig(days=3, seed=3, scale=0.6))
-    kept, max_ts = [], 0
-    for rec in sim.records():
-        try:
-            ts = codec.validate(rec["topic"], rec["value"])
-        except (InvalidEvent, KeyError):
-            kept.append(rec)
-            continue
-        max_ts = max(max_ts, ts)
-        if max_ts - ts <= AMBIGUOUS_DELAY_MS:
-            kept.append(rec)
-    return kept
+def parity_records() -> list[dict[str, Any]]:
+    """Three simulated days (their late, invalid and out-of-order records included)."""
+    return list(Simulation(SimulationConfig(days=3, seed=3, scale=0.6)).records())
 
 
 def raw_value(rec: dict[str, Any]) -> bytes:
@@ -45,16 +27,24 @@ def raw_value(rec: dict[str, Any]) -> bytes:
     return orjson.dumps(rec["value"])
 
 
+def dump_records(records: list[dict[str, Any]]) -> list[DumpRecord]:
+    """The records as replay reads them from a dump file."""
+    return [DumpRecord(r["topic"], r.get("key"), raw_value(r) if "value_raw" in r else r["value"],
+                       f"dump:{i}") for i, r in enumerate(records)]
+
+
+def arrivals(records: list[dict[str, Any]]) -> list[int | None]:
+    """The arrival time estimated for each record: what `produce` stamps live."""
+    return [a for _, a in arrival_times(records, lambda r: event_time(r.get("value")))]
+
+
 def comparable(a: AlertRecord) -> tuple[Any, ...]:
     return (a["fingerprint"], a["status"], a["window_start"], a["window_end"], a["severity"],
             round(a["value"], 6), a["hints"])
 
 
-def replay_alerts(engine: Engine, records: list[dict[str, Any]]) -> list[AlertRecord]:
-    """What `stream-guard replay` gives for `records` (its advance cadence included)."""
+def replay_alerts(replayer: Replayer, records: list[dict[str, Any]]) -> list[AlertRecord]:
+    """What `stream-guard replay` gives for `records`."""
     alerts: list[AlertRecord] = []
-    for i, rec in enumerate(records):
-        engine.ingest(rec["topic"], raw_value(rec), str(i))
-        if i % ADVANCE_EVERY == 0:
-            alerts += engine.advance()
-    return alerts + engine.advance(final=True)
+    run_replayer(replayer, dump_records(records), alerts.append)
+    return alerts

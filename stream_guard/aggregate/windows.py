@@ -1,15 +1,17 @@
-"""Event-time tumbling windows with a watermark, producing mergeable partials.
+"""② source half: one source partition's event-time windows, handed on as mergeable deltas.
 
-One `WindowAggregator` per source (a Kafka partition live, the whole input in replay). The
-watermark is the largest event time seen minus the metric's allowed lateness; a window closes
-once the watermark passes its end. An event for a closed window is *late*: counted, never
-merged. Closing yields `Partial`s, which an owner merges across sources (see points.py).
+One `WindowAggregator` per source partition, live and in replay. Its watermark is a robust
+estimate of the partition's event time: the `ROBUST_RANK`-th largest event time accepted, so no
+single event (nor two) can move it. An event whose window the watermark has passed by more than
+the metric's allowed lateness is *late*: counted, never merged. The source never closes a
+window: `take_open` hands its deltas to the window merger (merger.py), which decides, for every
+source at once, when a window is complete.
 """
 
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -25,9 +27,23 @@ from stream_guard.aggregate.plan import (
 from stream_guard.config.rules import MetricRule
 from stream_guard.types import SliceKey
 
-__all__ = ["Partial", "WindowAggregator"]
+__all__ = ["ROBUST_RANK", "Accumulators", "Partial", "WindowAggregator", "merge_into"]
 
 Accumulators = dict[SliceKey, list[float]]
+
+ROBUST_RANK = 3
+"""The watermark is the 3rd largest event time seen: robust to two outlying events."""
+
+
+def merge_into(acc: Accumulators, deltas: Accumulators) -> None:
+    """Adds `deltas` to `acc`, slice by slice, in place."""
+    for key, (a, b) in deltas.items():
+        cur = acc.get(key)
+        if cur is None:
+            acc[key] = [a, b]
+        else:
+            cur[0] += a
+            cur[1] += b
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,7 +73,8 @@ class WindowAggregator:
                                   self._admit, self._late)
             for topic, plan in self._plans.items()
         }
-        self.max_ts: int | None = None
+        self.watermark_ms: int | None = None  # the ROBUST_RANK-th largest event time seen
+        self._top: list[int] = []  # the ROBUST_RANK largest event times, ascending
         self.late: Counter[tuple[str, str]] = Counter()  # (topic, metric) -> events
         self.dropped_series: Counter[str] = Counter()  # metric -> updates refused by max_series
 
@@ -67,17 +84,23 @@ class WindowAggregator:
     def add(self, topic: str, ts_ms: int, obj: Mapping[str, Any]) -> None:
         """Counts one validated event into every metric window it belongs to.
 
-        Late = its window is closed, or closable by the watermark (whether or not close() has
-        run yet): the verdict depends on the events seen so far, never on when close() runs.
+        Late = its window ended more than the lateness before the watermark: the verdict
+        depends on the events this source has seen so far, never on when windows close.
         """
-        max_ts = self.max_ts
-        if max_ts is None or ts_ms > max_ts:
-            self.max_ts = max_ts = ts_ms
+        top = self._top
+        if len(top) < ROBUST_RANK:
+            top.append(ts_ms)
+            top.sort()
+            self.watermark_ms = top[0]
+        elif ts_ms > top[0]:
+            top[0] = ts_ms
+            top.sort()
+            self.watermark_ms = top[0]
         try:
             feed = self._feeders[topic]
         except KeyError:  # a topic no metric reads
             return
-        feed(ts_ms, obj, max_ts)
+        feed(ts_ms, obj, self.watermark_ms)  # type: ignore[arg-type]  # set just above
 
     def _admit(self, w: OpenWindow, m: int, slot: int, raw: Any) -> list[float]:
         key = slot_key(self._shape[m], slot, raw)
@@ -92,28 +115,6 @@ class WindowAggregator:
 
     def _late(self, topic: str, m: int) -> None:
         self.late[(topic, self.rules[m].metric)] += 1
-
-    def close(self, watermark_ms: int | None = None, lateness: bool = True) -> Iterator[Partial]:
-        """Partials of every window the watermark has passed, oldest first, per metric.
-
-        `watermark_ms` defaults to the largest event time seen; `lateness=False` ignores the
-        allowed lateness (end of a replay: nothing more will come).
-        """
-        base = self.max_ts if watermark_ms is None else watermark_ms
-        if base is None:
-            return
-        for m, width in enumerate(self._width):
-            mark = base - (self._lateness[m] if lateness else 0)
-            start = self._closed_until[m]
-            if start == NOTHING_CLOSED:
-                if not self._open[m]:
-                    continue
-                start = min(self._open[m])
-            while start + width <= mark:
-                window = self._open[m].pop(start, None)
-                yield Partial(m, start, window.slices if window is not None else {})
-                start += width
-                self._closed_until[m] = start
 
     def take_open(self) -> list[Partial]:
         """Hands over (and forgets) what every open window gathered since the last call.

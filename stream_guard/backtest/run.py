@@ -9,7 +9,7 @@ from rich.console import Console
 
 from stream_guard.backtest.evaluate import Evaluation, evaluate, load_labels
 from stream_guard.backtest.progress import progress_bar
-from stream_guard.backtest.replay import build_engine, replay
+from stream_guard.backtest.replay import build_replayer, replay
 from stream_guard.backtest.report import SeriesRecorder, score_table, write_report
 from stream_guard.config.rules import DetectorSpec, MetricRule, load_rules
 from stream_guard.config.topics import load_topics
@@ -47,14 +47,14 @@ def _run_one(args: argparse.Namespace, rules_dir: Path, name: str, out: Console)
     rules = apply_detector_overrides(load_rules(rules_dir, topics), args.detector or [])
     incidents = load_labels(Path(args.labels))
     recorder = SeriesRecorder(incidents)
-    engine = build_engine(rules_dir, args.topics_dir, rules=rules, on_score=recorder)
+    replayer = build_replayer(rules_dir, args.topics_dir, rules=rules, on_score=recorder)
     inputs = [Path(p) for p in args.input]
     with progress_bar(inputs, f"backtest {name}", quiet=args.quiet) as advance:
         report_dir = Path(args.out) / name if args.out else None
         alerts_path = report_dir / "alerts.jsonl" if report_dir else None
         if report_dir:
             report_dir.mkdir(parents=True, exist_ok=True)
-        summary = replay(engine, inputs, alerts_path, advance)
+        summary = replay(replayer, inputs, alerts_path, advance)
     windows = {r.metric: int(r.window.total_seconds() * 1000) for r in rules}
     ev = evaluate(summary.alerts, incidents, windows)
     out.print(f"{name}: {summary.records:,} records in {summary.seconds:.1f}s "

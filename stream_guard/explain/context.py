@@ -16,7 +16,10 @@ from typing import Any
 from stream_guard.config.calendar import Calendar
 from stream_guard.types import RootCauseHint, iso_utc
 
-__all__ = ["Action", "InterventionLog", "calendar_hints", "overlaps"]
+__all__ = ["INTERVENTIONS_TOPIC", "Action", "InterventionLog", "calendar_hints", "overlaps"]
+
+INTERVENTIONS_TOPIC = "governance_actions"
+"""The topic of governance actions (rule launches, takedowns): the interventions hints name."""
 
 _MAX_RETENTION_MS = 7 * 86400_000
 

@@ -1,9 +1,12 @@
 """Producing a record dump to Kafka: keys kept, optionally paced by event time, optionally batched.
 
-Each record goes to ``prefix + topic`` with its key, so it lands on the partition its key hashes
-to, and with its event time as the Kafka timestamp, so a later dump by time range can seek with
-the broker's time index. `speed` replays event time that many times faster than wall time
-(60 = a minute per second); `batch` packs up to that many events of one partition per message.
+Each record goes to ``prefix + topic`` with its key, so it lands on the partition its key hashes to,
+and with its event time as the Kafka timestamp, so a later dump by time range can seek with the
+broker's time index -- except a record dated in the future of the stream (ingest/arrival.py): it is
+stamped with its estimated arrival time instead, as a client with a skewed clock would send it, so
+the worker refuses it as `future_timestamp` exactly where replay does. `speed` replays event time
+that many times faster than wall time (60 = a minute per second); `batch` packs up to that many
+events of one partition per message.
 
 A topic missing on the broker is an error (`stream-guard topics create` makes them): brokers that
 auto-create topics would give it a default partition count instead of the one in topics/.
@@ -17,6 +20,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from stream_guard.clock import Clock, SystemClock
+from stream_guard.ingest.arrival import arrival_times, is_future
 from stream_guard.ingest.files import DUMP_TOPIC, DumpRecord
 from stream_guard.ingest.kafka import (
     KafkaAdminClient,
@@ -135,12 +139,13 @@ def produce_dump(
         batcher = Batcher(batch, _Topics(admin).partitions)
         sender = _Sender(client)
         try:
-            for read, record in enumerate(records, 1):
+            stamped = arrival_times(records, _record_time)
+            for read, (record, arrival) in enumerate(stamped, 1):
                 if record.topic == DUMP_TOPIC:
                     skipped += 1
                     continue
-                ts = event_time(record.value)
-                wait = pacer.delay(ts) if pacer is not None else 0.0
+                ts = _stamp(event_time(record.value), arrival)
+                wait = pacer.delay(ts) if pacer is not None and ts is not None else 0.0
                 if wait >= MIN_SLEEP_S:
                     sender.send(batcher.flush())  # nothing waits in a batch while we sleep
                     sleep(wait)
@@ -160,3 +165,13 @@ def produce_dump(
     if on_progress is not None:
         on_progress(read)
     return ProduceStats(sender.events, sender.messages, skipped, clock.monotonic() - started)
+
+
+def _record_time(record: DumpRecord) -> int | None:
+    return event_time(record.value)
+
+
+def _stamp(ts: int | None, arrival: int | None) -> int | None:
+    """A record's Kafka timestamp: its event time, or its arrival when it is dated after it by
+    more than the allowed skew (or has no event time)."""
+    return arrival if ts is None or is_future(ts, arrival) else ts

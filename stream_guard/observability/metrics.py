@@ -11,7 +11,7 @@ Two kinds of series, by how often they change:
 Labels are bounded by configuration (topics, metrics, severities, routes, reasons), never by
 data: a detector score is observed per metric, not per slice value.
 
->>> from stream_guard.engine import EngineStats
+>>> from stream_guard.stats import EngineStats
 >>> metrics = RuntimeMetrics()
 >>> stats = EngineStats()
 >>> metrics.track_stats(lambda: [stats])
@@ -34,8 +34,8 @@ from prometheus_client.gc_collector import GCCollector
 from prometheus_client.platform_collector import PlatformCollector
 from prometheus_client.process_collector import ProcessCollector
 
-from stream_guard.engine import EngineStats
 from stream_guard.observability.collector import CounterSpec, CounterTableCollector, fold
+from stream_guard.stats import EngineStats
 
 __all__ = [
     "ALERT_LATENCY_BUCKETS",
@@ -50,9 +50,18 @@ ENGINE_COUNTERS: tuple[CounterSpec, ...] = (
     CounterSpec("events", "stream_guard_events", "Valid events consumed.", ("topic",)),
     CounterSpec("invalid", "stream_guard_events_invalid",
                 "Invalid events sent to the dead-letter topic.", ("topic", "reason")),
+    CounterSpec("duplicates", "stream_guard_events_duplicate",
+                "Events whose event_id its partition had seen within the dedup horizon "
+                "(dropped).", ("topic",)),
     CounterSpec("late", "stream_guard_events_late",
                 "Events that arrived after their window closed (not counted in it).",
                 ("topic", "metric")),
+    CounterSpec("dropped_series", "stream_guard_series_dropped",
+                "Slice updates refused because a window held max_series slices already.",
+                ("metric",)),
+    CounterSpec("skipped_windows", "stream_guard_windows_skipped",
+                "Empty windows skipped when the watermark jumped far (bounded catch-up).",
+                ("metric",)),
     CounterSpec("windows_closed", "stream_guard_windows_closed",
                 "Windows closed, merged and scored.", ("metric",)),
     CounterSpec("points", "stream_guard_points", "Points (one per slice) scored.", ("metric",)),

@@ -42,6 +42,7 @@ import faust
 import orjson
 from faust.types import TP
 
+from stream_guard.aggregate.source import SourceStage
 from stream_guard.clock import Clock, SystemClock
 from stream_guard.config.calendar import load_calendar
 from stream_guard.config.rules import load_rules
@@ -57,6 +58,7 @@ from stream_guard.runtime.resume import reported_offsets
 from stream_guard.runtime.settings import WorkerSettings
 from stream_guard.runtime.sources import SourcePool, expected_sources, source_name
 from stream_guard.runtime.transport import broker_url
+from stream_guard.stats import EngineStats
 from stream_guard.types import AlertRecord
 
 __all__ = ["PARTIALS_TOPIC", "Runtime", "build_runtime", "run_worker"]
@@ -113,10 +115,10 @@ def build_runtime(
     calendar = load_calendar(settings.rules / "calendar.yaml")
     codec = Codec(topics)
     dead: list[DeadLetter] = []
-    pool = SourcePool(lambda: Engine(rules, codec, calendar, on_dead_letter=dead.append),
+    pool = SourcePool(lambda: SourceStage(rules, codec, EngineStats(), dead.append),
                       [r.metric for r in rules])
     partitions = {name: spec.partitions for name, spec in topics.items()}
-    owner = Owner(Engine(rules, codec, calendar), expected_sources(rules, partitions),
+    owner = Owner(Engine(rules, calendar), expected_sources(rules, partitions),
                   int(settings.idle_after.total_seconds() * 1000))
     metrics = metrics or RuntimeMetrics()
     metrics.track_stats(lambda: [*pool.stats(), owner.engine.stats])
@@ -179,7 +181,8 @@ def build_runtime(
                 await resume(batch)
             for event in batch:
                 msg = event.message
-                pool.ingest(logical[msg.topic], msg.partition, msg.offset, event.value)
+                pool.ingest(logical[msg.topic], msg.partition, msg.offset, event.value,
+                            _arrival_ms(msg.timestamp))
             now = clock.now_ms()
             for dl in dead:
                 await dead_letters.send(key=dl.topic.encode(), value=orjson.dumps(dl.to_json()))
@@ -202,9 +205,10 @@ def build_runtime(
             if not owner.owns(metric):
                 owner.adopt(metric, _unpack(state.get(f"{metric}/windows")),
                             _unpack(state.get(f"{metric}/model")), msg.sent_ms)
-                mw = owner.windows[owner.index[metric]]
+                st = owner.merger(metric).state
                 log.info("owning %s: closed until %s, %d open windows, offsets merged %s",
-                         metric, mw.closed_until, len(mw.open), dict(sorted(mw.covered.items())))
+                         metric, st.closed_until, len(st.open),
+                         dict(sorted(st.covered.items())))
             pending = unsaved.setdefault(metric, [])
             pending.append(event)
             if isinstance(msg, Report):
@@ -231,11 +235,27 @@ def build_runtime(
                     e.ack()
                 pending.clear()
 
+    async def positions() -> dict[str, bool]:
+        """Caught up or not, for every event partition this worker consumes: what lets an
+        owner call a source idle (aggregate/merger.py)."""
+        status: dict[str, bool] = {}
+        for tp in app.consumer.assignment():
+            if tp.topic not in logical:
+                continue
+            position = pool.next_offset(logical[tp.topic], tp.partition)
+            if position is None:
+                position = await app.consumer.position(tp)
+            end = app.consumer.highwater(tp)
+            status[source_name(logical[tp.topic], tp.partition)] = (
+                position is not None and end is not None and position >= end)
+        return status
+
     @app.timer(TICK_S)
     async def tick() -> None:
+        status = await positions()
         for r in rules:
             await partials.send(key=r.metric.encode(),
-                                value=encode_tick(r.metric, clock.now_ms()))
+                                value=encode_tick(r.metric, clock.now_ms(), status))
 
     async def on_assigned(_app: Any, assigned: set[TP], **_: Any) -> None:
         unresumed.update(tp for tp in assigned if tp.topic in logical)
@@ -275,6 +295,11 @@ async def _publish(
     mark, _final = rt.owner.watermark(rt.owner.index[metric])
     if mark is not None:
         rt.metrics.set_watermark(metric, mark)
+
+
+def _arrival_ms(timestamp: float | None) -> int | None:
+    """A Kafka record's timestamp (Faust gives seconds) as epoch ms; None when absent."""
+    return int(timestamp * 1000) if timestamp and timestamp > 0 else None
 
 
 def _pack(blob: bytes) -> str:

@@ -1,25 +1,19 @@
-"""③-⑤ on the live side: the owner of a metric merges the sources' deltas and closes windows.
+"""③-⑤ on the live side: the owner of a metric feeds its window merger and engine.
 
-The partials topic is keyed by metric, so one worker owns each metric. It merges every source's
-window deltas and closes a window once **every live source** of the metric (each partition of the
-topics the metric reads) has a watermark past the window's end plus the metric's lateness -- the
-watermark of replay, computed as the minimum over sources. Sparse topics that feed no window
-(governance actions: they only inform hints) do not hold windows back. A source that has said
-nothing for `idle_after_ms` of wall time is *idle*: it no longer holds windows back (a quiet
-partition, a dead worker), and data it sends later for windows already closed is counted as late.
-When every source is idle, the input has ended for now: the owner closes every complete window up to
-the largest watermark, as replay does at the end of its input. Until `idle_after_ms` has passed
-since the owner took the metric over, a source never heard from is presumed live, so a (re)start
-does not close windows before the sources have caught up. "Wall time" is the senders' clock
-carried by every report and tick (`sent_ms`), read in stream order: an owner that falls behind
-its input sees the same idleness as one that keeps up.
+The partials topic is keyed by metric, so one worker owns each metric. Its `WindowMerger`
+(aggregate/merger.py, the one replay uses) merges every source's window deltas and decides when a
+window is complete: watermark = minimum over live sources, lateness, idleness (a source is idle
+only once it said it is caught up with its partition and sent nothing for `idle_after_ms`).
+"Wall time" is the senders' clock carried by every report and tick (`sent_ms`), read in stream
+order: an owner that falls behind its input sees the same idleness as one that keeps up.
 
 Windows close in `Engine.close_order`, the order replay uses, so the same events give the same
 alerts (fingerprint, window, value, hints) whatever the number of partitions and workers.
 
-State that matters after a crash is exported per metric by `snapshot_windows` (merged open windows,
-source watermarks and offsets: changes with every report) and `snapshot_model` (detectors,
-episodes, interventions: changes when a window closes); runtime/app.py keeps both in a Faust table.
+State that matters after a crash is exported per metric by `snapshot_windows` (the merger's
+state: open windows, source watermarks and offsets; changes with every report) and
+`snapshot_model` (detectors, episodes, interventions: changes when a window closes);
+runtime/app.py keeps both in a Faust table.
 
 Crash safety (no event counted twice, no window lost):
 
@@ -39,26 +33,15 @@ Crash safety (no event counted twice, no window lost):
 from __future__ import annotations
 
 import pickle
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Mapping
+from dataclasses import dataclass
 
-from stream_guard.aggregate.points import merge_accumulators
-from stream_guard.aggregate.windows import Accumulators
-from stream_guard.engine import INTERVENTIONS_TOPIC, Engine, MetricState, SharedState
+from stream_guard.aggregate.merger import MergerState, WindowMerger, merger_for
+from stream_guard.engine import Engine, MetricState, SharedState
 from stream_guard.runtime.reports import Report, Tick
 from stream_guard.types import AlertRecord
 
-__all__ = ["Closed", "MetricWindows", "Owner"]
-
-@dataclass
-class MetricWindows:
-    """The owner's view of one metric's open windows and of the sources feeding them."""
-
-    open: dict[int, Accumulators] = field(default_factory=dict)  # start -> merged deltas
-    closed_until: int | None = None
-    watermarks: dict[str, int] = field(default_factory=dict)  # source -> largest event time
-    heard_ms: dict[str, int] = field(default_factory=dict)  # source -> owner wall clock
-    covered: dict[str, int] = field(default_factory=dict)  # source -> next offset merged
+__all__ = ["Closed", "Owner"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,140 +56,87 @@ class Closed:
 
 class Owner:
     def __init__(
-        self, engine: Engine, sources: Mapping[str, Iterable[str]], idle_after_ms: int
+        self, engine: Engine, sources: Mapping[str, frozenset[str]], idle_after_ms: int
     ) -> None:
         self.engine = engine
-        self.expected = {metric: frozenset(names) for metric, names in sources.items()}
+        self.expected = dict(sources)
         self.idle_after_ms = idle_after_ms
-        self._adopted_ms: dict[int, int] = {}
-        self._clock: dict[int, int] = {}  # metric -> latest sender clock read in its stream
         self.index = {r.metric: m for m, r in enumerate(engine.rules)}
-        self.windows: dict[int, MetricWindows] = {}
+        self.mergers: dict[int, WindowMerger] = {}
 
     def owns(self, metric: str) -> bool:
-        return self.index.get(metric) in self.windows
+        return self.index.get(metric) in self.mergers
 
     def adopt(
         self, metric: str, windows_blob: bytes | None, model_blob: bytes | None, now_ms: int
     ) -> None:
         """Takes ownership of `metric`, resuming from its saved state when there is one."""
         m = self.index[metric]
-        self._adopted_ms[m] = self._clock[m] = now_ms
-        mw = self.windows[m] = pickle.loads(windows_blob) if windows_blob else MetricWindows()
+        state: MergerState = pickle.loads(windows_blob) if windows_blob else MergerState()
+        merger = self.mergers[m] = merger_for(self.engine.rules[m], self.expected[metric],
+                                              self.idle_after_ms, state)
+        merger.tick(now_ms)
         if model_blob:
-            state, shared, upto = pickle.loads(model_blob)
-            self.engine.restore_metric_state(m, state)
+            model, shared, upto = pickle.loads(model_blob)
+            self.engine.restore_metric_state(m, model)
             self._restore_shared(shared)
-            if upto is not None and (mw.closed_until is None or mw.closed_until < upto):
-                mw.open = {s: acc for s, acc in mw.open.items() if s >= upto}  # scored already
-                mw.closed_until = upto
+            if upto is not None and (state.closed_until is None or state.closed_until < upto):
+                state.open = {s: acc for s, acc in state.open.items() if s >= upto}  # scored
+                state.closed_until = upto
 
     def release(self, metric: str) -> None:
-        self.windows.pop(self.index[metric], None)
+        self.mergers.pop(self.index[metric], None)
+
+    def merger(self, metric: str) -> WindowMerger:
+        return self.mergers[self.index[metric]]
 
     # --- messages ----------------------------------------------------------------------------
     def on_report(self, r: Report) -> Closed:
         m = self.index[r.metric]
-        self._tick(m, r.sent_ms)
-        mw = self.windows[m]
-        outcome = self._admit(mw, r)
+        merger = self.mergers[m]
+        late_before = merger.state.late_deltas
+        outcome = merger.merge(r.source, r.windows, r.watermark_ms,
+                               (r.first_offset, r.next_offset), r.sent_ms)
         self.engine.stats.reports[(r.metric, outcome)] += 1
+        self.engine.stats.late_partials[r.metric] += merger.state.late_deltas - late_before
         if outcome != "duplicate":
-            self._merge(mw, r)
-        if r.source in self.expected[r.metric]:
-            mw.watermarks[r.source] = max(r.watermark_ms,
-                                          mw.watermarks.get(r.source, r.watermark_ms))
-            mw.heard_ms[r.source] = r.sent_ms
+            for ts_ms, fields in r.interventions:
+                self.engine.add_intervention(ts_ms, fields)  # kept once per action id
         return self._close(m, r.sent_ms)
-
-    @staticmethod
-    def _admit(mw: MetricWindows, r: Report) -> str:
-        """merged, duplicate (already merged: dropped) or overlapping (merged, should not be)."""
-        covered = mw.covered.get(r.source, -1)
-        if r.next_offset <= covered:
-            return "duplicate"
-        mw.covered[r.source] = r.next_offset
-        return "overlapping" if r.first_offset < covered else "merged"
-
-    def _merge(self, mw: MetricWindows, r: Report) -> None:
-        for raw in r.interventions:
-            self._intervention(raw)
-        for start, deltas in r.windows:
-            if mw.closed_until is not None and start < mw.closed_until:
-                self.engine.stats.late_partials[r.metric] += 1
-                continue
-            acc = mw.open.get(start)
-            mw.open[start] = deltas if acc is None else merge_accumulators([acc, deltas])
 
     def on_tick(self, t: Tick) -> Closed:
         m = self.index[t.metric]
-        self._tick(m, t.sent_ms)
+        merger = self.mergers[m]
+        merger.tick(t.sent_ms)
+        for source, caught_up in t.status.items():
+            merger.status(source, caught_up, t.sent_ms)
         return self._close(m, None)
 
-    def _tick(self, m: int, sent_ms: int) -> int:
-        self._clock[m] = max(self._clock[m], sent_ms)
-        return self._clock[m]
-
-    # --- closing -----------------------------------------------------------------------------
     def watermark(self, m: int) -> tuple[int | None, bool]:
-        """(watermark, final): the minimum over live sources, or -- every source idle -- the
-        maximum, to be used without lateness. None while nothing may close."""
-        now_ms = self._clock[m]
-        mw = self.windows[m]
-        live = [wm for s, wm in mw.watermarks.items()
-                if now_ms - mw.heard_ms[s] < self.idle_after_ms]
-        expected = self.expected[self.engine.rules[m].metric]
-        adopted = self._adopted_ms[m]
-        if now_ms - adopted < self.idle_after_ms and not expected <= mw.watermarks.keys():
-            return None, False  # some partitions have not been heard of yet
-        if live:
-            return min(live), False
-        if mw.watermarks:
-            return max(mw.watermarks.values()), True
-        return None, False
+        return self.mergers[m].watermark()
 
     def _close(self, m: int, sent_ms: int | None) -> Closed:
-        mark, final = self.watermark(m)
-        if mark is None:
-            return Closed([], 0, None)
-        rule = self.engine.rules[m]
-        mw = self.windows[m]
-        width = int(rule.window.total_seconds() * 1000)
-        if not final:
-            mark -= int(rule.lateness.total_seconds() * 1000)
-        start = mw.closed_until
-        if start is None:
-            if not mw.open:
-                return Closed([], 0, None)
-            start = min(mw.open)
         alerts: list[AlertRecord] = []
         closed = 0
-        while start + width <= mark:
-            alerts.extend(self.engine.on_window(m, start, mw.open.pop(start, {})))
+        for start, acc in self.mergers[m].close():
+            alerts.extend(self.engine.on_window(m, start, acc))
             closed += 1
-            start += width
-            mw.closed_until = start
+        self.engine.stats.skipped_windows[self.engine.rules[m].metric] = (
+            self.mergers[m].state.skipped_windows)
         return Closed(alerts, closed, sent_ms if closed else None)
 
     # --- state -------------------------------------------------------------------------------
     def snapshot_windows(self, metric: str) -> bytes:
-        return pickle.dumps(self.windows[self.index[metric]], protocol=pickle.HIGHEST_PROTOCOL)
+        return pickle.dumps(self.merger(metric).state, protocol=pickle.HIGHEST_PROTOCOL)
 
     def snapshot_model(self, metric: str) -> bytes:
         """The model and the window it has closed up to (save it before `snapshot_windows`)."""
         m = self.index[metric]
         state: MetricState = self.engine.metric_state(m)
-        closed_until = self.windows[m].closed_until
+        closed_until = self.mergers[m].state.closed_until
         return pickle.dumps((state, self.engine.shared_state(), closed_until),
                             protocol=pickle.HIGHEST_PROTOCOL)
 
     def _restore_shared(self, shared: SharedState) -> None:
         if len(shared.interventions) >= len(self.engine.interventions):
             self.engine.restore_shared_state(shared)
-
-    def _intervention(self, raw: str) -> None:
-        """A governance record consumed by some source: validated again here (the source has
-        dead-lettered it if invalid). Reports repeat it for every metric: the log keeps it once."""
-        events, _dead = self.engine.codec.decode(INTERVENTIONS_TOPIC, raw, "report")
-        for ev in events:
-            self.engine.interventions.add(ev.ts_ms, ev.fields)  # once per action id

@@ -3,12 +3,14 @@
 A source (one partition of an event topic) pre-aggregates events into window deltas and, after
 each batch, sends every metric's owner one `Report`: the deltas of the windows it touched, its
 watermark (the largest event time it has seen) and the raw governance records it consumed, so that
-every owner can name interventions. A `Report` without deltas still matters: it moves the
-watermark and shows the source is alive. Ticks carry no data: they bring wall-clock time into the
-owner's ordered stream (idle sources), because Faust tables can only be written while processing
-a message of the table's partition. Both carry the sender's wall clock (`sent_ms`): the owner
-judges idleness by these, in stream order, so an owner that lags behind its input does not
-mistake sources for idle.
+every owner can name interventions (validated ``[ts, fields]`` pairs). A `Report` without
+deltas still matters: it moves the watermark and shows the source is alive. Ticks carry no
+data: they bring wall-clock time into the owner's ordered stream, because Faust tables can only
+be written while processing a message of the table's partition, and the position of every
+partition the sending worker consumes (`status`: caught up with the partition's end or not),
+which is what lets the window merger call a source idle. Both carry the sender's wall clock
+(`sent_ms`): the owner judges idleness by these, in stream order, so an owner that lags behind
+its input does not mistake sources for idle.
 
 The wire format is JSON (orjson): the partials topic is internal but must stay readable with any
 Kafka tool. A slice key travels as its list of ``[dimension, value]`` pairs.
@@ -16,13 +18,13 @@ Kafka tool. A slice key travels as its list of ``[dimension, value]`` pairs.
 >>> r = Report("gmv", "orders/1", 60_000, [(0, {(("region", "EU"),): [2.0, 1.0]})], [], 7, 40, 42)
 >>> decode(encode(r)) == r
 True
->>> decode(encode_tick("gmv", 9))
-Tick(metric='gmv', sent_ms=9)
+>>> decode(encode_tick("gmv", 9, {"orders/0": True}))
+Tick(metric='gmv', sent_ms=9, status={'orders/0': True})
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
@@ -39,7 +41,7 @@ class Report:
     source: str  # "topic/partition"
     watermark_ms: int  # the largest event time this source has seen
     windows: list[tuple[int, Accumulators]]  # (window start, deltas since the last report)
-    interventions: list[Any]  # raw governance record values, to be validated by the owner
+    interventions: list[Any]  # validated governance actions, [ts_ms, fields]
     sent_ms: int  # the source's wall clock when sending: window-close-to-alert latency
     # The source partition's offsets this report covers, [first, next): the owner drops a
     # report it has already merged (a source re-reading after a crash), see runtime/owner.py.
@@ -51,6 +53,7 @@ class Report:
 class Tick:
     metric: str
     sent_ms: int
+    status: dict[str, bool] = field(default_factory=dict)  # source -> caught up
 
 
 def encode(r: Report) -> bytes:
@@ -65,14 +68,15 @@ def encode(r: Report) -> bytes:
     })
 
 
-def encode_tick(metric: str, sent_ms: int) -> bytes:
-    return orjson.dumps({"metric": metric, "tick": True, "sent_ms": sent_ms})
+def encode_tick(metric: str, sent_ms: int, status: dict[str, bool]) -> bytes:
+    return orjson.dumps({"metric": metric, "tick": True, "sent_ms": sent_ms, "status": status})
 
 
 def decode(raw: bytes) -> Report | Tick:
     obj = orjson.loads(raw)
     if obj.get("tick"):
-        return Tick(obj["metric"], int(obj["sent_ms"]))
+        return Tick(obj["metric"], int(obj["sent_ms"]),
+                    {str(k): bool(v) for k, v in obj.get("status", {}).items()})
     windows = [
         (int(start), {_key(key): [float(a), float(b)] for key, a, b in slices})
         for start, slices in obj["windows"]

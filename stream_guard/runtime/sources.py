@@ -1,11 +1,12 @@
-"""① + ② on the live side: one pre-aggregating source per consumed partition.
+"""①–② on the live side: one source stage (aggregate/source.py) per consumed partition.
 
-Each partition of an event topic gets its own `Engine` used as a *source*: it decodes and
-validates (dead letters), counts late events against this partition's own watermark, and gathers
-window deltas. It never closes a window: after each batch, `SourcePool.reports` hands every
-metric's owner the deltas gathered since the previous batch (`WindowAggregator.take_open`), so a
-source keeps no state that would be lost in a crash between two batches -- the batch's offsets
-are acknowledged only after its reports were sent (at-least-once, see runtime/app.py).
+Each partition of an event topic gets its own `SourceStage`, exactly as in replay: it decodes
+and validates (dead letters), refuses events dated after their Kafka timestamp by more than the
+allowed skew, drops duplicate event ids, counts late events against this partition's robust
+watermark, and gathers window deltas. It never closes a window: after each batch,
+`SourcePool.reports` hands every metric's owner the deltas gathered since the previous batch, so
+a source keeps no window state that a crash between two batches would lose -- the batch's
+offsets are acknowledged only after its reports were sent (at-least-once, see runtime/app.py).
 
 Each report says which offsets of its partition it covers, so that the owner can drop one it has
 merged already; for that to be exact, a partition resumed after a crash is cut where its previous
@@ -15,28 +16,23 @@ either one the owner has merged, as a whole, or new.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from stream_guard.config.rules import MetricRule
-from stream_guard.engine import INTERVENTIONS_TOPIC, Engine, EngineStats
+from stream_guard.aggregate.merger import expected_sources, source_name
+from stream_guard.aggregate.source import SourceStage
 from stream_guard.runtime.reports import Report
+from stream_guard.stats import EngineStats
 
 __all__ = ["Source", "SourcePool", "expected_sources", "source_name"]
-
-
-def source_name(topic: str, partition: int) -> str:
-    """How reports and owners name the source of a partition."""
-    return f"{topic}/{partition}"
 
 
 @dataclass
 class Source:
     name: str  # "topic/partition"
-    engine: Engine
+    stage: SourceStage
     dirty: bool = False
-    interventions: list[Any] = field(default_factory=list)
     first_offset: int = -1  # of what was consumed since the last report (-1: nothing)
     next_offset: int = -1
     cuts: list[int] = field(default_factory=list)  # where to end reports, ascending (`resume`)
@@ -57,11 +53,11 @@ class _Segment:
 class SourcePool:
     """The sources of the partitions this worker consumes, created on first sight."""
 
-    def __init__(self, new_engine: Callable[[], Engine], metrics: list[str]) -> None:
-        self._new_engine = new_engine
+    def __init__(self, new_stage: Callable[[], SourceStage], metrics: list[str]) -> None:
+        self._new_stage = new_stage
         self._sources: dict[tuple[str, int], Source] = {}
         self._sealed: list[_Segment] = []  # cut before the end of the current batch
-        self.metrics = metrics  # in rule order, as the engines' metric indexes
+        self.metrics = metrics  # in rule order, as the stages' metric indexes
 
     def __contains__(self, partition: tuple[str, int]) -> bool:
         return partition in self._sources
@@ -74,24 +70,30 @@ class SourcePool:
     def _source(self, topic: str, partition: int) -> Source:
         src = self._sources.get((topic, partition))
         if src is None:
-            src = Source(source_name(topic, partition), self._new_engine())
+            src = Source(source_name(topic, partition), self._new_stage())
             self._sources[(topic, partition)] = src
         return src
 
-    def ingest(self, topic: str, partition: int, offset: int, value: bytes) -> None:
-        """One record of logical `topic` (a bytes value: one event, a JSON array or JSONL)."""
+    def ingest(
+        self, topic: str, partition: int, offset: int, value: bytes, arrival_ms: int | None
+    ) -> None:
+        """One record of logical `topic` (a bytes value: one event, a JSON array or JSONL)
+        that arrived at `arrival_ms` (its Kafka timestamp)."""
         src = self._source(topic, partition)
         if src.cuts and offset >= src.cuts[0]:
             if (segment := self._segment(src)) is not None:
                 self._sealed.append(segment)
             while src.cuts and src.cuts[0] <= offset:
                 del src.cuts[0]
-        src.engine.ingest(topic, value, f"{partition}:{offset}")
+        src.stage.ingest(topic, value, f"{partition}:{offset}", arrival_ms)
         if not src.dirty:
             src.dirty, src.first_offset = True, offset
         src.next_offset = offset + 1
-        if topic == INTERVENTIONS_TOPIC:
-            src.interventions.append(value.decode("utf-8", "replace"))
+
+    def next_offset(self, topic: str, partition: int) -> int | None:
+        """The offset after the last record this worker took from a partition (None: none)."""
+        src = self._sources.get((topic, partition))
+        return None if src is None or src.next_offset < 0 else src.next_offset
 
     def reports(self, now_ms: int) -> list[Report]:
         """One report per metric for every source that consumed something since the last call
@@ -107,33 +109,21 @@ class SourcePool:
         if not src.dirty:
             return None
         src.dirty = False
-        agg = src.engine.aggregator
-        if agg.max_ts is None:  # only invalid events so far: nothing to say
+        watermark, partials = src.stage.take()
+        interventions = [[ts, dict(fields)] for ts, fields in src.stage.take_interventions()]
+        if watermark is None:  # only invalid events so far: nothing to say
             return None
         by_metric: list[list[tuple[int, Any]]] = [[] for _ in self.metrics]
-        for partial in agg.take_open():
+        for partial in partials:
             by_metric[partial.metric_index].append((partial.window_start_ms, partial.slices))
-        segment = _Segment(src.name, agg.max_ts, by_metric, src.interventions,
-                           src.first_offset, src.next_offset)
-        src.interventions = []
-        return segment
+        return _Segment(src.name, watermark, by_metric, interventions,
+                        src.first_offset, src.next_offset)
 
     def forget(self, partitions: Iterable[tuple[str, int]]) -> list[EngineStats]:
         """Drops the sources of revoked partitions (their deltas were all reported already);
         returns their counters, for the metrics to keep."""
         gone = [self._sources.pop(tp, None) for tp in partitions]
-        return [src.engine.stats for src in gone if src is not None]
+        return [src.stage.stats for src in gone if src is not None]
 
     def stats(self) -> list[EngineStats]:
-        return [src.engine.stats for src in self._sources.values()]
-
-
-def expected_sources(
-    rules: Iterable[MetricRule], partitions: Mapping[str, int]
-) -> dict[str, set[str]]:
-    """Metric -> the source names ("topic/partition") whose watermarks gate its windows."""
-    return {
-        r.metric: {source_name(src.topic, p) for src in r.sources
-                   for p in range(partitions[src.topic])}
-        for r in rules
-    }
+        return [src.stage.stats for src in self._sources.values()]

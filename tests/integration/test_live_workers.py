@@ -13,9 +13,9 @@ from typing import Any
 import orjson
 import pytest
 
+from stream_guard.backtest.replay import Replayer
 from stream_guard.config.rules import MetricRule
 from stream_guard.config.topics import TopicSpec
-from stream_guard.engine import Engine
 from stream_guard.ingest.codec import Codec
 from stream_guard.ingest.files import iter_dump
 from stream_guard.ingest.kafka import consumer
@@ -49,9 +49,9 @@ def test_two_workers_on_four_partitions_alert_as_replay_does(
     bootstrap: str, kafka_topics: str, tmp_path: Path, rules: list[MetricRule], codec: Codec,
     topics: dict[str, TopicSpec],
 ) -> None:
-    records = parity_records(codec)
+    records = parity_records()
     assert topics["orders"].partitions == 4
-    engine = Engine(rules, codec)
+    engine = Replayer(rules, codec)
     expected = replay_alerts(engine, records)
     invalid = Counter({k: v for k, v in engine.stats.invalid.items()})
     assert len(expected) >= 4 and sum(invalid.values()) > 50

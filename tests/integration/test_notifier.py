@@ -277,7 +277,8 @@ def test_injected_seller_id_arrives_as_text(rig: Rig) -> None:
 
     run(scenario())
     body = json.dumps(rig.fake.calls[0].body)
-    assert "seller_id=&lt;!channel&gt; &lt;https://evil|click&gt;" in body
+    # escaped, and the URL broken by a word joiner so no client turns it into a link
+    assert "seller_id=&lt;!channel&gt; &lt;https:\\u2060//evil|click&gt;" in body
     assert "<!channel>" not in body and "<https://evil" not in body
 
 

@@ -7,8 +7,8 @@ from typing import Any
 
 import numpy as np
 
+from stream_guard.backtest.replay import Replayer
 from stream_guard.config.rules import MetricRule
-from stream_guard.engine import Engine
 from stream_guard.ingest.codec import Codec
 from stream_guard.types import AlertRecord, iso_utc
 from tests.conftest import T0, order
@@ -37,15 +37,15 @@ def _run(
     codec: Codec,
     events: list[dict[str, Any]],
     actions: list[dict[str, Any]] = (),
-) -> tuple[Engine, list[AlertRecord]]:
+) -> tuple[Replayer, list[AlertRecord]]:
     gmv = [r for r in rules if r.metric == "gmv"]
-    engine = Engine(gmv, codec)
+    engine = Replayer(gmv, codec, partitions={"orders": 1})
     alerts: list[AlertRecord] = []
     pending = sorted(actions, key=lambda a: a["ts"])
     for i, e in enumerate(events):
         while pending and pending[0]["ts"] <= e["ts"]:  # in event-time order, as a dump is
-            engine.ingest("governance_actions", pending.pop(0), "test")
-        engine.ingest("orders", e, f"orders.jsonl:{i}")
+            engine.ingest("governance_actions", None, pending.pop(0), "test")
+        engine.ingest("orders", None, e, f"orders.jsonl:{i}")
         if i % 500 == 0:
             alerts += engine.advance()
     alerts += engine.advance(final=True)
@@ -88,12 +88,12 @@ def test_bad_events_are_dead_lettered_and_good_ones_all_counted(
     rules: list[MetricRule], codec: Codec
 ) -> None:
     dead = []
-    engine = Engine(rules, codec, on_dead_letter=dead.append)
-    engine.ingest("orders", order(T0, 1), "f:1")
-    engine.ingest("orders", b"{broken", "f:2")
-    engine.ingest("orders", order(T0, 3, gmv=-2), "f:3")
-    engine.ingest("orders", [order(T0, 4), order(T0, 5)], "f:4")  # a JSON array is no event
-    engine.ingest("orders", order(T0, 6), "f:6")
+    engine = Replayer(rules, codec, on_dead_letter=dead.append)
+    engine.ingest("orders", None, order(T0, 1), "f:1")
+    engine.ingest("orders", None, b"{broken", "f:2")
+    engine.ingest("orders", None, order(T0, 3, gmv=-2), "f:3")
+    engine.ingest("orders", None, [order(T0, 4), order(T0, 5)], "f:4")  # no event
+    engine.ingest("orders", None, order(T0, 6), "f:6")
     assert engine.stats.events["orders"] == 2
     assert [(d.origin, d.reason) for d in dead] == [
         ("f:2", "bad_json"),

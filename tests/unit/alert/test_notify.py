@@ -211,7 +211,8 @@ def test_injected_slice_value_reaches_slack_escaped(fake_slack: FakeSlack) -> No
     h = Harness(fake_slack)
     h.push(gmv(0, slice={"seller_id": evil}, firing_slices=[], hints=[]), T0)
     body = json.dumps(fake_slack.calls[0].body)
-    assert "seller_id=&lt;!channel&gt; &lt;https://evil|click&gt;" in body
+    # escaped, and the URL broken by a word joiner so no client turns it into a link
+    assert "seller_id=&lt;!channel&gt; &lt;https:\\u2060//evil|click&gt;" in body
     assert "<!channel>" not in body and "<https://evil" not in body
 
 

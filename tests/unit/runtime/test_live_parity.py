@@ -3,37 +3,41 @@ reports in arrival order, a wall clock) gives the alerts replay gives (invariant
 
 from __future__ import annotations
 
-import zlib
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
+from stream_guard.aggregate.source import SourceStage
+from stream_guard.backtest.replay import Replayer
 from stream_guard.config.rules import MetricRule
 from stream_guard.config.topics import TopicSpec
 from stream_guard.engine import Engine
 from stream_guard.ingest.codec import Codec
+from stream_guard.ingest.kafka_batch import partition_for
 from stream_guard.runtime.owner import Owner
 from stream_guard.runtime.reports import Report, Tick, decode, encode
-from stream_guard.runtime.sources import SourcePool, expected_sources
+from stream_guard.runtime.sources import SourcePool, expected_sources, source_name
+from stream_guard.stats import EngineStats
 from stream_guard.types import AlertRecord
-from tests.parity import comparable, parity_records, raw_value, replay_alerts
+from tests.parity import arrivals, comparable, parity_records, raw_value, replay_alerts
 
 IDLE_MS = 10_000
 
 
 @pytest.fixture(scope="module")
-def records(codec: Codec) -> list[dict[str, Any]]:
-    return parity_records(codec)
+def records() -> list[dict[str, Any]]:
+    return parity_records()
 
 
 def _live(
     rules: list[MetricRule], codec: Codec, topics: dict[str, TopicSpec],
     records: list[dict[str, Any]], batch: int,
 ) -> tuple[list[AlertRecord], Owner]:
-    pool = SourcePool(lambda: Engine(rules, codec), [r.metric for r in rules])
+    pool = SourcePool(lambda: SourceStage(rules, codec, EngineStats(), lambda _dl: None),
+                      [r.metric for r in rules])
     partitions = {name: spec.partitions for name, spec in topics.items()}
-    owner = Owner(Engine(rules, codec), expected_sources(rules, partitions), IDLE_MS)
+    owner = Owner(Engine(rules), expected_sources(rules, partitions), IDLE_MS)
     for r in rules:
         owner.adopt(r.metric, None, None, 0)
     alerts: list[AlertRecord] = []
@@ -45,16 +49,22 @@ def _live(
             assert isinstance(wire, Report)
             alerts.extend(owner.on_report(wire).alerts)
 
+    arrival = arrivals(records)  # the Kafka timestamps `stream-guard produce` gives them
     for chunk in _chunks(records, batch):
         for i, rec in chunk:
-            key = str(rec.get("key") or "").encode()
-            p = zlib.crc32(key) % partitions[rec["topic"]]
-            pool.ingest(rec["topic"], p, i, raw_value(rec))
+            key, n = rec.get("key"), partitions[rec["topic"]]
+            p = 0 if key is None or n == 1 else partition_for(str(key).encode(), n)
+            pool.ingest(rec["topic"], p, i, raw_value(rec), arrival[i])
         now += 5
         deliver(pool.reports(now))
-    now += IDLE_MS  # the input has ended: every source goes idle, the owner closes what is complete
+    # the input has ended: every source is caught up and, IDLE_MS later, idle; the owner closes
+    # what is complete
+    caught_up = {source_name(t, p): True for t, n in partitions.items() for p in range(n)}
     for r in rules:
-        alerts.extend(owner.on_tick(Tick(r.metric, now)).alerts)
+        alerts.extend(owner.on_tick(Tick(r.metric, now, caught_up)).alerts)
+    now += IDLE_MS
+    for r in rules:
+        alerts.extend(owner.on_tick(Tick(r.metric, now, caught_up)).alerts)
     return alerts, owner
 
 
@@ -67,7 +77,7 @@ def _chunks(records: list[dict[str, Any]], n: int) -> Iterator[list[tuple[int, d
 def replayed(
     rules: list[MetricRule], codec: Codec, records: list[dict[str, Any]]
 ) -> list[AlertRecord]:
-    return replay_alerts(Engine(rules, codec), records)
+    return replay_alerts(Replayer(rules, codec), records)
 
 
 @pytest.mark.parametrize("batch", [997, 20_000])

@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import orjson
 
+from stream_guard.aggregate.source import SourceStage
 from stream_guard.config.rules import MetricRule
 from stream_guard.engine import Engine
 from stream_guard.ingest.codec import Codec
 from stream_guard.runtime.owner import Owner
 from stream_guard.runtime.reports import Report
 from stream_guard.runtime.sources import SourcePool
+from stream_guard.stats import EngineStats
 from tests.conftest import order
 
 T0 = 1_772_000_000_000  # 2026-02-25T06:13:20Z
@@ -18,12 +20,13 @@ EVENTS = [orjson.dumps(order(T0 + 1_000 * i, i, gmv=float(i))) for i in range(40
 
 
 def _pool(rules: list[MetricRule], codec: Codec) -> SourcePool:
-    return SourcePool(lambda: Engine(rules, codec), [r.metric for r in rules])
+    return SourcePool(lambda: SourceStage(rules, codec, EngineStats(), lambda _dl: None),
+                      [r.metric for r in rules])
 
 
 def _batch(pool: SourcePool, offsets: range) -> list[Report]:
     for o in offsets:
-        pool.ingest("orders", 0, o, EVENTS[o])
+        pool.ingest("orders", 0, o, EVENTS[o], None)
     return [r for r in pool.reports(0) if r.metric == "gmv"]
 
 
@@ -42,13 +45,13 @@ def test_crash_after_reports_before_commit_counts_every_event_once(
     rules: list[MetricRule], codec: Codec
 ) -> None:
     m = [r.metric for r in rules].index("gmv")
-    sources = {"gmv": ["orders/0"]}
-    exact = Owner(Engine(rules, codec), sources, 10_000)
+    sources = {"gmv": frozenset({"orders/0"})}
+    exact = Owner(Engine(rules), sources, 10_000)
     exact.adopt("gmv", None, None, 0)
     for r in _batch(_pool(rules, codec), range(40)):
         exact.on_report(r)
 
-    owner = Owner(Engine(rules, codec), sources, 10_000)
+    owner = Owner(Engine(rules), sources, 10_000)
     owner.adopt("gmv", None, None, 0)
     before = _pool(rules, codec)
     sent = [r for span in (range(0, 7), range(7, 13), range(13, 20)) for r in _batch(before, span)]
@@ -59,6 +62,6 @@ def test_crash_after_reports_before_commit_counts_every_event_once(
     for r in _batch(after, range(7, 40)):
         owner.on_report(r)
 
-    assert owner.windows[m].open == exact.windows[m].open
+    assert owner.mergers[m].state.open == exact.mergers[m].state.open
     assert owner.engine.stats.reports[("gmv", "duplicate")] == 2
     assert owner.engine.stats.reports[("gmv", "overlapping")] == 0

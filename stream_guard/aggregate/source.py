@@ -1,0 +1,122 @@
+"""①–② the source stage: one partition's records in, window deltas out. Replay and live alike.
+
+Everything that can be decided by looking at one partition's records happens here, once, for
+both drivers (backtest/replay.py feeds it the records of a file partitioned by key as the
+producer does; runtime/sources.py the records of a consumed partition):
+
+1. decode and validate (`Codec`): anything malformed is a dead letter with a reason;
+2. event-time sanity: an event dated more than the allowed skew after its arrival (the Kafka
+   timestamp live, the file's arrival estimate in replay: ingest/arrival.py) is a dead letter
+   `future_timestamp` -- it would otherwise drag the watermark ahead and make everything late;
+3. duplicates: an `event_id` seen already on this partition within the dedup horizon (the
+   longest window plus lateness of any metric) is dropped and counted;
+4. window deltas and lateness against this partition's robust watermark (aggregate/windows.py).
+
+Governance actions are kept as validated `(ts, fields)` for the owners' intervention hints.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from stream_guard.aggregate.windows import Partial, WindowAggregator
+from stream_guard.config.rules import MetricRule
+from stream_guard.errors import InvalidEvent
+from stream_guard.explain.context import INTERVENTIONS_TOPIC
+from stream_guard.ingest.arrival import MAX_SKEW_MS, is_future
+from stream_guard.ingest.codec import Codec, DeadLetter
+from stream_guard.stats import EngineStats
+
+__all__ = ["DEDUP_MAX", "SourceStage"]
+
+DEDUP_MAX = 200_000
+"""Event ids remembered per partition at most (bounded memory whatever the horizon holds)."""
+
+
+class SourceStage:
+    """The source stage of one partition."""
+
+    def __init__(
+        self, rules: list[MetricRule], codec: Codec, stats: EngineStats,
+        on_dead_letter: Callable[[DeadLetter], None],
+    ) -> None:
+        self.codec = codec
+        self.stats = stats
+        self.on_dead_letter = on_dead_letter
+        self.aggregator = WindowAggregator(rules)
+        self.aggregator.late = stats.late
+        self.aggregator.dropped_series = stats.dropped_series
+        self.interventions: list[tuple[int, Mapping[str, Any]]] = []
+        self._horizon_ms = max((int((r.window + r.lateness).total_seconds() * 1000)
+                                for r in rules), default=0)
+        self._seen: dict[Any, int] = {}  # event_id -> event time, in arrival order
+
+    def ingest(self, topic: str, value: Any, origin: str, arrival_ms: int | None) -> None:
+        """One record's value (bytes/str still to decode, or a decoded JSON value)."""
+        for ts_ms, fields, where in self.decode(topic, value, origin):
+            self.accept(topic, ts_ms, fields, arrival_ms, where)
+
+    def decode(
+        self, topic: str, value: Any, origin: str
+    ) -> list[tuple[int, Mapping[str, Any], str]]:
+        """The valid events of a record as (ts_ms, fields, origin); the rest dead-lettered."""
+        if isinstance(value, bytes | str):
+            events, dead = self.codec.decode(topic, value, origin)
+            for dl in dead:
+                self.dead(dl)
+            return [(ev.ts_ms, ev.fields, origin) for ev in events]
+        try:
+            return [(self.codec.validate(topic, value), value, origin)]
+        except InvalidEvent as err:
+            self.dead(self.codec.dead_letter(topic, origin, err, value))
+            return []
+
+    def accept(
+        self, topic: str, ts_ms: int, fields: Mapping[str, Any], arrival_ms: int | None,
+        origin: str,
+    ) -> None:
+        """A validated event: event-time sanity, dedup, then into its windows."""
+        if is_future(ts_ms, arrival_ms):
+            detail = (f"ts {ts_ms} is {(ts_ms - arrival_ms) // 1000:,} s after its arrival "  # type: ignore[operator]
+                      f"{arrival_ms} (allowed skew {MAX_SKEW_MS // 1000} s)")
+            self.dead(self.codec.dead_letter(
+                topic, origin, InvalidEvent("future_timestamp", detail), fields))
+            return
+        event_id = fields.get("event_id")
+        if event_id is not None and self._duplicate(event_id, ts_ms):
+            self.stats.duplicates[topic] += 1
+            return
+        self.stats.events[topic] += 1
+        if topic == INTERVENTIONS_TOPIC:
+            self.interventions.append((ts_ms, fields))
+        self.aggregator.add(topic, ts_ms, fields)
+
+    def _duplicate(self, event_id: Any, ts_ms: int) -> bool:
+        seen = self._seen
+        if event_id in seen:
+            return True
+        seen[event_id] = ts_ms
+        if len(seen) > DEDUP_MAX:
+            self._forget()
+        return False
+
+    def _forget(self) -> None:
+        """Drops ids older than the horizon; then, if still too many, the older half."""
+        wm = self.aggregator.watermark_ms or 0
+        keep = {k: t for k, t in self._seen.items() if t >= wm - self._horizon_ms}
+        if len(keep) > DEDUP_MAX // 2:
+            keep = dict(list(keep.items())[-(DEDUP_MAX // 2):])
+        self._seen = keep
+
+    def dead(self, dl: DeadLetter) -> None:
+        self.stats.invalid[(dl.topic, dl.reason)] += 1
+        self.on_dead_letter(dl)
+
+    def take(self) -> tuple[int | None, list[Partial]]:
+        """This partition's watermark and the window deltas gathered since the last call."""
+        return self.aggregator.watermark_ms, self.aggregator.take_open()
+
+    def take_interventions(self) -> list[tuple[int, Mapping[str, Any]]]:
+        out, self.interventions = self.interventions, []
+        return out

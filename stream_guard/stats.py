@@ -1,0 +1,30 @@
+"""The engine's plain counters; the Prometheus bundle (observability/metrics.py) exports them.
+
+One `EngineStats` per source partition and one per metric owner (live), or one shared by a whole
+replay; the bundle sums them at scrape time, so the hot path only increments a `Counter`.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+
+__all__ = ["EngineStats"]
+
+
+@dataclass
+class EngineStats:
+    events: Counter[str] = field(default_factory=Counter)  # topic
+    invalid: Counter[tuple[str, str]] = field(default_factory=Counter)  # (topic, reason)
+    duplicates: Counter[str] = field(default_factory=Counter)  # topic: repeated event ids
+    late: Counter[tuple[str, str]] = field(default_factory=Counter)  # (topic, metric)
+    dropped_series: Counter[str] = field(default_factory=Counter)  # metric: updates refused
+    windows_closed: Counter[str] = field(default_factory=Counter)  # metric
+    skipped_windows: Counter[str] = field(default_factory=Counter)  # metric: empty gap skipped
+    points: Counter[str] = field(default_factory=Counter)  # metric
+    anomalous_points: Counter[str] = field(default_factory=Counter)  # metric
+    alerts: Counter[tuple[str, str, str]] = field(default_factory=Counter)  # metric, sev, status
+    # live owners only (runtime/owner.py): source reports per (metric, outcome), and window
+    # deltas that arrived for a window already closed (its source had been idle) per metric
+    reports: Counter[tuple[str, str]] = field(default_factory=Counter)
+    late_partials: Counter[str] = field(default_factory=Counter)
