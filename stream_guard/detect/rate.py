@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 
 from stream_guard.detect.base import DetectorBase, Features
-from stream_guard.detect.stats import Recent, ShiftCounter, poisson_tail_z
+from stream_guard.detect.stats import Recent, ShiftCounter, poisson_tail_z, supported_z
 
 __all__ = ["RateTest"]
 
@@ -44,6 +44,10 @@ class RateTest(DetectorBase):
     >>> det.score_one({"t": 0.0, "value": 0.08, "numerator": 80.0, "denominator": 1000.0}) > 7
     True
     """
+
+    # Class-level defaults, so that detectors pickled before these existed load and continue.
+    _last_z: float | None = None  # z of the newest recent window alone
+    _warm: tuple[tuple[float, float], ...] = ()  # (numerator, denominator) of warm-up windows
 
     def __init__(
         self,
@@ -122,24 +126,67 @@ class RateTest(DetectorBase):
         if den <= 0:
             return
         rate = self._rate()
-        if rate is not None:
-            scan = self._scan(x, rate)
-            side = 1 if scan > self.hold else -1 if scan < -self.hold else 0
-            if self._shift.update(side):
-                self._rebase(num, den)
-                return
-            self._recent.push((num, den * rate, den))
-            if side != 0:  # beyond `hold` the rate holds
-                return
-            z = poisson_tail_z(num, den * rate)  # undivided Pearson-like residual
-            if den >= self.min_denominator:  # tiny windows say little about the spread
-                self._dispersion += 0.02 * (min(z * z, 25.0) - self._dispersion)
-                self._dispersion = max(self._dispersion, 1.0)
-            if abs(z) > self.clip * math.sqrt(self._dispersion):  # an outlier, learned at the band
-                num = den * rate + math.copysign(self.clip, z) * math.sqrt(den * rate)
+        if rate is None:
+            self._warm_up(num, den)
+            return
+        due = den * rate
+        scan = self._scan(x, rate)
+        side = 1 if scan > self.hold else -1 if scan < -self.hold else 0
+        if self._shift.update(side):
+            self._rebase(num, den)
+            return
+        z = poisson_tail_z(num, due)  # this window alone: undivided Pearson-like residual
+        self._trim_last(z)
+        self._recent.push((num, due, den))
+        self._last_z = z
+        if side != 0:  # beyond `hold` the rate holds
+            return
+        if den >= self.min_denominator:  # tiny windows say little about the spread
+            self._dispersion += 0.02 * (min(z * z, 25.0) - self._dispersion)
+            self._dispersion = max(self._dispersion, 1.0)
+        self._add(self._winsorised(num, due, z), den)
+
+    def _add(self, num: float, den: float) -> None:
         self._num = self._decay * self._num + max(num, 0.0)
         self._den = self._decay * self._den + den
         self._n += 1
+
+    def _winsorised(self, num: float, due: float, z: float) -> float:
+        """`num` as the rate learns it: an outlier (beyond `clip` sigmas, widened by the
+        dispersion) at the band."""
+        if abs(z) > self.clip * math.sqrt(self._dispersion):
+            return due + math.copysign(self.clip, z) * math.sqrt(due)
+        return num
+
+    def _warm_up(self, num: float, den: float) -> None:
+        """Learning before the rate is trusted (scores are 0 meanwhile). The first `warmup`
+        windows are kept and learned together once all are in, each winsorised against the
+        rate of the others: the first window of a slice may be the one with a million
+        complaints, and learned as is it would be the rate for days. Later windows (a slice
+        still short of denominator mass) are winsorised against the rate so far."""
+        if self._n == 0 and len(self._warm) < self.warmup:
+            self._warm += ((num, den),)
+            if len(self._warm) == self.warmup:
+                total_num = sum(n for n, _ in self._warm)
+                total_den = sum(d for _, d in self._warm)
+                for n, d in self._warm:
+                    others = total_den - d
+                    due = d * (total_num - n) / others if others > 0 else 0.0
+                    self._add(self._winsorised(n, due, poisson_tail_z(n, due)), d)
+                self._warm = ()
+            return
+        due = den * self._num / self._den if self._den > 0 else 0.0
+        self._add(self._winsorised(num, due, poisson_tail_z(num, due)), den)
+
+    def _trim_last(self, z: float) -> None:
+        """The newest of the recent windows stays in the horizon scans only as far beyond its
+        due count as this window (`z`, alone) supports (`stats.supported_z`)."""
+        if self._last_z is None or not self._recent.items:
+            return
+        kept = supported_z(self._last_z, z, self.clip * math.sqrt(self._dispersion))
+        if kept != self._last_z:
+            due = self._recent.items[-1][1]
+            self._recent.amend_last(due + kept * math.sqrt(due))
 
     def _rebase(self, num: float, den: float) -> None:
         """A shift outlasted `absorb_after` windows: the recent windows' rate is the new rate
@@ -148,3 +195,4 @@ class RateTest(DetectorBase):
         if dens > 0:
             self._num = self._den * nums / dens
         self._recent.clear()
+        self._last_z = None

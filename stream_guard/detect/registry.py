@@ -4,8 +4,11 @@ A rule says ``detector: {type: seasonal, alpha: 0.05}``. The parameter model of 
 derived from its constructor (its hyper-parameters), so there is one place that defines them:
 unknown parameters and wrong types are refused at load, and the rule JSON Schema lists them.
 
->>> build_detector("rate", {"min_denominator": 50}).min_denominator
-50.0
+Every detector is built behind `Guarded` (finite, bounded inputs and scores; see guard.py):
+
+>>> det = build_detector("rate", {"min_denominator": 50})
+>>> type(det).__name__, det.detector.min_denominator
+('Guarded', 50.0)
 >>> build_detector("rate", {"min_denomintor": 50})
 Traceback (most recent call last):
 ...
@@ -22,6 +25,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError, create_model
 
 from stream_guard.detect.auto_seasonal import AutoSeasonal
 from stream_guard.detect.base import Detector, DetectorBase
+from stream_guard.detect.guard import Guarded
 from stream_guard.detect.rate import RateTest
 from stream_guard.detect.river_adapter import RiverForecast, RiverHalfSpaceTrees
 from stream_guard.detect.seasonal import SeasonalBaseline
@@ -74,10 +78,11 @@ def validate_params(kind: str, params: dict[str, Any]) -> dict[str, Any]:
 def build_detector(
     kind: str, params: dict[str, Any], window_s: float | None = None
 ) -> Detector:
-    """A fresh detector; `window_s` is passed to detectors that take a `window`."""
+    """A fresh detector behind the numerical guard; `window_s` is passed to detectors that take
+    a `window`."""
     checked = validate_params(kind, params)
     cls = DETECTORS[kind]
     if window_s is not None and "window" in inspect.signature(cls.__init__).parameters:
         checked["window"] = window_s
     detector: Detector = cls(**checked)  # type: ignore[assignment]
-    return detector
+    return Guarded(detector)

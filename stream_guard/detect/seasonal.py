@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from itertools import pairwise
 
 from stream_guard.detect.base import DetectorBase, Features
-from stream_guard.detect.stats import Recent, ShiftCounter
+from stream_guard.detect.stats import Recent, ShiftCounter, median, supported_z
 
 __all__ = ["SeasonalBaseline"]
 
@@ -31,9 +32,12 @@ class SeasonalBaseline(DetectorBase):
     The model error is counted as fully correlated over a horizon (a level that is 4% off is 4%
     off in every window), so slow drifts do not add up to an alarm while a sustained drop does.
 
-    Learning is robust: while the scan is beyond `clip`, the baseline holds (an incident does
+    Learning is robust: while the scan is beyond `hold`, the baseline holds (an incident does
     not drag it along). A shift that lasts `absorb_after` windows is taken as the new normal:
-    the level is rebased on the recent windows (after an alert, not all day long).
+    the level is rebased on the recent windows (after an alert, not all day long). One extreme
+    window (a 1e12 order) costs one episode, not a day of them: in the first period it is
+    winsorised before the baseline is built from it, later it counts in the horizon scans only
+    as far as the window after it supports (`stats.supported_z`).
 
     Parameters: `window` and `period` in seconds; `alpha` the level's EWMA weight per window;
     `season_alpha` the profile's weight per period; `model_error` the relative error floor;
@@ -179,9 +183,10 @@ class SeasonalBaseline(DetectorBase):
             self._rebase(value, expected)
             return
         noise_var = self._noise_var(expected, b)
-        self._recent.push((value, expected, noise_var, self._counts[b]))
         z = self._z(value, expected, noise_var)  # this window alone
         self._settle_held(z)
+        self._trim_last(z)
+        self._recent.push((value, expected, noise_var, self._counts[b]))
         if side == 0:
             self._learn_count(b, x)
             self._learn_noise(z, expected, noise_var)
@@ -196,7 +201,7 @@ class SeasonalBaseline(DetectorBase):
         yet, would otherwise widen the band and pull the level (a drop to 20% for an hour was
         missed that way). But a lone outlier (one huge order in a small slice) is exactly what
         the band must learn, heavy tails included. Whether a held window was alone shows in the
-        next one: if it deviates again the same way (beyond 1σ), it is an onset and forgotten;
+        next one: if it deviates again the same way (beyond 0.5σ), it is an onset and forgotten;
         otherwise the held window is learned as noise."""
         if self._held is None:
             return
@@ -204,6 +209,18 @@ class SeasonalBaseline(DetectorBase):
         self._held = None
         if z * math.copysign(1.0, held_z) <= 0.5:
             self._learn_noise(held_z, expected, noise_var)
+
+    def _trim_last(self, z: float) -> None:
+        """The newest of the recent windows stays in the horizon scans only as far beyond its
+        expectation as this window (`z`, alone) supports (`stats.supported_z`)."""
+        if not self._recent.items:
+            return
+        value, expected, noise_var, _ = self._recent.items[-1]
+        std = math.sqrt(noise_var + (self.model_error * expected) ** 2)
+        last_z = (value - expected) / std if std > 0 else 0.0
+        kept = supported_z(last_z, z, self.clip)
+        if kept != last_z:
+            self._recent.amend_last(expected + kept * std)
 
     def _learn_count(self, b: int, x: Features) -> None:
         """The usual number of events of phase `b` (``x["denominator"]``): the first period
@@ -236,16 +253,35 @@ class SeasonalBaseline(DetectorBase):
         """After the first period: level = its mean, profile = each phase over the mean (a
         phase never seen gets 1), dispersion from the phase-to-phase roughness: half a squared
         difference of neighbours estimates the variance, robustly through its median, which for
-        a chi-square with one degree of freedom is 0.455 of the mean."""
+        a chi-square with one degree of freedom is 0.455 of the mean.
+
+        The first period has no baseline to be held against, so each of its windows is first
+        winsorised (`_winsorised`): one extreme window would otherwise be the level, and so
+        scale every phase's expectation, for days."""
         values = list(self._warm.values())
+        # d * d, not d ** 2: an absurd window gives inf (outvoted by the median), not an error
+        diffs = [(b - a) * (b - a) / 2 for a, b in pairwise(values)]
+        noise = sorted(diffs)[len(diffs) // 2] / _MEDIAN_CHI2_1 if diffs else 0.0
+        values = self._winsorised(values, noise)
         self._level = max(sum(values) / len(values), 1e-9)
-        self._profile = [self._warm.get(b, self._level) / self._level
+        by_phase = dict(zip(self._warm, values, strict=True))
+        self._profile = [by_phase.get(b, self._level) / self._level
                          for b in range(self.n_buckets)]
-        diffs = [(values[i] - values[i - 1]) ** 2 / 2 for i in range(1, len(values))]
         if diffs:
-            median = sorted(diffs)[len(diffs) // 2]
-            self._dispersion = median / _MEDIAN_CHI2_1 / self._level
+            self._dispersion = noise / self._level
         self._warm = {}
+
+    def _winsorised(self, values: list[float], noise: float) -> list[float]:
+        """`values` (in time order) each clipped to `clip` bands around the median of its
+        neighbours, two windows either side: the cycle moves little over five windows, one
+        outlier moves no median, and the band (window noise `noise` plus the model error) is
+        the one robust learning uses later."""
+        out = []
+        for i, value in enumerate(values):
+            local = median(values[max(0, i - 2): i + 3])
+            band = self.clip * math.sqrt(noise + (self.model_error * local) ** 2)
+            out.append(min(max(value, local - band), local + band))
+        return out
 
     def _rebase(self, value: float, expected: float) -> None:
         """A shift outlasted `absorb_after` windows: move the level to the recent windows'
@@ -254,3 +290,4 @@ class SeasonalBaseline(DetectorBase):
         if self._level and exp > 0:
             self._level *= max(obs / exp, 0.01)
         self._recent.clear()
+        self._held = None  # the shift it may have begun is now the baseline

@@ -27,6 +27,7 @@ from collections import deque
 from stream_guard.detect.base import Features, ZScored
 from stream_guard.detect.period import detect_period
 from stream_guard.detect.rolling import RollingQuantiles
+from stream_guard.detect.stats import median
 
 __all__ = ["SeasonalResidual"]
 
@@ -97,7 +98,7 @@ class SeasonalResidual(ZScored):
         p, v = self.period, self._values
         if p is None or len(v) < p:
             return None
-        return _median([v[-k * p] for k in range(1, self.cycles + 1) if k * p <= len(v)])
+        return median([v[-k * p] for k in range(1, self.cycles + 1) if k * p <= len(v)])
 
     def _forecast(self) -> tuple[float | None, float]:
         """Forecast of the next point (None while warming up) and the residual scale."""
@@ -170,10 +171,3 @@ class SeasonalResidual(ZScored):
             self._values = deque(self._raw, maxlen=self.cycles * period if period else 0)
             self.period = period
             self._errors.clear()
-
-
-def _median(values: list[float]) -> float:
-    """Median of a short list (a few cycles' values): cheaper than `statistics.median`."""
-    s = sorted(values)
-    mid = len(s) // 2
-    return s[mid] if len(s) % 2 else 0.5 * (s[mid - 1] + s[mid])

@@ -5,10 +5,13 @@ from __future__ import annotations
 import math
 from statistics import NormalDist
 
-__all__ = ["EWStat", "Recent", "ShiftCounter", "poisson_tail_z", "z_from_p"]
+__all__ = [
+    "EWStat", "Recent", "ShiftCounter", "median", "poisson_tail_z", "supported_z", "z_from_p",
+]
 
 _NORMAL = NormalDist()
 _Z_CAP = 40.0  # beyond this a z-score carries no extra information and only risks overflow
+_MAX_COUNT = 1e15  # counts are bounded at this in exact Poisson tails (see poisson_tail_z)
 
 
 class EWStat:
@@ -88,6 +91,38 @@ class Recent:
     def clear(self) -> None:
         self.items.clear()
 
+    def amend_last(self, observation: float) -> None:
+        """Overwrite the observation (first field) of the newest window: a window held beyond
+        the band, once the next one has said how much of it to believe (`supported_z`)."""
+        if self.items:
+            self.items[-1] = (observation, *self.items[-1][1:])
+
+
+def supported_z(held_z: float, next_z: float, band: float) -> float:
+    """How far a window held beyond the band may count in later scans, once the next window
+    (`next_z`, same units) is known: no further than twice what the next window supports on the
+    same side, and never less than `band`.
+
+    One 1e12 order is one window at z = 1e9; left in the scan's sums, it makes every window of
+    the next few hours that leans the same way (z = 0.5) an alarm again, in separate episodes.
+    An incident's onset is followed by windows of its size, so it keeps its weight:
+
+    >>> supported_z(1e9, 0.5, band=3.0), supported_z(-1e9, 2.0, band=3.0)  # lone spikes
+    (3.0, -3.0)
+    >>> supported_z(6.0, 4.0, band=3.0), supported_z(20.0, 5.0, band=3.0)  # onsets
+    (6.0, 10.0)
+    """
+    side = math.copysign(1.0, held_z)
+    return side * min(abs(held_z), max(band, 2.0 * side * next_z))
+
+
+def median(values: list[float]) -> float:
+    """Median of a short list (a few cycles' or windows' values): cheaper than
+    `statistics.median`."""
+    s = sorted(values)
+    mid = len(s) // 2
+    return s[mid] if len(s) % 2 else 0.5 * (s[mid - 1] + s[mid])
+
 
 class ShiftCounter:
     """Counts consecutive anomalous windows on one side; says when a shift is the new normal.
@@ -145,11 +180,14 @@ def poisson_tail_z(observed: float, expected: float) -> float:
     """
     if expected <= 0:
         return 0.0
-    k = math.floor(observed + 1e-9)
-    if expected > 200:  # normal approximation with continuity correction
+    if expected > 200:  # normal approximation with continuity correction, capped like z_from_p
         if observed >= expected:
-            return max(0.0, (observed - 0.5 - expected) / math.sqrt(expected))
-        return min(0.0, (observed + 0.5 - expected) / math.sqrt(expected))
+            return min(max(0.0, (observed - 0.5 - expected) / math.sqrt(expected)), _Z_CAP)
+        return max(min(0.0, (observed + 0.5 - expected) / math.sqrt(expected)), -_Z_CAP)
+    # A count of 1e15 or more against at most 200 due has a tail below 1e-300 (z capped):
+    # bounding it keeps lgamma finite for absurd counts (1e308) and changes no result; a
+    # negative count (nonsense, but not worth an error) is no count.
+    k = math.floor(min(max(observed, 0.0), _MAX_COUNT) + 1e-9)
     log_pmf_k = k * math.log(expected) - expected - math.lgamma(k + 1)
     if observed > expected:
         return z_from_p(_upper_tail(k, expected, log_pmf_k))

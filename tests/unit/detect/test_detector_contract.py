@@ -28,6 +28,7 @@ import pytest
 
 import stream_guard.detect
 from stream_guard.detect.base import DetectorBase, Features
+from stream_guard.detect.guard import Guarded
 from stream_guard.detect.registry import DETECTORS, build_detector
 from stream_guard.detect.robust_zscore import RobustZScore
 from stream_guard.detect.seasonal_residual import SeasonalResidual
@@ -37,6 +38,7 @@ EXAMPLE_PARAMS: dict[str, Callable[[], dict[str, Any]]] = {
     "StaticThreshold": lambda: {"upper": 0.08},
     "Refractory": lambda: {"detector": SeasonalResidual(), "level": 4.0, "hold": 20},
     "CalibratedEnsemble": lambda: {"members": [SeasonalResidual(), RobustZScore()]},
+    "Guarded": lambda: {"detector": SeasonalResidual()},
 }
 # The seed given to detectors that take one (their randomness must come from it alone).
 SEED = 42
@@ -139,15 +141,16 @@ def test_every_detector_is_covered() -> None:
             if p.name != "self" and p.default is inspect.Parameter.empty
         ]
         assert not required or cls_name in EXAMPLE_PARAMS, f"{cls_name} needs EXAMPLE_PARAMS"
-    for kind, cls in DETECTORS.items():  # the rule path builds what the suite checks
+    for kind, cls in DETECTORS.items():  # the rule path builds what the suite checks, guarded
         built = build_detector(kind, _params(cls), window_s=3600.0)
-        assert type(built) is CLASSES[cls.__name__]
-        assert repr(built) == repr(_make(cls.__name__))
+        assert type(built) is Guarded and type(built.detector) is CLASSES[cls.__name__]
+        assert repr(built.detector) == repr(_make(cls.__name__))
 
 
 def test_auto_seasonal_is_selectable_by_rules() -> None:
     det = build_detector("auto_seasonal", {"hold": 50, "horizons": [1, 8]})
-    assert (det.hold, det.horizons) == (50, (1, 8))  # type: ignore[attr-defined]
+    assert isinstance(det, Guarded)
+    assert (det.detector.hold, det.detector.horizons) == (50, (1, 8))  # type: ignore[attr-defined]
     with pytest.raises(ValueError, match="hold"):
         build_detector("auto_seasonal", {"hold": "long"})
 
