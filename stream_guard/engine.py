@@ -100,7 +100,12 @@ class Engine:
         """A closed, fully merged window of metric `m`: detect, explain, update the episode."""
         rule = self.rules[m]
         self.stats.windows_closed[rule.metric] += 1
-        points = self._builders[m].build(start_ms, slices)
+        builder = self._builders[m]
+        folded = builder.folded
+        points = builder.build(start_ms, slices)
+        self.stats.folded_series[rule.metric] += builder.folded - folded
+        for key in builder.forgotten:  # long idle: its state goes too
+            self._detectors.pop((m, key), None)
         scores = [self._score(m, rule, p) for p in points]
         if self.on_score is not None:
             for s in scores:

@@ -18,7 +18,8 @@ class EngineStats:
     invalid: Counter[tuple[str, str]] = field(default_factory=Counter)  # (topic, reason)
     duplicates: Counter[str] = field(default_factory=Counter)  # topic: repeated event ids
     late: Counter[tuple[str, str]] = field(default_factory=Counter)  # (topic, metric)
-    dropped_series: Counter[str] = field(default_factory=Counter)  # metric: updates refused
+    dropped_series: Counter[str] = field(default_factory=Counter)  # metric: folded at a source
+    folded_series: Counter[str] = field(default_factory=Counter)  # metric: new slices folded
     windows_closed: Counter[str] = field(default_factory=Counter)  # metric
     skipped_windows: Counter[str] = field(default_factory=Counter)  # metric: empty gap skipped
     points: Counter[str] = field(default_factory=Counter)  # metric

@@ -35,15 +35,16 @@ the same windows with the same contents whatever the batching.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping
+import math
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 
 from stream_guard.aggregate.windows import Accumulators, merge_into
 from stream_guard.config.rules import MetricRule
 
 __all__ = [
-    "MAX_EMPTY_RUN", "MergerState", "SourceMark", "WindowMerger", "expected_sources",
-    "merger_for", "source_name",
+    "MAX_EMPTY_RUN", "MergerState", "SourceMark", "WindowMerger", "close_in_order",
+    "expected_sources", "merger_for", "source_name",
 ]
 
 MAX_EMPTY_RUN = 96
@@ -194,16 +195,29 @@ class WindowMerger:
         return max((m.watermark_ms for m in self.state.sources.values()
                     if m.watermark_ms is not None), default=None)
 
-    def close(self, final: bool = False) -> Iterator[tuple[int, Accumulators]]:
+    def frontier(self) -> float:
+        """Every window this metric closes from now on has a close point (end + lateness) above
+        this: its watermark; +inf when every source is idle, -inf while nothing may close."""
+        mark, final = self.watermark()
+        if mark is None:
+            return -math.inf
+        return math.inf if final else mark
+
+    def close(
+        self, final: bool = False, until: float = math.inf
+    ) -> Iterator[tuple[int, Accumulators]]:
         """Pops every window complete by the watermark, oldest first (all complete windows up to
-        the largest watermark when `final`: the input has ended)."""
+        the largest watermark when `final`: the input has ended) whose close point is at most
+        `until` (see `close_in_order`)."""
         if final:
             mark, exact = self._largest(), True
         else:
             mark, exact = self.watermark()
         if mark is None:
             return
-        yield from self._close_until(mark if exact else mark - self.lateness_ms)
+        limit = min(mark if exact else mark - self.lateness_ms, until - self.lateness_ms)
+        if limit > -math.inf:
+            yield from self._close_until(int(limit))
 
     def _close_until(self, mark: int) -> Iterator[tuple[int, Accumulators]]:
         st, width = self.state, self.width_ms
@@ -236,3 +250,21 @@ class WindowMerger:
 
     def open_windows(self) -> int:
         return len(self.state.open)
+
+
+def close_in_order(
+    mergers: Mapping[int, WindowMerger], order: Callable[[int, int], tuple[int, ...]],
+    final: bool = False,
+) -> list[tuple[int, int, Accumulators]]:
+    """`(metric index, start, window)` of every window complete across `mergers`, in `order`.
+
+    Hints relate metrics (co-moving anomalies look at windows of other metrics closed before),
+    so windows must reach the engine in one order whatever the batching: by close point
+    (end + lateness). A window is released only once no merger can still close one with an
+    earlier close point -- its close point is at most every merger's `frontier`.
+    """
+    until = math.inf if final else min((m.frontier() for m in mergers.values()), default=0.0)
+    closable = [(m, start, acc) for m, merger in mergers.items()
+                for start, acc in merger.close(final, until)]
+    closable.sort(key=lambda c: order(c[0], c[1]))
+    return closable

@@ -27,12 +27,20 @@ from stream_guard.aggregate.plan import (
 from stream_guard.config.rules import MetricRule
 from stream_guard.types import SliceKey
 
-__all__ = ["ROBUST_RANK", "Accumulators", "Partial", "WindowAggregator", "merge_into"]
+__all__ = [
+    "OTHER", "ROBUST_RANK", "SOURCE_SLICES_PER_SERIES", "Accumulators", "Partial",
+    "WindowAggregator", "merge_into",
+]
 
 Accumulators = dict[SliceKey, list[float]]
 
 ROBUST_RANK = 3
 """The watermark is the 3rd largest event time seen: robust to two outlying events."""
+SOURCE_SLICES_PER_SERIES = 10
+"""A source window holds up to 10 x max_series slices; beyond (a flood of junk values), new
+values go to their dimension's `other` at once. The owner decides which slices get a series
+(points.py): with room for 10x, a flood does not crowd out real slices before that."""
+OTHER = "other"
 
 
 def merge_into(acc: Accumulators, deltas: Accumulators) -> None:
@@ -61,7 +69,7 @@ class WindowAggregator:
         self._plans = compile_plans(rules)
         self._width = [int(r.window.total_seconds() * 1000) for r in rules]
         self._lateness = [int(r.lateness.total_seconds() * 1000) for r in rules]
-        self._max_series = [r.max_series for r in rules]
+        self._max_slices = [SOURCE_SLICES_PER_SERIES * r.max_series for r in rules]
         self._open: list[dict[int, OpenWindow]] = [{} for _ in rules]
         # windows before this start are closed; NOTHING_CLOSED until close() closes one
         self._closed_until: list[int] = [NOTHING_CLOSED for _ in rules]
@@ -76,7 +84,7 @@ class WindowAggregator:
         self.watermark_ms: int | None = None  # the ROBUST_RANK-th largest event time seen
         self._top: list[int] = []  # the ROBUST_RANK largest event times, ascending
         self.late: Counter[tuple[str, str]] = Counter()  # (topic, metric) -> events
-        self.dropped_series: Counter[str] = Counter()  # metric -> updates refused by max_series
+        self.dropped_series: Counter[str] = Counter()  # metric -> updates folded at the cap
 
     def topics(self) -> frozenset[str]:
         return frozenset(self._plans)
@@ -106,9 +114,13 @@ class WindowAggregator:
         key = slot_key(self._shape[m], slot, raw)
         acc = w.slices.get(key)
         if acc is None:
-            if len(w.slices) >= self._max_series[m]:
+            if len(w.slices) >= self._max_slices[m]:  # a flood: into the dimension's `other`
                 self.dropped_series[self.rules[m].metric] += 1
-                return [0.0, 0.0]  # refused: this update goes nowhere
+                key = tuple((d, OTHER) for d, _ in key)
+                acc = w.slices.get(key)
+                if acc is None:
+                    acc = w.slices[key] = [0.0, 0.0]
+                return acc  # not remembered for `raw`: every update of it is counted
             acc = w.slices[key] = [0.0, 0.0]
         w.lookups[slot][raw] = acc
         return acc

@@ -22,7 +22,13 @@ from typing import IO, Any
 
 import orjson
 
-from stream_guard.aggregate.merger import WindowMerger, expected_sources, merger_for, source_name
+from stream_guard.aggregate.merger import (
+    WindowMerger,
+    close_in_order,
+    expected_sources,
+    merger_for,
+    source_name,
+)
 from stream_guard.aggregate.source import SourceStage
 from stream_guard.config.calendar import Calendar, load_calendar
 from stream_guard.config.rules import MetricRule, load_rules
@@ -108,9 +114,7 @@ class Replayer:
         return self._close(final)
 
     def _close(self, final: bool) -> list[AlertRecord]:
-        closable = [(m, start, acc) for m, merger in enumerate(self.mergers)
-                    for start, acc in merger.close(final)]
-        closable.sort(key=lambda c: self.engine.close_order(c[0], c[1]))
+        closable = close_in_order(dict(enumerate(self.mergers)), self.engine.close_order, final)
         for m, merger in enumerate(self.mergers):
             self.stats.skipped_windows[self.rules[m].metric] = merger.state.skipped_windows
         records: list[AlertRecord] = []
@@ -138,8 +142,9 @@ class ReplaySummary:
             "episodes": len({a["episode_id"] for a in self.alerts}),
             "events": dict(s.events), "invalid": _by_reason(s.invalid),
             "late": sum(s.late.values()), "duplicates": sum(s.duplicates.values()),
-            "folded": sum(s.dropped_series.values()),
-            "dropped_series": sum(s.dropped_series.values()),
+            "folded": sum(s.folded_series.values()) + sum(s.dropped_series.values()),
+            "folded_series": sum(s.folded_series.values()),
+            "folded_at_source": sum(s.dropped_series.values()),
             "skipped_windows": sum(s.skipped_windows.values()),
         }
 
@@ -178,11 +183,10 @@ def run_replayer(
 ) -> int:
     """Feeds records (their valid events with estimated arrival times), merging and closing
     every ADVANCE_EVERY events, then closes everything complete; returns how many records."""
-    n = reported = 0
-    for (src, topic, ts_ms, fields, origin), arrival in arrival_times(
-            replayer.events(records), _event_time):
+    reported = 0
+    stamped = arrival_times(replayer.events(records), _event_time)
+    for n, ((src, topic, ts_ms, fields, origin), arrival) in enumerate(stamped, 1):
         src.accept(topic, ts_ms, fields, arrival, origin)
-        n += 1
         if n % ADVANCE_EVERY == 0:
             for alert in replayer.advance():
                 on_alert(alert)

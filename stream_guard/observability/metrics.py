@@ -57,8 +57,11 @@ ENGINE_COUNTERS: tuple[CounterSpec, ...] = (
                 "Events that arrived after their window closed (not counted in it).",
                 ("topic", "metric")),
     CounterSpec("dropped_series", "stream_guard_series_dropped",
-                "Slice updates refused because a window held max_series slices already.",
-                ("metric",)),
+                "Slice updates a source added to their dimension's `other` at once because its "
+                "window held 10 x max_series slices already (a flood of values).", ("metric",)),
+    CounterSpec("folded_series", "stream_guard_series_folded",
+                "New slices given no series of their own (too little volume, or max_series "
+                "reached), added to their dimension's `other`, per window.", ("metric",)),
     CounterSpec("skipped_windows", "stream_guard_windows_skipped",
                 "Empty windows skipped when the watermark jumped far (bounded catch-up).",
                 ("metric",)),

@@ -224,13 +224,15 @@ def build_runtime(
             # Order matters for a crash in between (runtime/owner.py, "Crash safety"): alerts on
             # their topic before the model that raised them is saved, the model before the
             # windows it closed, the windows before the reports merged into them are acked.
+            # Windows of any owned metric may close (they close in one order across metrics).
             if closed.windows:
-                await _publish(rt, alerts, metric, closed, clock)
-                state[f"{metric}/model"] = _pack(owner.snapshot_model(metric))
+                await _publish(rt, alerts, closed, clock)
+                for name in sorted(closed.metrics):
+                    state[f"{name}/model"] = _pack(owner.snapshot_model(name))
             if closed.windows or isinstance(msg, Tick) or len(pending) >= SAVE_EVERY:
-                if closed.windows or metric in dirty:
-                    state[f"{metric}/windows"] = _pack(owner.snapshot_windows(metric))
-                    dirty.discard(metric)
+                for name in sorted(closed.metrics | ({metric} & dirty)):
+                    state[f"{name}/windows"] = _pack(owner.snapshot_windows(name))
+                    dirty.discard(name)
                 for e in pending:
                     e.ack()
                 pending.clear()
@@ -279,22 +281,22 @@ def build_runtime(
     return rt
 
 
-async def _publish(
-    rt: Runtime, alerts: faust.TopicT, metric: str, closed: Closed, clock: Clock
-) -> None:
+async def _publish(rt: Runtime, alerts: faust.TopicT, closed: Closed, clock: Clock) -> None:
     """Alert records onto their topic, delivered (acknowledged by the broker) on return."""
     sent = [await alerts.send(key=record["fingerprint"].encode(), value=orjson.dumps(record))
             for record in closed.alerts]
     for record, delivery in zip(closed.alerts, sent, strict=True):
         await delivery
         rt.alerts_sent.append(record)
-        log.info("alert %s %s %s %s", record["status"], record["severity"], metric,
+        log.info("alert %s %s %s %s", record["status"], record["severity"], record["metric"],
                  record["fingerprint"])
-    if closed.report_sent_ms is not None:
-        rt.metrics.observe_alert_latency(metric, (clock.now_ms() - closed.report_sent_ms) / 1000)
-    mark, _final = rt.owner.watermark(rt.owner.index[metric])
-    if mark is not None:
-        rt.metrics.set_watermark(metric, mark)
+    for metric in closed.metrics:
+        if closed.report_sent_ms is not None:
+            rt.metrics.observe_alert_latency(
+                metric, (clock.now_ms() - closed.report_sent_ms) / 1000)
+        mark, _final = rt.owner.watermark(rt.owner.index[metric])
+        if mark is not None:
+            rt.metrics.set_watermark(metric, mark)
 
 
 def _arrival_ms(timestamp: float | None) -> int | None:

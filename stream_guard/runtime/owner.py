@@ -7,8 +7,10 @@ only once it said it is caught up with its partition and sent nothing for `idle_
 "Wall time" is the senders' clock carried by every report and tick (`sent_ms`), read in stream
 order: an owner that falls behind its input sees the same idleness as one that keeps up.
 
-Windows close in `Engine.close_order`, the order replay uses, so the same events give the same
-alerts (fingerprint, window, value, hints) whatever the number of partitions and workers.
+Windows of all the metrics it owns reach the engine in one order, by close point
+(`close_in_order`, as replay does), so the same events give the same alerts (fingerprint,
+window, value, hints) whatever the number of partitions and workers and however their reports
+interleave.
 
 State that matters after a crash is exported per metric by `snapshot_windows` (the merger's
 state: open windows, source watermarks and offsets; changes with every report) and
@@ -36,7 +38,7 @@ import pickle
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from stream_guard.aggregate.merger import MergerState, WindowMerger, merger_for
+from stream_guard.aggregate.merger import MergerState, WindowMerger, close_in_order, merger_for
 from stream_guard.engine import Engine, MetricState, SharedState
 from stream_guard.runtime.reports import Report, Tick
 from stream_guard.types import AlertRecord
@@ -46,12 +48,17 @@ __all__ = ["Closed", "Owner"]
 
 @dataclass(frozen=True, slots=True)
 class Closed:
-    """What one step of the owner produced: alert records, and when the report that closed the
-    windows left its source (for the window-close-to-alert latency)."""
+    """What one step of the owner produced: alert records, the metrics whose windows closed
+    (their state must be saved), and when the report that closed them left its source (for the
+    window-close-to-alert latency)."""
 
     alerts: list[AlertRecord]
-    windows: int
+    metrics: frozenset[str]
     report_sent_ms: int | None
+
+    @property
+    def windows(self) -> bool:
+        return bool(self.metrics)
 
 
 class Owner:
@@ -102,7 +109,7 @@ class Owner:
         if outcome != "duplicate":
             for ts_ms, fields in r.interventions:
                 self.engine.add_intervention(ts_ms, fields)  # kept once per action id
-        return self._close(m, r.sent_ms)
+        return self._close(r.sent_ms)
 
     def on_tick(self, t: Tick) -> Closed:
         m = self.index[t.metric]
@@ -110,20 +117,20 @@ class Owner:
         merger.tick(t.sent_ms)
         for source, caught_up in t.status.items():
             merger.status(source, caught_up, t.sent_ms)
-        return self._close(m, None)
+        return self._close(None)
 
     def watermark(self, m: int) -> tuple[int | None, bool]:
         return self.mergers[m].watermark()
 
-    def _close(self, m: int, sent_ms: int | None) -> Closed:
+    def _close(self, sent_ms: int | None) -> Closed:
         alerts: list[AlertRecord] = []
-        closed = 0
-        for start, acc in self.mergers[m].close():
+        closed: set[str] = set()
+        for m, start, acc in close_in_order(self.mergers, self.engine.close_order):
             alerts.extend(self.engine.on_window(m, start, acc))
-            closed += 1
-        self.engine.stats.skipped_windows[self.engine.rules[m].metric] = (
-            self.mergers[m].state.skipped_windows)
-        return Closed(alerts, closed, sent_ms if closed else None)
+            metric = self.engine.rules[m].metric
+            closed.add(metric)
+            self.engine.stats.skipped_windows[metric] = self.mergers[m].state.skipped_windows
+        return Closed(alerts, frozenset(closed), sent_ms if closed else None)
 
     # --- state -------------------------------------------------------------------------------
     def snapshot_windows(self, metric: str) -> bytes:

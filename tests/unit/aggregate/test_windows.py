@@ -90,7 +90,7 @@ def test_slices_pairs_and_filters(rules) -> None:
 def test_silent_slice_gets_a_zero_point_and_empty_windows_still_close(rules) -> None:
     m, gmv = _gmv(rules)
     builder = PointBuilder(gmv)
-    builder.build(T0, {(): [5.0, 1.0], (("region", "EU"),): [5.0, 1.0]})
+    builder.build(T0, {(): [5.0, 2.0], (("region", "EU"),): [5.0, 2.0]})
     points = builder.build(T0 + 15 * MIN, {})
     assert {(p.slice, p.value) for p in points} == {((), 0.0), ((("region", "EU"),), 0.0)}
     agg = WindowAggregator(rules)

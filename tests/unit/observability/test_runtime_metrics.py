@@ -35,7 +35,8 @@ ONE_PARTITION = {"orders": 1, "complaints": 1, "listings": 1, "violations": 1,
 @pytest.fixture
 def engine(rules_dir: Path, metrics: RuntimeMetrics) -> Replayer:
     rp = build_replayer(rules_dir)
-    rp = Replayer(rp.rules, rp.codec, partitions=ONE_PARTITION)
+    on_orders = [r for r in rp.rules if {s.topic for s in r.sources} == {"orders"}]
+    rp = Replayer(on_orders, rp.codec, partitions=ONE_PARTITION)
     metrics.track_stats(lambda: [rp.stats])
     return rp
 
