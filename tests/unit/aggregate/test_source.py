@@ -60,8 +60,8 @@ def test_arrival_estimates_flag_a_lone_future_record_but_not_a_gap_or_a_sparse_e
                 if is_future(t, a)]
 
     dense = [T0 + 100 * i for i in range(1_000)]
-    assert flagged(dense[:500] + [T0 + YEAR] + dense[500:]) == [500]
-    assert flagged(dense + [T0 + YEAR]) == [1_000]  # even as the very last record
+    assert flagged([*dense[:500], T0 + YEAR, *dense[500:]]) == [500]
+    assert flagged([*dense, T0 + YEAR]) == [1_000]  # even as the very last record
     gap = dense[:500] + [t + 86_400_000 for t in dense[500:]]  # a day without data
     assert flagged(gap) == []
     sparse = [T0 + 3_600_000 * i for i in range(100)]  # one an hour, to the end
