@@ -430,17 +430,17 @@ KINDS: tuple[Kind, ...] = (
 strings and objects, duplicates, floods. `topic=None`: any record will do."""
 KIND_BY_NAME: dict[str, Kind] = {k.name: k for k in KINDS}
 
-_OTHER_FIRES = ("folded into 'other' as it should (summary folded +25,000), but the 'other' "
-                "slice the flood made fires a season later: seed 11, a region flood at "
-                "2026-03-03T18:07 -> gmv region=other firing critical at 2026-03-04T18:00, "
-                "value 0.0 vs expected 0.0, score 19.3 (the slice's count fell from 5,000 to 0)")
+_OTHER_FIRES = ("folded into 'other' as it should, but the 'other' slice the flood made then "
+                "fires: gmv region=other critical, value 0.0 vs expected 0.0, score 19-25, a "
+                "season after the flood (3 days, scale 0.3) or daily (7 days, scale 1: 11 new "
+                "alert records, and the real gmv region=APAC x wallet episode is lost)")
 PENDING: dict[str, str] = {
     "flood_region": _OTHER_FIRES,
     "flood_category": _OTHER_FIRES,
     "ts_2001_first": "a far-past FIRST record starts its partition's event time: it is "
                      "windowed, not counted late, and the gmv total's detector learns a 2001 "
-                     "point (seed 11, 3 days: 12 false critical gmv alerts expecting up to 1e17, "
-                     "2 of 9 real alert records lost)",
+                     "point: false critical gmv alerts every 4 h expecting up to 7e19 (7 days, "
+                     "scale 1: 36 new alert records, 16 of 31 real ones lost)",
 }
 """Kinds whose expected outcome is not implemented yet, and why: the suite skips them and does
 not inject them (a pending kind may still break the whole replay). Remove a kind once done."""
