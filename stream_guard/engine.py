@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from stream_guard.aggregate.points import PointBuilder
-from stream_guard.aggregate.windows import Accumulators
+from stream_guard.aggregate.windows import OTHER, Accumulators
 from stream_guard.alert.episodes import Anomaly, EpisodeTracker
 from stream_guard.alert.record import build_record
 from stream_guard.config.calendar import Calendar
@@ -144,6 +144,7 @@ class Engine:
             expected is not None
             and score >= rule.alert.severity.warning
             and rule.direction in ("both", direction)
+            and not any(v == OTHER for _, v in p.slice)  # the junk drawer: shares, no alerts
         )
         return Score(p, score, expected, anomalous, direction)
 

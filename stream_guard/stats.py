@@ -22,6 +22,7 @@ class EngineStats:
     folded_series: Counter[str] = field(default_factory=Counter)  # metric: new slices folded
     windows_closed: Counter[str] = field(default_factory=Counter)  # metric
     skipped_windows: Counter[str] = field(default_factory=Counter)  # metric: empty gap skipped
+    isolated_windows: Counter[str] = field(default_factory=Counter)  # metric: far-past, dropped
     points: Counter[str] = field(default_factory=Counter)  # metric
     anomalous_points: Counter[str] = field(default_factory=Counter)  # metric
     alerts: Counter[tuple[str, str, str]] = field(default_factory=Counter)  # metric, sev, status

@@ -96,6 +96,8 @@ class MergerState:
     sources: dict[str, SourceMark] = field(default_factory=dict)
     covered: dict[str, int] = field(default_factory=dict)  # source -> next offset merged (live)
     skipped_windows: int = 0  # empty windows skipped by bounded catch-up
+    isolated_windows: int = 0  # windows alone in a long empty gap: dropped, their events late
+    last_data: int | None = None  # start of the last closed window that held data
     late_deltas: int = 0  # deltas for windows already closed (their source had been idle)
 
 
@@ -232,10 +234,26 @@ class WindowMerger:
             if window is None and empty_run >= MAX_EMPTY_RUN:
                 start = self._skip(start, mark)
                 continue
+            if window is not None and self._isolated(start, mark):
+                st.isolated_windows += 1
+                window = None
+            elif window is not None:
+                st.last_data = start
             empty_run = 0 if window is not None else empty_run + 1
             st.closed_until = start + width
             yield start, window if window is not None else {}
             start += width
+
+    def _isolated(self, start: int, mark: int) -> bool:
+        """A window with data alone in the middle of a long empty gap (MAX_EMPTY_RUN windows
+        on both sides, all complete): a record far in the past (say, one event dated 2001 at
+        the start of a partition). Its windows are dropped: a detector must not learn them."""
+        gap = MAX_EMPTY_RUN * self.width_ms
+        last = self.state.last_data
+        if last is not None and start - last <= gap:
+            return False
+        end = start + self.width_ms
+        return mark >= end + gap and not any(start < s <= end + gap for s in self.state.open)
 
     def _skip(self, start: int, mark: int) -> int:
         """Skips empty windows from `start` up to the next one with data or the first that is

@@ -82,7 +82,7 @@ class WindowAggregator:
             for topic, plan in self._plans.items()
         }
         self.watermark_ms: int | None = None  # the ROBUST_RANK-th largest event time seen
-        self._top: list[int] = []  # the ROBUST_RANK largest event times, ascending
+        self._top = [NOTHING_CLOSED] * ROBUST_RANK  # the 3 largest event times, ascending
         self.late: Counter[tuple[str, str]] = Counter()  # (topic, metric) -> events
         self.dropped_series: Counter[str] = Counter()  # metric -> updates folded at the cap
 
@@ -95,15 +95,21 @@ class WindowAggregator:
         Late = its window ended more than the lateness before the watermark: the verdict
         depends on the events this source has seen so far, never on when windows close.
         """
-        top = self._top
-        if len(top) < ROBUST_RANK:
-            top.append(ts_ms)
-            top.sort()
-            self.watermark_ms = top[0]
-        elif ts_ms > top[0]:
-            top[0] = ts_ms
-            top.sort()
-            self.watermark_ms = top[0]
+        top = self._top  # [3rd, 2nd, 1st largest]: a few comparisons, no sort, per event
+        if ts_ms > top[0]:
+            if ts_ms > top[1]:
+                top[0] = top[1]
+                if ts_ms > top[2]:
+                    top[1], top[2] = top[2], ts_ms
+                else:
+                    top[1] = ts_ms
+            else:
+                top[0] = ts_ms
+            if top[0] > NOTHING_CLOSED:
+                self.watermark_ms = top[0]
+        wm = self.watermark_ms  # fewer than ROBUST_RANK events so far: the smallest of them
+        if wm is None or (top[0] == NOTHING_CLOSED and ts_ms < wm):
+            self.watermark_ms = ts_ms
         try:
             feed = self._feeders[topic]
         except KeyError:  # a topic no metric reads

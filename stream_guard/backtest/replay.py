@@ -34,10 +34,11 @@ from stream_guard.config.calendar import Calendar, load_calendar
 from stream_guard.config.rules import MetricRule, load_rules
 from stream_guard.config.topics import load_topics
 from stream_guard.engine import Engine
-from stream_guard.ingest.arrival import arrival_times
+from stream_guard.errors import InvalidEvent
+from stream_guard.ingest.arrival import BLOCK, WINDOW, ArrivalClock
 from stream_guard.ingest.codec import Codec, DeadLetter
 from stream_guard.ingest.files import DumpRecord, iter_dump
-from stream_guard.ingest.kafka_batch import partition_for
+from stream_guard.ingest.kafka_batch import event_time, partition_for
 from stream_guard.stats import EngineStats
 from stream_guard.types import AlertRecord, Score
 
@@ -45,10 +46,16 @@ __all__ = ["ADVANCE_EVERY", "ReplaySummary", "Replayer", "build_replayer", "iter
            "replay", "run_replayer"]
 
 ADVANCE_EVERY = 2048
-"""Events between merges: merging and closing are cheap, but not free per event."""
+"""Records between merges (a multiple of the arrival estimate's BLOCK): merging and closing
+are cheap, but not free per record."""
+KEYS_CACHED = 100_000
+"""(topic, key) -> source stage entries kept (keys are sellers: bounded, then started over)."""
 
-Pending = tuple[SourceStage, str, int, Mapping[str, Any], str]
-"""A valid event on its way to its source stage: (stage, topic, ts_ms, fields, origin)."""
+Pending = tuple[int | None, SourceStage, str, int, Any, str]
+"""A record on its way to its source stage: (its time for the arrival estimate, its stage, its
+topic, then its one valid event's ts_ms, fields and origin -- or `MANY`, a list of
+(ts_ms, fields, origin) and its origin for a record of none or several valid events)."""
+MANY = -1
 
 
 class Replayer:
@@ -71,6 +78,7 @@ class Replayer:
         self.mergers: list[WindowMerger] = [merger_for(r, expected[r.metric]) for r in rules]
         self._on_dead_letter = on_dead_letter or (lambda _dl: None)
         self._sources: dict[tuple[str, int], SourceStage] = {}
+        self._by_key: dict[tuple[str, Any], SourceStage] = {}
         self.records = 0
 
     def ingest(
@@ -86,16 +94,35 @@ class Replayer:
         if src is None:
             src = self._sources[(topic, p)] = SourceStage(self.rules, self.codec, self.stats,
                                                           self._on_dead_letter)
+        if type(key) is str or key is None:
+            if len(self._by_key) >= KEYS_CACHED:
+                self._by_key.clear()
+            self._by_key[(topic, key)] = src
         return src
 
-    def events(self, records: Iterable[DumpRecord]) -> Iterator[Pending]:
-        """The valid events of `records` with their source stage, not yet accepted (the
-        invalid ones are dead-lettered on the way); counts records in `self.records`."""
+    def read(self, records: Iterator[DumpRecord], pending: list[Pending], want: int) -> bool:
+        """Decodes records into `pending` (invalid events dead-lettered on the way) until it
+        holds `want`; False once the input has ended. The hot loop of replay."""
+        by_key, codec, validate = self._by_key, self.codec, self.codec.validate
         for topic, key, value, origin in records:
             self.records += 1
-            src = self._source(topic, key)
-            for ts_ms, fields, where in src.decode(topic, value, origin):
-                yield src, topic, ts_ms, fields, where
+            try:
+                src = by_key[(topic, key)]
+            except (KeyError, TypeError):  # new, or a key that is no str (hostile input)
+                src = self._source(topic, key)
+            if type(value) is dict:
+                try:
+                    ts_ms = validate(topic, value)
+                    pending.append((ts_ms, src, topic, ts_ms, value, origin))
+                except InvalidEvent as err:
+                    src.dead(codec.dead_letter(topic, origin, err, value))
+                    pending.append((event_time(value), src, topic, MANY, [], origin))
+            else:
+                events = src.decode(topic, value, origin)
+                pending.append((None, src, topic, MANY, events, origin))
+            if len(pending) >= want:
+                return True
+        return False
 
     def advance(self, final: bool = False) -> list[AlertRecord]:
         """Merges what every source gathered; closes what is complete (everything if `final`)."""
@@ -117,6 +144,7 @@ class Replayer:
         closable = close_in_order(dict(enumerate(self.mergers)), self.engine.close_order, final)
         for m, merger in enumerate(self.mergers):
             self.stats.skipped_windows[self.rules[m].metric] = merger.state.skipped_windows
+            self.stats.isolated_windows[self.rules[m].metric] = merger.state.isolated_windows
         records: list[AlertRecord] = []
         for m, start, acc in closable:
             records.extend(self.engine.on_window(m, start, acc))
@@ -141,7 +169,8 @@ class ReplaySummary:
             "records": self.records, "alert_records": len(self.alerts),
             "episodes": len({a["episode_id"] for a in self.alerts}),
             "events": dict(s.events), "invalid": _by_reason(s.invalid),
-            "late": sum(s.late.values()), "duplicates": sum(s.duplicates.values()),
+            "late": sum(s.late.values()) + sum(s.isolated_windows.values()),
+            "duplicates": sum(s.duplicates.values()),
             "folded": sum(s.folded_series.values()) + sum(s.dropped_series.values()),
             "folded_series": sum(s.folded_series.values()),
             "folded_at_source": sum(s.dropped_series.values()),
@@ -171,32 +200,41 @@ def iter_inputs(paths: Iterable[Path]) -> Iterator[DumpRecord]:
     return chain.from_iterable(map(iter_dump, paths))  # no generator frame per record
 
 
-def _event_time(pending: Pending) -> int:
-    return pending[2]
-
-
 def run_replayer(
     replayer: Replayer,
     records: Iterable[DumpRecord],
     on_alert: Callable[[AlertRecord], None],
     on_progress: Callable[[int], None] | None = None,
 ) -> int:
-    """Feeds records (their valid events with estimated arrival times), merging and closing
-    every ADVANCE_EVERY events, then closes everything complete; returns how many records."""
-    reported = 0
-    stamped = arrival_times(replayer.events(records), _event_time)
-    for n, ((src, topic, ts_ms, fields, origin), arrival) in enumerate(stamped, 1):
-        src.accept(topic, ts_ms, fields, arrival, origin)
-        if n % ADVANCE_EVERY == 0:
+    """Feeds records with their estimated arrival times (ingest/arrival.py, block by block, as
+    `produce` stamps them), merging and closing every ADVANCE_EVERY records, then closes
+    everything complete; returns how many records."""
+    clock = ArrivalClock()
+    pending: list[Pending] = []
+    it, more, since = iter(records), True, 0
+    while more or pending:
+        if more and len(pending) < WINDOW:
+            more = replayer.read(it, pending, WINDOW)
+        arrival = clock.block([p[0] for p in pending[:WINDOW]], tail=not more)
+        block = pending[:BLOCK]
+        del pending[:BLOCK]
+        for _t, src, topic, ts_ms, fields, origin in block:
+            if ts_ms != MANY:
+                src.accept(topic, ts_ms, fields, arrival, origin)
+                continue
+            for one in fields:
+                src.accept(topic, one[0], one[1], arrival, one[2])
+        since += len(block)
+        if since >= ADVANCE_EVERY:
             for alert in replayer.advance():
                 on_alert(alert)
             if on_progress is not None:
-                on_progress(replayer.records - reported)
-                reported = replayer.records
+                on_progress(since)
+            since = 0
     for alert in replayer.advance(final=True):
         on_alert(alert)
     if on_progress is not None:
-        on_progress(replayer.records - reported)
+        on_progress(since)
     return replayer.records
 
 

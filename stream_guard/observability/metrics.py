@@ -59,6 +59,9 @@ ENGINE_COUNTERS: tuple[CounterSpec, ...] = (
     CounterSpec("dropped_series", "stream_guard_series_dropped",
                 "Slice updates a source added to their dimension's `other` at once because its "
                 "window held 10 x max_series slices already (a flood of values).", ("metric",)),
+    CounterSpec("isolated_windows", "stream_guard_windows_isolated",
+                "Windows holding data alone in a long empty gap (events far in the past): "
+                "dropped as late.", ("metric",)),
     CounterSpec("folded_series", "stream_guard_series_folded",
                 "New slices given no series of their own (too little volume, or max_series "
                 "reached), added to their dimension's `other`, per window.", ("metric",)),

@@ -129,7 +129,9 @@ class Owner:
             alerts.extend(self.engine.on_window(m, start, acc))
             metric = self.engine.rules[m].metric
             closed.add(metric)
-            self.engine.stats.skipped_windows[metric] = self.mergers[m].state.skipped_windows
+            state = self.mergers[m].state
+            self.engine.stats.skipped_windows[metric] = state.skipped_windows
+            self.engine.stats.isolated_windows[metric] = state.isolated_windows
         return Closed(alerts, frozenset(closed), sent_ms if closed else None)
 
     # --- state -------------------------------------------------------------------------------

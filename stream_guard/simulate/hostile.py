@@ -430,18 +430,7 @@ KINDS: tuple[Kind, ...] = (
 strings and objects, duplicates, floods. `topic=None`: any record will do."""
 KIND_BY_NAME: dict[str, Kind] = {k.name: k for k in KINDS}
 
-_OTHER_FIRES = ("folded into 'other' as it should, but the 'other' slice the flood made then "
-                "fires: gmv region=other critical, value 0.0 vs expected 0.0, score 19-25, a "
-                "season after the flood (3 days, scale 0.3) or daily (7 days, scale 1: 11 new "
-                "alert records, and the real gmv region=APAC x wallet episode is lost)")
-PENDING: dict[str, str] = {
-    "flood_region": _OTHER_FIRES,
-    "flood_category": _OTHER_FIRES,
-    "ts_2001_first": "a far-past FIRST record starts its partition's event time: it is "
-                     "windowed, not counted late, and the gmv total's detector learns a 2001 "
-                     "point: false critical gmv alerts every 4 h expecting up to 7e19 (7 days, "
-                     "scale 1: 36 new alert records, 16 of 31 real ones lost)",
-}
+PENDING: dict[str, str] = {}
 """Kinds whose expected outcome is not implemented yet, and why: the suite skips them and does
 not inject them (a pending kind may still break the whole replay). Remove a kind once done."""
 

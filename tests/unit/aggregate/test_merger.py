@@ -108,3 +108,15 @@ def test_a_partition_without_data_counts_once_it_says_it_is_caught_up() -> None:
     assert _starts(m) == []
     m.tick(1_500)
     assert _starts(m) == [0, W]
+
+
+def test_a_window_alone_far_in_the_past_is_dropped_not_learned() -> None:
+    """One event dated years before the rest (the first record of a partition): its window is
+    alone in a long empty gap, so it is dropped (counted), never handed to a detector."""
+    m = _merger(("a",))
+    m.merge("a", _delta(0), watermark_ms=W)
+    assert _starts(m) == []  # the gap after it is not known yet: nothing closes
+    m.merge("a", _delta(YEAR) + _delta(YEAR + W), watermark_ms=YEAR + 3 * W)
+    closed = [(s, acc) for s, acc in m.close() if acc]
+    assert [s for s, _ in closed] == [YEAR, YEAR + W]
+    assert m.state.isolated_windows == 1
