@@ -152,7 +152,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return int(args.func(args) or 0)
     except ConfigError as exc:
-        console.print(f"[bold red]configuration error:[/] {exc}", highlight=False, soft_wrap=True)
+        # the message quotes the user's files: printed as text, never as rich markup
+        console.print(Text.assemble(("configuration error: ", "bold red"), str(exc)),
+                      highlight=False, soft_wrap=True)
         return 2
     except KeyboardInterrupt:
         return 130
