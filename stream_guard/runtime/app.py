@@ -19,9 +19,9 @@ Why these shapes (the per-message cost of Faust is what a worker's throughput is
   and the owner drops what it has merged (runtime/owner.py, "Crash safety"). Faust's
   `processing_guarantee="exactly_once"` (Kafka transactions) is not used: the dev broker lacks
   it and faust-streaming's implementation has open duplicate/crash issues.
-- Table values are pickles in base64 text: Faust restores a changelog with the table's own
-  serializer (JSON for plain types), whatever schema wrote it, so raw bytes could be written but
-  never read back.
+- Table values are versioned snapshots (runtime/snapshot.py) in base64 text: Faust restores a
+  changelog with the table's own serializer (JSON for plain types), whatever schema wrote it, so
+  raw bytes could be written but never read back. runtime/checkpoint.py owns the write order.
 - Tables are written once per closed window and once per SAVE_EVERY reports or tick, never per
   event.
 - Wall-clock work (idle sources) reaches the owner as Tick messages on the partials topic, so all
@@ -30,7 +30,6 @@ Why these shapes (the per-message cost of Faust is what a worker's throughput is
 
 from __future__ import annotations
 
-import base64
 import gc
 import logging
 import os
@@ -49,11 +48,13 @@ from stream_guard.config.rules import load_rules
 from stream_guard.config.topics import TopicSpec, load_topics
 from stream_guard.engine import Engine
 from stream_guard.ingest.codec import Codec, DeadLetter
+from stream_guard.ingest.kafka_batch import partition_for
 from stream_guard.observability.metrics import RuntimeMetrics, Server
 from stream_guard.runtime.bulk import BulkStream, RawSchema
+from stream_guard.runtime.checkpoint import SAVE_EVERY, Checkpoint
 from stream_guard.runtime.notifier import NotifierSettings, install_notifier
 from stream_guard.runtime.owner import Closed, Owner
-from stream_guard.runtime.reports import Report, Tick, decode, encode, encode_tick
+from stream_guard.runtime.reports import Report, decode, encode, encode_tick
 from stream_guard.runtime.resume import reported_offsets
 from stream_guard.runtime.settings import WorkerSettings
 from stream_guard.runtime.sources import SourcePool, expected_sources, source_name
@@ -70,11 +71,6 @@ ALERTS_TOPIC = "alerts"
 DEAD_LETTERS_TOPIC = "dead_letters"
 CONTROL_TOPIC = "control"
 TICK_S = 0.5
-SAVE_EVERY = 500
-"""Partials messages an owner merges into a metric's windows before it saves them (and on every
-tick of the metric, i.e. every TICK_S, and whenever windows close). They are acknowledged only
-once saved, so a crash re-reads exactly what was not; saving per report made the changelog the
-owner's bottleneck (a table write per report: Faust's producer buffer filled and stalled)."""
 GC_THRESHOLDS = (10_000, 20, 50)
 """The worker's `gc.set_threshold` (CPython's default: 700, 10, 10). Why: draining a backlog of
 single-event messages, CPython's cyclic GC took about half of the event loop's time (gc callbacks:
@@ -194,48 +190,27 @@ def build_runtime(
             for event in batch:
                 event.ack()
 
-    unsaved: dict[str, list[Any]] = {}  # metric -> partials events merged, not saved, not acked
-    dirty: set[str] = set()  # metrics with reports merged since their windows were saved
+    async def publish(records: list[AlertRecord]) -> None:
+        await _publish(rt, alerts, records)
+
+    n_partials = topics[PARTIALS_TOPIC].partitions
+
+    def siblings(metric: str) -> list[str]:
+        """The metrics keyed to the same partials partition as `metric` (murmur2, as Faust)."""
+        home = partition_for(metric.encode(), n_partials)
+        return [r.metric for r in rules if partition_for(r.metric.encode(), n_partials) == home]
+
+    checkpoint = Checkpoint(owner, state, publish, SAVE_EVERY, siblings)
 
     @app.agent(partials, name="owners")
     async def owners(stream: Any) -> None:
         async for event in stream.noack().events():
             msg = decode(event.value)
-            metric = msg.metric
-            if not owner.owns(metric):
-                owner.adopt(metric, _unpack(state.get(f"{metric}/windows")),
-                            _unpack(state.get(f"{metric}/model")), msg.sent_ms)
-                st = owner.merger(metric).state
-                log.info("owning %s: closed until %s, %d open windows, offsets merged %s",
-                         metric, st.closed_until, len(st.open),
-                         dict(sorted(st.covered.items())))
-            pending = unsaved.setdefault(metric, [])
-            pending.append(event)
-            if isinstance(msg, Report):
-                dirty.add(metric)
-                late = owner.engine.stats.late_partials
-                late_before = late[metric]
-                closed = owner.on_report(msg)
-                if late[metric] != late_before:
-                    log.warning("%s: deltas from %s for windows already closed (it was idle); "
-                                "counted as late", metric, msg.source)
-            else:
-                closed = owner.on_tick(msg)
-            # Order matters for a crash in between (runtime/owner.py, "Crash safety"): alerts on
-            # their topic before the model that raised them is saved, the model before the
-            # windows it closed, the windows before the reports merged into them are acked.
-            # Windows of any owned metric may close (they close in one order across metrics).
-            if closed.windows:
-                await _publish(rt, alerts, closed, clock)
-                for name in sorted(closed.metrics):
-                    state[f"{name}/model"] = _pack(owner.snapshot_model(name))
-            if closed.windows or isinstance(msg, Tick) or len(pending) >= SAVE_EVERY:
-                for name in sorted(closed.metrics | ({metric} & dirty)):
-                    state[f"{name}/windows"] = _pack(owner.snapshot_windows(name))
-                    dirty.discard(name)
-                for e in pending:
-                    e.ack()
-                pending.clear()
+            adopting = [m for m in siblings(msg.metric) if not owner.owns(m)]
+            closed = await checkpoint.step(msg, event.ack)
+            for metric in adopting:
+                _log_adopted(owner, metric)
+            _observe(rt, closed, clock)
 
     async def positions() -> dict[str, bool]:
         """Caught up or not, for every event partition this worker consumes: what lets an
@@ -268,10 +243,7 @@ def build_runtime(
         for stats in pool.forget(gone):
             metrics.retire(stats)
         if any(tp.topic == prefix + PARTIALS_TOPIC for tp in revoked):
-            unsaved.clear()  # redelivered to the new owner, which drops what was saved
-            dirty.clear()
-            for r in rules:  # re-adopted from the table if this worker gets them back
-                owner.release(r.metric)
+            checkpoint.revoke()
 
     app.on_partitions_assigned.connect(on_assigned)  # type: ignore[arg-type]  # mode's stub
     app.on_partitions_revoked.connect(on_revoked)  # type: ignore[arg-type]  # mode's stub
@@ -281,15 +253,25 @@ def build_runtime(
     return rt
 
 
-async def _publish(rt: Runtime, alerts: faust.TopicT, closed: Closed, clock: Clock) -> None:
+async def _publish(rt: Runtime, alerts: faust.TopicT, records: list[AlertRecord]) -> None:
     """Alert records onto their topic, delivered (acknowledged by the broker) on return."""
-    sent = [await alerts.send(key=record["fingerprint"].encode(), value=orjson.dumps(record))
-            for record in closed.alerts]
-    for record, delivery in zip(closed.alerts, sent, strict=True):
+    sent = [await alerts.send(key=record.fingerprint.encode(), value=record.to_json())
+            for record in records]
+    for record, delivery in zip(records, sent, strict=True):
         await delivery
         rt.alerts_sent.append(record)
-        log.info("alert %s %s %s %s", record["status"], record["severity"], record["metric"],
-                 record["fingerprint"])
+        log.info("alert %s %s %s %s", record.status, record.severity, record.metric,
+                 record.fingerprint)
+
+
+def _log_adopted(owner: Owner, metric: str) -> None:
+    st = owner.merger(metric).state
+    log.info("owning %s: closed until %s, %d open windows, offsets merged %s",
+             metric, st.closed_until, len(st.open), dict(sorted(st.covered.items())))
+
+
+def _observe(rt: Runtime, closed: Closed, clock: Clock) -> None:
+    """Close-to-alert latency and watermarks of the metrics whose windows closed."""
     for metric in closed.metrics:
         if closed.report_sent_ms is not None:
             rt.metrics.observe_alert_latency(
@@ -302,14 +284,6 @@ async def _publish(rt: Runtime, alerts: faust.TopicT, closed: Closed, clock: Clo
 def _arrival_ms(timestamp: float | None) -> int | None:
     """A Kafka record's timestamp (Faust gives seconds) as epoch ms; None when absent."""
     return int(timestamp * 1000) if timestamp and timestamp > 0 else None
-
-
-def _pack(blob: bytes) -> str:
-    return base64.b64encode(blob).decode("ascii")
-
-
-def _unpack(text: str | None) -> bytes | None:
-    return base64.b64decode(text) if text else None
 
 
 def _lag(metrics: RuntimeMetrics, reports: Iterable[Report], now_ms: int) -> None:

@@ -34,13 +34,19 @@ Crash safety (no event counted twice, no window lost):
 
 from __future__ import annotations
 
-import pickle
 from collections.abc import Mapping
 from dataclasses import dataclass
 
 from stream_guard.aggregate.merger import MergerState, WindowMerger, close_in_order, merger_for
-from stream_guard.engine import Engine, MetricState, SharedState
+from stream_guard.engine import Engine
 from stream_guard.runtime.reports import Report, Tick
+from stream_guard.runtime.snapshot import (
+    ModelSnapshot,
+    decode_model,
+    decode_windows,
+    encode_model,
+    encode_windows,
+)
 from stream_guard.types import AlertRecord
 
 __all__ = ["Closed", "Owner"]
@@ -70,6 +76,8 @@ class Owner:
         self.idle_after_ms = idle_after_ms
         self.index = {r.metric: m for m, r in enumerate(engine.rules)}
         self.mergers: dict[int, WindowMerger] = {}
+        self._seq = 0  # snapshots taken (and restored: the newest shared state is kept)
+        self._shared_seq = -1  # seq of the snapshot the shared state was restored from
 
     def owns(self, metric: str) -> bool:
         return self.index.get(metric) in self.mergers
@@ -79,14 +87,18 @@ class Owner:
     ) -> None:
         """Takes ownership of `metric`, resuming from its saved state when there is one."""
         m = self.index[metric]
-        state: MergerState = pickle.loads(windows_blob) if windows_blob else MergerState()
+        state = decode_windows(windows_blob) if windows_blob else MergerState()
         merger = self.mergers[m] = merger_for(self.engine.rules[m], self.expected[metric],
                                               self.idle_after_ms, state)
         merger.tick(now_ms)
         if model_blob:
-            model, shared, upto = pickle.loads(model_blob)
-            self.engine.restore_metric_state(m, model)
-            self._restore_shared(shared)
+            model = decode_model(model_blob)
+            self.engine.restore_metric_state(m, model.metric)
+            if model.seq > self._shared_seq:  # several metrics adopted: the newest one's
+                self.engine.restore_shared_state(model.shared)
+                self._shared_seq = model.seq
+            self._seq = max(self._seq, model.seq)
+            upto = model.closed_until
             if upto is not None and (state.closed_until is None or state.closed_until < upto):
                 state.open = {s: acc for s, acc in state.open.items() if s >= upto}  # scored
                 state.closed_until = upto
@@ -136,16 +148,12 @@ class Owner:
 
     # --- state -------------------------------------------------------------------------------
     def snapshot_windows(self, metric: str) -> bytes:
-        return pickle.dumps(self.merger(metric).state, protocol=pickle.HIGHEST_PROTOCOL)
+        return encode_windows(self.merger(metric).state)
 
     def snapshot_model(self, metric: str) -> bytes:
         """The model and the window it has closed up to (save it before `snapshot_windows`)."""
         m = self.index[metric]
-        state: MetricState = self.engine.metric_state(m)
-        closed_until = self.mergers[m].state.closed_until
-        return pickle.dumps((state, self.engine.shared_state(), closed_until),
-                            protocol=pickle.HIGHEST_PROTOCOL)
-
-    def _restore_shared(self, shared: SharedState) -> None:
-        if len(shared.interventions) >= len(self.engine.interventions):
-            self.engine.restore_shared_state(shared)
+        self._seq += 1
+        return encode_model(ModelSnapshot(self.engine.metric_state(m),
+                                          self.engine.shared_state(),
+                                          self.mergers[m].state.closed_until, self._seq))

@@ -4,7 +4,6 @@ the windows does not score a window twice (runtime/owner.py, "Crash safety")."""
 from __future__ import annotations
 
 import dataclasses
-import pickle
 from typing import Any
 
 import pytest
@@ -17,6 +16,7 @@ from stream_guard.ingest.codec import Codec
 from stream_guard.ingest.kafka_batch import partition_for
 from stream_guard.runtime.owner import Owner
 from stream_guard.runtime.reports import Report
+from stream_guard.runtime.snapshot import decode_model, decode_windows
 from stream_guard.runtime.sources import SourcePool, expected_sources
 from stream_guard.stats import EngineStats
 from stream_guard.types import AlertRecord
@@ -111,5 +111,5 @@ def test_a_model_saved_ahead_of_the_windows_scores_no_window_twice(
     assert later, "the metric pages again later"
     assert [comparable(a) for a in again] == [comparable(a) for a in later]
     # the saved windows held windows the saved model had scored already: they were dropped
-    scored_until = pickle.loads(saved["model"])[2]
-    assert min(pickle.loads(saved["windows"]).open) < scored_until
+    scored_until = decode_model(saved["model"]).closed_until
+    assert min(decode_windows(saved["windows"]).open) < scored_until

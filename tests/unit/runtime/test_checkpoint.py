@@ -1,0 +1,171 @@
+"""The owner's write order (runtime/checkpoint.py): a crash between ANY two writes -- alerts,
+models, windows, acks -- and a restart from what was acked give the alerts of a run that never
+crashed (records interrupted by the crash may be written again, verbatim)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from stream_guard.aggregate.source import SourceStage
+from stream_guard.config.rules import MetricRule
+from stream_guard.config.topics import TopicSpec
+from stream_guard.engine import Engine
+from stream_guard.ingest.codec import Codec
+from stream_guard.ingest.kafka_batch import partition_for
+from stream_guard.runtime.checkpoint import Checkpoint
+from stream_guard.runtime.owner import Owner
+from stream_guard.runtime.reports import Report, Tick
+from stream_guard.runtime.sources import SourcePool, expected_sources
+from stream_guard.simulate.simulation import Simulation, SimulationConfig
+from stream_guard.stats import EngineStats
+from stream_guard.types import AlertRecord
+from tests.parity import arrivals, comparable, raw_value
+
+BATCH = 400
+TICK_EVERY = 25  # messages
+
+
+class Crash(Exception):
+    """The SIGKILL."""
+
+
+class Writes:
+    """Counts every write; raises Crash at write number `crash_at`."""
+
+    def __init__(self, crash_at: int | None = None) -> None:
+        self.n, self.crash_at = 0, crash_at
+        self.kinds: list[str] = []
+        self.message = 0  # the message being delivered
+        self.messages: list[int] = []  # per write, its message
+
+    def __call__(self, kind: str) -> None:
+        if self.n == self.crash_at:
+            raise Crash
+        self.n += 1
+        self.kinds.append(kind)
+        self.messages.append(self.message)
+
+
+class Table(dict[str, str]):
+    def __init__(self, writes: Writes) -> None:
+        super().__init__()
+        self.writes = writes
+
+    def __setitem__(self, key: str, value: str) -> None:
+        self.writes(key.rsplit("/", 1)[1])
+        super().__setitem__(key, value)
+
+
+@pytest.fixture(scope="module")
+def setup(rules: list[MetricRule], codec: Codec, topics: dict[str, TopicSpec]) -> Any:
+    rules = [r for r in rules if r.metric in ("gmv", "complaint_rate")]
+    records = list(Simulation(SimulationConfig(days=3, seed=3, scale=0.3)).records())
+    pool = SourcePool(lambda: SourceStage(rules, codec, EngineStats(), lambda _dl: None),
+                      [r.metric for r in rules])
+    partitions = {name: spec.partitions for name, spec in topics.items()}
+    arrival = arrivals(records)
+    messages: list[Report | Tick] = []
+    for start in range(0, len(records), BATCH):
+        for i, rec in enumerate(records[start:start + BATCH], start):
+            key, n = rec.get("key"), partitions[rec["topic"]]
+            p = 0 if key is None or n == 1 else partition_for(str(key).encode(), n)
+            pool.ingest(rec["topic"], p, i, raw_value(rec), arrival[i])
+        messages += pool.reports(start)
+        if (start // BATCH) % TICK_EVERY == 0:
+            messages += [Tick(r.metric, start) for r in rules]
+    return rules, expected_sources(rules, partitions), messages
+
+
+class Run:
+    """One worker's life: delivers messages from `first` to `last`, crashing at the write
+    `writes` says; `resume` is then where a restart starts (the first message not acked)."""
+
+    def __init__(self, setup: Any, table: Table, published: list[AlertRecord]) -> None:
+        self.rules, self.sources, self.messages = setup
+        self.table, self.published = table, published
+        self.writes = table.writes
+
+    def __call__(self, first: int, last: int) -> int | None:
+        owner = Owner(Engine(self.rules), self.sources, 10_000)
+        checkpoint = Checkpoint(owner, self.table, self._publish, save_every=7)
+        acked: set[int] = set()
+
+        def ack(i: int) -> Callable[[], None]:
+            def done() -> None:
+                self.writes("ack")
+                acked.add(i)
+            return done
+
+        async def deliver() -> None:
+            for i in range(first, last):
+                self.writes.message = i
+                await checkpoint.step(self.messages[i], ack(i))
+
+        try:
+            asyncio.run(deliver())
+        except Crash:
+            return next(i for i in range(first, last + 1) if i not in acked)
+        return None
+
+    async def _publish(self, records: list[AlertRecord]) -> None:
+        for record in records:
+            self.writes("alert")
+            self.published.append(record)
+
+
+def _unique(alerts: list[AlertRecord]) -> list[Any]:
+    return list(dict.fromkeys(str(comparable(a)) for a in alerts))
+
+
+@pytest.fixture(scope="module")
+def steady(setup: Any) -> tuple[list[str], int, int]:
+    """The writes of an uninterrupted run, the last alert's write, and the end of the stretch
+    the crashes look at: a little after the message of the last alert."""
+    table, published = Table(Writes()), []
+    run = Run(setup, table, published)
+    assert run(0, len(setup[2])) is None and published, "the input pages"
+    kinds = table.writes.kinds
+    last_alert = max(k for k, kind in enumerate(kinds) if kind == "alert")
+    stop = min(len(setup[2]), table.writes.messages[last_alert] + 200)
+    return kinds, last_alert, stop
+
+
+def _crash_points(kinds: list[str], last_alert: int) -> list[int]:
+    """Every write around the first alerts (each pair of alert, model, windows and ack writes)
+    and a spread up to the last alert."""
+    first = kinds.index("alert")
+    return sorted({*range(first - 5, first + 12), *range(first, last_alert + 1,
+                                                           max(1, (last_alert - first) // 6))})
+
+
+def test_every_crash_point_restarts_into_the_steady_alerts(
+    setup: Any, steady: tuple[list[str], int, int]
+) -> None:
+    kinds, last_alert, stop = steady
+    points = _crash_points(kinds, last_alert)
+    assert {"alert", "model", "windows", "ack"} <= {kinds[k] for k in points}
+    # Every scenario starts from the same restart, taken a little before the first alert (a
+    # restart from the table is itself what is under test), and ends after the last alert.
+    n = len(setup[2])
+    base = Table(Writes(points[0] - 40))
+    start = Run(setup, base, [])(0, n)
+    assert start is not None
+    expected_table = Table(Writes())
+    expected_table.update(base)
+    expected: list[AlertRecord] = []
+    assert Run(setup, expected_table, expected)(start, stop) is None
+    for crash_at in points:
+        table = Table(Writes(crash_at - base.writes.n))
+        table.update(base)
+        published: list[AlertRecord] = []
+        run = Run(setup, table, published)
+        resume = run(start, stop)
+        assert resume is not None, f"no crash at write {crash_at}"
+        table.writes.crash_at = None
+        assert run(resume, stop) is None
+        assert _unique(published) == _unique(expected), (
+            f"crash before write {crash_at} ({kinds[crash_at]})")
