@@ -7,7 +7,6 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-import orjson
 from rich.console import Console
 from rich.text import Text
 
@@ -31,7 +30,7 @@ def cmd_rules(args: argparse.Namespace) -> int:
     from stream_guard.config.topics import load_topics
 
     if args.rules_command == "schema":
-        out.print_json(orjson.dumps(MetricRule.model_json_schema(by_alias=True)).decode())
+        out.print_json(data=MetricRule.model_json_schema(by_alias=True))
         return 0
     try:
         rules = check_rules_dir(_rules_dir(args.dir), load_topics(args.topics_dir))
@@ -57,6 +56,8 @@ def cmd_rules(args: argparse.Namespace) -> int:
 
 
 def cmd_replay(args: argparse.Namespace) -> int:
+    import orjson
+
     from stream_guard.backtest.progress import progress_bar
     from stream_guard.backtest.replay import build_replayer, replay
     from stream_guard.sinks.console import print_alert
@@ -85,11 +86,14 @@ class DeadLetterFile:
     """Dead letters as JSONL (the file stand-in for the dead_letters topic)."""
 
     def __init__(self, path: Path | None) -> None:
+        import orjson
+
+        self._dumps = orjson.dumps
         self._fh = path.open("wb") if path else None
 
     def write(self, dl: object) -> None:
         if self._fh is not None:
-            self._fh.write(orjson.dumps(dl.to_json()) + b"\n")  # type: ignore[attr-defined]
+            self._fh.write(self._dumps(dl.to_json()) + b"\n")  # type: ignore[attr-defined]
 
     def close(self) -> None:
         if self._fh is not None:
@@ -102,7 +106,9 @@ def cmd_backtest(args: argparse.Namespace) -> int:
     return run_backtest(args, out)
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(plugins: bool = True) -> argparse.ArgumentParser:
+    """The whole command line; with `plugins` False only the core commands (rules, replay,
+    backtest), without importing the plugin modules (Kafka, numpy, the runtime...)."""
     parser = argparse.ArgumentParser(prog="stream-guard", description=__doc__)
     parser.add_argument("--topics-dir", type=Path, default=None, help="topic definitions")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -133,9 +139,22 @@ def build_parser() -> argparse.ArgumentParser:
     bt.add_argument("--quiet", action="store_true", help="no progress bar")
     bt.set_defaults(func=cmd_backtest)
 
-    for hook in _plugin_hooks():
+    for hook in _plugin_hooks() if plugins else []:
         hook(sub)
     return parser
+
+
+def _command(argv: list[str]) -> str | None:
+    """The subcommand `argv` names, read without a parser (None before it, e.g. ``--help``)."""
+    args = iter(argv)
+    for arg in args:
+        if arg == "--topics-dir":
+            next(args, None)
+        elif not arg.startswith("-"):
+            return arg
+        elif not arg.startswith("--topics-dir="):
+            return None
+    return None
 
 
 def _plugin_hooks() -> list[Callable[[argparse._SubParsersAction], None]]:
@@ -148,7 +167,9 @@ def _plugin_hooks() -> list[Callable[[argparse._SubParsersAction], None]]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    # `rules` starts fast: the plugin commands import Kafka, numpy and the Faust runtime.
+    fast = _command(sys.argv[1:] if argv is None else argv) == "rules"
+    args = build_parser(plugins=not fast).parse_args(argv)
     try:
         return int(args.func(args) or 0)
     except ConfigError as exc:

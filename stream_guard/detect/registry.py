@@ -1,8 +1,10 @@
 """The detectors a rule can name, and strict validation of their parameters.
 
-A rule says ``detector: {type: seasonal, alpha: 0.05}``. The parameter model of each detector is
-derived from its constructor (its hyper-parameters), so there is one place that defines them:
-unknown parameters and wrong types are refused at load, and the rule JSON Schema lists them.
+A rule says ``detector: {type: seasonal, alpha: 0.05}``. Each detector's parameters are its
+constructor's (its hyper-parameters); `params.PARAMS` describes them without importing the
+detector, so a rule loads without River (or numpy) unless a detector is built, and a test checks
+each description against its constructor. Unknown parameters and wrong types are refused at load.
+`DETECTORS` maps each type to its class, imported on first access.
 
 Every detector is built behind `Guarded` (finite, bounded inputs and scores; see guard.py):
 
@@ -17,56 +19,51 @@ ValueError: min_denomintor: Extra inputs are not permitted
 
 from __future__ import annotations
 
-import inspect
+from collections.abc import Iterator, Mapping
 from functools import cache
-from typing import Any, get_type_hints
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, ValidationError, create_model
 
-from stream_guard.detect.auto_seasonal import AutoSeasonal
 from stream_guard.detect.base import Detector, DetectorBase
 from stream_guard.detect.guard import Guarded
-from stream_guard.detect.rate import RateTest
-from stream_guard.detect.river_adapter import RiverForecast, RiverHalfSpaceTrees
-from stream_guard.detect.seasonal import SeasonalBaseline
-from stream_guard.detect.threshold import StaticThreshold
+from stream_guard.detect.params import CONTEXT_PARAMS, PARAMS
 
-__all__ = ["CONTEXT_PARAMS", "DETECTORS", "build_detector", "params_model"]
+__all__ = ["CONTEXT_PARAMS", "DETECTORS", "build_detector", "params_model", "validate_params"]
 
-DETECTORS: dict[str, type[DetectorBase]] = {
-    "seasonal": SeasonalBaseline,
-    "rate": RateTest,
-    "threshold": StaticThreshold,
-    "river_forecast": RiverForecast,
-    "river_hst": RiverHalfSpaceTrees,
-    # The general-purpose detector: finds its own season, calibrated, best on NAB.
-    "auto_seasonal": AutoSeasonal,
-}
 
-CONTEXT_PARAMS = frozenset({"window"})
-"""Constructor parameters the engine fills from the rule (the window, in seconds)."""
+class _Detectors(Mapping[str, type[DetectorBase]]):
+    """Detector type -> class; a class's module is imported when the class is first asked for
+    (iterating over the types or testing membership imports nothing)."""
+
+    def __getitem__(self, kind: str) -> type[DetectorBase]:
+        return PARAMS[kind].load()
+
+    def __contains__(self, kind: object) -> bool:
+        return kind in PARAMS
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(PARAMS)
+
+    def __len__(self) -> int:
+        return len(PARAMS)
+
+
+DETECTORS: Mapping[str, type[DetectorBase]] = _Detectors()
 
 
 @cache
 def params_model(kind: str) -> type[BaseModel]:
     """A strict pydantic model of the detector's constructor parameters."""
-    cls = DETECTORS[kind]
-    hints = get_type_hints(cls.__init__)
-    fields: dict[str, Any] = {}
-    for name, param in inspect.signature(cls.__init__).parameters.items():
-        if name == "self" or name in CONTEXT_PARAMS:
-            continue
-        annotation = hints.get(name, Any)
-        default = ... if param.default is inspect.Parameter.empty else param.default
-        fields[name] = (annotation, default)
+    desc = PARAMS[kind]
     config = ConfigDict(extra="forbid", strict=False)
-    return create_model(f"{cls.__name__}Params", __config__=config, **fields)
+    return create_model(f"{desc.name}Params", __config__=config, **desc.params)  # type: ignore[call-overload]
 
 
 def validate_params(kind: str, params: dict[str, Any]) -> dict[str, Any]:
     """Checked and coerced parameters; raises ValueError naming the parameter."""
-    if kind not in DETECTORS:
-        raise ValueError(f"unknown detector type {kind!r} (known: {', '.join(sorted(DETECTORS))})")
+    if kind not in PARAMS:
+        raise ValueError(f"unknown detector type {kind!r} (known: {', '.join(sorted(PARAMS))})")
     try:
         model = params_model(kind).model_validate(params)
     except ValidationError as exc:
@@ -81,8 +78,7 @@ def build_detector(
     """A fresh detector behind the numerical guard; `window_s` is passed to detectors that take
     a `window`."""
     checked = validate_params(kind, params)
-    cls = DETECTORS[kind]
-    if window_s is not None and "window" in inspect.signature(cls.__init__).parameters:
+    if window_s is not None and "window" in PARAMS[kind].context:
         checked["window"] = window_s
-    detector: Detector = cls(**checked)  # type: ignore[assignment]
+    detector: Detector = DETECTORS[kind](**checked)  # type: ignore[assignment]
     return Guarded(detector)

@@ -20,6 +20,31 @@ events of an old consumer generation or taken while flow is suspended; it tracks
 message as pending (`Consumer.unacked`, the `on_message_in` sensor), which is what makes a
 rebalance wait for it (`Consumer.wait_empty`); the agent acks each event once processed
 (`Event.ack`), which is what Faust's offset tracking commits.
+
+Upstream code this module depends on line by line, pinned (pyproject.toml:
+``faust-streaming>=0.15.3,<0.16``) and checked: `UPSTREAM_SOURCES` holds the sha256 of the
+source of each as it was when the code here was written, and
+tests/unit/runtime/test_upstream_copies.py fails, naming it, when the installed one differs.
+Then re-read the upstream change, carry it into the copy (or re-check the assumption), and
+update the hash.
+
+- copied: ``faust.streams.Stream._py_aiter`` (what ``Stream.__aiter__`` runs in pure Python):
+  its skip-and-ack of events of an old generation or taken while flow is suspended, its
+  tracking of unacked messages and its channel-queue reads are `BulkStream._admitter` and the
+  loop of `BulkStream.take_bulk`, its ``finally`` is take_bulk's; the same steps compiled are
+  ``StreamIterator`` in ``faust/_cython/streams.pyx`` (hashed as the whole file: no
+  ``inspect.getsource`` for Cython), which ``Stream._c_aiter`` runs when the extension is
+  built (it is, in the wheel). ``faust.App.create_event`` is the one line of
+  `RawSchema.compile`'s decode.
+- relied on: ``Stream.__aiter__`` (which iterator runs), ``Stream._c_aiter``,
+  ``Stream.noack_take`` (the acking contract `take_bulk` keeps: the caller acks) and
+  ``faust.Schema.compile`` (`RawSchema.compile` replaces it; equivalent for raw key and value
+  serializers without types).
+
+Private attributes touched: ``mode.utils.queues.ThrowableQueue._errors`` (an error thrown into
+the channel's queue, read to let ``get`` raise it), ``faust.Stream._channel_stop_iteration()``
+and ``faust.Stream._on_message_in`` (the sensor hook `Stream.__aiter__` calls for a newly
+tracked message).
 """
 
 from __future__ import annotations
@@ -34,6 +59,21 @@ from faust.types import AppT, ChannelT, EventT, Message
 from mode.utils.queues import ThrowableQueue
 
 __all__ = ["BulkStream", "RawSchema"]
+
+#: sha256 (first 16 hex digits) of ``inspect.getsource`` of each upstream function this module
+#: copies or relies on (faust-streaming 0.15.3), as "module:qualname" -> hash, or of a whole
+#: file as "package/path" -> hash; checked by tests/unit/runtime/test_upstream_copies.py.
+UPSTREAM_SOURCES: dict[str, str] = {
+    # copied
+    "faust.streams:Stream._py_aiter": "3a48ee257a65435b",
+    "faust/_cython/streams.pyx": "0041622f4a251188",
+    "faust.app.base:App.create_event": "15fea3d1e95e6625",
+    # relied on
+    "faust.streams:Stream.__aiter__": "e815c0e831f1d2cc",
+    "faust.streams:Stream._c_aiter": "fa44582a5882e9df",
+    "faust.streams:Stream.noack_take": "f2cc2dbfc162d200",
+    "faust.serializers.schemas:Schema.compile": "d46eec5ce3195b2c",
+}
 
 
 class RawSchema(faust.Schema):

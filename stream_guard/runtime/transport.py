@@ -45,6 +45,36 @@ one puts its event in a stream buffer that the rebalance then clears (`flow_cont
 streams skip events of an old generation anyway: the message is redelivered from the committed
 offset in both cases.
 
+Upstream code this module depends on line by line, pinned (pyproject.toml:
+``faust-streaming>=0.15.3,<0.16``) and checked: `UPSTREAM_SOURCES` holds the sha256 of the
+source (``inspect.getsource``) of each upstream function as it was when the code here was
+written, and tests/unit/runtime/test_upstream_copies.py fails, naming the function, when the
+installed one differs. Then re-read the upstream change, carry it into the copy (or re-check the
+assumption), and update the hash.
+
+- copied: ``faust.transport.consumer.Consumer._drain_messages`` (into `Consumer._drain_messages`,
+  with its delivery statement as `Consumer._deliver`); the aiokafka driver's
+  ``Consumer._new_consumer_thread`` (into ours, building our thread class).
+- relied on: ``Consumer._wait_next_records`` (its 1 s sleep when no partition is active, which
+  ours pre-empts); ``Consumer.on_buffer_full`` and ``Consumer.on_buffer_drop`` (they move a
+  partition between ``_buffered_partitions`` and the active set: the pacing reads that); the
+  aiokafka driver's ``AIOKafkaConsumerThread._create_worker_consumer`` (passes the literal
+  ``fetch_max_wait_ms=1500``); aiokafka's ``AIOKafkaConsumer.start`` (reads
+  ``_fetch_max_wait_ms`` when it builds its Fetcher; aiokafka is not covered by the faust pin,
+  so an aiokafka upgrade can fail the test too).
+
+Private attributes touched (none is a public API; each is read or written as 0.15.3 does):
+
+- `faust.transport.consumer.Consumer`: ``_read_offset`` (read and set per message),
+  ``_commit_every``, ``_n_acked`` (read, reset to 0 before a commit), ``_add_gap()``,
+  ``_buffered_partitions`` (read), ``_get_active_partitions()``; overridden private hooks
+  ``_drain_messages``, ``_wait_next_records``, ``_new_consumer_thread`` and the ``_thread``
+  attribute's type.
+- `faust.transport.drivers.aiokafka.AIOKafkaConsumerThread`: ``_create_worker_consumer`` (an
+  overridden private hook).
+- `mode.Service._stopped` (``is_set`` of the consumer's and the fetcher's, as upstream reads).
+- `aiokafka.AIOKafkaConsumer._fetch_max_wait_ms` (written before ``start()``).
+
 Enable it with `broker=broker_url("127.0.0.1:9092")`, which registers the `sgkafka://` scheme in
 Faust's transport registry (the one its `faust.transports` entry points fill):
 
@@ -78,6 +108,22 @@ _NOTHING: Any = object()
 
 #: URL scheme under which `register` makes this transport available to `faust.App(broker=...)`.
 SCHEME = "sgkafka"
+
+#: sha256 (first 16 hex digits) of ``inspect.getsource`` of each upstream function this module
+#: copies or relies on (faust-streaming 0.15.3, aiokafka 0.14.0), as "module:qualname" -> hash;
+#: checked by tests/unit/runtime/test_upstream_copies.py (see the module docstring).
+UPSTREAM_SOURCES: dict[str, str] = {
+    # copied
+    "faust.transport.consumer:Consumer._drain_messages": "44a2500309e83c63",
+    "faust.transport.drivers.aiokafka:Consumer._new_consumer_thread": "0870ec53dea75083",
+    # relied on
+    "faust.transport.consumer:Consumer._wait_next_records": "6218e1969a636b3f",
+    "faust.transport.consumer:Consumer.on_buffer_full": "c8961679e0bcdce5",
+    "faust.transport.consumer:Consumer.on_buffer_drop": "4b57e8a418d5ad9c",
+    "faust.transport.drivers.aiokafka:AIOKafkaConsumerThread._create_worker_consumer":
+        "c2701bfc3e6f6cad",
+    "aiokafka.consumer.consumer:AIOKafkaConsumer.start": "2f1ba70443327538",
+}
 
 
 class _Resumed(collections.abc.Coroutine[Any, Any, Any]):
@@ -200,7 +246,9 @@ class Consumer(upstream.Consumer):
         """Upstream's loop (faust-streaming 0.15.3) with changes 1 and 2 of the module docstring.
 
         Copied rather than wrapped because the changes sit in the middle of it; the lines marked
-        "upstream:" are the only ones that differ, so a diff against upstream shows just those.
+        "upstream:" are the only ones that differ (besides the docstring, the `eager_delivery`
+        switch at the top and a typing-only ``cast`` around ``getmany(...)`` dropped), so a diff
+        against upstream shows just those.
         """
         if not self.eager_delivery:
             await super()._drain_messages(fetcher)
