@@ -100,7 +100,7 @@ def replay_once(events: Path, rules: Path, total: int, label: str,
     fingerprint = {
         "records": records,
         "alerts": len(alerts),
-        "alerts_sha256": _digest(orjson.dumps(a) + b"\n" for a in alerts),
+        "alerts_sha256": _digest(a.to_json() + b"\n" for a in alerts),
         "dead_letters_sha256": _digest(dead),
         "events": _flat(s.events),
         "invalid": _flat(s.invalid),

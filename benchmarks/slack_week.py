@@ -28,7 +28,7 @@ from rich.console import Console  # noqa: E402
 from rich.table import Table  # noqa: E402
 from slack_sdk import WebClient  # noqa: E402
 
-from stream_guard.alert.notify import SlackNotifier, parse_alert  # noqa: E402
+from stream_guard.alert.notify import SlackNotifier  # noqa: E402
 from stream_guard.backtest.evaluate import evaluate, load_labels  # noqa: E402
 from stream_guard.backtest.replay import build_replayer, replay  # noqa: E402
 from stream_guard.cli import main as stream_guard  # noqa: E402
@@ -36,7 +36,7 @@ from stream_guard.config.routes import load_routes  # noqa: E402
 from stream_guard.config.rules import load_rules  # noqa: E402
 from stream_guard.config.topics import load_topics  # noqa: E402
 from stream_guard.sinks.slack import SlackSink  # noqa: E402
-from stream_guard.types import AlertRecord  # noqa: E402
+from stream_guard.types import AlertRecord, epoch_ms  # noqa: E402
 from tests.fakes.slack_server import FAKE_TOKEN, FakeSlack, SlackCall  # noqa: E402
 
 KINDS = ("parents", "replies", "broadcasts", "updates")
@@ -71,9 +71,8 @@ def send_all(records: list[AlertRecord], rules_dir: Path) -> dict[str, Counter[s
         notifier = SlackNotifier(load_routes(rules_dir / "routes.yaml"), SlackSink(client), {},
                                  sleep=lambda s: None)
         seen = 0
-        for record in sorted(records, key=lambda r: r["window_end"]):
-            alert = parse_alert(record)
-            notifier.notify(alert, int(alert.window_end.timestamp() * 1000))
+        for alert in sorted(records, key=lambda r: r.window_end):
+            notifier.notify(alert, epoch_ms(alert.window_end))
             calls = fake.calls
             per_episode[alert.episode_id].update(kind(c) for c in calls[seen:])
             seen = len(calls)

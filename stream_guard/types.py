@@ -4,6 +4,10 @@ A *slice* is a tuple of ``(dimension, value)`` pairs sorted by dimension; ``()``
 series. Timestamps inside the engine are integer epoch milliseconds (``*_ms``); they become
 ISO-8601 UTC strings only in records that leave the engine.
 
+`AlertRecord` is what leaves the engine: the one model of an alert record, built by
+alert/record.py, published as JSON (`to_json`), read back strictly (`AlertRecord.parse`), printed
+and evaluated. It lives here, below every stage that uses it, so that none imports another for it.
+
 >>> slice_key({"region": "EU", "category": "toys"})
 (('category', 'toys'), ('region', 'EU'))
 >>> format_slice(slice_key({"region": "EU"}))
@@ -18,18 +22,42 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
-from typing import Any, Literal
+from datetime import UTC, datetime, timedelta
+from typing import Annotated, Any, Literal
+
+import orjson
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    ValidationError,
+)
+
+from stream_guard.config.errors import format_validation_error
+from stream_guard.errors import InvalidEvent
 
 __all__ = [
+    "AlertReason",
     "AlertRecord",
+    "AlertSeverity",
+    "AlertStatus",
     "Direction",
     "Event",
+    "ExternalHint",
+    "FiringSlice",
+    "Hint",
     "HintKind",
+    "InterventionHint",
+    "MetricHint",
     "MetricPoint",
     "RootCauseHint",
     "Score",
+    "SliceHint",
     "SliceKey",
+    "epoch_ms",
     "format_slice",
     "is_ancestor",
     "iso_utc",
@@ -73,6 +101,18 @@ def iso_utc(ms: int) -> str:
     if ms % 1000:
         text += f".{ms % 1000:03d}"
     return text + "Z"
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def epoch_ms(dt: datetime) -> int:
+    """An aware datetime as epoch milliseconds, in integer arithmetic (``iso_utc``'s inverse).
+
+    >>> epoch_ms(datetime(1970, 1, 1, 0, 0, 1, 500_000, tzinfo=UTC))
+    1500
+    """
+    return (dt - _EPOCH) // timedelta(milliseconds=1)
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,5 +173,184 @@ class RootCauseHint:
         return {"kind": self.kind, "summary": self.summary, **self.details}
 
 
-AlertRecord = dict[str, Any]
-"""The JSON alert record written to files and to the alerts topic (see alert/record.py)."""
+
+# The alert record ------------------------------------------------------------------------------
+# Field order is the order of the keys on the wire; every file and topic holds records as
+# `to_json` writes them, and the notifier's dedup log compares what `firing_keys` gives.
+
+
+def _labels(value: Any) -> Any:
+    return {str(k): str(v) for k, v in value.items()} if isinstance(value, Mapping) else value
+
+
+Labels = Annotated[dict[str, str], BeforeValidator(_labels)]
+"""Slice labels; values read back as numbers are the same labels as strings."""
+UtcTime = Annotated[
+    AwareDatetime, PlainSerializer(lambda dt: iso_utc(epoch_ms(dt)), return_type=str)
+]
+"""A moment, written as `iso_utc` writes it (``2026-03-04T14:15:00Z``) and read with any zone."""
+AlertStatus = Literal["firing", "resolved", "silenced"]
+AlertReason = Literal["new", "escalated", "repeat", "resolved"]
+AlertSeverity = Literal["warning", "critical"]
+
+
+def _absent(value: object) -> bool:
+    return value is None
+
+
+class _Part(BaseModel):
+    """Frozen; keys it does not know are ignored, so a newer writer may add fields."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore", use_attribute_docstrings=True)
+
+
+class FiringSlice(_Part):
+    """One anomalous slice of the window, as its detector scored it."""
+
+    slice: Labels
+    value: float
+    expected: float | None
+    score: float
+
+
+class _Hint(_Part):
+    kind: HintKind
+    summary: str
+    """One line an analyst reads; the other fields say the same for programs."""
+
+
+class SliceHint(_Hint):
+    """A slice that explains the change (explain/slices.py): `level`, the slice itself moved
+    (`share` of the change, `relative_change` inside it); `broad`, every slice moved alike
+    (`share` 1); `mix`, a ratio's volume shifted toward the slice (`share_gain`)."""
+
+    kind: Literal["slice"]
+    slice: Labels
+    share: float | None = Field(None, exclude_if=_absent)
+    relative_change: float | None = Field(None, exclude_if=_absent)
+    share_gain: float | None = Field(None, exclude_if=_absent)
+    effect: Literal["level", "broad", "mix"]
+
+
+class MetricHint(_Hint):
+    """Another metric anomalous in the same window and slices (explain/comoving.py)."""
+
+    kind: Literal["metric"]
+    metric: str
+    slice: Labels
+    direction: Direction
+
+
+class InterventionHint(_Hint):
+    """A governance action whose scope matches the slice, started within the rule's lookback."""
+
+    kind: Literal["intervention"]
+    action_id: str
+    action_kind: str
+    scope: Labels
+    at: UtcTime
+    description: str
+
+
+class ExternalHint(_Hint):
+    """A calendar entry (campaign, holiday, partner outage) overlapping the window and slice."""
+
+    kind: Literal["external"]
+    name: str
+    calendar_kind: str
+    scope: Labels
+
+
+Hint = Annotated[
+    SliceHint | MetricHint | InterventionHint | ExternalHint, Field(discriminator="kind")
+]
+
+
+class AlertRecord(_Part):
+    """One update of an alert episode: the value of the alerts topic, one line of an alerts file.
+
+    Records are keyed by `fingerprint` (metric, slice, direction); `episode_id` and `sequence`
+    order the updates of one episode. A notifier that silences an update writes a copy with
+    status `silenced` and the silences in `silenced_by` (runtime/notifier.py).
+    """
+
+    model_config = ConfigDict(
+        validate_by_alias=True,
+        validate_by_name=True,
+        serialize_by_alias=True,
+        json_schema_extra={"$schema": "https://json-schema.org/draft/2020-12/schema"},
+    )
+
+    schema_version: Literal[1] = Field(alias="schema")
+    """Version of this layout; a new one means readers must learn it first."""
+    fingerprint: str = Field(min_length=1)
+    episode_id: str = Field(min_length=1)
+    sequence: int = Field(ge=0)
+    """0 for the record that opened the episode, then one more per update."""
+    status: AlertStatus
+    reason: AlertReason
+    """Why this update was written."""
+    metric: str
+    description: str
+    rule_version: str
+    """The rule that raised it, as metric@version."""
+    owner: str | None
+    runbook: str | None
+    dashboard: str | None
+    route: str
+    """Entry point in the Slack route tree (alert_rules/routes.yaml)."""
+    slice: Labels
+    """The episode's slice ({} for the whole platform)."""
+    direction: Direction
+    window_start: UtcTime
+    window_end: UtcTime
+    value: float | None
+    """The episode slice's value in this window; null when it had no point."""
+    expected: float | None
+    score: float | None
+    severity: AlertSeverity
+    started_at: UtcTime
+    peak_score: float
+    firing_slices: tuple[FiringSlice, ...]
+    """The window's anomalous slices, most explanatory first (at most the rule's max_slices)."""
+    hints: tuple[Hint, ...]
+    """Root-cause hints, best first."""
+    silenced_by: tuple[str, ...] = Field((), exclude_if=lambda ids: not ids)
+    """Ids of the silences that held a `silenced` copy back; absent otherwise."""
+
+    @classmethod
+    def parse(cls, data: AlertRecord | Mapping[str, Any] | bytes | str) -> AlertRecord:
+        """A record from JSON (text or decoded); an unreadable one raises InvalidEvent with
+        reason `not_json` or `invalid_alert_record` and every problem (the dead-letter way)."""
+        if isinstance(data, AlertRecord):
+            return data
+        if isinstance(data, bytes | str):
+            try:
+                data = orjson.loads(data)
+            except orjson.JSONDecodeError as exc:
+                raise InvalidEvent("not_json", str(exc)) from None
+        try:
+            return cls.model_validate(data)
+        except ValidationError as exc:
+            detail = "; ".join(format_validation_error(exc))
+            raise InvalidEvent("invalid_alert_record", detail) from None
+
+    def to_dict(self) -> dict[str, Any]:
+        """The record as JSON values (what `to_json` encodes), keys in wire order."""
+        return self.model_dump(mode="json")
+
+    def to_json(self) -> bytes:
+        """The record as published: one JSON object, no newline."""
+        return orjson.dumps(self.to_dict())
+
+    def __getitem__(self, key: str) -> Any:
+        """The JSON value under `key`, as in the JSON object, for code that reads records as
+        mappings (``record["episode_id"]``, ``record["hints"][0]["kind"]``); attributes are the
+        typed way."""
+        return self.to_dict()[key]
+
+    def firing_keys(self) -> frozenset[str]:
+        """The firing slices (the alert's own slice when none), formatted: what notification
+        dedup compares and what an escalation lists as new."""
+        slices = [s.slice for s in self.firing_slices] or [self.slice]
+        return frozenset(format_slice(slice_key(s)) for s in slices)

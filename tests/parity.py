@@ -3,6 +3,7 @@ are compared. Parity is exact: no event is left out."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import orjson
@@ -38,7 +39,10 @@ def arrivals(records: list[dict[str, Any]]) -> list[int | None]:
     return [a for _, a in arrival_times(records, lambda r: event_time(r.get("value")))]
 
 
-def comparable(a: AlertRecord) -> tuple[Any, ...]:
+def comparable(alert: AlertRecord | Mapping[str, Any]) -> tuple[Any, ...]:
+    """What must match between a live alert (read from the topic) and replay's (the model): as
+    JSON values, so the key can itself be dumped or printed."""
+    a = AlertRecord.parse(alert).to_dict()
     return (a["fingerprint"], a["status"], a["window_start"], a["window_end"], a["severity"],
             round(a["value"], 6), a["hints"])
 

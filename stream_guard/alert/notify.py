@@ -16,7 +16,7 @@ agent runs it in a thread over a `WriteBehindStore` of its table and flushes on 
     staged = WriteBehindStore(nflog_table)
     notifier = SlackNotifier(load_routes(path), SlackSink.from_settings(settings), staged)
     async for record in stream:                       # alerts topic, keyed by fingerprint
-        update = parse_alert(record)                  # InvalidEvent → dead letters
+        update = AlertRecord.parse(record)            # InvalidEvent → dead letters
         await asyncio.to_thread(notifier.notify, update, clock.now_ms())
         staged.flush()                                # table writes on the event loop
 """
@@ -26,27 +26,22 @@ from __future__ import annotations
 import logging
 import time
 from collections import Counter
-from collections.abc import Callable, Mapping, MutableMapping
+from collections.abc import Callable, MutableMapping
 from dataclasses import dataclass
-from typing import Annotated, Any, Literal, Protocol, TypeVar
-
-from pydantic import AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
+from typing import Any, Protocol, TypeVar
 
 from stream_guard.alert.nflog import LogEntry, NotificationLog, NotifyState, Reason, why_notify
 from stream_guard.alert.routing import AlertLabels, Route, RouteTree, group_key
-from stream_guard.config.errors import format_validation_error
-from stream_guard.errors import InvalidEvent, PermanentSinkError, RetryableSinkError
+from stream_guard.errors import PermanentSinkError, RetryableSinkError
 from stream_guard.sinks.slack import Posted
 from stream_guard.sinks.slack_blocks import Handling, SlackMessage, render_parent, render_reply
-from stream_guard.types import format_slice, slice_key
+from stream_guard.types import AlertRecord
 
 __all__ = [
-    "AlertUpdate",
     "Messenger",
     "Outcome",
     "RetryPolicy",
     "SlackNotifier",
-    "parse_alert",
     "retry",
 ]
 
@@ -54,77 +49,16 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 
-def _labels(value: Any) -> Any:
-    return {str(k): str(v) for k, v in value.items()} if isinstance(value, Mapping) else value
+def _labels(alert: AlertRecord) -> AlertLabels:
+    """What the route tree matches on."""
+    return AlertLabels(metric=alert.metric, severity=alert.severity, slice=alert.slice)
 
 
-Labels = Annotated[dict[str, str], BeforeValidator(_labels)]
-
-
-class _Record(BaseModel):
-    # Records may gain fields before this notifier learns them: ignore, do not reject.
-    model_config = ConfigDict(extra="ignore", frozen=True, populate_by_name=True)
-
-
-class Hint(_Record):
-    kind: str
-    summary: str
-    share: float | None = None
-
-
-class FiringSlice(_Record):
-    slice: Labels
-    value: float
-    expected: float | None = None
-    score: float
-
-
-class AlertUpdate(_Record):
-    """One alert record of the alerts topic (schema 1), as the notifier reads it."""
-
-    schema_version: Literal[1] = Field(alias="schema")
-    fingerprint: str
-    episode_id: str = Field(min_length=1)
-    sequence: int = Field(ge=0)
-    status: Literal["firing", "resolved", "silenced"]
-    reason: str
-    metric: str
-    description: str | None = None
-    rule_version: str | None = None
-    owner: str | None = None
-    runbook: str | None = None
-    dashboard: str | None = None
-    route: str | None = None
-    slice: Labels = {}
-    direction: Literal["up", "down"]
-    window_start: AwareDatetime
-    window_end: AwareDatetime
-    value: float | None = None  # None: the episode's slice had no point in this window
-    expected: float | None = None
-    score: float | None = None
-    severity: str
-    started_at: AwareDatetime
-    peak_score: float | None = None
-    firing_slices: list[FiringSlice] = []
-    hints: list[Hint] = []
-
-    def labels(self) -> AlertLabels:
-        return AlertLabels(metric=self.metric, severity=self.severity, slice=self.slice)
-
-    def state(self) -> NotifyState:
-        """What dedup compares; the slices are the firing ones (or the alert's own slice)."""
-        slices = [s.slice for s in self.firing_slices] or [self.slice]
-        keys = frozenset(format_slice(slice_key(s)) for s in slices)
-        return NotifyState(self.episode_id, self.status, self.sequence, self.severity, keys)
-
-
-def parse_alert(record: Mapping[str, Any]) -> AlertUpdate:
-    """Validate one alert record; a malformed one raises InvalidEvent (for the dead letters)."""
-    try:
-        return AlertUpdate.model_validate(record)
-    except ValidationError as exc:
-        detail = "; ".join(format_validation_error(exc))
-        raise InvalidEvent("invalid_alert_record", detail) from None
+def _state(alert: AlertRecord) -> NotifyState:
+    """What dedup compares; the slices are the firing ones (or the alert's own slice)."""
+    return NotifyState(
+        alert.episode_id, alert.status, alert.sequence, alert.severity, alert.firing_keys()
+    )
 
 
 class Messenger(Protocol):
@@ -215,14 +149,14 @@ class SlackNotifier:
         self.stats: Counter[tuple[str, str, str]] = Counter()
         self._reported: set[str] = set()
 
-    def notify(self, alert: AlertUpdate, now_ms: int) -> list[Outcome]:
+    def notify(self, alert: AlertRecord, now_ms: int) -> list[Outcome]:
         """Deliver one alert update to every route it is due on."""
-        labels = alert.labels()
+        labels = _labels(alert)
         return [self._on_route(r, alert, labels, now_ms) for r in self._destinations(alert, labels)]
 
-    def _destinations(self, alert: AlertUpdate, labels: AlertLabels) -> list[Route]:
-        entry = alert.route
-        if entry is not None and entry not in self.routes:
+    def _destinations(self, alert: AlertRecord, labels: AlertLabels) -> list[Route]:
+        entry: str | None = alert.route
+        if entry not in self.routes:
             self._once(f"route:{entry}", f"unknown route {entry!r} in {alert.metric}; using root")
             entry = None
         wanted = {r.name for r in self.routes.match(labels, entry)}
@@ -232,12 +166,12 @@ class SlackNotifier:
         return [r for r in self.routes.walk() if r.name in wanted]
 
     def _on_route(
-        self, route: Route, alert: AlertUpdate, labels: AlertLabels, now_ms: int
+        self, route: Route, alert: AlertRecord, labels: AlertLabels, now_ms: int
     ) -> Outcome:
         key = group_key(route, labels, alert.episode_id)
         entry = self.log.get(route.name, key)
         interval_ms = int(route.repeat_interval.total_seconds() * 1000)
-        reason = why_notify(entry, alert.state(), now_ms, interval_ms)
+        reason = why_notify(entry, _state(alert), now_ms, interval_ms)
         if reason is Reason.NONE:
             self.stats["deduped", route.name, ""] += 1
             return Outcome(route.name, reason, delivered=False)
@@ -257,13 +191,13 @@ class SlackNotifier:
         return Outcome(route.name, reason, delivered=True)
 
     def _deliver(
-        self, route: Route, reason: Reason, alert: AlertUpdate, entry: LogEntry | None, now_ms: int
+        self, route: Route, reason: Reason, alert: AlertRecord, entry: LogEntry | None, now_ms: int
     ) -> LogEntry:
         """The Slack calls of one notification; the idempotent update goes before the reply."""
         parent = render_parent(alert, now_ms, self.handling(alert.episode_id, now_ms))
         if entry is None:  # Reason.FIRST: a new thread
             posted = self._retry(route, lambda: self.sink.post(route.channel, parent))
-            return LogEntry.sent(alert.state(), channel=posted.channel, ts=posted.ts, now_ms=now_ms)
+            return LogEntry.sent(_state(alert), channel=posted.channel, ts=posted.ts, now_ms=now_ms)
         reply = render_reply(
             alert,
             reason.value,
@@ -278,9 +212,9 @@ class SlackNotifier:
             route,
             lambda: self.sink.post(entry.channel, reply, thread_ts=entry.ts, broadcast=broadcast),
         )
-        return entry.advanced(alert.state(), now_ms)
+        return entry.advanced(_state(alert), now_ms)
 
-    def refresh(self, alert: AlertUpdate, now_ms: int) -> list[Outcome]:
+    def refresh(self, alert: AlertRecord, now_ms: int) -> list[Outcome]:
         """Re-render the parent of every thread of `alert`'s episode (after an ack or a snooze).
 
         `alert` is the update the parents show; nothing is posted in the threads and the log is

@@ -20,7 +20,7 @@ from typing import Any
 
 import orjson
 
-from stream_guard.types import AlertRecord
+from stream_guard.types import AlertRecord, InterventionHint, SliceHint, epoch_ms
 
 __all__ = ["EpisodeSummary", "Evaluation", "Incident", "MetricScore", "evaluate", "load_labels"]
 
@@ -63,19 +63,22 @@ class EpisodeSummary:
     intervention: bool
 
 
-def summarise_episodes(alerts: Iterable[AlertRecord]) -> list[EpisodeSummary]:
+def summarise_episodes(
+    alerts: Iterable[AlertRecord | Mapping[str, Any]],
+) -> list[EpisodeSummary]:
+    """One summary per episode, from its first record; records read as JSON are parsed first."""
     first: dict[str, AlertRecord] = {}
     count: dict[str, int] = {}
-    for a in alerts:
-        first.setdefault(a["episode_id"], a)
-        count[a["episode_id"]] = count.get(a["episode_id"], 0) + 1
+    for a in map(AlertRecord.parse, alerts):
+        first.setdefault(a.episode_id, a)
+        count[a.episode_id] = count.get(a.episode_id, 0) + 1
     out = []
     for eid, a in first.items():
-        slice_hint = next((h for h in a["hints"] if h["kind"] == "slice"), None)
-        top = slice_hint["slice"] if slice_hint else a["slice"]
+        slice_hint = next((h for h in a.hints if isinstance(h, SliceHint)), None)
+        top = slice_hint.slice if slice_hint else a.slice
         out.append(EpisodeSummary(
-            eid, a["metric"], a["slice"], top, _ms(a["window_start"]), _ms(a["window_end"]),
-            count[eid], any(h["kind"] == "intervention" for h in a["hints"]),
+            eid, a.metric, a.slice, top, epoch_ms(a.window_start), epoch_ms(a.window_end),
+            count[eid], any(isinstance(h, InterventionHint) for h in a.hints),
         ))
     return sorted(out, key=lambda e: (e.first_end_ms, e.metric))
 
@@ -132,7 +135,7 @@ class Evaluation:
 
 
 def evaluate(
-    alerts: list[AlertRecord],
+    alerts: Iterable[AlertRecord | Mapping[str, Any]],
     incidents: list[Incident],
     windows_ms: Mapping[str, int],
     tolerance_windows: int = 2,

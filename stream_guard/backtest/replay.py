@@ -20,8 +20,6 @@ from itertools import chain
 from pathlib import Path
 from typing import IO, Any
 
-import orjson
-
 from stream_guard.aggregate.merger import (
     WindowMerger,
     close_in_order,
@@ -253,7 +251,7 @@ def replay(
         def emit(alert: AlertRecord) -> None:
             summary.alerts.append(alert)
             if out is not None:
-                out.write(orjson.dumps(alert) + b"\n")
+                out.write(alert.to_json() + b"\n")
             if on_alert is not None:
                 on_alert(alert)
 

@@ -61,10 +61,12 @@ class Codec:
 
     def __init__(self, topics: Mapping[str, TopicSpec]) -> None:
         self.topics = dict(topics)
+        # Internal topics (alerts, partials, ...) carry our own records, never events: a schema
+        # there is a published contract (topics/alerts.yaml), not something to ingest.
         self._validators: dict[str, Validator] = {
             name: compile_schema(spec.json_schema)
             for name, spec in topics.items()
-            if spec.json_schema is not None
+            if spec.json_schema is not None and not spec.internal
         }
 
     @classmethod

@@ -49,7 +49,7 @@ from faust.types import TableT
 from mode import Service, ServiceT
 
 from stream_guard.alert.nflog import WriteBehindStore
-from stream_guard.alert.notify import AlertUpdate, Outcome, RetryPolicy, SlackNotifier, parse_alert
+from stream_guard.alert.notify import Outcome, RetryPolicy, SlackNotifier
 from stream_guard.alert.routing import RouteTree
 from stream_guard.alert.silences import Ack, ControlView, Silence
 from stream_guard.clock import Clock, SystemClock
@@ -58,6 +58,7 @@ from stream_guard.errors import ConfigError, InvalidEvent
 from stream_guard.sinks.interactivity import AlertAction, interactivity_handler
 from stream_guard.sinks.slack import DEFAULT_TIMEOUT_S, SlackSettings, SlackSink
 from stream_guard.sinks.slack_blocks import Handling
+from stream_guard.types import AlertRecord
 
 __all__ = ["NotifierHandles", "NotifierSettings", "install_notifier"]
 
@@ -177,7 +178,7 @@ class _Runner:
     async def handle(self, value: Any) -> None:
         try:
             record = _as_record(value)
-            alert = parse_alert(record)
+            alert = AlertRecord.parse(record)
         except InvalidEvent as exc:
             self.stats["invalid", "", exc.reason] += 1
             log.warning("notifier: skipping an invalid alert record: %s", exc)
@@ -206,21 +207,21 @@ class _Runner:
                 self.stats["forgotten", "", ""] += dropped
                 log.info("notification log: forgot %d entries past retention", dropped)
 
-    def _silencing(self, alert: AlertUpdate, now_ms: int) -> list[Silence]:
+    def _silencing(self, alert: AlertRecord, now_ms: int) -> list[Silence]:
         silences = self.control.silencing(alert.metric, alert.slice, now_ms)
         if silences and alert.status == "resolved" and self.notifier.log.threads(alert.episode_id):
             return []  # close the thread that was opened: no thread stays firing forever
         return silences
 
     async def _record_silenced(
-        self, record: dict[str, Any], alert: AlertUpdate, silences: list[Silence]
+        self, record: dict[str, Any], alert: AlertRecord, silences: list[Silence]
     ) -> None:
         self.stats["silenced", "", ""] += 1
         copy = {**record, "status": "silenced", "silenced_by": [s.id for s in silences]}
         await _send_json(self.alerts_topic, alert.fingerprint, copy)
         log.info("silenced %s #%d by %s", alert.episode_id, alert.sequence, copy["silenced_by"])
 
-    async def _deliver(self, alert: AlertUpdate) -> list[Outcome]:
+    async def _deliver(self, alert: AlertRecord) -> list[Outcome]:
         """Notify; while any route failed with a retryable error, wait and notify again.
 
         Routes that were delivered are in the log by then, so a repeat only retries the rest.
@@ -246,7 +247,7 @@ class _Runner:
         record = self.threads.get(item.episode_id) if item.episode_id else None
         if record is None:
             return
-        alert = parse_alert(record)
+        alert = AlertRecord.parse(record)
         async with self.lock:
             await asyncio.to_thread(self.notifier.refresh, alert, self.settings.clock.now_ms())
 

@@ -18,7 +18,7 @@ import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from stream_guard.sinks.slack_limits import (
     MAX_FALLBACK,
@@ -27,10 +27,7 @@ from stream_guard.sinks.slack_limits import (
     fit_blocks,
 )
 from stream_guard.sinks.slack_text import clip, escape_mrkdwn, fit_items, link, mention
-from stream_guard.types import format_slice, slice_key
-
-if TYPE_CHECKING:
-    from stream_guard.alert.notify import AlertUpdate
+from stream_guard.types import AlertRecord, SliceHint, epoch_ms, format_slice, slice_key
 
 __all__ = [
     "ACK_ACTION_ID",
@@ -103,10 +100,6 @@ def relative_time(then_ms: int, now_ms: int) -> str:
     return " ".join(largest_unit) + " ago"
 
 
-def _ms(dt: datetime) -> int:
-    return int(dt.timestamp() * 1000)
-
-
 def _num(x: float) -> str:
     return f"{x:,.2f}".rstrip("0").rstrip(".") if abs(x) >= 1 else f"{x:.3g}"
 
@@ -119,7 +112,7 @@ def _score(x: float | None) -> str:
     return "n/a" if x is None else f"{x:.1f}"
 
 
-def _value_line(alert: AlertUpdate) -> str:
+def _value_line(alert: AlertRecord) -> str:
     if alert.value is None:
         return "no data in this window"
     if alert.expected is None:
@@ -130,7 +123,7 @@ def _value_line(alert: AlertUpdate) -> str:
     return f"{_num(alert.value)} vs expected {_num(alert.expected)}{change}"
 
 
-def _title(alert: AlertUpdate) -> str:
+def _title(alert: AlertRecord) -> str:
     metric, where = escape_mrkdwn(alert.metric, MAX_NAME), _slice_text(alert.slice)
     if alert.status == "resolved":
         return f":white_check_mark: *RESOLVED* · *{metric}* was {alert.direction} · {where}"
@@ -139,26 +132,33 @@ def _title(alert: AlertUpdate) -> str:
     return f"{icon} *{severity}* · *{metric}* is {alert.direction} · {where}"
 
 
-def _window(alert: AlertUpdate, now_ms: int) -> str:
+def _lasted(alert: AlertRecord) -> str:
+    """How long the episode has lasted, up to the end of this update's window."""
+    return human_duration(epoch_ms(alert.window_end) - epoch_ms(alert.started_at))
+
+
+def _window(alert: AlertRecord, now_ms: int) -> str:
     start, end = alert.window_start, alert.window_end
     end_format = "%H:%M" if start.date() == end.date() else "%Y-%m-%d %H:%M"
     text = f"{start:%Y-%m-%d %H:%M} – {end:{end_format}} UTC"
-    return f"{text}\n{relative_time(_ms(end), now_ms)}"
+    return f"{text}\n{relative_time(epoch_ms(end), now_ms)}"
 
 
-def _hints(alert: AlertUpdate) -> dict[str, Any] | None:
+def _hints(alert: AlertRecord) -> dict[str, Any] | None:
     """The top hints, as many as fit in a section, and how many more there are."""
     lines = []
     for hint in alert.hints[:MAX_HINTS]:
         label = _HINT_LABEL.get(hint.kind, "Hint")
         share = ""
-        if hint.share is not None and f"{hint.share:.0%}" not in hint.summary:
+        if isinstance(hint, SliceHint) and hint.share is not None and (
+            f"{hint.share:.0%}" not in hint.summary
+        ):
             share = f" ({hint.share:.0%} of the change)"
         lines.append(f"• *{label}*: {escape_mrkdwn(hint.summary)}{share}")
     return _list_section("*Root-cause hints*\n", lines, len(alert.hints), "hint")
 
 
-def _firing_slices(alert: AlertUpdate) -> dict[str, Any] | None:
+def _firing_slices(alert: AlertRecord) -> dict[str, Any] | None:
     """The highest-scoring slices, as many as fit in a section, and how many more there are."""
     top = sorted(alert.firing_slices, key=lambda s: -s.score)[:MAX_SLICES]
     lines = [f"• {_slice_text(s.slice)}: {_num(s.value)} (score {s.score:.1f})" for s in top]
@@ -181,18 +181,17 @@ def _message(fallback: str, blocks: Sequence[dict[str, Any] | None]) -> SlackMes
     return SlackMessage(text=clip(fallback, MAX_FALLBACK), blocks=fit_blocks(kept))
 
 
-def _fields(alert: AlertUpdate, now_ms: int) -> dict[str, Any]:
-    peak = f" (peak {alert.peak_score:.1f})" if alert.peak_score is not None else ""
+def _fields(alert: AlertRecord, now_ms: int) -> dict[str, Any]:
     pairs = [
         ("Value", _value_line(alert)),
-        ("Score", f"{_score(alert.score)}{peak}"),
+        ("Score", f"{_score(alert.score)} (peak {alert.peak_score:.1f})"),
         ("Window", _window(alert, now_ms)),
         ("Severity", escape_mrkdwn(alert.severity, 20)),
     ]
     if alert.owner:
         pairs.append(("Owner", _owners(alert.owner)))
     if alert.status == "resolved":
-        pairs.append(("Duration", human_duration(_ms(alert.window_end) - _ms(alert.started_at))))
+        pairs.append(("Duration", _lasted(alert)))
     fields = [{"type": "mrkdwn", "text": f"*{name}*\n{value}"} for name, value in pairs]
     return {"type": "section", "fields": fields}
 
@@ -204,7 +203,7 @@ def _owners(owner: str) -> str:
     return fit_items("", owners, total=len(owners), noun="owner", limit=limit, sep=" ")
 
 
-def _context(alert: AlertUpdate) -> dict[str, Any]:
+def _context(alert: AlertRecord) -> dict[str, Any]:
     items: Iterable[str | None] = (
         link(alert.runbook, "Runbook"),
         link(alert.dashboard, "Dashboard"),
@@ -216,7 +215,7 @@ def _context(alert: AlertUpdate) -> dict[str, Any]:
     return {"type": "context", "elements": [{"type": "mrkdwn", "text": text}]}
 
 
-def button_value(alert: AlertUpdate) -> str:
+def button_value(alert: AlertRecord) -> str:
     """What a button carries back: the episode, and the metric and slice a snooze silences.
 
     Slack signs the request that returns it, so the endpoint can trust it; 2000 characters is
@@ -238,7 +237,7 @@ def _json_without_controls(value: object) -> str:
     return text.replace("&", "\\u0026").replace("<", "\\u003c").replace(">", "\\u003e")
 
 
-def _buttons(alert: AlertUpdate) -> dict[str, Any]:
+def _buttons(alert: AlertRecord) -> dict[str, Any]:
     def button(text: str, action_id: str, **extra: str) -> dict[str, Any]:
         return {
             "type": "button",
@@ -276,7 +275,7 @@ def _handling(handling: Handling) -> dict[str, Any] | None:
 
 
 def render_parent(
-    alert: AlertUpdate, now_ms: int, handling: Handling | None = None
+    alert: AlertRecord, now_ms: int, handling: Handling | None = None
 ) -> SlackMessage:
     """The thread's parent: the alert at a glance; firing ones carry Acknowledge / Snooze 1h.
 
@@ -300,14 +299,14 @@ def render_parent(
     )
 
 
-def _fallback(alert: AlertUpdate) -> str:
+def _fallback(alert: AlertRecord) -> str:
     """Plain text for notifications and clients without blocks (escaped like the rest)."""
     state = "RESOLVED" if alert.status == "resolved" else escape_mrkdwn(alert.severity.upper(), 20)
     metric, where = escape_mrkdwn(alert.metric, MAX_NAME), _slice_text(alert.slice)
     return f"[{state}] {metric} {alert.direction} in {where}: " + _plain_value(alert)
 
 
-def _plain_value(alert: AlertUpdate) -> str:
+def _plain_value(alert: AlertRecord) -> str:
     if alert.value is None:
         return "no data"
     if alert.expected is None:
@@ -316,7 +315,7 @@ def _plain_value(alert: AlertUpdate) -> str:
 
 
 def render_reply(
-    alert: AlertUpdate,
+    alert: AlertRecord,
     reason: str,
     *,
     previous_severity: str,
@@ -327,15 +326,15 @@ def render_reply(
     """A thread reply for an escalation, a repeat reminder or the resolution."""
     value = f"{_value_line(alert)} · score {_score(alert.score)}"
     if reason == "resolved":
-        took = human_duration(_ms(alert.window_end) - _ms(alert.started_at))
-        peak = f" · peak score {alert.peak_score:.1f}" if alert.peak_score is not None else ""
-        text = f":white_check_mark: Resolved after {took}{peak}.\nLast window: {value}"
+        took = _lasted(alert)
+        text = (f":white_check_mark: Resolved after {took} · peak score {alert.peak_score:.1f}."
+                f"\nLast window: {value}")
     elif reason == "escalated":
         text = ":arrow_up: Escalated"
         if alert.severity != previous_severity:
             severity, was = escape_mrkdwn(alert.severity, 20), escape_mrkdwn(previous_severity, 20)
             text += f" to *{severity}* (was {was})"
-        text += _new_slices(sorted(set(alert.state().slices) - set(previous_slices)))
+        text += _new_slices(sorted(set(alert.firing_keys()) - set(previous_slices)))
         text += f"\nNow: {value}"
     else:
         since = human_duration(now_ms - first_sent_ms)

@@ -11,10 +11,11 @@ import pytest
 from slack_sdk import WebClient
 
 from stream_guard.alert.nflog import Reason
-from stream_guard.alert.notify import RetryPolicy, SlackNotifier, parse_alert
+from stream_guard.alert.notify import RetryPolicy, SlackNotifier
 from stream_guard.config.routes import load_routes
 from stream_guard.errors import InvalidEvent
 from stream_guard.sinks.slack import SlackSink
+from stream_guard.types import AlertRecord
 from tests.fakes import slack_fixtures
 from tests.fakes.slack_server import FAKE_TOKEN, FakeSlack, Reply
 
@@ -62,7 +63,7 @@ class Harness:
 
     def push(self, record: dict[str, Any], at_ms: int) -> list[tuple[str, ...]]:
         """Notify one record at `at_ms`; return the Slack calls it caused, summarised."""
-        self.outcomes = self.notifier.notify(parse_alert(record), at_ms)
+        self.outcomes = self.notifier.notify(AlertRecord.parse(record), at_ms)
         calls = self.fake.calls[self._seen :]
         self._seen += len(calls)
         return [summary(call.method, call.body) for call in calls]
@@ -226,6 +227,6 @@ def test_unknown_route_falls_back_to_the_root(
 
 def test_malformed_record_is_an_invalid_event() -> None:
     with pytest.raises(InvalidEvent) as info:
-        parse_alert(gmv(0, status="exploded", window_end="yesterday"))
+        AlertRecord.parse(gmv(0, status="exploded", window_end="yesterday"))
     assert info.value.reason == "invalid_alert_record"
     assert "status" in info.value.detail and "window_end" in info.value.detail

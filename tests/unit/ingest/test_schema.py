@@ -168,7 +168,7 @@ def test_every_numeric_field_of_the_event_topics_is_bounded(
     topics: dict[str, TopicSpec]
 ) -> None:
     """One absurd value must be refused at the edge, not overflow a window sum downstream."""
-    for spec in topics.values():
+    for spec in (t for t in topics.values() if not t.internal):
         for name, prop in (spec.json_schema or {}).get("properties", {}).items():
             kinds = prop.get("type", [])
             if {"number", "integer"} & set([kinds] if isinstance(kinds, str) else kinds) and (

@@ -9,7 +9,6 @@ from typing import Any
 
 import pytest
 
-from stream_guard.alert.notify import AlertUpdate, parse_alert
 from stream_guard.sinks.slack_blocks import (
     ACK_ACTION_ID,
     SNOOZE_ACTION_ID,
@@ -20,14 +19,15 @@ from stream_guard.sinks.slack_blocks import (
     render_parent,
     render_reply,
 )
+from stream_guard.types import AlertRecord
 
 EPISODE = Path(__file__).parents[1] / "alert" / "fixtures" / "gmv_episode.jsonl"
 WINDOW_END_MS = 1_772_633_700_000  # 2026-03-04T14:15:00Z
 
 
-def record(line: int = 0, **overrides: Any) -> AlertUpdate:
+def record(line: int = 0, **overrides: Any) -> AlertRecord:
     base = json.loads(EPISODE.read_text().splitlines()[line])
-    return parse_alert({**base, **overrides})
+    return AlertRecord.parse({**base, **overrides})
 
 
 def all_text(message: Any) -> str:
@@ -93,7 +93,8 @@ def test_resolved_parent_has_no_buttons_and_says_how_long() -> None:
 
 
 def test_share_is_shown_when_the_summary_does_not_say_it() -> None:
-    hint = {"kind": "slice", "summary": "category=toys", "share": 0.4}
+    hint = {"kind": "slice", "summary": "category=toys", "slice": {"category": "toys"},
+            "share": 0.4, "effect": "level"}
     text = all_text(render_parent(record(hints=[hint]), WINDOW_END_MS))
     assert "*Slice*: category=toys (40% of the change)" in text
 
@@ -119,7 +120,8 @@ def test_slice_value_injection_arrives_escaped_verbatim() -> None:
             {"slice": {"seller_id": INJECTION}, "value": 1, "expected": 2, "score": 9},
             {"slice": {"category": "<!everyone>"}, "value": 1, "expected": 2, "score": 8},
         ],
-        hints=[{"kind": "slice", "summary": f"seller_id={INJECTION} explains it", "share": 0.5}],
+        hints=[{"kind": "slice", "summary": f"seller_id={INJECTION} explains it",
+                "slice": {"seller_id": INJECTION}, "share": 0.5, "effect": "level"}],
         rule_version="<!channel>",
         fingerprint="<!here>",
         metric="gmv<!channel>",

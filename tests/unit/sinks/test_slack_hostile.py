@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
-from stream_guard.alert.notify import AlertUpdate, parse_alert
 from stream_guard.sinks.slack_blocks import SlackMessage, button_value, render_parent, render_reply
+from stream_guard.types import AlertRecord
 from tests.fakes.slack_fixtures import slack_violations
 
 EPISODE = Path(__file__).parents[1] / "alert" / "fixtures" / "gmv_episode.jsonl"
@@ -45,27 +45,33 @@ INJECTIONS = [
 ]
 
 
-def record(line: int = 0, **overrides: Any) -> AlertUpdate:
+def record(line: int = 0, **overrides: Any) -> AlertRecord:
     base = json.loads(EPISODE.read_text().splitlines()[line])
-    return parse_alert({**base, **overrides})
+    return AlertRecord.parse({**base, **overrides})
 
 
-def hostile_alert(value: str, n_slices: int = 3) -> AlertUpdate:
+def hostile_alert(value: str, n_slices: int = 3) -> AlertRecord:
     """`value` everywhere event data reaches an alert: slices, seller ids, hint names."""
     slices = [
         {"slice": {"seller_id": f"{i}{value}"}, "value": 1, "expected": 2, "score": 50 - i}
         for i in range(n_slices)
     ]
+    where = {"seller_id": value}
     hints = [
-        {"kind": "slice", "summary": f"seller_id={value} explains it", "share": 0.5},
-        {"kind": "intervention", "summary": f"{value} (category={value}) 5 min before"},
-        {"kind": "external", "summary": f"calendar: {value}", "name": value},
-        {"kind": "metric", "summary": f"complaint_rate also anomalous in region={value}"},
+        {"kind": "slice", "summary": f"seller_id={value} explains it", "slice": where,
+         "share": 0.5, "effect": "level"},
+        {"kind": "intervention", "summary": f"{value} (category={value}) 5 min before",
+         "action_id": value, "action_kind": value, "scope": {"category": value},
+         "at": "2026-03-04T14:10:00Z", "description": value},
+        {"kind": "external", "summary": f"calendar: {value}", "name": value,
+         "calendar_kind": "campaign", "scope": where},
+        {"kind": "metric", "summary": f"complaint_rate also anomalous in region={value}",
+         "metric": "complaint_rate", "slice": {"region": value}, "direction": "up"},
     ]
     return record(slice={"seller_id": value}, firing_slices=slices, hints=hints * 3)
 
 
-def messages(alert: AlertUpdate) -> list[SlackMessage]:
+def messages(alert: AlertRecord) -> list[SlackMessage]:
     """The parent and every kind of reply for `alert`."""
     replies = [
         render_reply(
