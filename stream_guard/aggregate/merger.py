@@ -10,11 +10,12 @@ the same windows with the same contents whatever the batching.
 - **Live sources.** Every partition of every topic the metric reads is expected. A source never
   heard from holds windows back: replay treats every source as live until the input ends
   (`close(final=True)`). Live, a source is *idle* -- no longer holding windows back -- only when
-  it has said it is caught up (its position was at the partition's end) and has sent no data for
-  `idle_after_ms` of the senders' clock. When a source wakes up (sends data after being idle),
-  every other caught-up source is presumed live again for `idle_after_ms`: a burst into an idle
-  worker reaches the partitions one after the other, and the first must not close the windows
-  the others are about to fill.
+  it has said it is caught up (its position was at the partition's end), recently enough (a
+  status older than `idle_after_ms` is void: the worker that sent it may be gone), and has sent
+  no data for `idle_after_ms` of the senders' clock. When a source wakes up (sends data after
+  being idle), every other caught-up source is presumed live again for `idle_after_ms`: a burst
+  into an idle worker reaches the partitions one after the other, and the first must not close
+  the windows the others are about to fill.
 - **Bounded catch-up.** When the watermark jumps far past the last closed window, at most
   `MAX_EMPTY_RUN` consecutive empty windows are closed (zero-filled points: a metric going silent
   is what an outage looks like); the rest of an empty gap is skipped and counted.
@@ -84,6 +85,7 @@ class SourceMark:
     watermark_ms: int | None  # None: no data yet (only its status was heard)
     data_ms: int = 0  # senders' clock when it last sent data (live only)
     caught_up: bool = False  # at its partition's end when it last said so (live only)
+    status_ms: int = 0  # senders' clock of that status: a stale one (a dead worker's) is void
     woken_ms: int = 0  # senders' clock when another source last woke up (live only)
 
 
@@ -165,15 +167,24 @@ class WindowMerger:
         if mark is None:
             mark = self.state.sources[source] = SourceMark(None, data_ms=self.now_ms)
         mark.caught_up = caught_up
+        mark.status_ms = self.now_ms
 
     def tick(self, now_ms: int) -> None:
         self.now_ms = max(self.now_ms, now_ms)
 
     # --- idleness (live) ---------------------------------------------------------------------
     def _idle(self, mark: SourceMark) -> bool:
-        if self.idle_after_ms is None or not mark.caught_up:
+        """Caught up by a status at most `idle_after_ms` old (the worker consuming it is alive
+        and at its end: a restarted owner or a dead worker's partition is not idle), and
+        silent for `idle_after_ms` since its last data or the last wake-up."""
+        after = self.idle_after_ms
+        if after is None or not mark.caught_up or self.now_ms - mark.status_ms > after:
             return False
-        return self.now_ms - max(mark.data_ms, mark.woken_ms) >= self.idle_after_ms
+        return self.now_ms - max(mark.data_ms, mark.woken_ms) >= after
+
+    def idle_sources(self) -> set[str]:
+        """The sources heard of that are idle now (no longer holding windows back)."""
+        return {name for name, mark in self.state.sources.items() if self._idle(mark)}
 
     def _wake(self, source: str) -> None:
         for name, other in self.state.sources.items():

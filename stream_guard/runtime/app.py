@@ -34,7 +34,7 @@ import gc
 import logging
 import os
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import faust
@@ -92,7 +92,6 @@ class Runtime:
     pool: SourcePool
     owner: Owner
     topics: dict[str, TopicSpec]
-    alerts_sent: list[AlertRecord] = field(default_factory=list)
     server: Server | None = None
 
     def topic_name(self, logical: str) -> str:
@@ -114,9 +113,11 @@ def build_runtime(
     pool = SourcePool(lambda: SourceStage(rules, codec, EngineStats(), dead.append),
                       [r.metric for r in rules])
     partitions = {name: spec.partitions for name, spec in topics.items()}
-    owner = Owner(Engine(rules, calendar), expected_sources(rules, partitions),
-                  int(settings.idle_after.total_seconds() * 1000))
     metrics = metrics or RuntimeMetrics()
+    scored = metrics.observe_score
+    engine = Engine(rules, calendar, on_score=lambda s: scored(s.point.metric, s.score))
+    owner = Owner(engine, expected_sources(rules, partitions),
+                  int(settings.idle_after.total_seconds() * 1000))
     metrics.track_stats(lambda: [*pool.stats(), owner.engine.stats])
 
     app = faust.App(
@@ -259,7 +260,6 @@ async def _publish(rt: Runtime, alerts: faust.TopicT, records: list[AlertRecord]
             for record in records]
     for record, delivery in zip(records, sent, strict=True):
         await delivery
-        rt.alerts_sent.append(record)
         log.info("alert %s %s %s %s", record.status, record.severity, record.metric,
                  record.fingerprint)
 
@@ -271,7 +271,14 @@ def _log_adopted(owner: Owner, metric: str) -> None:
 
 
 def _observe(rt: Runtime, closed: Closed, clock: Clock) -> None:
-    """Close-to-alert latency and watermarks of the metrics whose windows closed."""
+    """Close-to-alert latency and watermarks of the metrics whose windows closed; sources
+    active or idle."""
+    idle: dict[str, bool] = {}  # source -> idle for every merger that heard of it
+    for merger in rt.owner.mergers.values():
+        now_idle = merger.idle_sources()
+        for source in merger.state.sources:
+            idle[source] = idle.get(source, True) and source in now_idle
+    rt.metrics.set_sources(active=sum(not v for v in idle.values()), idle=sum(idle.values()))
     for metric in closed.metrics:
         if closed.report_sent_ms is not None:
             rt.metrics.observe_alert_latency(

@@ -90,3 +90,7 @@ def test_worker_metrics_move_as_events_flow(
     assert _value(second, events, topic="orders") == 65
     assert _value(second, invalid, topic="orders", reason="bad_json") == 1
     assert ("stream_guard_processing_lag_seconds", frozenset({("topic", "orders")})) in second
+    # the owner reports its sources (set by every partials message, ticks included)
+    sources = _wait_for(worker, lambda s: _value(
+        s, "stream_guard_source_partitions", state="active") >= 1)
+    assert _value(sources, "stream_guard_source_partitions", state="active") >= 1

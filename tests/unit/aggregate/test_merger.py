@@ -92,8 +92,9 @@ def test_a_source_waking_up_presumes_the_others_live_again() -> None:
     m = _merger(idle_after_ms=1_000)
     for s in ("a", "b"):
         m.merge(s, [], watermark_ms=0, now_ms=0)
-        m.status(s, caught_up=True, now_ms=0)
-    m.tick(10_000)  # both idle
+    for s in ("a", "b"):
+        m.status(s, caught_up=True, now_ms=10_000)  # both idle
+    assert m.idle_sources() == {"a", "b"}
     m.merge("a", _delta(0), watermark_ms=10 * W, now_ms=10_000)  # the burst reaches a first
     assert _starts(m) == []
     m.merge("b", _delta(0, 2.0), watermark_ms=10 * W, now_ms=10_100)
@@ -106,8 +107,21 @@ def test_a_partition_without_data_counts_once_it_says_it_is_caught_up() -> None:
     m.merge("a", _delta(0), watermark_ms=3 * W, now_ms=0)
     m.status("b", caught_up=True, now_ms=0)  # an empty partition
     assert _starts(m) == []
-    m.tick(1_500)
+    m.status("b", caught_up=True, now_ms=1_500)  # the next tick of its worker
     assert _starts(m) == [0, W]
+
+
+def test_a_stale_caught_up_status_makes_no_source_idle() -> None:
+    """The worker that said a partition was caught up may be dead (its partition about to be
+    re-read elsewhere), or the owner restarted from a snapshot: only a fresh status counts."""
+    m = _merger(idle_after_ms=1_000)
+    m.merge("a", _delta(0), watermark_ms=5 * W, now_ms=0)
+    m.merge("b", [], watermark_ms=W // 2, now_ms=0)
+    m.status("b", caught_up=True, now_ms=0)
+    m.tick(5_000)  # silent for long, but its last status is 5 s old
+    assert _starts(m) == []
+    m.status("b", caught_up=True, now_ms=5_000)
+    assert _starts(m) == [0, W, 2 * W, 3 * W]
 
 
 def test_a_window_alone_far_in_the_past_is_dropped_not_learned() -> None:
