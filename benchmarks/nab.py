@@ -1,8 +1,18 @@
 """Run stream-guard detectors on the Numenta Anomaly Benchmark and score them with NAB's rules.
 
     python benchmarks/nab.py [--data DIR] [--windows FILE] [--out RESULTS_DIR] [--detector NAME]...
+    python benchmarks/nab.py --fold A            # only: chosen on fold A, scored on fold B
     python benchmarks/nab.py --ablation          # every configuration below, one table
-    python benchmarks/nab.py --held-out          # also: thresholds chosen on the other categories
+    python benchmarks/nab.py --list-folds        # the two folds, file by file, and exit
+    python benchmarks/nab.py --held-out          # in-sample table also: leave-one-category-out
+
+Validation protocol (docs/validation.md): the files are split into two fixed folds, stratified
+by category (`assign_folds`: within each category, files in SHA-256 order of their name
+``<category>/<file>.csv``, dealt A, B, A, B, ...). Everything the script chooses -- the
+threshold of each profile, and with ``--ablation`` the configuration -- is chosen on one fold
+and scored on the other, both ways: those fold scores are the headline and the only figures to
+quote. The in-sample table (threshold chosen on the very files it scores, the historical
+README figure) is still printed first, for comparison only.
 
 Each file is replayed strictly online: every row is scored before the detector learns it, and
 nothing from later rows or from the labels reaches the detector. One configuration serves the
@@ -26,18 +36,23 @@ from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
+from functools import partial
 from pathlib import Path
 
 from rich.console import Console
-from rich.progress import Progress
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from stream_guard.backtest.nab import (  # noqa: E402
+    FOLDS,
     PROFILES,
+    FoldResult,
     ScoredFile,
+    assign_folds,
+    cross_fold,
     held_out_score,
     score_corpus,
     window_indices,
@@ -166,20 +181,132 @@ def write_results(out: Path, series: Series, scores: list[float]) -> None:
 
 def evaluate(
     config: str, corpus: list[Series], pool: ProcessPoolExecutor, progress: Progress
-) -> tuple[list[ScoredFile], list[list[float]], float]:
-    """Run a configuration over the corpus; scored files and µs per point."""
+) -> tuple[list[ScoredFile], list[list[float]], list[float]]:
+    """Run a configuration over the corpus: scored files, raw scores, CPU seconds per file."""
     task = progress.add_task(config, total=len(corpus))
     futures = [pool.submit(run_series, config, s) for s in corpus]
     runs = []
     for f in futures:
         runs.append(f.result())
         progress.advance(task)
+    progress.remove_task(task)
     files = [
         ScoredFile.build(s.name, [squash(z) for z in scores], s.windows)
         for s, (scores, _) in zip(corpus, runs, strict=True)
     ]
-    n_points = sum(len(s.values) for s in corpus)
-    return files, [r[0] for r in runs], 1e6 * sum(r[1] for r in runs) / n_points
+    return files, [r[0] for r in runs], [r[1] for r in runs]
+
+
+def us_per_point(corpus: list[Series], seconds: list[float], keep: Callable[[str], bool]) -> float:
+    """CPU µs per row over the files ``keep`` selects."""
+    chosen = [(s, t) for s, t in zip(corpus, seconds, strict=True) if keep(s.name)]
+    points = sum(len(s.values) for s, _ in chosen)
+    return 1e6 * sum(t for _, t in chosen) / points if points else 0.0
+
+
+@dataclass
+class Evaluation:
+    """One configuration's figures: in-sample, per fold direction, held out by category."""
+
+    config: str
+    in_sample: list[float]  # per profile, threshold chosen on all files
+    folds: list[list[FoldResult]]  # per profile, one result per direction (chosen on A, on B)
+    pooled: list[float]  # per profile: every file scored at the other fold's threshold
+    by_category: list[float]  # per profile: leave-one-category-out
+    cost: float  # µs per point over all files
+    fold_cost: dict[str, float]  # µs per point over each fold's files
+
+    def direction(self, chosen_on: str) -> list[FoldResult]:
+        """The per-profile results of one direction."""
+        return [next(r for r in per if r.chosen_on == chosen_on) for per in self.folds]
+
+
+def assess(
+    config: str, corpus: list[Series], files: list[ScoredFile], seconds: list[float],
+    folds: dict[str, str],
+) -> Evaluation:
+    return Evaluation(
+        config,
+        [score_corpus(files, p).score for p in PROFILES],
+        [cross_fold(files, folds, p) for p in PROFILES],
+        [held_out_score(files, p, folds.__getitem__) for p in PROFILES],
+        [held_out_score(files, p, category) for p in PROFILES],
+        us_per_point(corpus, seconds, lambda _: True),
+        {k: us_per_point(corpus, seconds, partial(_in_fold, folds, k)) for k in FOLDS},
+    )
+
+
+def _in_fold(folds: dict[str, str], fold: str, name: str) -> bool:
+    return folds[name] == fold
+
+
+def _three(values: list[float]) -> str:
+    return " / ".join(f"{v:.1f}" for v in values)
+
+
+def fold_lines(corpus: list[Series], folds: dict[str, str]) -> list[str]:
+    """The split, one line per category and fold: explicit, so it can be quoted and checked."""
+    lines = []
+    for cat in sorted({category(s.name) for s in corpus}):
+        for k in FOLDS:
+            members = [s for s in corpus if category(s.name) == cat and folds[s.name] == k]
+            names = ", ".join(s.name.split("/", 1)[1].removesuffix(".csv") for s in members)
+            windows = sum(len(s.windows) for s in members)
+            lines.append(f"{k}  {cat} ({len(members)} files, {windows} windows): {names}")
+    for k in FOLDS:
+        members = [s for s in corpus if folds[s.name] == k]
+        lines.append(f"{k}  total: {len(members)} files, "
+                     f"{sum(len(s.windows) for s in members)} windows (before probation), "
+                     f"{sum(len(s.values) for s in members)} rows")
+    return lines
+
+
+def fold_table(ev: Evaluation, directions: list[str]) -> Table:
+    """The headline for one configuration: one row per direction, then the pooled and the
+    leave-one-category-out figures."""
+    t = Table("chosen on", "scored on", "standard", "low FP", "low FN", "windows scored",
+              "thresholds (z)", "in-sample on chosen fold", "µs/point (scored fold)",
+              title=f"[bold]{ev.config}: held-out scores (quote these)[/]")
+    for column in t.columns[2:]:
+        column.justify = "right"
+    for chosen_on in directions:
+        rs = ev.direction(chosen_on)
+        t.add_row(chosen_on, rs[0].scored_on, *(f"{r.score:.1f}" for r in rs),
+                  str(rs[0].n_windows), " / ".join(f"{unsquash(r.threshold):.2f}" for r in rs),
+                  _three([r.in_sample for r in rs]), f"{ev.fold_cost[rs[0].scored_on]:.1f}")
+    t.add_section()
+    n = sum(r.n_windows for r in ev.folds[0])
+    if len(directions) == len(FOLDS):
+        t.add_row("other fold", "A + B", *(f"{v:.1f}" for v in ev.pooled), str(n), "", "",
+                  f"{ev.cost:.1f}")
+    t.add_row("other categories", "each category", *(f"{v:.1f}" for v in ev.by_category),
+              str(n), "", "", f"{ev.cost:.1f}")
+    return t
+
+
+def ablation_table(evs: list[Evaluation], directions: list[str]) -> Table:
+    """Many configurations: fold scores per direction (standard / low FP / low FN)."""
+    heads = [f"chosen on {k}, scored on {next(j for j in FOLDS if j != k)}" for k in directions]
+    t = Table("detector", *heads, "leave-one-category-out", "in-sample (not for quoting)",
+              "µs/point", title="[bold]held-out scores, standard / low FP / low FN[/]")
+    for ev in evs:
+        cells = [_three([r.score for r in ev.direction(k)]) for k in directions]
+        t.add_row(ev.config, *cells, _three(ev.by_category), _three(ev.in_sample),
+                  f"{ev.cost:.1f}")
+    return t
+
+
+def selection_lines(evs: list[Evaluation], directions: list[str]) -> list[str]:
+    """The configuration the ablation would pick on one fold (its in-sample standard score
+    there), and what that pick scores on the other fold: the choice itself held out."""
+    lines = []
+    for k in directions:
+        best = max(evs, key=lambda ev: ev.direction(k)[0].in_sample)
+        rs = best.direction(k)
+        lines.append(f"configuration chosen on fold {k}: {best.config!r} (in-sample "
+                     f"{rs[0].in_sample:.1f}); scored on fold {rs[0].scored_on}: "
+                     f"{_three([r.score for r in rs])}")
+    return lines
 
 
 def detail_table(files: list[ScoredFile], threshold: float) -> Table:
@@ -207,35 +334,73 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--ablation", action="store_true", help="run every configuration")
     parser.add_argument("--detail", action="store_true", help="per-file hits and false positives")
     parser.add_argument(
+        "--fold",
+        choices=[*FOLDS, "both"],
+        default="both",
+        help="the fold settings are chosen on (scored on the other one); default: both ways",
+    )
+    parser.add_argument("--list-folds", action="store_true", help="print the split and exit")
+    parser.add_argument(
         "--held-out",
         action="store_true",
-        help="also score each category at the threshold chosen on the other categories",
+        help="in-sample table: also each category at the threshold chosen on the others",
     )
+    parser.add_argument("--jobs", type=int, default=None, help="worker processes (default: CPUs)")
     args = parser.parse_args(argv)
     data = args.data or default_data_dir()
     windows_file = args.windows or data / "labels" / "combined_windows.json"
     configs = list(CONFIGS) if args.ablation else (args.detector or [next(iter(CONFIGS))])
+    directions = list(FOLDS) if args.fold == "both" else [args.fold]
     console = Console(width=max(Console().width, 160))
     corpus = load_corpus(data, windows_file)
+    folds = assign_folds([s.name for s in corpus], category)
+    console.print("[bold]folds[/] (stratified by category; within each, SHA-256 order of the "
+                  "file name, dealt A, B, A, ...):", highlight=False)
+    for line in fold_lines(corpus, folds):
+        console.print("  " + line, markup=False, highlight=False)
+    if args.list_folds:
+        return 0
     # Short headers: profile names, then "held out" (leave-one-category-out) ones if asked.
     held_out = [f"{p.name} held out" for p in PROFILES] if args.held_out else []
-    summary = Table("detector", *(p.name for p in PROFILES), *held_out, "µs/point")
-    with ProcessPoolExecutor() as pool, Progress(console=console, transient=True) as progress:
+    summary = Table("detector", *(p.name for p in PROFILES), *held_out, "µs/point",
+                    title="in-sample: thresholds chosen on the files scored "
+                          "(historical figure, not for quoting)")
+    evaluations = []
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+               TimeElapsedColumn())
+    started = time.monotonic()
+    with ProcessPoolExecutor(args.jobs) as pool, \
+            Progress(*columns, console=console, transient=True) as progress:
+        overall = progress.add_task("[bold]configurations", total=len(configs))
         for n, config in enumerate(configs):
-            files, raw, cost = evaluate(config, corpus, pool, progress)
-            results = [score_corpus(files, p) for p in PROFILES]
-            cells = [f"{r.score:.1f}" for r in results]
+            files, raw, seconds = evaluate(config, corpus, pool, progress)
+            ev = assess(config, corpus, files, seconds, folds)
+            evaluations.append(ev)
+            cells = [f"{v:.1f}" for v in ev.in_sample]
             if args.held_out:
-                cells += [f"{held_out_score(files, p, category):.1f}" for p in PROFILES]
-            summary.add_row(config, *cells, f"{cost:.1f}")
+                cells += [f"{v:.1f}" for v in ev.by_category]
+            summary.add_row(config, *cells, f"{ev.cost:.1f}")
             if n == 0:
                 for s, scores in zip(corpus, raw, strict=True):
                     write_results(args.out, s, scores)
+            if len(configs) > 1:
+                done = ", ".join(f"chosen on {k}: {_three([r.score for r in ev.direction(k)])}"
+                                 for k in directions)
+                console.print(f"{config}: {done}", markup=False, highlight=False)
             if args.detail:
+                results = [score_corpus(files, p) for p in PROFILES]
                 levels = ", ".join(f"{r.profile.name}={unsquash(r.threshold):.2f}" for r in results)
                 console.print(f"[bold]{config}[/]: thresholds as z-like levels: {levels}")
                 console.print(detail_table(files, results[0].threshold))
+            progress.advance(overall)
     console.print(summary)
+    if len(evaluations) == 1:
+        console.print(fold_table(evaluations[0], directions))
+    else:
+        console.print(ablation_table(evaluations, directions))
+        for line in selection_lines(evaluations, directions):
+            console.print(line, markup=False, highlight=False)
+    console.print(f"wall time {time.monotonic() - started:.0f} s", highlight=False)
     return 0
 
 

@@ -20,25 +20,31 @@ Example (one file of 20 rows, probation 3 rows, one window on rows 10-14):
 
 from __future__ import annotations
 
+import hashlib
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
 import numpy as np
 
 __all__ = [
+    "FOLDS",
     "PROFILES",
     "REWARD_LOW_FN",
     "REWARD_LOW_FP",
     "STANDARD",
     "CorpusResult",
+    "FoldResult",
     "Profile",
     "ScoredFile",
+    "assign_folds",
+    "cross_fold",
     "held_out_score",
     "probation_length",
     "raw_at",
     "scaled_sigmoid",
+    "score_at",
     "score_corpus",
     "window_indices",
 ]
@@ -229,6 +235,86 @@ def raw_at(f: ScoredFile, threshold: float, profile: Profile) -> float:
     return raw
 
 
+def score_at(files: Sequence[ScoredFile], threshold: float, profile: Profile) -> float:
+    """Normalised score of ``files`` at a threshold fixed beforehand (chosen on other files).
+
+    Unlike `score_corpus`, nothing is chosen on ``files``: this is the figure to quote for
+    data that did not choose the threshold. 0 when the files hold no window.
+    """
+    n_windows = sum(f.n_windows for f in files)
+    raw = sum(raw_at(f, threshold, profile) for f in files)
+    return _normalise(raw, n_windows, profile)
+
+
+def _normalise(raw: float, n_windows: int, profile: Profile) -> float:
+    """NAB's 0 (never fires) .. 100 (perfect) scale for ``n_windows`` windows."""
+    if not n_windows:
+        return 0.0
+    null = -profile.a_fn * n_windows
+    return 100.0 * (raw - null) / (profile.a_tp * n_windows - null)
+
+
+# The two folds of the validation protocol (docs/validation.md).
+FOLDS: tuple[str, str] = ("A", "B")
+
+
+def assign_folds(names: Iterable[str], group: Callable[[str], str]) -> dict[str, str]:
+    """Split files into folds "A" and "B", stratified by ``group`` (e.g. the NAB category).
+
+    Within each group, files are ordered by the SHA-256 of their name and dealt A, B, A, B, ...
+    so a group of n files gives ceil(n/2) to A and floor(n/2) to B. A file's fold depends only
+    on its own name and the names of its group: adding another group (e.g. NAB's held-out
+    categories) moves no file, and nothing about the data or a detector's scores enters it.
+
+    >>> folds = assign_folds(["c/x.csv", "c/y.csv", "d/z.csv"], lambda n: n.split("/")[0])
+    >>> sorted(folds.items())
+    [('c/x.csv', 'B'), ('c/y.csv', 'A'), ('d/z.csv', 'A')]
+    """
+    by_group: dict[str, list[str]] = {}
+    for name in set(names):
+        by_group.setdefault(group(name), []).append(name)
+    folds = {}
+    for members in by_group.values():
+        members.sort(key=lambda n: (hashlib.sha256(n.encode()).hexdigest(), n))
+        for rank, name in enumerate(members):
+            folds[name] = FOLDS[rank % 2]
+    return folds
+
+
+@dataclass(frozen=True)
+class FoldResult:
+    """One direction of the two-fold protocol for one profile.
+
+    ``threshold`` is chosen on the ``chosen_on`` files (their own, optimistic, score is
+    ``in_sample``); ``score`` is the ``scored_on`` files' normalised score at that threshold.
+    """
+
+    profile: Profile
+    chosen_on: str
+    scored_on: str
+    threshold: float
+    in_sample: float
+    score: float
+    n_windows: int
+
+
+def cross_fold(
+    files: Sequence[ScoredFile], folds: dict[str, str], profile: Profile
+) -> list[FoldResult]:
+    """Both directions of the two-fold protocol: the threshold chosen on one fold, the other
+    fold scored at it; one result per fold in `FOLDS` order of ``chosen_on``."""
+    results = []
+    for chosen_on, scored_on in (FOLDS, FOLDS[::-1]):
+        train = [f for f in files if folds[f.name] == chosen_on]
+        test = [f for f in files if folds[f.name] == scored_on]
+        best = score_corpus(train, profile)
+        results.append(FoldResult(
+            profile, chosen_on, scored_on, best.threshold, best.score,
+            score_at(test, best.threshold, profile), sum(f.n_windows for f in test),
+        ))
+    return results
+
+
 def held_out_score(
     files: Sequence[ScoredFile], profile: Profile, group: Callable[[str], str]
 ) -> float:
@@ -238,13 +324,9 @@ def held_out_score(
     (e.g. each NAB category) out in turn, so a detector whose best threshold depends on the
     group it is scored on, i.e. one that would not transfer to unseen series, loses here.
     """
-    n_windows = sum(f.n_windows for f in files)
-    if not n_windows:
-        return 0.0
     raw = 0.0
     for g in sorted({group(f.name) for f in files}):
         train = [f for f in files if group(f.name) != g]
         threshold = score_corpus(train, profile).threshold
         raw += sum(raw_at(f, threshold, profile) for f in files if group(f.name) == g)
-    null = -profile.a_fn * n_windows
-    return 100.0 * (raw - null) / (profile.a_tp * n_windows - null)
+    return _normalise(raw, sum(f.n_windows for f in files), profile)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import math
 from datetime import datetime, timedelta
 
@@ -12,8 +13,12 @@ from stream_guard.backtest.nab import (
     REWARD_LOW_FP,
     STANDARD,
     ScoredFile,
+    assign_folds,
+    cross_fold,
+    held_out_score,
     probation_length,
     scaled_sigmoid,
+    score_at,
     score_corpus,
     window_indices,
 )
@@ -147,3 +152,55 @@ def test_hand_computed_corpus_of_two_files() -> None:
     assert result.raw == pytest.approx(0.22562, abs=1e-5)
     assert result.score == pytest.approx(100 * (raw_06 + 3) / 6)
     assert (result.true_positives, result.false_positives) == (2, 2)
+
+
+def _category(name: str) -> str:
+    return name.split("/", 1)[0]
+
+
+def test_folds_are_stratified_by_category_and_dealt_in_hash_order() -> None:
+    names = [f"c{c}/f{i}.csv" for c, n in enumerate([5, 6, 1]) for i in range(n)]
+    folds = assign_folds(names, _category)
+    for c, n in enumerate([5, 6, 1]):
+        members = sorted((m for m in names if m.startswith(f"c{c}/")),
+                         key=lambda m: hashlib.sha256(m.encode()).hexdigest())
+        assert [folds[m] for m in members] == ["A", "B"] * (n // 2) + ["A"] * (n % 2)
+
+
+def test_folds_ignore_input_order_and_other_categories() -> None:
+    names = [f"c/f{i}.csv" for i in range(7)]
+    folds = assign_folds(names, _category)
+    assert assign_folds(reversed(names), _category) == folds
+    more = assign_folds([*names, "d/x.csv", "d/y.csv", "e/z.csv"], _category)
+    assert {n: more[n] for n in names} == folds  # a new category moves no file
+
+
+def _one_window(name: str, detections: dict[int, float]) -> ScoredFile:
+    scores = [0.0] * 40
+    for i, v in detections.items():
+        scores[i] = v
+    return ScoredFile.build(name, scores, [(20, 24)])
+
+
+def test_score_at_a_fixed_threshold_matches_the_corpus_sweep_at_its_own_threshold() -> None:
+    files = [_one_window("a", {22: 0.9, 10: 0.8}), _one_window("b", {21: 0.5, 30: 0.7})]
+    best = score_corpus(files, STANDARD)
+    assert score_at(files, best.threshold, STANDARD) == pytest.approx(best.score)
+    assert score_at(files, math.inf, STANDARD) == 0.0  # never firing
+    assert score_at([ScoredFile.build("n", [0.9] * 40, [])], 0.5, STANDARD) == 0.0  # no window
+
+
+def test_cross_fold_chooses_on_one_fold_and_scores_the_other() -> None:
+    # Fold A's file is detected at 0.9 (a false alarm at 0.5), fold B's at 0.5 only.
+    a = _one_window("a", {22: 0.9, 10: 0.5})
+    b = _one_window("b", {22: 0.5})
+    tp = scaled_sigmoid(-0.6) / S_MINUS_1
+    a_to_b, b_to_a = cross_fold([a, b], {"a": "A", "b": "B"}, STANDARD)
+    assert (a_to_b.chosen_on, a_to_b.scored_on, a_to_b.threshold) == ("A", "B", 0.9)
+    assert a_to_b.in_sample == pytest.approx(100 * (tp + 1) / 2)
+    assert a_to_b.score == 0.0  # B never reaches 0.9: its window is missed
+    assert (b_to_a.chosen_on, b_to_a.scored_on, b_to_a.threshold) == ("B", "A", 0.5)
+    assert b_to_a.score == pytest.approx(100 * (tp - 0.11 + 1) / 2)  # A fires its FP too
+    # Pooled, each file at the other fold's threshold: the two-group held-out score.
+    pooled = held_out_score([a, b], STANDARD, {"a": "A", "b": "B"}.__getitem__)
+    assert pooled == pytest.approx(100 * (tp - 0.11 - 1 + 2) / 4)
