@@ -117,8 +117,8 @@ class WindowMerger:
 
     # --- input -------------------------------------------------------------------------------
     def merge(
-        self, source: str, windows: Iterable[tuple[int, Accumulators]], watermark_ms: int,
-        offsets: tuple[int, int] | None = None, now_ms: int = 0,
+        self, source: str, windows: Iterable[tuple[int, Accumulators]],
+        watermark_ms: int | None, offsets: tuple[int, int] | None = None, now_ms: int = 0,
     ) -> str:
         """One source's deltas since its last report: 'merged', or 'duplicate' (dropped: it
         was merged before a crash) or 'overlapping' (merged; should never happen)."""
@@ -145,14 +145,15 @@ class WindowMerger:
             acc = st.open[start] = {}  # never the caller's dict: it is added to in place
         merge_into(acc, deltas)
 
-    def _heard(self, source: str, watermark_ms: int, now_ms: int) -> None:
+    def _heard(self, source: str, watermark_ms: int | None, now_ms: int) -> None:
         self.now_ms = max(self.now_ms, now_ms)
         mark = self.state.sources.get(source)
         if mark is None:
             mark = self.state.sources[source] = SourceMark(watermark_ms)
         elif self._idle(mark):
             self._wake(source)
-        if mark.watermark_ms is None or watermark_ms > mark.watermark_ms:
+        if watermark_ms is not None and (mark.watermark_ms is None
+                                         or watermark_ms > mark.watermark_ms):
             mark.watermark_ms = watermark_ms
         mark.data_ms = self.now_ms
         mark.caught_up = False

@@ -213,24 +213,21 @@ def build_runtime(
                 _log_adopted(owner, metric)
             _observe(rt, closed, clock)
 
-    async def positions() -> dict[str, bool]:
-        """Caught up or not, for every event partition this worker consumes: what lets an
-        owner call a source idle (aggregate/merger.py)."""
-        status: dict[str, bool] = {}
-        for tp in app.consumer.assignment():
-            if tp.topic not in logical:
-                continue
-            position = pool.next_offset(logical[tp.topic], tp.partition)
-            if position is None:
-                position = await app.consumer.position(tp)
+    async def extents() -> dict[str, tuple[int, int]]:
+        """(end, first offset) of every event partition this worker consumes: an owner calls a
+        source caught up once it has merged reports up to the end (runtime/owner.py)."""
+        tps = [tp for tp in app.consumer.assignment() if tp.topic in logical]
+        firsts = await app.consumer.earliest_offsets(*tps) if tps else {}
+        status: dict[str, tuple[int, int]] = {}
+        for tp in tps:
             end = app.consumer.highwater(tp)
-            status[source_name(logical[tp.topic], tp.partition)] = (
-                position is not None and end is not None and position >= end)
+            if end is not None and firsts.get(tp) is not None:
+                status[source_name(logical[tp.topic], tp.partition)] = (end, firsts[tp])
         return status
 
     @app.timer(TICK_S)
     async def tick() -> None:
-        status = await positions()
+        status = await extents()
         for r in rules:
             await partials.send(key=r.metric.encode(),
                                 value=encode_tick(r.metric, clock.now_ms(), status))

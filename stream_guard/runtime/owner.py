@@ -39,7 +39,7 @@ from dataclasses import dataclass
 
 from stream_guard.aggregate.merger import MergerState, WindowMerger, close_in_order, merger_for
 from stream_guard.engine import Engine
-from stream_guard.runtime.reports import Report, Tick
+from stream_guard.runtime.reports import NO_WATERMARK, Report, Tick
 from stream_guard.runtime.snapshot import (
     ModelSnapshot,
     decode_model,
@@ -114,7 +114,8 @@ class Owner:
         m = self.index[r.metric]
         merger = self.mergers[m]
         late_before = merger.state.late_deltas
-        outcome = merger.merge(r.source, r.windows, r.watermark_ms,
+        watermark = None if r.watermark_ms == NO_WATERMARK else r.watermark_ms
+        outcome = merger.merge(r.source, r.windows, watermark,
                                (r.first_offset, r.next_offset), r.sent_ms)
         self.engine.stats.reports[(r.metric, outcome)] += 1
         self.engine.stats.late_partials[r.metric] += merger.state.late_deltas - late_before
@@ -127,8 +128,9 @@ class Owner:
         m = self.index[t.metric]
         merger = self.mergers[m]
         merger.tick(t.sent_ms)
-        for source, caught_up in t.status.items():
-            merger.status(source, caught_up, t.sent_ms)
+        for source, (end, first) in t.status.items():
+            merged = merger.state.covered.get(source, -1)
+            merger.status(source, first >= end or merged >= end, t.sent_ms)
         return self._close(None)
 
     def watermark(self, m: int) -> tuple[int | None, bool]:

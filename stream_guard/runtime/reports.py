@@ -6,9 +6,11 @@ watermark (the largest event time it has seen) and the raw governance records it
 every owner can name interventions (validated ``[ts, fields]`` pairs). A `Report` without
 deltas still matters: it moves the watermark and shows the source is alive. Ticks carry no
 data: they bring wall-clock time into the owner's ordered stream, because Faust tables can only
-be written while processing a message of the table's partition, and the position of every
-partition the sending worker consumes (`status`: caught up with the partition's end or not),
-which is what lets the window merger call a source idle. Both carry the sender's wall clock
+be written while processing a message of the table's partition, and the extent of every
+partition the sending worker consumes (`status`: source -> [end offset, first offset]): the
+owner calls a source caught up once it has merged its reports up to that end (or the partition
+is empty), which is what lets the window merger call it idle -- judged from what the owner has
+merged, never from what a consumer has merely fetched. Both carry the sender's wall clock
 (`sent_ms`): the owner judges idleness by these, in stream order, so an owner that lags behind
 its input does not mistake sources for idle.
 
@@ -18,8 +20,8 @@ Kafka tool. A slice key travels as its list of ``[dimension, value]`` pairs.
 >>> r = Report("gmv", "orders/1", 60_000, [(0, {(("region", "EU"),): [2.0, 1.0]})], [], 7, 40, 42)
 >>> decode(encode(r)) == r
 True
->>> decode(encode_tick("gmv", 9, {"orders/0": True}))
-Tick(metric='gmv', sent_ms=9, status={'orders/0': True})
+>>> decode(encode_tick("gmv", 9, {"orders/0": (120, 0)}))
+Tick(metric='gmv', sent_ms=9, status={'orders/0': (120, 0)})
 """
 
 from __future__ import annotations
@@ -32,7 +34,10 @@ import orjson
 from stream_guard.aggregate.windows import Accumulators
 from stream_guard.types import SliceKey
 
-__all__ = ["Report", "Tick", "decode", "encode", "encode_tick"]
+__all__ = ["NO_WATERMARK", "Report", "Tick", "decode", "encode", "encode_tick"]
+
+NO_WATERMARK = -1
+"""`Report.watermark_ms` of a source that has seen no valid event yet (its offsets count)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,7 +58,7 @@ class Report:
 class Tick:
     metric: str
     sent_ms: int
-    status: dict[str, bool] = field(default_factory=dict)  # source -> caught up
+    status: dict[str, tuple[int, int]] = field(default_factory=dict)  # source -> (end, first)
 
 
 def encode(r: Report) -> bytes:
@@ -68,15 +73,18 @@ def encode(r: Report) -> bytes:
     })
 
 
-def encode_tick(metric: str, sent_ms: int, status: dict[str, bool]) -> bytes:
-    return orjson.dumps({"metric": metric, "tick": True, "sent_ms": sent_ms, "status": status})
+def encode_tick(
+    metric: str, sent_ms: int, status: dict[str, tuple[int, int]] | None = None
+) -> bytes:
+    return orjson.dumps({"metric": metric, "tick": True, "sent_ms": sent_ms,
+                         "status": status or {}})
 
 
 def decode(raw: bytes) -> Report | Tick:
     obj = orjson.loads(raw)
     if obj.get("tick"):
         return Tick(obj["metric"], int(obj["sent_ms"]),
-                    {str(k): bool(v) for k, v in obj.get("status", {}).items()})
+                    {str(k): (int(v[0]), int(v[1])) for k, v in obj.get("status", {}).items()})
     windows = [
         (int(start), {_key(key): [float(a), float(b)] for key, a, b in slices})
         for start, slices in obj["windows"]

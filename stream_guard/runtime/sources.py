@@ -22,7 +22,7 @@ from typing import Any
 
 from stream_guard.aggregate.merger import expected_sources, source_name
 from stream_guard.aggregate.source import SourceStage
-from stream_guard.runtime.reports import Report
+from stream_guard.runtime.reports import NO_WATERMARK, Report
 from stream_guard.stats import EngineStats
 
 __all__ = ["Source", "SourcePool", "expected_sources", "source_name"]
@@ -90,11 +90,6 @@ class SourcePool:
             src.dirty, src.first_offset = True, offset
         src.next_offset = offset + 1
 
-    def next_offset(self, topic: str, partition: int) -> int | None:
-        """The offset after the last record this worker took from a partition (None: none)."""
-        src = self._sources.get((topic, partition))
-        return None if src is None or src.next_offset < 0 else src.next_offset
-
     def reports(self, now_ms: int) -> list[Report]:
         """One report per metric for every source that consumed something since the last call
         (and for every segment cut since, first)."""
@@ -111,8 +106,8 @@ class SourcePool:
         src.dirty = False
         watermark, partials = src.stage.take()
         interventions = [[ts, dict(fields)] for ts, fields in src.stage.take_interventions()]
-        if watermark is None:  # only invalid events so far: nothing to say
-            return None
+        if watermark is None:  # only invalid events so far: no event time, offsets still count
+            watermark = NO_WATERMARK
         by_metric: list[list[tuple[int, Any]]] = [[] for _ in self.metrics]
         for partial in partials:
             by_metric[partial.metric_index].append((partial.window_start_ms, partial.slices))

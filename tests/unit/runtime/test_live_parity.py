@@ -59,7 +59,8 @@ def _live(
         deliver(pool.reports(now))
     # the input has ended: every source is caught up and, IDLE_MS later, idle; the owner closes
     # what is complete
-    caught_up = {source_name(t, p): True for t, n in partitions.items() for p in range(n)}
+    # (end, first) = (0, 0): nothing left to merge anywhere
+    caught_up = {source_name(t, p): (0, 0) for t, n in partitions.items() for p in range(n)}
     for r in rules:
         alerts.extend(owner.on_tick(Tick(r.metric, now, caught_up)).alerts)
     now += IDLE_MS
