@@ -91,6 +91,8 @@ class Owner:
         merger = self.mergers[m] = merger_for(self.engine.rules[m], self.expected[metric],
                                               self.idle_after_ms, state)
         merger.tick(now_ms)
+        for mark in state.sources.values():  # what was idle before a restart counts again
+            mark.caught_up, mark.data_ms = False, now_ms  # only after idle_after from now
         if model_blob:
             model = decode_model(model_blob)
             self.engine.restore_metric_state(m, model.metric)
