@@ -43,6 +43,9 @@ PRODUCER_TUNING: dict[str, Any] = {
     "linger_ms": 5,
     # 1 MiB per partition batch (default 16 KiB): fewer, larger requests when running flat out.
     "batch_size": 1 << 20,
+    # A valid event may be large (a 1 MB free-text field): kafka-python's default request cap
+    # (1 MiB) refused it and aborted the whole produce. The worker's producer allows 8 MiB too.
+    "max_request_size": 8 << 20,
 }
 
 DEFAULT_COMPRESSION = "gzip"

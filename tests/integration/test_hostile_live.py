@@ -16,13 +16,12 @@ the records Kafka got):
 - /metrics counts every injected duplicate, one invalid event per dead letter (per topic and
   reason), replay's valid events per topic, and no late partial.
 
-Lines of `TOO_BIG_TO_PRODUCE` kinds are not produced either: `produce_dump` cannot send them
-(a bug outside this test, pinned by a strict per-kind xfail below). They stand in for their
-record, so the live alerts are compared with a replay of exactly what was produced.
+The live alerts are compared with a replay of exactly what was produced.
 
 The worker starts first; the dump is produced once it owns every metric, and IDLE_AFTER is 10 s.
-Shorter, the test met two races in runtime/app.py (not its subject; reported): a tick tells the
-owner a partition is caught up (1) from the consumer's fetch position while the `sources` agent
+Shorter, the test met two races in runtime/app.py, since fixed (an owner now judges "caught up"
+from the offsets it has merged): a tick told the owner a partition is caught up (1) from the
+consumer's fetch position while the `sources` agent
 has processed none of its records yet -- records fetched into Faust's buffers count as read --
 or (2) from the offsets the agent has ingested, before the reports carrying them are sent (the
 tick runs while the agent awaits its dead-letter and partials sends). A partition whose records
@@ -56,7 +55,7 @@ from stream_guard.config.rules import MetricRule
 from stream_guard.config.topics import TopicSpec
 from stream_guard.ingest.codec import DeadLetter
 from stream_guard.ingest.files import DUMP_TOPIC, DumpRecord, iter_dump
-from stream_guard.ingest.kafka import KafkaToolError, consumer
+from stream_guard.ingest.kafka import consumer
 from stream_guard.ingest.kafka_produce import ProduceStats, produce_dump
 from stream_guard.ingest.kafka_topics import create_topics
 from stream_guard.runtime.local import LocalWorker
@@ -114,15 +113,12 @@ NOT_ON_AN_EVENT_TOPIC = frozenset({
 })
 OFF_KAFKA = SKIPPED_BY_PRODUCE | NOT_ON_AN_EVENT_TOPIC
 
-TOO_BIG_TO_PRODUCE = frozenset({"huge_extra_field", "huge_order_id", "huge_region"})
-"""Valid events over 1 MiB (a 1 MB field). `produce_dump`'s producer keeps kafka-python's default
-max_request_size (1 MiB; PRODUCER_TUNING in ingest/kafka_produce.py sets none, while the worker's
-own producer allows 8 MiB), so the first one fails with MessageSizeTooLargeError and the whole
-produce aborts (KafkaToolError). Not produced here; `test_a_record_over_1_mib_can_be_produced`
-is the per-kind strict xfail that says when this is fixed. (With max_request_size raised to
-8 MiB, the broker and the worker take them and every check here passes on the whole dump.)"""
-TOO_BIG_REASON = ("ingest/kafka_produce.py produce_dump: kafka-python's default "
-                  "max_request_size (1 MiB) refuses a 1 MB event and aborts the whole produce")
+TOO_BIG_TO_PRODUCE: frozenset[str] = frozenset()
+"""Valid events `produce_dump` cannot send (none since its producer allows 8 MiB requests, as the
+worker's does: the 1 MB kinds `huge_extra_field`, `huge_order_id` and `huge_region` once aborted
+the whole produce with kafka-python's 1 MiB default). `test_a_record_over_1_mib_is_produced`
+keeps it so."""
+HUGE_KINDS = ("huge_extra_field", "huge_order_id", "huge_region")
 
 Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
 
@@ -358,12 +354,11 @@ def test_metrics_count_the_duplicates_and_the_invalid_events(live: Live, rules: 
                                    .values())
 
 
-@pytest.mark.parametrize("kind", sorted(TOO_BIG_TO_PRODUCE))
-@pytest.mark.xfail(raises=KafkaToolError, strict=True, reason=TOO_BIG_REASON)
-def test_a_record_over_1_mib_can_be_produced(
+@pytest.mark.parametrize("kind", HUGE_KINDS)
+def test_a_record_over_1_mib_is_produced(
     bootstrap: str, kafka_topics: str, dumps: Dumps, kind: str
 ) -> None:
-    """When this passes, drop the kind from TOO_BIG_TO_PRODUCE: the live run then covers it."""
+    """A 1 MB valid event goes to Kafka like any other (the live run above covers it too)."""
     lines = dumps.lines(frozenset({kind}))
     records = [r for r in iter_dump(dumps.dump) if line_of(r.origin) in lines]
     stats = produce_dump(bootstrap, records, prefix=kafka_topics, batch=1)
