@@ -278,8 +278,6 @@ class WindowMerger:
         st.closed_until = target
         return target
 
-    def open_windows(self) -> int:
-        return len(self.state.open)
 
 
 def close_in_order(

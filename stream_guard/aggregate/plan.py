@@ -25,7 +25,7 @@ from stream_guard.config.rules import MetricRule, Source
 from stream_guard.types import SliceKey
 
 __all__ = [
-    "NOTHING_CLOSED", "Admit", "Contribution", "Feeder", "OpenWindow", "compile_feeder",
+    "Admit", "Contribution", "Feeder", "OpenWindow", "compile_feeder",
     "compile_plans", "slice_keys", "slot_key",
 ]
 
@@ -100,8 +100,6 @@ Admit = Callable[["OpenWindow", int, int, Any], list[float]]
 """``admit(window, metric_index, slot, raw)``: the accumulator for a raw value new in `window`
 (the slice key built, `max_series` enforced: a refused slice gets a scratch accumulator)."""
 
-NOTHING_CLOSED = -(2**63)
-"""`closed_until` of a metric none of whose windows has closed yet (before any event time)."""
 
 Late = Callable[[str, int], None]
 """``late(topic, metric_index)``: count one late event."""
@@ -134,19 +132,18 @@ def compile_feeder(
     topic: str,
     contributions: list[Contribution],
     windows: list[dict[int, OpenWindow]],
-    closed_until: list[int],
     lateness_ms: list[int],
     admit: Admit,
     late: Late,
 ) -> Feeder:
     """One function feeding an event of `topic` into every metric (see the module docstring).
 
-    `windows[m]` (window start -> open window) and `closed_until[m]` belong to the caller and
-    are read and updated in place; the lateness rule and the order of updates are those of
+    `windows[m]` (window start -> open window) belongs to the caller and is updated in
+    place; the lateness rule and the order of updates are those of
     `slice_keys`: per contribution, its where-filter, then late or added to every slice.
     """
     source = _feeder_source(topic, contributions, lateness_ms)
-    env: dict[str, Any] = {"OpenWindow": OpenWindow, "closed_until": closed_until,
+    env: dict[str, Any] = {"OpenWindow": OpenWindow,
                            "admit": admit, "late": late, "MISSING_DIM": MISSING_DIM}
     for c in contributions:
         env[f"open{c.metric_index}"] = windows[c.metric_index]
@@ -188,7 +185,7 @@ def _contribution_lines(
         pad += "    "
     lines += [pad + line for line in (
         f"start = ts - ts % {c.width_ms}",
-        f"if start < closed_until[{m}] or start + {c.width_ms + lateness} <= max_ts:",
+        f"if start + {c.width_ms + lateness} <= max_ts:",
         f"    late({topic!r}, {m})",
         "else:",
         "    try:",

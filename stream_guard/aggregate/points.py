@@ -92,8 +92,6 @@ class PointBuilder:
             return num
         return num / den if den > 0 else None
 
-    def known_slices(self) -> int:
-        return len(self._last_seen)
 
 
 def _volume(acc: list[float] | tuple[float, float]) -> float:

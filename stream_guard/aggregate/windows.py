@@ -16,7 +16,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from stream_guard.aggregate.plan import (
-    NOTHING_CLOSED,
     Contribution,
     Feeder,
     OpenWindow,
@@ -41,6 +40,7 @@ SOURCE_SLICES_PER_SERIES = 10
 values go to their dimension's `other` at once. The owner decides which slices get a series
 (points.py): with room for 10x, a flood does not crowd out real slices before that."""
 OTHER = "other"
+_NO_TIME = -(2**63)  # before any event time: an empty slot of the top-3
 
 
 def merge_into(acc: Accumulators, deltas: Accumulators) -> None:
@@ -71,18 +71,16 @@ class WindowAggregator:
         self._lateness = [int(r.lateness.total_seconds() * 1000) for r in rules]
         self._max_slices = [SOURCE_SLICES_PER_SERIES * r.max_series for r in rules]
         self._open: list[dict[int, OpenWindow]] = [{} for _ in rules]
-        # windows before this start are closed; NOTHING_CLOSED until close() closes one
-        self._closed_until: list[int] = [NOTHING_CLOSED for _ in rules]
         self._shape: dict[int, Contribution] = {
             c.metric_index: c for plan in self._plans.values() for c in plan
         }  # any contribution of a metric: its dimensions and pairs
         self._feeders: dict[str, Feeder] = {
-            topic: compile_feeder(topic, plan, self._open, self._closed_until, self._lateness,
+            topic: compile_feeder(topic, plan, self._open, self._lateness,
                                   self._admit, self._late)
             for topic, plan in self._plans.items()
         }
         self.watermark_ms: int | None = None  # the ROBUST_RANK-th largest event time seen
-        self._top = [NOTHING_CLOSED] * ROBUST_RANK  # the 3 largest event times, ascending
+        self._top = [_NO_TIME] * ROBUST_RANK  # the 3 largest event times, ascending
         self.late: Counter[tuple[str, str]] = Counter()  # (topic, metric) -> events
         self.dropped_series: Counter[str] = Counter()  # metric -> updates folded at the cap
 
@@ -105,10 +103,10 @@ class WindowAggregator:
                     top[1] = ts_ms
             else:
                 top[0] = ts_ms
-            if top[0] > NOTHING_CLOSED:
+            if top[0] > _NO_TIME:
                 self.watermark_ms = top[0]
         wm = self.watermark_ms  # fewer than ROBUST_RANK events so far: the smallest of them
-        if wm is None or (top[0] == NOTHING_CLOSED and ts_ms < wm):
+        if wm is None or (top[0] == _NO_TIME and ts_ms < wm):
             self.watermark_ms = ts_ms
         try:
             feed = self._feeders[topic]
@@ -146,6 +144,3 @@ class WindowAggregator:
         for windows in self._open:
             windows.clear()
         return out
-
-    def open_windows(self) -> int:
-        return sum(len(w) for w in self._open)
