@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import defaultdict
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -14,14 +15,30 @@ import matplotlib.pyplot as plt
 import orjson
 from rich.table import Table
 
-from stream_guard.backtest.evaluate import Evaluation, Incident
-from stream_guard.types import Score, SliceKey, format_slice, slice_key
+from stream_guard.backtest.evaluate import EpisodeSummary, Evaluation, Incident
+from stream_guard.types import Score, SliceKey, format_slice, iso_utc, slice_key
 
-__all__ = ["SeriesRecorder", "score_table", "write_report"]
+__all__ = ["ConfigInfo", "EpisodeDiff", "SeriesRecorder", "diff_episodes", "diff_lines",
+           "score_table", "write_diff", "write_report"]
 
 _COLUMNS = ("incidents", "detected", "episodes", "precision", "recall",
             "median_delay_windows", "median_delay_minutes", "top_hint_rate",
             "interventions_named")
+
+
+@dataclass(frozen=True)
+class ConfigInfo:
+    """What a report was run with: its name, rules directory and ``--detector`` overrides
+    (`run.DetectorOverride.record`: the option, the detector in effect, the one replaced)."""
+
+    name: str
+    rules_dir: str
+    overrides: tuple[dict[str, Any], ...] = ()
+
+    def title(self) -> str:
+        """``alert_rules`` or ``alert_rules with --detector gmv=threshold,lower=1``."""
+        given = ", ".join(o["option"] for o in self.overrides)
+        return f"{self.name} with --detector {given}" if given else self.name
 
 
 class SeriesRecorder:
@@ -66,19 +83,21 @@ def _plot_series(ax: Any, points: list[tuple[int, float, float | None, bool]], t
 
 
 def write_report(
-    out_dir: Path, name: str, ev: Evaluation, incidents: list[Incident], rec: SeriesRecorder
+    out_dir: Path, info: ConfigInfo, ev: Evaluation, incidents: list[Incident], rec: SeriesRecorder
 ) -> list[Path]:
     """summary.json, report.md, and one PNG per metric plus one of the incidents' slices."""
     out_dir.mkdir(parents=True, exist_ok=True)
     summary = {
-        "config": name,
+        "config": info.name,
+        "rules_dir": info.rules_dir,
+        "detector_overrides": list(info.overrides),
         "metrics": [m.as_row() for m in ev.by_metric.values()],
         "total": ev.total.as_row(),
         "matches": ev.matches,
         "false_episodes": [e.episode_id for e in ev.false_episodes],
     }
     (out_dir / "summary.json").write_bytes(orjson.dumps(summary, option=orjson.OPT_INDENT_2))
-    files = [out_dir / "summary.json", _markdown(out_dir, name, ev, incidents)]
+    files = [out_dir / "summary.json", _markdown(out_dir, info, ev, incidents)]
     metrics = sorted({m for m, _ in rec.series})
     fig, axes = plt.subplots(len(metrics), 1, figsize=(13, 2.6 * len(metrics)), squeeze=False)
     for ax, metric in zip(axes[:, 0], metrics, strict=True):
@@ -91,7 +110,8 @@ def write_report(
                 ok = e not in ev.false_episodes
                 ax.axvline(_dt(e.first_end_ms), color="green" if ok else "red", lw=0.8)
     axes[0, 0].legend(fontsize=7, loc="upper right")
-    fig.suptitle(f"{name}: series, incidents (orange), episodes (green = true, red = false)")
+    fig.suptitle(f"{info.title()}: series, incidents (orange), "
+                 "episodes (green = true, red = false)")
     fig.tight_layout()
     fig.savefig(out_dir / "metrics.png", dpi=110)
     plt.close(fig)
@@ -122,9 +142,22 @@ def _incident_grid(out_dir: Path, incidents: list[Incident], rec: SeriesRecorder
     return path
 
 
-def _markdown(out_dir: Path, name: str, ev: Evaluation, incidents: list[Incident]) -> Path:
-    lines = [f"# Backtest: {name}", "", "| metric | " + " | ".join(_COLUMNS) + " |",
-             "|---" * (len(_COLUMNS) + 1) + "|"]
+def _overrides_md(info: ConfigInfo) -> list[str]:
+    lines = [f"Rules: `{info.rules_dir}`", ""]
+    for o in info.overrides:
+        lines.append(f"- detector of {o['metric']} overridden by `--detector {o['option']}`: "
+                     f"{_detector(o['replaced'])} → {_detector(o['detector'])}")
+    return [*lines, ""] if info.overrides else lines
+
+
+def _detector(spec: dict[str, Any]) -> str:
+    params = ", ".join(f"{k}={v}" for k, v in spec.items() if k != "type")
+    return f"`{spec['type']}({params})`"
+
+
+def _markdown(out_dir: Path, info: ConfigInfo, ev: Evaluation, incidents: list[Incident]) -> Path:
+    lines = [f"# Backtest: {info.title()}", "", *_overrides_md(info),
+             "| metric | " + " | ".join(_COLUMNS) + " |", "|---" * (len(_COLUMNS) + 1) + "|"]
     for row in [*(m.as_row() for m in ev.by_metric.values()), ev.total.as_row()]:
         lines.append(f"| {row['metric']} | " + " | ".join(str(row[c]) for c in _COLUMNS) + " |")
     lines += ["", "## Incidents", ""]
@@ -138,3 +171,76 @@ def _markdown(out_dir: Path, name: str, ev: Evaluation, incidents: list[Incident
     path = out_dir / "report.md"
     path.write_text("\n".join(lines) + "\n")
     return path
+
+
+# A/B: the episodes that differ between two configurations --------------------------------------
+
+_EpisodeKey = tuple[str, SliceKey, int]
+
+
+@dataclass(frozen=True)
+class EpisodeDiff:
+    """Episodes (as `_episode_row` describes them) raised by only one of two configurations, and
+    the incidents only one detects. Episodes are the same when their metric, slice and first
+    window agree (their ids embed the rule version, which may differ)."""
+
+    only_a: list[dict[str, Any]]
+    only_b: list[dict[str, Any]]
+    detected_only_a: list[str]
+    detected_only_b: list[str]
+
+
+def _key(e: EpisodeSummary) -> _EpisodeKey:
+    return e.metric, slice_key(e.slice), e.first_start_ms
+
+
+def _episode_row(e: EpisodeSummary, ev: Evaluation) -> dict[str, Any]:
+    incidents = [i for i, eps in ev.matches.items() if e.episode_id in eps]
+    return {"episode_id": e.episode_id, "metric": e.metric, "slice": format_slice(slice_key(
+        e.slice)), "first_window_end": iso_utc(e.first_end_ms), "records": e.records,
+        "incidents": incidents}
+
+
+def _only(ev: Evaluation, other: Evaluation) -> list[dict[str, Any]]:
+    theirs = {_key(e) for e in other.episodes}
+    return [_episode_row(e, ev) for e in ev.episodes if _key(e) not in theirs]
+
+
+def _detected(ev: Evaluation) -> set[str]:
+    return {i for i, eps in ev.matches.items() if eps}
+
+
+def diff_episodes(a: Evaluation, b: Evaluation) -> EpisodeDiff:
+    """What B raises or detects that A does not, and the reverse."""
+    return EpisodeDiff(_only(a, b), _only(b, a), sorted(_detected(a) - _detected(b)),
+                       sorted(_detected(b) - _detected(a)))
+
+
+def _diff_line(sign: str, row: dict[str, Any]) -> str:
+    verdict = f"detects {', '.join(row['incidents'])}" if row["incidents"] else "false alarm"
+    return (f"{sign} {row['metric']} {row['slice']}, first window ending "
+            f"{row['first_window_end']}, {row['records']} records, {verdict} "
+            f"({row['episode_id']})")
+
+
+def diff_lines(a: str, b: str, diff: EpisodeDiff) -> list[str]:
+    """The diff as text: a header, ``-`` for episodes only in A, ``+`` for those only in B."""
+    lines = [f"episodes {a} -> {b}: {len(diff.only_a)} only in {a} (-), "
+             f"{len(diff.only_b)} only in {b} (+)"]
+    lines += [_diff_line("-", row) for row in diff.only_a]
+    lines += [_diff_line("+", row) for row in diff.only_b]
+    for name, ids in ((a, diff.detected_only_a), (b, diff.detected_only_b)):
+        if ids:
+            lines.append(f"incidents detected only by {name}: {', '.join(ids)}")
+    return lines
+
+
+def write_diff(out_dir: Path, a: str, b: str, diff: EpisodeDiff) -> list[Path]:
+    """``diff-A-vs-B.json`` and ``diff-A-vs-B.md`` in `out_dir`."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    json_path, md_path = (out_dir / f"diff-{a}-vs-{b}.{ext}" for ext in ("json", "md"))
+    data = {"a": a, "b": b, **asdict(diff)}
+    json_path.write_bytes(orjson.dumps(data, option=orjson.OPT_INDENT_2))
+    text = "\n".join([f"# Episodes: {a} vs {b}", "", "```diff", *diff_lines(a, b, diff), "```"])
+    md_path.write_text(text + "\n")
+    return [json_path, md_path]
