@@ -18,6 +18,17 @@ data: a detector score is observed per metric, not per slice value.
 >>> stats.events["orders"] += 2
 >>> metrics.registry.get_sample_value("stream_guard_events_total", {"topic": "orders"})
 2.0
+
+`expect` exports every label set the configuration allows at 0 from the start, so that a
+dashboard shows 0, not "No data", and `rate()` or an alert on `increase(...) > 0` sees the
+first event (a series that appears at 1 has no increase):
+
+>>> metrics.expect({"gmv": ["orders"]}, ["orders"])
+>>> metrics.registry.get_sample_value(
+...     "stream_guard_events_late_total", {"topic": "orders", "metric": "gmv"})
+0.0
+>>> metrics.registry.get_sample_value("stream_guard_detector_score_count", {"metric": "gmv"})
+0.0
 """
 
 from __future__ import annotations
@@ -26,7 +37,7 @@ import threading
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, fields
-from typing import Any
+from typing import Any, get_args
 from wsgiref.simple_server import WSGIServer
 
 from prometheus_client import CollectorRegistry, Gauge, Histogram, start_http_server
@@ -36,11 +47,13 @@ from prometheus_client.process_collector import ProcessCollector
 
 from stream_guard.observability.collector import CounterSpec, CounterTableCollector, fold
 from stream_guard.stats import EngineStats
+from stream_guard.types import AlertSeverity, AlertStatus
 
 __all__ = [
     "ALERT_LATENCY_BUCKETS",
     "ENGINE_COUNTERS",
     "NOTIFIER_OUTCOMES",
+    "REPORT_OUTCOMES",
     "SCORE_BUCKETS",
     "RuntimeMetrics",
     "Server",
@@ -92,6 +105,9 @@ NOTIFIER_OUTCOMES = CounterSpec(
     ("outcome", "route", "reason"),
 )
 """Keyed (outcome, route, reason): the shape of `SlackNotifier.stats`, so both export alike."""
+
+REPORT_OUTCOMES = ("merged", "duplicate", "overlapping")
+"""What `WindowMerger.merge` says of a source report (the `outcome` of partial reports)."""
 
 SCORE_BUCKETS = (0.5, 1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0, 10.0, 15.0, 25.0, 50.0)
 """Detector scores are z-like: rules warn at 4-4.5 and page at 7-8, so the buckets are dense
@@ -146,6 +162,7 @@ class RuntimeMetrics:
         self.registry = registry
         self._stats_sources: list[Callable[[], Iterable[EngineStats]]] = []
         self._retired = EngineStats()
+        self._expected = EngineStats()
         self._notifier_sources: list[Callable[[], Iterable[Mapping[Any, int]]]] = []
         self._outcomes: Counter[tuple[str, str, str]] = Counter()
         self._outcomes_lock = threading.Lock()
@@ -188,8 +205,23 @@ class RuntimeMetrics:
         (sent, failed, retried); use `notifier_outcome` only for outcomes they do not count."""
         self._notifier_sources.append(stats)
 
+    def expect(self, sources: Mapping[str, Iterable[str]], topics: Iterable[str]) -> None:
+        """Export at 0 every label set that `sources` (metric -> the event topics it reads) and
+        the event `topics` allow: the engine's counters and the detector-score and
+        alert-latency histograms. Not `reason` (its values are open-ended), nor the gauges: a
+        lag or watermark of 0 would be a false reading, they appear with their first value."""
+        zero = self._expected
+        for topic in topics:
+            zero.events[topic] += 0
+            zero.duplicates[topic] += 0
+        for metric, read in sources.items():
+            _expect_metric(zero, metric, read)
+            self._scores.labels(metric)
+            self._latency.labels(metric)
+
     def _engine_stats(self) -> list[EngineStats]:
-        return [self._retired, *(s for source in self._stats_sources for s in source())]
+        return [self._expected, self._retired,
+                *(s for source in self._stats_sources for s in source())]
 
     def _notifier_counts(self) -> list[Mapping[Any, int]]:
         with self._outcomes_lock:
@@ -223,6 +255,21 @@ class RuntimeMetrics:
         """Serve /metrics over HTTP on a daemon thread; port 0 picks a free port."""
         httpd, thread = start_http_server(port, addr=host, registry=self.registry)
         return Server(httpd, thread)
+
+
+def _expect_metric(zero: EngineStats, metric: str, topics: Iterable[str]) -> None:
+    """One metric's label sets at 0 in `zero`."""
+    for topic in topics:
+        zero.late[(topic, metric)] += 0
+    for counter in (zero.dropped_series, zero.folded_series, zero.windows_closed,
+                    zero.skipped_windows, zero.isolated_windows, zero.points,
+                    zero.anomalous_points, zero.late_partials):
+        counter[metric] += 0
+    for severity in get_args(AlertSeverity):
+        for status in get_args(AlertStatus):
+            zero.alerts[(metric, severity, status)] += 0
+    for outcome in REPORT_OUTCOMES:
+        zero.reports[(metric, outcome)] += 0
 
 
 def _field(name: str, stats: EngineStats) -> Mapping[Any, int] | None:
