@@ -5,12 +5,17 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Callable
+from datetime import timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from rich.console import Console
 from rich.text import Text
 
-from stream_guard.errors import ConfigError
+from stream_guard.errors import ConfigError, StreamGuardError
+
+if TYPE_CHECKING:
+    from stream_guard.alert.history import EpisodeHistory, History
 
 __all__ = ["main"]
 
@@ -106,10 +111,125 @@ def cmd_backtest(args: argparse.Namespace) -> int:
     return run_backtest(args, out)
 
 
+def cmd_alerts(args: argparse.Namespace) -> int:
+    """`alerts list|show`: episodes from the alerts topic (or dump files), as a table or JSON."""
+    from stream_guard.alert.history import group_episodes
+
+    try:
+        episodes = group_episodes(_alert_history(args))
+    except (StreamGuardError, OSError) as exc:
+        console.print(Text.assemble(("error: ", "bold red"), str(exc)), soft_wrap=True)
+        return 1
+    if args.alerts_command == "list":
+        return _alerts_list(args, episodes)
+    return _alerts_show(args, episodes)
+
+
+def _alert_history(args: argparse.Namespace) -> History:
+    from stream_guard.alert.history import file_rows, kafka_rows, read_rows
+
+    if args.input:
+        history = read_rows(file_rows(args.input))
+    else:
+        from stream_guard.ingest.kafka import default_bootstrap
+
+        history = read_rows(kafka_rows(args.bootstrap or default_bootstrap(), args.prefix))
+    if history.skipped:
+        console.print(f"skipped {history.skipped:,} unreadable records", markup=False)
+    return history
+
+
+def _alerts_list(args: argparse.Namespace, episodes: list[EpisodeHistory]) -> int:
+    from stream_guard.alert.history import episode_table, filter_episodes, list_json
+    from stream_guard.clock import SystemClock
+
+    now_ms = args.now if args.now is not None else SystemClock().now_ms()
+    since_ms = now_ms - args.since // timedelta(milliseconds=1) if args.since else None
+    found = filter_episodes(episodes, since_ms, args.metric, args.status)
+    if args.json:
+        sys.stdout.write(list_json(found).decode() + "\n")
+    else:
+        out.print(episode_table(found))
+    return 0
+
+
+def _alerts_show(args: argparse.Namespace, episodes: list[EpisodeHistory]) -> int:
+    from stream_guard.alert.history import find_episode, show_json, timeline_table
+
+    episode = find_episode(episodes, args.episode)
+    if episode is None:
+        console.print(Text.assemble(("error: ", "bold red"), f"no episode {args.episode!r} "
+                                    "(or several whose id starts with it)"), soft_wrap=True)
+        return 1
+    if args.json:
+        sys.stdout.write(show_json(episode).decode() + "\n")
+    else:
+        out.print(timeline_table(episode))
+    return 0
+
+
+def _since(text: str) -> timedelta:
+    from stream_guard.config.durations import parse_duration
+
+    try:
+        return parse_duration(text, low=timedelta(seconds=1))
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _instant(text: str) -> int:
+    from stream_guard.ingest.schema import parse_event_time
+
+    try:
+        return parse_event_time(text)
+    except StreamGuardError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _add_alerts(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    alerts = sub.add_parser("alerts", help="alert history: episodes from the alerts topic or a "
+                                           "file (stream-guard dump --topic alerts)")
+    actions = alerts.add_subparsers(dest="alerts_command", required=True)
+    listing = actions.add_parser("list", help="episodes, most recently updated first")
+    listing.add_argument("--since", type=_since, default=None, metavar="DURATION",
+                         help="only episodes updated in the last DURATION (30m, 24h, 7d) before "
+                              "--now; default: all")
+    listing.add_argument("--now", type=_instant, default=None, metavar="ISO",
+                         help="the moment --since counts back from (default: the wall clock)")
+    listing.add_argument("--metric", default=None, help="only episodes of this metric")
+    listing.add_argument("--status", choices=["firing", "resolved", "silenced"], default=None,
+                         help="only episodes whose last record has this status")
+    show = actions.add_parser("show", help="one episode's records, acks, snoozes and feedback")
+    show.add_argument("episode", help="episode id (or a prefix only one id starts with)")
+    for parser in (listing, show):
+        parser.add_argument("--input", type=Path, action="append", default=None,
+                            metavar="FILE", help="alerts JSONL or record dump, e.g. of "
+                            "`dump --topic alerts --topic control` (repeatable); default: Kafka")
+        parser.add_argument("--bootstrap", default=None,
+                            help="Kafka bootstrap servers (default: $STREAM_GUARD_BROKER or "
+                                 "127.0.0.1:9092)")
+        parser.add_argument("--prefix", default="", help="prefix of every topic name")
+        parser.add_argument("--json", action="store_true", help="JSON instead of a table")
+        parser.set_defaults(func=cmd_alerts)
+
+
+def package_version() -> str:
+    """The installed distribution's version; the source tree's, marked so, when not installed."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("stream-guard")
+    except PackageNotFoundError:
+        from stream_guard import __version__
+
+        return f"{__version__} (not installed)"
+
+
 def build_parser(plugins: bool = True) -> argparse.ArgumentParser:
     """The whole command line; with `plugins` False only the core commands (rules, replay,
-    backtest), without importing the plugin modules (Kafka, numpy, the runtime...)."""
+    backtest, alerts), without importing the plugin modules (Kafka, numpy, the runtime...)."""
     parser = argparse.ArgumentParser(prog="stream-guard", description=__doc__)
+    parser.add_argument("--version", action="version", version=f"%(prog)s {package_version()}")
     parser.add_argument("--topics-dir", type=Path, default=None, help="topic definitions")
     sub = parser.add_subparsers(dest="command", required=True)
 
@@ -138,6 +258,7 @@ def build_parser(plugins: bool = True) -> argparse.ArgumentParser:
     bt.add_argument("--out", default=None, help="report directory (JSON, Markdown, PNG plots)")
     bt.add_argument("--quiet", action="store_true", help="no progress bar")
     bt.set_defaults(func=cmd_backtest)
+    _add_alerts(sub)
 
     for hook in _plugin_hooks() if plugins else []:
         hook(sub)
