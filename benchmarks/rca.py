@@ -39,7 +39,7 @@ from stream_guard.explain.localize import DEFAULT, Localisation, Params, localiz
 Element = frozenset[tuple[str, str]]
 HISTORY_MINUTES = 4
 GRID_TOLERANCE = (0.0, 0.05, 0.1, 0.2, 0.3)
-GRID_MIN_GAIN = (0.01, 0.02, 0.05, 0.1, 0.2)
+GRID_ALPHA = (0.001, 0.01, 0.05, 0.2, 0.5)
 
 
 @dataclass(frozen=True)
@@ -184,7 +184,7 @@ def group_f1(cases: Sequence[Case], preds: Sequence[Localisation], pick: set[int
 
 def cross_fit(cases: Sequence[Case], tables: Sequence[LeafTable], folds: list[str]) -> None:
     """Constants chosen on one fold (per measure kind), scored on the other, both ways."""
-    grid = [Params(t, g) for t, g in product(GRID_TOLERANCE, GRID_MIN_GAIN)]
+    grid = [Params(t, g) for t, g in product(GRID_TOLERANCE, GRID_ALPHA)]
     runs = {p: run(cases, tables, p) for p in grid}
     for kind, label in ((False, "additive"), (True, "ratio")):
         idx = {i for i, c in enumerate(cases) if c.ratio == kind}
@@ -196,7 +196,7 @@ def cross_fit(cases: Sequence[Case], tables: Sequence[LeafTable], folds: list[st
             best = max(grid, key=lambda p: group_f1(cases, runs[p], tr))
             print(
                 f"cross-fit {label}: chosen on {train} tolerance={best.tolerance} "
-                f"min_gain={best.min_gain} (F1 {group_f1(cases, runs[best], tr):.3f}) "
+                f"alpha={best.alpha} (F1 {group_f1(cases, runs[best], tr):.3f}) "
                 f"-> fold {test} F1 {group_f1(cases, runs[best], te):.3f}"
             )
 

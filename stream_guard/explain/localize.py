@@ -24,6 +24,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from itertools import combinations
+from statistics import NormalDist
 
 import numpy as np
 
@@ -36,12 +37,13 @@ __all__ = ["DEFAULT", "Cause", "Localisation", "Params", "localize"]
 class Params:
     # Parsimony: an element within this fraction of the best gain that uses fewer attributes wins.
     tolerance: float = 0.1
-    # An element must remove at least this fraction of the table's initial absolute error.
-    min_gain: float = 0.05
+    # Family-wise false-alarm rate of the noise floor an element's gain must clear.
+    alpha: float = 0.05
     max_elements: int = 5
 
 
 DEFAULT = Params()
+NOISE_BINS = 6
 
 
 @dataclass(frozen=True)
@@ -107,22 +109,31 @@ def _units(table: LeafTable) -> tuple[FloatArray, FloatArray]:
     return table.actual, table.actual_den * rate
 
 
-def _gains(v: FloatArray, a: FloatArray, cub: _Cuboid) -> FloatArray:
-    """Per element of `cub`: the drop in Σ|v − a| when its leaves are scaled by its own factor."""
+def _gains(v: FloatArray, a: FloatArray, w: FloatArray, cub: _Cuboid) -> FloatArray:
+    """Per element of `cub`: the drop in Σ w|v − a| when its leaves are scaled by its own factor."""
     n = len(cub.keys)
     resid = np.bincount(cub.inv, weights=v - a, minlength=n)
     base = np.bincount(cub.inv, weights=a, minlength=n)
     factor = np.where(base > 0, resid / np.where(base > 0, base, 1.0), 0.0)
     fitted = a * (1.0 + factor[cub.inv])
-    per_leaf = np.abs(v - a) - np.abs(v - fitted)
+    per_leaf = (np.abs(v - a) - np.abs(v - fitted)) * w
     return np.bincount(cub.inv, weights=per_leaf, minlength=n).astype(np.float64)
 
 
-def _best(v: FloatArray, a: FloatArray, cuboids: list[_Cuboid], tol: float) -> _Pick | None:
-    """The coarsest element within TOLERANCE of the best gain."""
+def _significant(gains: FloatArray, live: np.ndarray, cub: _Cuboid, unit: float) -> FloatArray:
+    """Zero the gains that m noisy leaves could reach by chance (unit × √m)."""
+    m = np.bincount(cub.inv, weights=live.astype(np.float64), minlength=len(cub.keys))
+    return np.where(gains >= unit * np.sqrt(m), gains, 0.0)
+
+
+def _best(
+    v: FloatArray, a: FloatArray, w: FloatArray, cuboids: list[_Cuboid], tol: float, unit: float
+) -> _Pick | None:
+    """The coarsest significant element within `tol` of the best gain."""
     picks = []
+    live = (v + a) > 0
     for cub in cuboids:
-        g = _gains(v, a, cub)
+        g = _significant(_gains(v, a, w, cub), live, cub, unit)
         i = int(np.argmax(g))
         picks.append(_Pick(cub, i, float(g[i])))
     top = max((p.gain for p in picks), default=0.0)
@@ -132,33 +143,75 @@ def _best(v: FloatArray, a: FloatArray, cuboids: list[_Cuboid], tol: float) -> _
     return min(near, key=lambda p: (p.layer, -p.gain))
 
 
-def _root_gain(v: FloatArray, f: FloatArray) -> float:
+def _root_gain(v: FloatArray, f: FloatArray, w: FloatArray) -> float:
     total = float(f.sum())
     if total <= 0:
         return 0.0
     factor = float(v.sum()) / total - 1.0
-    return float(np.abs(v - f).sum() - np.abs(v - f * (1.0 + factor)).sum())
+    return float(((np.abs(v - f) - np.abs(v - f * (1.0 + factor))) * w).sum())
+
+
+def _noise_power(v: FloatArray, f: FloatArray) -> float:
+    """Exponent p of |actual − forecast| ∝ size^p: ½ for counting noise, 1 for relative noise.
+
+    Fitted on the median absolute deviation of NOISE_BINS forecast-size quantile bins (medians
+    are robust to the few anomalous leaves), clipped to [½, 1].
+    """
+    size, dev = (v + f) / 2.0, np.abs(v - f)
+    keep = size > 0
+    if keep.sum() < 2 * NOISE_BINS:
+        return 1.0
+    order = np.argsort(size[keep])
+    points = [
+        (float(np.median(size[keep][b])), float(np.median(dev[keep][b])))
+        for b in np.array_split(order, NOISE_BINS)
+    ]
+    xs, ys = zip(*[(np.log(x), np.log(y)) for x, y in points if x > 0 and y > 0], strict=True)
+    if len(xs) < 2 or np.ptp(xs) == 0:
+        return 1.0
+    return float(np.clip(np.polyfit(xs, ys, 1)[0], 0.5, 1.0))
+
+
+def _weights(v: FloatArray, f: FloatArray) -> FloatArray:
+    """1 / the leaf's noise scale, so that gains are in units of typical leaf noise."""
+    size = (v + f) / 2.0
+    scale = np.where(size > 0, size, 1.0) ** _noise_power(v, f)
+    return 1.0 / scale
+
+
+def _noise_floor(v: FloatArray, f: FloatArray, w: FloatArray, n: int, alpha: float) -> float:
+    """The gain one of `n` candidate elements would reach on noise alone (Bonferroni)."""
+    z = np.abs(v - f) * w
+    z = z[z > 0]
+    if len(z) == 0:
+        return 0.0
+    sigma = 1.4826 * float(np.median(z))
+    return NormalDist().inv_cdf(1.0 - alpha / (2.0 * max(n, 1))) * sigma
+
+
+def _explain(v: FloatArray, a: FloatArray, m: np.ndarray) -> tuple[FloatArray, FloatArray]:
+    """Take an element's leaves out of the search (RiskLoc-style: no nested elements)."""
+    v, a = v.copy(), a.copy()
+    v[m], a[m] = 0.0, 0.0
+    return v, a
 
 
 def _search(
     v: FloatArray, f: FloatArray, cuboids: list[_Cuboid], params: Params
 ) -> list[_Pick] | None:
     """The greedy element search; None when the change is platform-wide or not localised."""
-    floor = params.min_gain * float(np.abs(v - f).sum())
+    w = _weights(v, f)
+    n = sum(len(c.keys) for c in cuboids)
+    unit = _noise_floor(v, f, w, n, params.alpha)
     a = f.copy()
     picks: list[_Pick] = []
     while len(picks) < params.max_elements:
-        pick = _best(v, a, cuboids, params.tolerance)
-        if pick is None or pick.gain < floor:
+        pick = _best(v, a, w, cuboids, params.tolerance, unit)
+        if pick is None:
             break
-        if not picks and _root_gain(v, f) >= (1.0 - params.tolerance) * pick.gain:
+        if not picks and _root_gain(v, f, w) >= (1.0 - params.tolerance) * pick.gain:
             return None
-        m = pick.mask()
-        base = float(a[m].sum())
-        if base > 0:
-            a[m] *= float(v[m].sum()) / base
-        else:
-            a[m] = v[m]
+        v, a = _explain(v, a, pick.mask())
         picks.append(pick)
     return picks or None
 
