@@ -252,9 +252,11 @@ def build_parser(plugins: bool = True) -> argparse.ArgumentParser:
     bt.add_argument("--input", action="append", required=True, help="input file (repeatable)")
     bt.add_argument("--labels", required=True, help="labels.json of known incidents")
     bt.add_argument("--rules", action="append", default=None,
-                    help="rules directory; repeat to compare configurations side by side")
+                    help="rules directory; repeat to compare configurations side by side (one "
+                         "report directory each, and a diff of their episodes against the first)")
     bt.add_argument("--detector", action="append", default=None, metavar="METRIC=TYPE[,k=v]",
-                    help="override a metric's detector, e.g. gmv=river_forecast,seasonality=96")
+                    help="override a metric's detector in every configuration; values are YAML, "
+                         "e.g. gmv=seasonal,horizons=[1,2,4],alpha=0.1")
     bt.add_argument("--out", default=None, help="report directory (JSON, Markdown, PNG plots)")
     bt.add_argument("--quiet", action="store_true", help="no progress bar")
     bt.set_defaults(func=cmd_backtest)
