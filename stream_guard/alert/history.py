@@ -269,7 +269,8 @@ def _minute(iso: str) -> str:
 def episode_table(episodes: Sequence[EpisodeHistory]) -> Table:
     """One row per episode: what `alerts list` prints."""
     table = Table("episode", "metric", "slice", "status", "started (UTC)", "updated (UTC)",
-                  "updates", "last value", "handling", title=f"{len(episodes)} episodes")
+                  "updates", "last value", "handling",
+                  title=f"{len(episodes)} episode{'' if len(episodes) == 1 else 's'}")
     table.columns[0].no_wrap = True
     for e in episodes:
         s = e.summary()

@@ -168,8 +168,10 @@ def _distinct_tail(parts: tuple[str, ...], others: list[tuple[str, ...]]) -> str
     return parts[-1]  # the same directory given twice
 
 
-def _run_one(args: argparse.Namespace, rules_dir: Path, name: str, overrides: list[
-        DetectorOverride], out: Console) -> Evaluation:
+def _run_one(
+    args: argparse.Namespace, rules_dir: Path, name: str, overrides: list[DetectorOverride],
+    out: Console,
+) -> Evaluation:
     topics = load_topics(args.topics_dir)
     original = load_rules(rules_dir, topics)
     rules = apply_detector_overrides(original, overrides)
