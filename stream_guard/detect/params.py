@@ -130,5 +130,21 @@ PARAMS: dict[str, DetectorParams] = {
             "clip": (float | None, 3.0),
         },
     ),
+    # One calibrated tail probability per point, fewest parts; chosen under the fold protocol.
+    "tail_surprise": DetectorParams(
+        "stream_guard.detect.tail_surprise", "TailSurprise",
+        params={
+            "horizons": (_HORIZONS, (1, 8, 48)),
+            "shift_window": (int | None, 144),
+            "count_floor": (bool, True),
+            "local_scale_window": (int | None, None),
+            "calibration_window": (int, 2000),
+            "tail_fraction": (float, 0.05),
+            "clip": (float | None, 3.0),
+            "level": (float, 3.5),
+            "hold": (int, 100),
+            "margin": (float, 5.0),
+        },
+    ),
 }
 """Every detector type a rule can name (``detector: {type: ...}``)."""
