@@ -62,9 +62,8 @@ GRAFANA_VARIABLES = {"__rate_interval": "10s", "__interval": "1s", "__range": "1
 of 4 scrapes at least) and a one-minute dashboard range."""
 NAME = re.compile(r"\bstream_guard_[a-z0-9_]+")
 HISTOGRAM_SUFFIXES = ("_bucket", "_sum", "_count")
-INSTALL_HINT = ("no `prometheus` binary on PATH: install it (Debian/Ubuntu: "
-                "`apt-get install -y --no-install-recommends prometheus`) to evaluate every "
-                "dashboard expression against a real Prometheus")
+INSTALL_HINT = ("no `{tool}` on PATH: install Debian's prometheus package (`apt-get install -y "
+                "--no-install-recommends prometheus`, ~7 s, 22 MB) to {purpose}")
 
 AWAITING_EXPECT = pytest.mark.xfail(strict=True, reason=(
     "the worker exports a counter's label sets at 0 only once runtime/app.py build_runtime "
@@ -294,11 +293,20 @@ def _scraped(base: str) -> bool:
 
 
 @pytest.fixture(scope="module")
-def prometheus(live: Live, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """Prometheus scraping the worker every second, once it holds SCRAPES scrapes: its URL."""
+def prometheus_binary() -> str:
+    """The `prometheus` on PATH; skips (before any worker starts) when there is none."""
     binary = shutil.which("prometheus")
     if binary is None:
-        pytest.skip(INSTALL_HINT)
+        pytest.skip(INSTALL_HINT.format(
+            tool="prometheus", purpose="evaluate every dashboard expression in a real Prometheus"))
+    return binary
+
+
+@pytest.fixture(scope="module")
+def prometheus(prometheus_binary: str, live: Live,
+               tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """Prometheus scraping the worker every second, once it holds SCRAPES scrapes: its URL."""
+    binary = prometheus_binary
     tmp = tmp_path_factory.mktemp("prometheus")
     config = _prometheus_yml(tmp / "prometheus.yml", f"127.0.0.1:{live.worker.metrics_port}")
     address = f"127.0.0.1:{free_port()}"
@@ -354,7 +362,7 @@ def _evaluation_problems(base: str, expr: Expr, variables: dict[str, str]) -> li
             for r in result for label in sorted(legend - r["metric"].keys())]
 
 
-def test_prometheus_evaluates_every_expression(live: Live, prometheus: str) -> None:
+def test_prometheus_evaluates_every_expression(prometheus: str, live: Live) -> None:
     exprs = [*dashboard_exprs(), *doc_exprs()]
     variables = grafana_variables()
     problems = [p for e in exprs for p in _evaluation_problems(prometheus, e, variables)]
@@ -367,7 +375,8 @@ def test_prometheus_evaluates_every_expression(live: Live, prometheus: str) -> N
 def test_the_compose_prometheus_config_is_valid() -> None:
     promtool = shutil.which("promtool")
     if promtool is None:
-        pytest.skip(INSTALL_HINT.replace("`prometheus` binary", "`promtool`"))
+        pytest.skip(INSTALL_HINT.format(
+            tool="promtool", purpose="check the docker-compose Prometheus config"))
     config = REPO / "deploy" / "prometheus" / "prometheus.yml"
     checked = subprocess.run([promtool, "check", "config", str(config)],
                              capture_output=True, text=True, check=False)
