@@ -34,12 +34,13 @@ import numpy as np
 import yaml
 
 from stream_guard.explain.cube import LeafTable
-from stream_guard.explain.localize import DEFAULT, Localisation, Params, localize
+from stream_guard.explain.localize import Localisation, Params, localize
 
 Element = frozenset[tuple[str, str]]
 HISTORY_MINUTES = 4
-GRID_TOLERANCE = (0.0, 0.05, 0.1, 0.2, 0.3)
-GRID_ALPHA = (0.001, 0.01, 0.05, 0.2, 0.5)
+GRID_TOLERANCE = (0.1, 0.25, 0.5, 0.75)
+GRID_ALPHA = (0.05,)
+GRID_RELATIVE = (0.05, 0.1, 0.3, 0.6)
 
 
 @dataclass(frozen=True)
@@ -184,7 +185,7 @@ def group_f1(cases: Sequence[Case], preds: Sequence[Localisation], pick: set[int
 
 def cross_fit(cases: Sequence[Case], tables: Sequence[LeafTable], folds: list[str]) -> None:
     """Constants chosen on one fold (per measure kind), scored on the other, both ways."""
-    grid = [Params(t, g) for t, g in product(GRID_TOLERANCE, GRID_ALPHA)]
+    grid = [Params(*p) for p in product(GRID_TOLERANCE, GRID_ALPHA, GRID_RELATIVE)]
     runs = {p: run(cases, tables, p) for p in grid}
     for kind, label in ((False, "additive"), (True, "ratio")):
         idx = {i for i, c in enumerate(cases) if c.ratio == kind}
@@ -196,7 +197,7 @@ def cross_fit(cases: Sequence[Case], tables: Sequence[LeafTable], folds: list[st
             best = max(grid, key=lambda p: group_f1(cases, runs[p], tr))
             print(
                 f"cross-fit {label}: chosen on {train} tolerance={best.tolerance} "
-                f"alpha={best.alpha} (F1 {group_f1(cases, runs[best], tr):.3f}) "
+                f"alpha={best.alpha} relative_gain={best.relative_gain} (F1 {group_f1(cases, runs[best], tr):.3f}) "
                 f"-> fold {test} F1 {group_f1(cases, runs[best], te):.3f}"
             )
 
@@ -233,7 +234,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         for _, case in progress(cases):
             tables.append(load(case))
             t0 = time.perf_counter()
-            preds.append(localize(tables[-1], ratio=case.ratio, params=DEFAULT))
+            preds.append(localize(tables[-1], ratio=case.ratio))
             seconds += time.perf_counter() - t0
             out.write(json.dumps(line(case, preds[-1]), ensure_ascii=False) + "\n")
     folds = [fold_of(c, cases) for c in cases]
