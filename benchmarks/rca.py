@@ -197,7 +197,8 @@ def cross_fit(cases: Sequence[Case], tables: Sequence[LeafTable], folds: list[st
             best = max(grid, key=lambda p: group_f1(cases, runs[p], tr))
             print(
                 f"cross-fit {label}: chosen on {train} tolerance={best.tolerance} "
-                f"alpha={best.alpha} relative_gain={best.relative_gain} (F1 {group_f1(cases, runs[best], tr):.3f}) "
+                f"alpha={best.alpha} relative_gain={best.relative_gain} "
+                f"(F1 {group_f1(cases, runs[best], tr):.3f}) "
                 f"-> fold {test} F1 {group_f1(cases, runs[best], te):.3f}"
             )
 
