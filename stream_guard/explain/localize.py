@@ -6,12 +6,15 @@ Given one window's leaf table, find the few elements (slices over 1..d attribute
 Model: a root-cause element changes every leaf under it by a common factor (the *ripple
 effect*: a slice that drops 30% drops 30% in each of its sub-slices); leaves under no element
 keep their forecast. The search is greedy: at each step every element of every cuboid is fitted
-(factor = its actual / expected sum) and scored by its *gain*, how much it lowers the total
-absolute error Σ|actual − expected| of the leaf table. Among the elements within a relative
-tolerance of the best gain the coarsest is taken (parsimony: a parent whose sub-slices all moved
-is the cause, not its largest child). The search stops when the next gain is under a fixed
-fraction of the initial error. When the whole table (the empty element) fits as well as the best
-element, the change is platform-wide: ``external``.
+(factor = its actual / expected sum) and scored by its *gain*, how much it lowers the table's
+noise-weighted absolute error Σ w|actual − expected|, w = 1 / size^p with p the table's own
+noise power law (½ counting noise … 1 relative noise). A gain counts only above what √m noisy
+leaves reach by chance (Bonferroni over all candidate elements, noise scale from the median
+leaf). Among the elements within `tolerance` of the best gain the coarsest is taken (parsimony:
+a parent whose sub-slices all moved is the cause, not its largest child); its leaves then leave
+the search (no nested elements). The search stops when nothing significant is left or the next
+gain is under `relative_gain` × the first one. When the whole table (the empty element) fits
+about as well as the best element, the change is platform-wide: ``external``.
 
 Ratio measures (numerator / denominator) are compared in numerator units given the actual
 denominator: expected = actual denominator × the leaf's forecast rate. A slice whose rate moved
