@@ -64,6 +64,7 @@ from stream_guard.detect.median_shift import MedianShift  # noqa: E402
 from stream_guard.detect.refractory import Refractory  # noqa: E402
 from stream_guard.detect.robust_zscore import RobustZScore  # noqa: E402
 from stream_guard.detect.seasonal_residual import SeasonalResidual  # noqa: E402
+from stream_guard.detect.tail_surprise import RobustResidual, TailSurprise  # noqa: E402
 
 
 def _ensemble(*extra: SeasonalResidual | RobustZScore) -> CalibratedEnsemble:
@@ -74,9 +75,19 @@ def _ensemble(*extra: SeasonalResidual | RobustZScore) -> CalibratedEnsemble:
     return CalibratedEnsemble(members, horizons=horizons)
 
 
-# The configurations the ablation compares; the first is the default. Each line removes (-) or
-# adds (+) one component of AutoSeasonal, to show what it contributes.
+# The configurations the ablation compares; the first is the default. Each "ts" line removes (-)
+# or adds (+) one part of TailSurprise; the lines after "auto_seasonal" (the default before
+# TailSurprise, which is TailSurprise plus a slow-level member) do the same for AutoSeasonal.
 CONFIGS: dict[str, Callable[[], Detector]] = {
+    "tail_surprise": TailSurprise,
+    "ts -median shift": lambda: TailSurprise(shift_window=None),
+    "ts -horizons 8,48": lambda: TailSurprise(horizons=(1,)),
+    "ts -horizon 8": lambda: TailSurprise(horizons=(1, 48)),
+    "ts -calibration clip": lambda: TailSurprise(clip=None),
+    "ts -refractory": lambda: TailSurprise(hold=0),
+    "ts -calibration": lambda: Refractory(RobustResidual(), level=3.5, damping=0.25),
+    "ts -count floor": lambda: TailSurprise(count_floor=False),
+    "ts +local scale 128": lambda: TailSurprise(local_scale_window=128),
     "auto_seasonal": AutoSeasonal,
     "-slow level member": lambda: AutoSeasonal(slow_level_window=None),
     "-median shift member": lambda: AutoSeasonal(shift_window=None),
