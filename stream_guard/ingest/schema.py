@@ -114,12 +114,14 @@ def _parse_event_time(value: object) -> int:
 
 _MILLIS_UTC = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:([0-5]\d\.\d{3}Z)", re.ASCII)
 _MINUTES: dict[str, int] = {}  # "2026-03-02T14:10:" -> epoch ms of that minute
-_SECONDS: dict[str, int] = {}  # "07.336Z" -> 7336
+_SECONDS: dict[str, int] = {}  # "07.336Z" -> 7336: every tail, filled by the first match
 _MINUTES_KEPT = 100_000  # ~10 weeks of minutes; then the table starts over (bounded memory)
 
 
 def _learn_event_time(value: str) -> int:
-    """Parses `value` in full, remembering its minute and tail when it has the common shape.
+    """Parses `value` in full, remembering its minute when it has the common shape (and, the
+    first time, every tail: a week holds all 60,000, learning them one by one cost a full parse
+    each).
 
     For such text the general parser's result is exactly minute + tail: the float in
     ``round(timestamp() * 1000)`` is off by far less than half a millisecond.
@@ -127,13 +129,17 @@ def _learn_event_time(value: str) -> int:
     ms = _parse_event_time(value)
     match = _MILLIS_UTC.fullmatch(value)
     if match is not None:
-        tail = match.group(1)
-        offset = int(tail[:2]) * 1000 + int(tail[3:6])
+        if not _SECONDS:
+            _SECONDS.update(_every_tail())
         if len(_MINUTES) >= _MINUTES_KEPT:
             _MINUTES.clear()
-        _MINUTES[value[:17]] = ms - offset
-        _SECONDS[tail] = offset
+        _MINUTES[value[:17]] = ms - _SECONDS[match.group(1)]
     return ms
+
+
+def _every_tail() -> dict[str, int]:
+    """``SS.fffZ`` -> its milliseconds, for every text `_MILLIS_UTC`'s tail group matches."""
+    return {f"{s:02d}.{f:03d}Z": s * 1000 + f for s in range(60) for f in range(1000)}
 
 
 def _compile_property(name: str, spec: Mapping[str, Any]) -> Callable[[Any], None]:
