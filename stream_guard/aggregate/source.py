@@ -17,7 +17,7 @@ Governance actions are kept as validated `(ts, fields)` for the owners' interven
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from stream_guard.aggregate.windows import Partial, WindowAggregator
@@ -42,14 +42,13 @@ class SourceStage:
         on_dead_letter: Callable[[DeadLetter], None],
     ) -> None:
         self.codec = codec
-        self.stats = stats
         self.on_dead_letter = on_dead_letter
         self.aggregator = WindowAggregator(rules)
-        self.aggregator.late = stats.late
-        self.aggregator.dropped_series = stats.dropped_series
+        self._count_into(stats)
         self.interventions: list[tuple[int, Mapping[str, Any]]] = []
-        self._horizon_ms = max((int((r.window + r.lateness).total_seconds() * 1000)
-                                for r in rules), default=0)
+        self.horizon_ms = max((int((r.window + r.lateness).total_seconds() * 1000)
+                               for r in rules), default=0)
+        """How far back in event time a decision can look (the longest window + lateness)."""
         self._seen: dict[Any, int] = {}  # event_id -> event time, in arrival order
 
     def ingest(self, topic: str, value: Any, origin: str, arrival_ms: int | None) -> None:
@@ -107,7 +106,7 @@ class SourceStage:
     def _forget(self) -> None:
         """Drops ids older than the horizon; then, if still too many, the older half."""
         wm = self.aggregator.watermark_ms or 0
-        keep = {k: t for k, t in self._seen.items() if t >= wm - self._horizon_ms}
+        keep = {k: t for k, t in self._seen.items() if t >= wm - self.horizon_ms}
         if len(keep) > DEDUP_MAX // 2:
             keep = dict(list(keep.items())[-(DEDUP_MAX // 2):])
         self._seen = keep
@@ -123,3 +122,28 @@ class SourceStage:
     def take_interventions(self) -> list[tuple[int, Mapping[str, Any]]]:
         out, self.interventions = self.interventions, []
         return out
+
+    def warm(self, records: Iterable[tuple[str, Any, str, int | None]]) -> None:
+        """Re-reads records (topic, value, origin, arrival) that were reported before a restart:
+        rebuilds what later decisions depend on -- the watermark, the event ids seen, the slices
+        of open windows -- and reports nothing: no delta, dead letter, intervention or count."""
+        sink, stats = self.on_dead_letter, self.stats
+        self.on_dead_letter = _discard
+        self._count_into(EngineStats())
+        try:
+            for topic, value, origin, arrival_ms in records:
+                self.ingest(topic, value, origin, arrival_ms)
+        finally:
+            self.on_dead_letter = sink
+            self._count_into(stats)
+        self.take()
+        self.take_interventions()
+
+    def _count_into(self, stats: EngineStats) -> None:
+        self.stats = stats
+        self.aggregator.late = stats.late
+        self.aggregator.dropped_series = stats.dropped_series
+
+
+def _discard(_: DeadLetter) -> None:
+    """A dead letter of a record re-read by `SourceStage.warm`: it was sent before."""

@@ -47,6 +47,7 @@ from stream_guard.config.calendar import load_calendar
 from stream_guard.config.rules import load_rules
 from stream_guard.config.topics import TopicSpec, load_topics
 from stream_guard.engine import Engine
+from stream_guard.ingest.arrival import MAX_SKEW_MS
 from stream_guard.ingest.codec import Codec, DeadLetter
 from stream_guard.ingest.kafka_batch import partition_for
 from stream_guard.observability.metrics import RuntimeMetrics, Server
@@ -54,8 +55,8 @@ from stream_guard.runtime.bulk import BulkStream, RawSchema
 from stream_guard.runtime.checkpoint import SAVE_EVERY, Checkpoint
 from stream_guard.runtime.notifier import NotifierSettings, install_notifier
 from stream_guard.runtime.owner import Closed, Owner
-from stream_guard.runtime.reports import Report, decode, encode, encode_tick
-from stream_guard.runtime.resume import reported_offsets
+from stream_guard.runtime.reports import NO_WATERMARK, Report, decode, encode, encode_tick
+from stream_guard.runtime.resume import history, reported_offsets
 from stream_guard.runtime.settings import WorkerSettings
 from stream_guard.runtime.sources import SourcePool, expected_sources, source_name
 from stream_guard.runtime.transport import broker_url
@@ -114,6 +115,7 @@ def build_runtime(
                       [r.metric for r in rules])
     partitions = {name: spec.partitions for name, spec in topics.items()}
     metrics = metrics or RuntimeMetrics()
+    metrics.expect({r.metric: [s.topic for s in r.sources] for r in rules}, codec.event_topics)
     scored = metrics.observe_score
     engine = Engine(rules, calendar, on_score=lambda s: scored(s.point.metric, s.score))
     owner = Owner(engine, expected_sources(rules, partitions),
@@ -151,21 +153,34 @@ def build_runtime(
                       key_type=str, value_type=str)
     flush_s = settings.flush_interval.total_seconds()
 
-    unresumed: set[TP] = set()  # assigned event-topic partitions not yet read from
+    horizon_ms = pool.horizon_ms() + MAX_SKEW_MS  # what a resumed source re-reads (resume.py)
 
     async def resume(batch: list[Any]) -> None:
-        """Cut the first reports of newly assigned partitions where they were cut before."""
+        """Partitions this worker has no source for yet (newly assigned): re-read what their
+        previous consumer read (`history`) and cut their first reports where it cut them.
+
+        Told by the pool, not by Faust's on_partitions_assigned signal: after a table recovery
+        the streams resume, and deliver, before that signal is sent."""
         firsts: dict[tuple[str, int], int] = {}
-        for event in batch:  # only while a partition is unresumed: one set lookup per event
+        for event in batch:
             msg = event.message
-            if msg.tp in unresumed:
-                unresumed.discard(msg.tp)
-                firsts[(logical[msg.topic], msg.partition)] = msg.offset
+            key = (logical[msg.topic], msg.partition)
+            if key not in pool:
+                firsts.setdefault(key, msg.offset)
         if not firsts:
             return
-        cuts = await reported_offsets(settings.bootstrap.split(","), partials.get_topic_name(),
+        bootstrap = settings.bootstrap.split(",")
+        log.info("resuming %s", ", ".join(f"{source_name(*tp)} at {first}"
+                                          for tp, first in sorted(firsts.items())))
+        cuts = await reported_offsets(bootstrap, partials.get_topic_name(),
                                       {source_name(*tp): first for tp, first in firsts.items()})
-        for tp in firsts:
+        past = await history(
+            bootstrap, {(prefix + t, p): first for (t, p), first in firsts.items()}, horizon_ms)
+        log.info("re-reading %s", ", ".join(f"{len(records)} records of {topic}/{partition}"
+                                            for (topic, partition), records in past.items()))
+        for tp in firsts:  # (Faust's timestamps are r.timestamp / 1000: the same arrival)
+            pool.warm(*tp, ((r.offset, r.value, _arrival_ms(r.timestamp / 1000))
+                            for r in past[(prefix + tp[0], tp[1])]))
             pool.resume(*tp, cuts[source_name(*tp)])
         log.info("resumed %s", "; ".join(
             f"{source_name(*tp)} at {first}, cut at {cuts[source_name(*tp)]}"
@@ -174,8 +189,7 @@ def build_runtime(
     @app.agent(events, name="sources")
     async def sources(stream: Any) -> None:
         async for batch in stream.take_bulk(settings.batch_max, flush_s):
-            if unresumed:
-                await resume(batch)
+            await resume(batch)
             for event in batch:
                 msg = event.message
                 pool.ingest(logical[msg.topic], msg.partition, msg.offset, event.value,
@@ -232,18 +246,13 @@ def build_runtime(
             await partials.send(key=r.metric.encode(),
                                 value=encode_tick(r.metric, clock.now_ms(), status))
 
-    async def on_assigned(_app: Any, assigned: set[TP], **_: Any) -> None:
-        unresumed.update(tp for tp in assigned if tp.topic in logical)
-
     async def on_revoked(_app: Any, revoked: set[TP], **_: Any) -> None:
-        unresumed.difference_update(revoked)
         gone = [(logical[tp.topic], tp.partition) for tp in revoked if tp.topic in logical]
         for stats in pool.forget(gone):
             metrics.retire(stats)
         if any(tp.topic == prefix + PARTIALS_TOPIC for tp in revoked):
             checkpoint.revoke()
 
-    app.on_partitions_assigned.connect(on_assigned)  # type: ignore[arg-type]  # mode's stub
     app.on_partitions_revoked.connect(on_revoked)  # type: ignore[arg-type]  # mode's stub
     if notifier is not None:
         handles = install_notifier(app, alerts, topic(CONTROL_TOPIC), notifier)
@@ -293,6 +302,8 @@ def _arrival_ms(timestamp: float | None) -> int | None:
 def _lag(metrics: RuntimeMetrics, reports: Iterable[Report], now_ms: int) -> None:
     latest: dict[str, int] = {}
     for r in reports:
+        if r.watermark_ms == NO_WATERMARK:  # only invalid records so far: no event time
+            continue
         topic = r.source.rsplit("/", 1)[0]
         latest[topic] = max(latest.get(topic, r.watermark_ms), r.watermark_ms)
     for topic, wm in latest.items():

@@ -19,6 +19,15 @@ sent later is after it in the topic (one producer per source, one ordered partit
 exists unless the source never reported (a new group) or the topic's retention dropped it; the
 scan then ends at the beginning of the topic, or after `max_scan` records with a warning (the
 cost of a fresh deployment reading an old topic). It reads only the reports' JSON, never a table.
+
+A source also decides things from what it read BEFORE the resume offset: its robust watermark
+(which events are late), the event ids it has seen (duplicates), the slices of its open windows.
+`history` reads the partition back from the resume offset until the records are older than the
+source's horizon (the longest window plus lateness, and the allowed clock skew), at most
+`WARM_MAX` records; the source re-reads them without reporting anything (`SourcePool.warm`), so
+a restarted source decides as the one that crashed. Beyond `WARM_MAX` records (a horizon of more
+than that many events), a duplicate whose first copy is older than what was re-read is counted
+once more after a restart.
 """
 
 from __future__ import annotations
@@ -27,9 +36,12 @@ import logging
 from collections.abc import Mapping
 
 import orjson
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 
-__all__ = ["reported_offsets"]
+from stream_guard.ingest.kafka_batch import event_time
+from stream_guard.runtime.ends import END_POLL_MS  # the end is found by reading, not asked
+
+__all__ = ["WARM_MAX", "history", "reported_offsets"]
 
 log = logging.getLogger(__name__)
 
@@ -39,10 +51,12 @@ CHUNK = 2_000
 MAX_SCAN = 1_000_000
 """Records read at most per scan, whatever remains unanchored."""
 
-END_POLL_MS = 200
-"""A poll returning nothing for this long ends a read to the live end of the topic. (Tansu, the
-development broker, reports the end offset as the base offset of the last batch, so the end is
-found by reading, not asked.)"""
+WARM_MAX = 200_000
+"""Records of its partition a resumed source re-reads at most (`history`)."""
+
+HEAD = 32
+"""`history` stops at a chunk whose first HEAD records are all older than the horizon."""
+
 
 
 async def reported_offsets(
@@ -79,10 +93,10 @@ async def _scan(
     hi: int | None = None  # read [lo, hi); None: to the live end
     lo, chunk, read = max(first, end - CHUNK), CHUNK, 0
     while True:
-        values = await _read(consumer, tp, lo, hi)
-        read += len(values)
-        for value in reversed(values):  # newest first
-            _note(value, resume_from, found, anchored)
+        records = await _read(consumer, tp, lo, hi)
+        read += len(records)
+        for record in reversed(records):  # newest first
+            _note(record.value, resume_from, found, anchored)
         if anchored >= resume_from.keys() or lo <= first:
             return read
         if read >= budget:
@@ -113,14 +127,75 @@ def _note(
 
 async def _read(
     consumer: AIOKafkaConsumer, tp: TopicPartition, lo: int, hi: int | None
-) -> list[bytes | None]:
-    """Values of offsets [lo, hi) (hi None: to the live end), in offset order."""
+) -> list[ConsumerRecord[bytes, bytes]]:
+    """Records of offsets [lo, hi) (hi None: to the live end), in offset order."""
     consumer.seek(tp, lo)
-    values: list[bytes | None] = []
+    records: list[ConsumerRecord[bytes, bytes]] = []
     while True:
         batch = (await consumer.getmany(tp, timeout_ms=END_POLL_MS)).get(tp, [])
         if not batch:
-            return values
-        values += [m.value for m in batch if hi is None or m.offset < hi]
+            return records
+        records += [m for m in batch if hi is None or m.offset < hi]
         if hi is not None and batch[-1].offset >= hi - 1:
-            return values
+            return records
+
+
+async def history(
+    bootstrap: list[str], until: Mapping[tuple[str, int], int], horizon_ms: int,
+    max_records: int = WARM_MAX,
+) -> dict[tuple[str, int], list[ConsumerRecord[bytes, bytes]]]:
+    """(topic, partition) -> the records before offset `until[...]` that a source resuming there
+    must re-read (see the module docstring), in offset order."""
+    if not until:
+        return {}
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False,
+                                fetch_max_wait_ms=50)
+    await consumer.start()
+    try:
+        tps = [TopicPartition(*key) for key in until]
+        consumer.assign(tps)
+        firsts = await consumer.beginning_offsets(tps)
+        return {(tp.topic, tp.partition): await _back(consumer, tp, firsts[tp],
+                                                      until[(tp.topic, tp.partition)],
+                                                      horizon_ms, max_records)
+                for tp in tps}
+    finally:
+        await consumer.stop()
+
+
+async def _back(
+    consumer: AIOKafkaConsumer, tp: TopicPartition, first: int, until: int, horizon_ms: int,
+    max_records: int,
+) -> list[ConsumerRecord[bytes, bytes]]:
+    """Reads `tp` backwards from `until` by doubling chunks until past the horizon."""
+    chunks: list[list[ConsumerRecord[bytes, bytes]]] = []
+    top: list[int] = []  # the 3 largest event times read: the watermark's estimate
+    hi, chunk, read = until, CHUNK, 0
+    while hi > first and read < max_records:
+        lo = max(first, hi - chunk)
+        records = await _read(consumer, tp, lo, hi)
+        chunks.append(records)
+        read += len(records)
+        times = [_event_time(r.value) for r in records]
+        top = sorted([*top, *(t for t in times if t is not None)])[-3:]
+        if top and _older(times[:HEAD], top[0] - horizon_ms):
+            break
+        hi, chunk = lo, chunk * 2
+    return [r for records in reversed(chunks) for r in records][-max_records:]
+
+
+def _older(times: list[int | None], bound: int) -> bool:
+    """All of `times` (that are known) are before `bound`: a chunk's head, past the horizon."""
+    known = [t for t in times if t is not None]
+    return bool(known) and max(known) < bound
+
+
+def _event_time(value: bytes | None) -> int | None:
+    """The event time of a record's value (the latest of a JSON array's); None if unreadable."""
+    try:
+        obj = orjson.loads(value or b"null")
+    except orjson.JSONDecodeError:
+        return None  # JSONL or not JSON: no bound from this record
+    events = obj if isinstance(obj, list) else [obj]
+    times = [t for t in map(event_time, events) if t is not None]
+    return max(times, default=None)

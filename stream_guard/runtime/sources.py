@@ -67,6 +67,18 @@ class SourcePool:
         `next_offset`s of the reports its previous consumer sent beyond where it resumes)."""
         self._source(topic, partition).cuts = sorted(cuts)
 
+    def warm(self, topic: str, partition: int, records: Iterable[tuple[int, bytes, int | None]],
+             ) -> None:
+        """Re-reads (offset, value, arrival) records its previous consumer read before the
+        partition's resume offset (runtime/resume.py `history`): the source then decides
+        (late, duplicate, folded) as that consumer would have, and reports none of them."""
+        self._source(topic, partition).stage.warm(
+            (topic, value, f"{partition}:{offset}", arrival) for offset, value, arrival in records)
+
+    def horizon_ms(self) -> int:
+        """How far back in event time a source's decisions look."""
+        return self._new_stage().horizon_ms
+
     def _source(self, topic: str, partition: int) -> Source:
         src = self._sources.get((topic, partition))
         if src is None:

@@ -36,6 +36,10 @@ What differs from upstream (everything else is inherited; each can be proposed u
    worker consumer and exposes no setting. Real Kafka answers a fetch as soon as data is there,
    so it matters only when idle (one fetch per 10 ms per broker then); the Tansu dev broker holds
    every fetch for about half of it, i.e. ~750 ms per hop with upstream's value.
+4. Changelog ends (`Consumer.highwaters`): read on from the broker's answer to the partition's
+   real end (runtime/ends.py). Tansu answers one record batch short, and table recovery trusted
+   it: a restarted worker lost the last batch of its table writes. On Apache Kafka: one empty
+   fetch more per recovery.
 
 Rebalances: every callback that upstream can cancel is cancelled the same way. One that never
 suspends runs to completion before anything else runs; upstream starts it one loop turn later but
@@ -61,7 +65,9 @@ assumption), and update the hash.
   aiokafka driver's ``AIOKafkaConsumerThread._create_worker_consumer`` (passes the literal
   ``fetch_max_wait_ms=1500``); aiokafka's ``AIOKafkaConsumer.start`` (reads
   ``_fetch_max_wait_ms`` when it builds its Fetcher; aiokafka is not covered by the faust pin,
-  so an aiokafka upgrade can fail the test too).
+  so an aiokafka upgrade can fail the test too); the aiokafka driver's ``Consumer.highwaters``
+  (which ours reads on from: runtime/ends.py) and ``Recovery._build_highwaters`` (table recovery
+  reads each changelog up to ``highwaters() - 1``).
 
 Private attributes touched (none is a public API; each is read or written as 0.15.3 does):
 
@@ -90,7 +96,7 @@ from __future__ import annotations
 import asyncio
 import collections.abc
 import contextvars
-from collections.abc import Coroutine, Generator
+from collections.abc import Coroutine, Generator, Mapping
 from typing import Any, ClassVar, cast
 
 import aiokafka
@@ -101,6 +107,7 @@ from faust.types import TP, Message
 from mode import Service, ServiceT
 
 from stream_guard.errors import ConfigError
+from stream_guard.runtime.ends import live_ends
 
 __all__ = ["SCHEME", "Consumer", "ConsumerThread", "Transport", "broker_url", "register"]
 
@@ -123,6 +130,8 @@ UPSTREAM_SOURCES: dict[str, str] = {
     "faust.transport.drivers.aiokafka:AIOKafkaConsumerThread._create_worker_consumer":
         "c2701bfc3e6f6cad",
     "aiokafka.consumer.consumer:AIOKafkaConsumer.start": "2f1ba70443327538",
+    "faust.transport.drivers.aiokafka:Consumer.highwaters": "3a2723b22582ffb7",
+    "faust.tables.recovery:Recovery._build_highwaters": "91b4cc0d3724ae7b",
 }
 
 
@@ -190,6 +199,17 @@ class Consumer(upstream.Consumer):
 
     def _new_consumer_thread(self) -> ConsumerThread:
         return ConsumerThread(self, loop=self.loop, beacon=self.beacon)
+
+    async def highwaters(self, *partitions: TP) -> Mapping[TP, int]:
+        """Upstream's answer, read on to where each partition really ends (runtime/ends.py).
+
+        Faust's table recovery reads each changelog partition up to these offsets: a broker that
+        answers one batch short (Tansu) would make a restarted worker lose the last batch of its
+        table writes."""
+        reported = await super().highwaters(*partitions)
+        transport = cast(upstream.Transport, self.transport)
+        return await live_ends(upstream.server_list(transport.url, transport.default_port),
+                               reported)
 
     def on_buffer_drop(self, tp: TP) -> None:
         """Upstream's bookkeeping, then wake a drain loop waiting in `_wait_for_buffer`."""

@@ -65,10 +65,6 @@ HISTOGRAM_SUFFIXES = ("_bucket", "_sum", "_count")
 INSTALL_HINT = ("no `{tool}` on PATH: install Debian's prometheus package (`apt-get install -y "
                 "--no-install-recommends prometheus`, ~7 s, 22 MB) to {purpose}")
 
-AWAITING_EXPECT = pytest.mark.xfail(strict=True, reason=(
-    "the worker exports a counter's label sets at 0 only once runtime/app.py build_runtime "
-    "calls RuntimeMetrics.expect (one line, issue 11 item 7): drop this mark with it"))
-
 Series = dict[str, dict[frozenset[tuple[str, str]], float]]
 """Sample name -> its samples (label set -> value), as a scrape holds them."""
 
@@ -223,7 +219,6 @@ def live(bootstrap: str, topics: dict[str, TopicSpec],
 
 
 # the scrape holds what the doc and the dashboard name --------------------------------------
-@AWAITING_EXPECT  # stream_guard_series_dropped_total: no flood in the data, no 0 exported
 def test_the_scrape_holds_every_documented_series(live: Live) -> None:
     names = doc_names()
     assert len(doc_table()) >= 20, f"the doc's metric table was not found: {doc_table()}"
@@ -249,7 +244,6 @@ def _unmet(expr: Expr, series: Series) -> list[str]:
                        for label in sorted((label_names(expr.promql) | legend) - present)]
 
 
-@AWAITING_EXPECT
 def test_every_label_set_the_configuration_allows_is_exported(
     live: Live, rules: list[MetricRule], codec: Codec,
 ) -> None:

@@ -30,7 +30,8 @@ from tests.parity import comparable, parity_records, replay_alerts
 pytestmark = pytest.mark.integration
 
 DEADLINE_S = 240.0
-QUIET_S = 12.0  # > the worker's idle_after: the last windows have closed
+QUIET_S = 12.0
+"""After replay's number of alerts: > the worker's idle_after, so the last windows have closed."""
 KILL_AT = 0.3
 """The first worker is killed once it has closed this share of replay's windows."""
 
@@ -99,12 +100,18 @@ def test_sigkill_mid_stream_then_restart_gives_replays_alerts(
         with LocalWorker(env, tmp_path / "w2.log") as second:
             # the group waits out the killed member's session before it assigns anything
             assert wait_for(lambda: "stream_guard_partial_reports_total{" in second.metrics(), 90)
+            # all of replay's alerts (or the deadline), then a quiet spell for any extra one
+            while len(set(map(_key, got))) < len(expected) and time.monotonic() < deadline:
+                poll()
             quiet_since = time.monotonic()
             while time.monotonic() < deadline and time.monotonic() - quiet_since < QUIET_S:
                 if poll():
                     quiet_since = time.monotonic()
+            (tmp_path / "w2.metrics").write_text(second.metrics())  # for a post-mortem
 
     unique = list(dict.fromkeys(_key(a) for a in got))
+    (tmp_path / "alerts.got.jsonl").write_bytes(b"\n".join(unique))  # for a failure's post-mortem
+    (tmp_path / "alerts.expected.jsonl").write_bytes(b"\n".join(expected))
     assert unique == expected
     # only records the crash interrupted are written again (verbatim)
     assert len(got) - len(unique) <= published_first

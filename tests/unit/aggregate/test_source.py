@@ -81,3 +81,30 @@ def test_a_flood_of_new_values_never_pushes_out_an_established_slice(
     assert by_slice[eu] == 25.0  # still its own series, with its own value
     assert by_slice[(("region", "other"),)] == 5_000.0
     assert len(by_slice) == 3 and builder.folded == 5_001
+
+
+def test_a_warmed_source_decides_as_the_one_that_read_everything(
+    rules: list[MetricRule], codec: Codec
+) -> None:
+    """A restart resumes mid-partition: re-reading what was reported before (`warm`) makes the
+    later records late, duplicate or on time exactly as for a source that never stopped, and
+    reports nothing of what it re-read."""
+    before = [order(T0 + i * MIN, i, gmv=10.0) for i in range(30)]
+    before.append("not json")  # a dead letter before the cut: not sent again
+    after = [order(T0 + 3 * MIN, 3, gmv=10.0),  # a duplicate of a record before the cut
+             order(T0 - 90 * MIN, 1_000, gmv=7.0),  # late against the watermark before the cut
+             order(T0 + 31 * MIN, 31, gmv=1.0)]
+    steady, _ = _stage(rules, codec)
+    restarted, dead = _stage(rules, codec)
+    for i, rec in enumerate(before):
+        steady.ingest("orders", rec, f"p:{i}", arrival_ms=None)
+    steady.take()
+    restarted.warm(("orders", rec, f"p:{i}", None) for i, rec in enumerate(before))
+    assert restarted.take() == (steady.aggregator.watermark_ms, [])
+    assert not dead and restarted.stats == EngineStats()
+    for i, rec in enumerate(after, len(before)):
+        steady.ingest("orders", rec, f"p:{i}", arrival_ms=None)
+        restarted.ingest("orders", rec, f"p:{i}", arrival_ms=None)
+    assert restarted.take() == steady.take()
+    assert restarted.stats.duplicates["orders"] == 1
+    assert restarted.stats.late == {("orders", "gmv"): 1, ("orders", "complaint_rate"): 1}
