@@ -42,6 +42,7 @@ __all__ = [
     "Outcome",
     "RetryPolicy",
     "SlackNotifier",
+    "labels_of",
     "retry",
 ]
 
@@ -49,7 +50,7 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 
-def _labels(alert: AlertRecord) -> AlertLabels:
+def labels_of(alert: AlertRecord) -> AlertLabels:
     """What the route tree matches on."""
     return AlertLabels(metric=alert.metric, severity=alert.severity, slice=alert.slice)
 
@@ -151,7 +152,7 @@ class SlackNotifier:
 
     def notify(self, alert: AlertRecord, now_ms: int) -> list[Outcome]:
         """Deliver one alert update to every route it is due on."""
-        labels = _labels(alert)
+        labels = labels_of(alert)
         return [self._on_route(r, alert, labels, now_ms) for r in self._destinations(alert, labels)]
 
     def _destinations(self, alert: AlertRecord, labels: AlertLabels) -> list[Route]:

@@ -23,6 +23,10 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # alert/inhibit.py builds on this module's labels and matchers
+    from stream_guard.alert.inhibit import InhibitRule
 
 __all__ = ["AlertLabels", "Matcher", "Route", "RouteTree", "group_key"]
 
@@ -95,10 +99,16 @@ class Route:
 
 
 class RouteTree:
-    """The whole tree, indexed by route name; the root is the default route."""
+    """The whole tree, indexed by route name; the root is the default route. It carries the
+    file's inhibit rules (alert/inhibit.py: the built-in one first)."""
 
-    def __init__(self, root: Route) -> None:
+    def __init__(self, root: Route, inhibit_rules: tuple[InhibitRule, ...] | None = None) -> None:
         self.root = root
+        if inhibit_rules is None:
+            from stream_guard.alert.inhibit import CRITICAL_OVER_WARNING
+
+            inhibit_rules = (CRITICAL_OVER_WARNING,)
+        self.inhibit_rules = inhibit_rules
         self._by_name: dict[str, Route] = {}
         for route in root.walk():
             if route.name in self._by_name:

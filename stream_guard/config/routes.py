@@ -1,6 +1,8 @@
 """alert_rules/routes.yaml: strict pydantic models of the route tree and its loader.
 
-The file has one top-level key, `route`, the root (default) route. Unknown keys are errors,
+The file has the root (default) route under `route` and, optionally, `inhibit_rules`
+(alert/inhibit.py; the built-in "a critical inhibits the warnings of its metric and slice" comes
+first). Unknown keys are errors,
 durations are written like ``30m``, ``4h`` or ``1d12h``, and every problem is reported with the
 file, the field path and the reason.
 """
@@ -14,6 +16,7 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator
 
+from stream_guard.alert.inhibit import CRITICAL_OVER_WARNING, InhibitRule
 from stream_guard.alert.routing import (
     DEFAULT_GROUP_BY,
     DEFAULT_REPEAT_INTERVAL,
@@ -26,7 +29,7 @@ from stream_guard.config.errors import config_error
 from stream_guard.config.yamlfile import read_mapping
 from stream_guard.errors import ConfigError
 
-__all__ = ["MatchConfig", "RouteConfig", "RoutesFile", "load_routes"]
+__all__ = ["InhibitConfig", "MatchConfig", "RouteConfig", "RoutesFile", "load_routes"]
 
 _NAME = r"^[a-z0-9][a-z0-9_.-]*$"
 # A Slack channel: "#name" (postMessage resolves it) or a channel id like C0123ABC.
@@ -84,12 +87,36 @@ class RouteConfig(BaseModel):
             yield from child.walk(f"{path}.routes.{i}")
 
 
+class InhibitConfig(BaseModel):
+    """An inhibit rule: while an alert matching `source_match` fires, alerts matching
+    `target_match` with the same values of the `equal` labels are not notified."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str = Field(pattern=_NAME)
+    source_match: MatchConfig
+    target_match: MatchConfig = MatchConfig()
+    equal: list[Annotated[str, Field(pattern=r"^[a-z_][a-z0-9_]*$")]] = []
+
+    @field_validator("source_match")
+    @classmethod
+    def _source_is_narrow(cls, value: MatchConfig) -> MatchConfig:
+        if value == MatchConfig():
+            raise ValueError("an empty source matcher lets every firing alert mute others")
+        return value
+
+    def to_rule(self) -> InhibitRule:
+        return InhibitRule(self.name, self.source_match.to_matcher(),
+                           self.target_match.to_matcher(), tuple(self.equal))
+
+
 class RoutesFile(BaseModel):
-    """The whole file: the root route under `route`."""
+    """The whole file: the root route under `route`, inhibit rules under `inhibit_rules`."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     route: RouteConfig
+    inhibit_rules: list[InhibitConfig] = []
 
 
 def load_routes(path: Path | str) -> RouteTree:
@@ -100,10 +127,21 @@ def load_routes(path: Path | str) -> RouteTree:
         spec = RoutesFile.model_validate(raw)
     except ValidationError as exc:
         raise config_error(path, exc) from None
-    problems = _check_tree(spec.route)
+    problems = _check_tree(spec.route) + _check_inhibit(spec.inhibit_rules)
     if problems:
         raise ConfigError(f"{path}: " + "; ".join(problems))
-    return RouteTree(_build(spec.route, parent=None))
+    rules = (CRITICAL_OVER_WARNING, *(rule.to_rule() for rule in spec.inhibit_rules))
+    return RouteTree(_build(spec.route, parent=None), rules)
+
+
+def _check_inhibit(rules: list[InhibitConfig]) -> list[str]:
+    names = [CRITICAL_OVER_WARNING.name]
+    problems = []
+    for i, rule in enumerate(rules):
+        if rule.name in names:
+            problems.append(f"inhibit_rules.{i}.name: duplicate inhibit rule name {rule.name!r}")
+        names.append(rule.name)
+    return problems
 
 
 def _check_tree(root: RouteConfig) -> list[str]:

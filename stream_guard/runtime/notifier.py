@@ -48,8 +48,9 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from faust.types import TableT
 from mode import Service, ServiceT
 
+from stream_guard.alert.inhibit import Inhibitor
 from stream_guard.alert.nflog import WriteBehindStore
-from stream_guard.alert.notify import Outcome, RetryPolicy, SlackNotifier
+from stream_guard.alert.notify import Outcome, RetryPolicy, SlackNotifier, labels_of
 from stream_guard.alert.routing import RouteTree
 from stream_guard.alert.silences import Ack, ControlView, Silence
 from stream_guard.clock import Clock, SystemClock
@@ -106,8 +107,8 @@ class NotifierHandles:
     control: ControlView
     reader: ControlReader
     notifier: SlackNotifier
-    # (outcome, route, reason) like `notifier.stats`: invalid, silenced, held (a record waiting
-    # while Slack was unavailable for a route), forgotten (notification-log GC)
+    # (outcome, route, reason) like `notifier.stats`: invalid, silenced, inhibited, held (a
+    # record waiting while Slack was unavailable for a route), forgotten (notification-log GC)
     stats: Counter[tuple[str, str, str]]
 
 
@@ -121,6 +122,7 @@ def install_notifier(
     partitions = alerts_topic.partitions or 1  # tables are co-partitioned with the alerts
     nflog = app.Table(f"{settings.name}-nflog", partitions=partitions, key_type=str)
     threads = app.Table(f"{settings.name}-threads", partitions=partitions, key_type=str)
+    firing = app.Table(f"{settings.name}-firing", partitions=partitions, key_type=str)
     control = ControlView()
     staged = WriteBehindStore(nflog)
     notifier = SlackNotifier(
@@ -131,6 +133,7 @@ def install_notifier(
         handling=lambda episode, now_ms: handling_of(control, episode, now_ms),
     )
     runner = _Runner(settings, notifier, staged, threads, control, alerts_topic)
+    runner.inhibitor = Inhibitor(settings.routes.inhibit_rules, firing)
     reader = ControlReader(_bootstrap(app), control_topic.get_topic_name(), control, runner.refresh)
     app.service(cast(type[ServiceT], reader))  # an instance is fine: Faust starts it as is
 
@@ -173,6 +176,7 @@ class _Runner:
         self.threads, self.control, self.alerts_topic = threads, control, alerts_topic
         self.lock = asyncio.Lock()
         self.stats: Counter[tuple[str, str, str]] = Counter()  # like SlackNotifier.stats
+        self.inhibitor = Inhibitor(settings.routes.inhibit_rules, {})  # a table, once installed
         self._gc_ms = 0  # last notification-log GC (sender clock)
 
     async def handle(self, value: Any) -> None:
@@ -185,6 +189,8 @@ class _Runner:
             return
         if alert.status == "silenced":
             return  # our own record of a silenced update
+        if self._inhibited(alert):
+            return
         now_ms = self.settings.clock.now_ms()
         if silences := self._silencing(alert, now_ms):
             await self._record_silenced(record, alert, silences)
@@ -207,11 +213,25 @@ class _Runner:
                 self.stats["forgotten", "", ""] += dropped
                 log.info("notification log: forgot %d entries past retention", dropped)
 
+    def _inhibited(self, alert: AlertRecord) -> bool:
+        """Inhibition (alert/inhibit.py): the update is muted while another alert fires."""
+        labels = labels_of(alert)
+        self.inhibitor.observe(alert.episode_id, labels, firing=alert.status == "firing")
+        sources = self.inhibitor.inhibiting(alert.episode_id, labels)
+        if not sources or self._closes_thread(alert):
+            return False
+        self.stats["inhibited", "", ""] += 1
+        log.info("inhibited %s #%d by %s", alert.episode_id, alert.sequence, ", ".join(sources))
+        return True
+
     def _silencing(self, alert: AlertRecord, now_ms: int) -> list[Silence]:
         silences = self.control.silencing(alert.metric, alert.slice, now_ms)
-        if silences and alert.status == "resolved" and self.notifier.log.threads(alert.episode_id):
-            return []  # close the thread that was opened: no thread stays firing forever
-        return silences
+        return [] if self._closes_thread(alert) else silences
+
+    def _closes_thread(self, alert: AlertRecord) -> bool:
+        """A resolution of an episode that has a thread goes out whatever mutes it: no thread
+        stays firing forever."""
+        return alert.status == "resolved" and bool(self.notifier.log.threads(alert.episode_id))
 
     async def _record_silenced(
         self, record: dict[str, Any], alert: AlertRecord, silences: list[Silence]

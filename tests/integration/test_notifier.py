@@ -82,6 +82,7 @@ class Rig:
         self.port = _free_port()
         self.seen = 0
         self.handles: NotifierHandles | None = None
+        self.routes = ROUTES
 
     def app(self) -> faust.App:
         """A fresh worker app of the same id: a restart sees the same group and tables."""
@@ -105,7 +106,7 @@ class Rig:
                 signing_secret=SecretStr(SECRET),
                 base_url=self.fake.base_url,
             ),
-            routes=ROUTES,
+            routes=self.routes,
             clock=self.clock,
             policy=RetryPolicy(max_attempts=2, base_delay_s=0.01, max_delay_s=0.02),
             hold_min_s=0.05,
@@ -355,6 +356,44 @@ def test_silenced_updates_are_recorded_not_sent(rig: Rig, bootstrap: str) -> Non
         assert len(silenced) == 1 and silenced[0]["silenced_by"] == [silence.id]
         assert silenced[0]["sequence"] == 0
         assert rig.handles is not None and rig.handles.stats["silenced", "", ""] == 1
+
+    run(scenario())
+
+
+def test_inhibited_updates_wait_for_the_source_to_resolve(rig: Rig, tmp_path: Path) -> None:
+    """routes.yaml's rule: a critical GMV outage mutes complaint-rate alerts; and the built-in
+    one: a critical mutes the warnings of its metric and slice. A resolution still closes a
+    thread that was opened before the inhibition."""
+    routes = tmp_path / "routes.yaml"
+    routes.write_text((REPO / "alert_rules" / "routes.yaml").read_text() + """
+inhibit_rules:
+  - name: gmv-outage
+    source_match: {metric: gmv, severity: critical}
+    target_match: {metric: complaint_rate}
+""")
+    rig.routes = load_routes(routes)
+    outage = gmv(2, episode_id="gmv-outage-1", fingerprint="0000000000000001", slice={},
+                 severity="critical")
+    complaints = gmv(0, metric="complaint_rate", episode_id="cr-1", route="trust-safety",
+                     fingerprint="0000000000000002")
+    other = gmv(0, episode_id="gmv-eu-2", fingerprint="0000000000000003")  # a gmv EU warning
+
+    async def scenario() -> None:
+        await rig.topics()
+        async with worker(rig):
+            await rig.push(complaints)  # before the outage: notified
+            assert await rig.calls(1) == [("post", "#trust-safety-alerts")]
+            await rig.push(outage)
+            assert await rig.calls(1) == [("post", "#commerce-oncall")]
+            await rig.push(gmv(2, metric="complaint_rate", episode_id="cr-2", slice={"x": "y"},
+                               route="trust-safety", fingerprint="0000000000000004"))
+            await rig.push({**outage, "slice": {"region": "EU"}, "episode_id": "gmv-crit-eu",
+                            "fingerprint": "0000000000000005"})
+            await rig.push(other)  # muted by the critical gmv EU episode (built-in rule)
+            assert await rig.calls(1) == [("post", "#commerce-oncall")]  # only gmv-crit-eu
+            await rig.push({**complaints, "status": "resolved", "sequence": 1})
+            assert [c[0] for c in await rig.calls(2)] == ["update", "reply"]  # closes its thread
+        assert rig.handles is not None and rig.handles.stats["inhibited", "", ""] == 2
 
     run(scenario())
 

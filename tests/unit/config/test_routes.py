@@ -166,3 +166,42 @@ def test_shipped_rules_name_defined_routes() -> None:
     names = load_routes(SHIPPED).names()
     rules = load_rules(repo / "alert_rules", load_topics(repo / "topics"), routes=names)
     assert {rule.alert.route for rule in rules} <= names
+
+
+INHIBIT_ROUTES = """
+route:
+  name: default
+  channel: "#alerts"
+inhibit_rules:
+  - name: gmv-outage
+    source_match: {metric: gmv, severity: critical}
+    target_match: {metric: complaint_rate}
+    equal: [region]
+"""
+
+
+def test_inhibit_rules_follow_the_built_in_one(tmp_path: Path) -> None:
+    from stream_guard.alert.inhibit import CRITICAL_OVER_WARNING
+
+    rules = load_routes(write(tmp_path, INHIBIT_ROUTES)).inhibit_rules
+    assert [r.name for r in rules] == [CRITICAL_OVER_WARNING.name, "gmv-outage"]
+    assert rules[1].equal == ("region",)
+    assert rules[1].inhibits(AlertLabels("gmv", "critical", {"region": "EU"}),
+                             AlertLabels("complaint_rate", "warning", {"region": "EU"}))
+    assert load_routes(SHIPPED).inhibit_rules == (CRITICAL_OVER_WARNING,)
+
+
+@pytest.mark.parametrize(("rule", "error"), [
+    ("{name: x, target_match: {metric: gmv}}", "inhibit_rules.0.source_match"),
+    ("{name: x, source_match: {}}", "an empty source matcher"),
+    ("{name: x, source_match: {metric: gmv}, equal: [Region]}", "inhibit_rules.0.equal.0"),
+    ("{name: x, source_match: {metric: gmv}, surce: 1}", "inhibit_rules.0.surce"),
+    ("{name: critical-over-warning, source_match: {metric: gmv}}", "duplicate inhibit rule"),
+])
+def test_bad_inhibit_rules_are_refused_with_field_and_reason(
+    tmp_path: Path, rule: str, error: str
+) -> None:
+    text = 'route: {name: default, channel: "#a"}\ninhibit_rules: [' + rule + "]\n"
+    with pytest.raises(ConfigError, match=r"routes\.yaml") as exc:
+        load_routes(write(tmp_path, text))
+    assert error in str(exc.value)
