@@ -46,11 +46,12 @@ def _key(alert: dict[str, Any]) -> bytes:
 
 
 @pytest.mark.xfail(strict=False, reason=(
-    "known bug, open: a worker restarted after SIGKILL mid-burst sometimes re-scores windows "
-    "with part of a source's deltas missing (false platform-wide alerts); the code before the "
-    "window merger failed this 1 run in 2 on a loaded machine too. Windows now close in bursts "
-    "(one order across metrics), so the kill lands mid-burst more often. See the closing note "
-    "of session 4."))
+    "known, open, rarer since session 5 (3 passes in the last 4 runs): the restarted owner "
+    "re-applies ticks its saved state already reflects, with merged offsets from after them, so "
+    "a source can turn idle where it was not, and a window can close with a slightly different "
+    "slice history (a slice's relative change off in the 4th digit). Fix planned: save the "
+    "partials offset each metric's state has applied and drop messages at or below it, keeping "
+    "the saved source marks. See the closing note of session 5."))
 def test_sigkill_mid_stream_then_restart_gives_replays_alerts(
     bootstrap: str, kafka_topics: str, tmp_path: Path, rules: list[MetricRule], codec: Codec,
 ) -> None:
