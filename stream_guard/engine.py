@@ -16,7 +16,7 @@ from typing import Any
 
 from stream_guard.aggregate.points import PointBuilder
 from stream_guard.aggregate.windows import OTHER, Accumulators
-from stream_guard.alert.episodes import Anomaly, EpisodeTracker
+from stream_guard.alert.episodes import Anomaly, EpisodeTracker, Update, group_slices
 from stream_guard.alert.record import build_record
 from stream_guard.config.calendar import Calendar
 from stream_guard.config.rules import MetricRule
@@ -24,7 +24,7 @@ from stream_guard.detect.base import Detector
 from stream_guard.detect.registry import build_detector
 from stream_guard.explain.comoving import CoMoving
 from stream_guard.explain.context import InterventionLog, calendar_hints
-from stream_guard.explain.slices import attribute, mix_shift, slice_hints
+from stream_guard.explain.slices import SliceShare, attribute, mix_shift, slice_hints
 from stream_guard.stats import EngineStats
 from stream_guard.types import (
     AlertRecord,
@@ -34,6 +34,7 @@ from stream_guard.types import (
     Score,
     SliceKey,
     slice_dict,
+    slice_key,
 )
 
 __all__ = ["Engine", "EngineStats", "MetricState", "SharedState"]
@@ -47,6 +48,16 @@ class MetricState:
     tracker: EpisodeTracker
     detectors: dict[SliceKey, Detector]
     last_dens: dict[SliceKey, tuple[float, float]]
+
+
+@dataclass(frozen=True, slots=True)
+class _Group:
+    """One incident's anomalous slices in a window: the tracker's input and the record's."""
+
+    anomaly: Anomaly
+    top: Score  # the anchor's score, else the platform's, else the strongest
+    ordered: list[Score]  # moving the anomaly's way, most explanatory first
+    hints: list[RootCauseHint]
 
 
 @dataclass
@@ -114,20 +125,27 @@ class Engine:
         end_ms = start_ms + int(rule.window.total_seconds() * 1000)
         firing = [s for s in scores if s.anomalous]
         self.stats.anomalous_points[rule.metric] += len(firing)
-        anomaly, lead, hints, ordered = self._explain(m, rule, scores, firing, (start_ms, end_ms))
-        self._remember_mix(m, points)
         tracker = self._trackers[m]
-        reason = tracker.observe(end_ms, anomaly)
-        if reason is None or tracker.current is None:
-            return []
-        ep = tracker.current
-        lead_score = next((s for s in scores if s.point.slice == ep.slice), lead)
-        resolved = reason == "resolved"
-        record = build_record(rule, ep, reason, lead_score, (start_ms, end_ms),
-                              [] if resolved else ordered, [] if resolved else hints)
-        tracker.close_resolved()
+        window = (start_ms, end_ms)
+        groups = self._explain(m, rule, scores, firing, window, tracker.anchors())
+        self._remember_mix(m, points)
+        updates = tracker.observe(end_ms, [g.anomaly for g in groups.values()])
+        return [self._record(rule, u, scores, groups, window) for u in updates]
+
+    def _record(
+        self, rule: MetricRule, update: Update, scores: list[Score],
+        groups: dict[SliceKey, _Group], window: tuple[int, int],
+    ) -> AlertRecord:
+        """The record of one episode update; a resolution lists no slices and no hints."""
+        ep = update.episode
+        group = None if update.lead is None else groups[update.lead]
+        fallback = None if group is None else group.top
+        lead = next((s for s in scores if s.point.slice == ep.slice), fallback)
+        record = build_record(rule, ep, update.reason, lead, window,
+                              [] if group is None else group.ordered,
+                              [] if group is None else group.hints)
         self.stats.alerts[(rule.metric, ep.severity, record["status"])] += 1
-        return [record]
+        return record
 
     def _score(self, m: int, rule: MetricRule, p: MetricPoint) -> Score:
         det = self._detectors.get((m, p.slice))
@@ -150,34 +168,54 @@ class Engine:
 
     def _explain(
         self, m: int, rule: MetricRule, scores: list[Score], firing: list[Score],
-        window: tuple[int, int],
-    ) -> tuple[Anomaly | None, Score | None, list[RootCauseHint], list[Score]]:
+        window: tuple[int, int], anchors: list[SliceKey],
+    ) -> dict[SliceKey, _Group]:
+        """The window's anomalous slices grouped by incident (`group_slices`: the open
+        episodes' slices and the slices the change is concentrated in), each explained."""
         if not firing:
-            return None, None, [], []
-        glob = next((s for s in firing if not s.point.slice), None)
-        top = glob or max(firing, key=lambda s: s.score)
-        direction = top.direction
-        same_way = [s for s in firing if s.direction == direction]
+            return {}
+        strongest = sorted(firing, key=lambda s: -s.score)
         per_unit = rule.value in ("ratio", "mean")
-        shares = attribute(scores, direction, per_unit)
-        lead_slice = () if glob else (shares[0].slice if shares else top.point.slice)
-        limit = rule.explain.max_hints
-        hints = slice_hints(shares, glob is not None, limit)
-        if glob is not None and per_unit and all(h.details.get("effect") == "broad" for h in hints):
+        shares = {d: attribute(scores, d, per_unit)
+                  for d in dict.fromkeys(s.direction for s in strongest)}
+        leads = [(slice_key(h.details["slice"]), d) for d, found in shares.items()
+                 for h in slice_hints(found, False, max(1, len(found)))]
+        by_slice = {s.point.slice: s for s in firing}
+        grouped = group_slices([(s.point.slice, s.direction) for s in strongest], leads, anchors)
+        groups = {anchor: self._explain_group(m, rule, scores, [by_slice[k] for k in keys],
+                                              anchor, shares, window)
+                  for anchor, keys in grouped.items()}
+        self._comoving.record(rule.metric, *window, {s.point.slice: s.direction
+                                                     for g in groups.values() for s in g.ordered})
+        return groups
+
+    def _explain_group(
+        self, m: int, rule: MetricRule, scores: list[Score], members: list[Score],
+        anchor: SliceKey, shares: dict[Direction, list[SliceShare]], window: tuple[int, int],
+    ) -> _Group:
+        """One incident's slices in this window: its anomaly, slices in order, and hints."""
+        glob = next((s for s in members if not s.point.slice), None)
+        top = next((s for s in members if s.point.slice == anchor), glob) or members[0]
+        direction = top.direction
+        same_way = [s for s in members if s.direction == direction]
+        mine = {s.point.slice for s in same_way}
+        own_shares = [x for x in shares[direction] if x.slice in mine]
+        platform = glob is not None and glob.direction == direction
+        hints = slice_hints(own_shares, platform, rule.explain.max_hints)
+        per_unit = rule.value in ("ratio", "mean")
+        if platform and per_unit and all(h.details.get("effect") == "broad" for h in hints):
             hints += self._mix_hints(m, rule, scores, direction)
-        focus = hints[0].details["slice"] if hints else slice_dict(lead_slice)
+        focus = hints[0].details["slice"] if hints else slice_dict(anchor)
         lookback = int(rule.explain.interventions_lookback.total_seconds() * 1000)
         hints += self.interventions.hints(focus, window[0], window[1], lookback)[:2]
         hints += calendar_hints(self.calendar, focus, *window)[:2]
         hints += self._comoving.hints(rule.metric, *window, focus)[:2]
-        self._comoving.record(rule.metric, *window,
-                              {s.point.slice: s.direction for s in same_way})
-        rank = {s.slice: i for i, s in enumerate(shares)}
+        rank = {x.slice: i for i, x in enumerate(own_shares)}
         ordered = sorted(same_way, key=lambda s: (bool(s.point.slice),
                                                   rank.get(s.point.slice, len(rank)), -s.score))
-        severity = rule.alert.severity.of(max(s.score for s in same_way)) or "warning"
         score = max(s.score for s in same_way)
-        return (severity, score, lead_slice, direction), top, hints, ordered
+        severity = rule.alert.severity.of(score) or "warning"
+        return _Group((severity, score, anchor, direction), top, ordered, hints)
 
     def _mix_hints(
         self, m: int, rule: MetricRule, scores: list[Score], direction: Direction

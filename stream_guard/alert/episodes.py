@@ -1,36 +1,53 @@
-"""Alert episodes: one per metric problem, pending → firing → resolved, announced once.
+"""Alert episodes: one per incident of a metric, pending → firing → resolved, announced once.
 
-Anomalous slices of one metric window are grouped into ONE episode of that metric
-(Alertmanager's ``group_by: [metric]``) instead of a storm of per-slice alerts; the slices it
-covers are listed, most explanatory first. Flap control: the episode fires after `for`
-consecutive anomalous windows, resolves after `resolve_after` normal ones, cannot re-open during
-`cooldown` windows, and repeats a firing notice every `repeat`. A transition returns the
-*reason* to emit a record (new, escalated on a higher severity, repeat, resolved) or None; a new
-episode is announced exactly once.
+Anomalous slices of one metric window are grouped (Alertmanager's ``group_by``, on the slice
+lattice) instead of raising a storm of per-slice alerts; but two unrelated incidents on one
+metric are two episodes. A metric keeps a set of open episodes, each rooted at its lead slice:
+
+- an anomaly led by slice S joins the open episode whose slice is the most specific ancestor of
+  S or S itself (category=home, region=EU joins category=home; everything joins the platform
+  episode); failing that, one whose slice descends from S (the incident broadened);
+- the platform slice never joins a slice episode: a platform-wide change is its own incident;
+- an anomaly related to no open episode is a new candidate with its own `for` count and opens
+  its own episode: own fingerprint, sequence, severity, repeats and resolution.
+
+`group_slices` applies the same relation to the anomalous slices of one window. Flap control,
+per episode: it fires after `for` consecutive anomalous windows, resolves after `resolve_after`
+windows in which nothing joined it, its family (its slice and the slices under it) cannot
+re-open during `cooldown` windows, and a firing notice repeats every `repeat`. At most
+`max_open` episodes and candidates are open per metric; anomalies beyond that are folded into
+the platform episode and counted (`folded`). A transition is an `Update` with the *reason* to
+emit a record (new, escalated on a higher severity, repeat, resolved); a new episode is
+announced exactly once.
 
 >>> from stream_guard.config.rules import AlertPolicy
 >>> t = EpisodeTracker("gmv", "gmv@1", AlertPolicy.model_validate({"for": 2, "resolve_after": 1}))
->>> t.observe(900_000, anomaly=("warning", 5.0, (), "down"))  # pending
->>> t.observe(1_800_000, anomaly=("warning", 5.0, (), "down"))
-'new'
->>> t.observe(2_700_000, anomaly=None)
-'resolved'
+>>> t.observe(900_000, [("warning", 5.0, (), "down")])  # pending
+[]
+>>> [u.reason for u in t.observe(1_800_000, [("warning", 5.0, (), "down")])]
+['new']
+>>> [u.reason for u in t.observe(2_700_000, [])]
+['resolved']
 """
 
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 from stream_guard.config.rules import AlertPolicy
-from stream_guard.types import Direction, SliceKey, format_slice, iso_utc
+from stream_guard.types import Direction, SliceKey, format_slice, is_ancestor, iso_utc
 
-__all__ = ["Anomaly", "Episode", "EpisodeTracker", "fingerprint"]
+__all__ = ["MAX_OPEN", "Anomaly", "Episode", "EpisodeTracker", "Update", "fingerprint",
+           "group_slices", "related_anchor"]
 
 _RANK = {None: 0, "warning": 1, "critical": 2}
+MAX_OPEN = 8
+"""Episodes (and candidates) open at once per metric before anomalies fold into the platform."""
 
 Anomaly = tuple[str, float, SliceKey, Direction]
-"""(severity, score, lead slice, direction) of a metric window with anomalous slices."""
+"""(severity, score, lead slice, direction) of a group of anomalous slices of one window."""
 
 
 def fingerprint(metric: str, slice_: SliceKey, rule_id: str) -> str:
@@ -41,6 +58,67 @@ def fingerprint(metric: str, slice_: SliceKey, rule_id: str) -> str:
     """
     text = f"{metric}|{format_slice(slice_)}|{rule_id}".encode()
     return hashlib.sha256(text).hexdigest()[:16]
+
+
+def related_anchor(key: SliceKey, anchors: Iterable[SliceKey]) -> SliceKey | None:
+    """The anchor (episode slice) `key` belongs to, or None: the most specific anchor that is
+    `key` or an ancestor of it, else the first that descends from it -- never for the
+    platform slice, which no slice episode absorbs.
+
+    >>> home, pair = (("category", "home"),), (("category", "home"), ("region", "EU"))
+    >>> electronics = (("category", "electronics"),)
+    >>> related_anchor(pair, [(), home]), related_anchor(home, [pair])
+    ((('category', 'home'),), (('category', 'home'), ('region', 'EU')))
+    >>> related_anchor(electronics, [home]), related_anchor((), [home])
+    (None, None)
+    """
+    pool = list(anchors)
+    above = [a for a in pool if a == key or is_ancestor(a, key)]
+    if above:
+        return max(above, key=len)
+    return next((a for a in pool if key and is_ancestor(key, a)), None)
+
+
+def _overlap(a: SliceKey, b: SliceKey) -> bool:
+    """No dimension with different values in `a` and `b` (the platform overlaps everything)."""
+    mine = dict(a)
+    return all(mine.get(k, v) == v for k, v in b)
+
+
+def group_slices(
+    firing: Sequence[tuple[SliceKey, Direction]],
+    leads: Sequence[tuple[SliceKey, Direction]],
+    anchors: Sequence[SliceKey],
+) -> dict[SliceKey, list[SliceKey]]:
+    """The anomalous slices of one window (strongest first), by the anchor they belong to.
+
+    `leads` are the slices the change is concentrated in (most explanatory first), `anchors`
+    the slices of open episodes. A lead related to no anchor becomes one. Every other slice
+    goes to its `related_anchor`, else to the anchor of the first lead moving its way that
+    overlaps it (region=EU moves because category=electronics does), else becomes an anchor.
+
+    >>> home, elec = (("category", "home"),), (("category", "electronics"),)
+    >>> eu = (("region", "EU"),)
+    >>> group_slices([((), "down"), (home, "down"), (elec, "down"), (eu, "down")],
+    ...              [(elec, "down")], [home])
+    {(('category', 'home'),): [(('category', 'home'),)], \
+(('category', 'electronics'),): [(), (('category', 'electronics'),), (('region', 'EU'),)]}
+    """
+    owner: dict[SliceKey, SliceKey] = {}
+    groups: dict[SliceKey, list[SliceKey]] = {a: [] for a in anchors}
+    for key, _ in leads:
+        found = related_anchor(key, groups)
+        owner[key] = key if found is None else found
+        groups.setdefault(owner[key], [])
+    for key, direction in sorted(firing, key=lambda kd: bool(kd[0])):
+        anchor = owner.get(key)
+        if anchor is None:
+            anchor = related_anchor(key, groups)
+        if anchor is None:
+            anchor = next((owner[k] for k, d in leads if d == direction and _overlap(k, key)),
+                          key)
+        groups.setdefault(anchor, []).append(key)
+    return {a: members for a, members in groups.items() if members}
 
 
 @dataclass
@@ -60,24 +138,84 @@ class Episode:
     resolved_ms: int | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class Update:
+    """A record to emit: `episode` changed for `reason`; `lead` is the lead of the anomaly that
+    fed it in this window (None when it resolved)."""
+
+    episode: Episode
+    reason: str
+    lead: SliceKey | None
+
+
+def _strength(anomaly: Anomaly) -> tuple[int, float]:
+    return _RANK[anomaly[0]], anomaly[1]
+
+
 class EpisodeTracker:
     """The lifecycle of one metric's episodes; plain data, picklable (kept in a table live)."""
 
-    def __init__(self, metric: str, rule_id: str, policy: AlertPolicy) -> None:
+    def __init__(
+        self, metric: str, rule_id: str, policy: AlertPolicy, max_open: int = MAX_OPEN
+    ) -> None:
         self.metric = metric
         self.rule_id = rule_id
         self.policy = policy
-        self.current: Episode | None = None
-        self._pending = 0
-        self._cooldown = 0
+        self.max_open = max_open
+        self.episodes: list[Episode] = []  # open (firing) ones, oldest first
+        self.pending: dict[SliceKey, int] = {}  # candidate slice -> anomalous windows so far
+        self.cooldowns: dict[SliceKey, int] = {}  # resolved slice -> windows before re-opening
+        self.folded = 0  # anomalies folded into the platform episode by `max_open`
 
-    def observe(self, window_end_ms: int, anomaly: Anomaly | None) -> str | None:
-        """Feeds one closed window; returns why a record must be emitted, if it must."""
+    def anchors(self) -> list[SliceKey]:
+        """The slices of the open episodes and candidates."""
+        return [ep.slice for ep in self.episodes] + list(self.pending)
+
+    def observe(self, window_end_ms: int, anomalies: Sequence[Anomaly]) -> list[Update]:
+        """Feeds one closed window's anomalies (none: a normal window); returns the records to
+        emit, open episodes first."""
+        routed = self._route(anomalies)
+        updates = [u for ep in self.episodes
+                   if (u := self._step(ep, window_end_ms, routed.pop(ep.slice, None)))]
+        opened = [self._candidate(window_end_ms, key, a) for key, a in routed.items()]
+        updates += [Update(ep, "new", a[2]) for ep, a in zip(opened, routed.values(), strict=True)
+                    if ep is not None]
+        self.pending = {k: n for k, n in self.pending.items() if k in routed}
+        self.cooldowns = {k: n - 1 for k, n in self.cooldowns.items() if n > 1}
+        for ep in self.episodes:
+            if ep.resolved_ms is not None and self.policy.cooldown:
+                self.cooldowns[ep.slice] = self.policy.cooldown
+        self.episodes = [ep for ep in self.episodes if ep.resolved_ms is None]
+        return updates
+
+    def _route(self, anomalies: Sequence[Anomaly]) -> dict[SliceKey, Anomaly]:
+        """Each anomaly by the slice of the episode or candidate it belongs to (the strongest
+        when several belong to one)."""
+        routed: dict[SliceKey, Anomaly] = {}
+        for anomaly in anomalies:
+            key = self._target(anomaly[2], routed)
+            prior = routed.get(key)
+            routed[key] = anomaly if prior is None else max(prior, anomaly, key=_strength)
+        return routed
+
+    def _target(self, lead: SliceKey, routed: dict[SliceKey, Anomaly]) -> SliceKey:
+        anchors = self.anchors() + [k for k in routed if k not in self.pending]
+        found = related_anchor(lead, anchors)
+        if found is not None:
+            return found
+        if lead and len(set(anchors)) >= self.max_open:
+            self.folded += 1
+            return ()
+        return lead
+
+    def _step(self, ep: Episode, window_end_ms: int, anomaly: Anomaly | None) -> Update | None:
         if anomaly is None:
-            return self._quiet(window_end_ms)
-        ep = self.current
-        if ep is None:
-            return self._maybe_open(window_end_ms, anomaly)
+            reason = self._quiet(ep, window_end_ms)
+            return None if reason is None else Update(ep, reason, None)
+        reason = self._feed(ep, window_end_ms, anomaly)
+        return None if reason is None else Update(ep, reason, anomaly[2])
+
+    def _feed(self, ep: Episode, window_end_ms: int, anomaly: Anomaly) -> str | None:
         severity, score, lead, _ = anomaly
         ep.normal_streak = 0
         ep.peak_score = max(ep.peak_score, score)
@@ -89,43 +227,36 @@ class EpisodeTracker:
             return self._bump(ep, window_end_ms, "repeat")
         return None
 
-    def _maybe_open(self, window_end_ms: int, anomaly: Anomaly) -> str | None:
-        if self._cooldown > 0:
-            self._cooldown -= 1
-            return None
-        self._pending += 1
-        if self._pending < self.policy.for_windows:
-            return None
-        severity, score, lead, direction = anomaly
-        fp = fingerprint(self.metric, lead, self.rule_id)
-        stamp = iso_utc(window_end_ms).replace("-", "").replace(":", "")
-        self.current = Episode(
-            self.metric, fp, f"{self.metric}-{stamp}-{fp[:8]}", lead, direction,
-            window_end_ms, severity, score, last_sent_ms=window_end_ms, leads_seen={lead},
-        )
-        self._pending = 0
-        return "new"
-
-    def _quiet(self, window_end_ms: int) -> str | None:
-        self._pending = 0
-        ep = self.current
-        if ep is None:
-            self._cooldown = max(0, self._cooldown - 1)
-            return None
+    def _quiet(self, ep: Episode, window_end_ms: int) -> str | None:
         ep.normal_streak += 1
         if ep.normal_streak < self.policy.resolve_after:
             return None
         ep.resolved_ms = window_end_ms
-        self._cooldown = self.policy.cooldown
         return self._bump(ep, window_end_ms, "resolved")
+
+    def _cooling(self, key: SliceKey) -> bool:
+        return any(c == key or is_ancestor(c, key) for c in self.cooldowns)
+
+    def _candidate(self, window_end_ms: int, key: SliceKey, anomaly: Anomaly) -> Episode | None:
+        """One more anomalous window for the candidate at `key`; its episode once it opens."""
+        if self._cooling(key):
+            return None
+        count = self.pending.pop(key, 0) + 1
+        if count < self.policy.for_windows:
+            self.pending[key] = count
+            return None
+        severity, score, lead, direction = anomaly
+        fp = fingerprint(self.metric, key, self.rule_id)
+        stamp = iso_utc(window_end_ms).replace("-", "").replace(":", "")
+        ep = Episode(
+            self.metric, fp, f"{self.metric}-{stamp}-{fp[:8]}", key, direction,
+            window_end_ms, severity, score, last_sent_ms=window_end_ms, leads_seen={lead},
+        )
+        self.episodes.append(ep)
+        return ep
 
     @staticmethod
     def _bump(ep: Episode, window_end_ms: int, reason: str) -> str:
         ep.sequence += 1
         ep.last_sent_ms = window_end_ms
         return reason
-
-    def close_resolved(self) -> None:
-        """Forgets the current episode once its resolution was emitted."""
-        if self.current is not None and self.current.resolved_ms is not None:
-            self.current = None

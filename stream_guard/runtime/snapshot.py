@@ -4,12 +4,13 @@ Two snapshots per metric, written at different rates (runtime/checkpoint.py owns
 
 - **windows** -- the window merger's state (aggregate/merger.py: open windows, what each source
   said, offsets merged). Plain data, so it is JSON: ``b"SGW" + version + JSON``, readable by
-  any tool, changed with every report.
+  any tool, changed with every report. Version `WINDOWS_VERSION`.
 - **model** -- the engine's state for the metric (point builder, episode tracker, detectors)
   plus the state shared across metrics (interventions, co-moving windows) and the window it
   has closed up to. Detectors are arbitrary River-contract objects, which River itself
   persists by pickling, so the model is ``b"SGM" + version + pickle`` of one named, frozen type
-  -- never an anonymous tuple.
+  -- never an anonymous tuple. Version `MODEL_VERSION`: 2 since the episode tracker keeps a set
+  of open episodes per metric (concurrent incidents) instead of one.
 
 A blob of another version (or none at all: state written before snapshots were versioned) is
 refused with a `SnapshotError` that says what was found and what this worker reads: state is
@@ -24,6 +25,10 @@ True
 Traceback (most recent call last):
 ...
 stream_guard.runtime.snapshot.SnapshotError: windows snapshot version 9: this worker reads 1
+>>> decode_model(b"SGM1...")
+Traceback (most recent call last):
+...
+stream_guard.runtime.snapshot.SnapshotError: model snapshot version 1: this worker reads 2
 """
 
 from __future__ import annotations
@@ -38,10 +43,11 @@ from stream_guard.aggregate.merger import MergerState, SourceMark
 from stream_guard.engine import MetricState, SharedState
 from stream_guard.errors import StreamGuardError
 
-__all__ = ["VERSION", "ModelSnapshot", "SnapshotError", "decode_model", "decode_windows",
-           "encode_model", "encode_windows"]
+__all__ = ["MODEL_VERSION", "WINDOWS_VERSION", "ModelSnapshot", "SnapshotError",
+           "decode_model", "decode_windows", "encode_model", "encode_windows"]
 
-VERSION = 1
+WINDOWS_VERSION = 1
+MODEL_VERSION = 2  # 1: one episode per metric (EpisodeTracker.current); 2: a set of them
 _WINDOWS, _MODEL = b"SGW", b"SGM"
 
 
@@ -61,11 +67,11 @@ def encode_windows(state: MergerState) -> bytes:
     plain = asdict(state)
     plain["open"] = [[start, [[list(map(list, key)), a, b] for key, (a, b) in acc.items()]]
                      for start, acc in state.open.items()]
-    return _WINDOWS + str(VERSION).encode() + orjson.dumps(plain)
+    return _WINDOWS + str(WINDOWS_VERSION).encode() + orjson.dumps(plain)
 
 
 def decode_windows(blob: bytes) -> MergerState:
-    plain: dict[str, Any] = orjson.loads(_body(blob, _WINDOWS, "windows"))
+    plain: dict[str, Any] = orjson.loads(_body(blob, _WINDOWS, "windows", WINDOWS_VERSION))
     plain["open"] = {int(start): {tuple((d, v) for d, v in key): [a, b] for key, a, b in acc}
                      for start, acc in plain["open"]}
     plain["sources"] = {name: SourceMark(**mark) for name, mark in plain["sources"].items()}
@@ -73,22 +79,22 @@ def decode_windows(blob: bytes) -> MergerState:
 
 
 def encode_model(snapshot: ModelSnapshot) -> bytes:
-    return _MODEL + str(VERSION).encode() + pickle.dumps(snapshot, pickle.HIGHEST_PROTOCOL)
+    return _MODEL + str(MODEL_VERSION).encode() + pickle.dumps(snapshot, pickle.HIGHEST_PROTOCOL)
 
 
 def decode_model(blob: bytes) -> ModelSnapshot:
-    snapshot = pickle.loads(_body(blob, _MODEL, "model"))
+    snapshot = pickle.loads(_body(blob, _MODEL, "model", MODEL_VERSION))
     if not isinstance(snapshot, ModelSnapshot):
         raise SnapshotError(f"model snapshot holds a {type(snapshot).__name__}")
     return snapshot
 
 
-def _body(blob: bytes, magic: bytes, kind: str) -> bytes:
+def _body(blob: bytes, magic: bytes, kind: str, expected: int) -> bytes:
     if not blob.startswith(magic):
         raise SnapshotError(f"not a {kind} snapshot (state written before snapshots were "
                             f"versioned?): starts with {blob[:8]!r}")
     version = blob[len(magic):len(magic) + 1]
-    if version != str(VERSION).encode():
+    if version != str(expected).encode():
         raise SnapshotError(f"{kind} snapshot version {version.decode(errors='replace')}: "
-                            f"this worker reads {VERSION}")
+                            f"this worker reads {expected}")
     return blob[len(magic) + 1:]
