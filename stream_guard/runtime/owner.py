@@ -78,6 +78,7 @@ class Owner:
         self.mergers: dict[int, WindowMerger] = {}
         self._seq = 0  # snapshots taken (and restored: the newest shared state is kept)
         self._shared_seq = -1  # seq of the snapshot the shared state was restored from
+        self._statuses_until: dict[int, int] = {}  # metric -> senders' clock of its last status
 
     def owns(self, metric: str) -> bool:
         return self.index.get(metric) in self.mergers
@@ -91,6 +92,10 @@ class Owner:
         merger = self.mergers[m] = merger_for(self.engine.rules[m], self.expected[metric],
                                               self.idle_after_ms, state)
         merger.tick(now_ms)
+        # ticks up to the last status the saved state applied are re-read after a restart: not
+        # applied again (with merged offsets from after them, they could make a source idle
+        # where it was not)
+        self._statuses_until[m] = max((mk.status_ms for mk in state.sources.values()), default=-1)
         for mark in state.sources.values():  # what was idle before a restart counts again
             mark.caught_up, mark.data_ms = False, now_ms  # only after idle_after from now
         if model_blob:
@@ -130,6 +135,8 @@ class Owner:
         m = self.index[t.metric]
         merger = self.mergers[m]
         merger.tick(t.sent_ms)
+        if t.sent_ms <= self._statuses_until.get(m, -1):
+            return self._close(None)  # applied before the state was saved (see `adopt`)
         for source, (end, first) in t.status.items():
             merged = merger.state.covered.get(source, -1)
             merger.status(source, first >= end or merged >= end, t.sent_ms)
