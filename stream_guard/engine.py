@@ -10,6 +10,7 @@ replaying the same input twice gives the same alerts.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -34,10 +35,23 @@ from stream_guard.types import (
     Score,
     SliceKey,
     slice_dict,
-    slice_key,
 )
 
 __all__ = ["Engine", "EngineStats", "MetricState", "SharedState"]
+
+_LEAD_SHARE = 0.2
+_LEAD_LIFT = 2.0
+_OPEN_LEAD_SHARE = 0.5
+
+
+def _is_lead(x: SliceShare, anchors: list[SliceKey]) -> bool:
+    """The change is concentrated in the slice: it carries a fifth of the platform's deviation
+    or more and moved at least twice as much as the platform (relative change), so it is not
+    the shadow of an incident elsewhere (a slice overlapping one moves like the platform). An
+    open episode's slice carrying most of the platform's deviation still leads it."""
+    if x.slice in anchors and x.share >= _OPEN_LEAD_SHARE:
+        return True
+    return x.share >= _LEAD_SHARE and x.power >= x.share * math.log(_LEAD_LIFT)
 
 
 @dataclass
@@ -174,14 +188,15 @@ class Engine:
         episodes' slices and the slices the change is concentrated in), each explained."""
         if not firing:
             return {}
-        strongest = sorted(firing, key=lambda s: -s.score)
         per_unit = rule.value in ("ratio", "mean")
         shares = {d: attribute(scores, d, per_unit)
-                  for d in dict.fromkeys(s.direction for s in strongest)}
-        leads = [(slice_key(h.details["slice"]), d) for d, found in shares.items()
-                 for h in slice_hints(found, False, max(1, len(found)))]
+                  for d in dict.fromkeys(s.direction for s in firing)}
+        rank = {x.slice: i for found in shares.values() for i, x in enumerate(found)}
+        ranked = sorted(firing, key=lambda s: (rank.get(s.point.slice, len(rank)), -s.score))
+        leads = [(x.slice, d) for d, found in shares.items() for x in found
+                 if _is_lead(x, anchors)]
         by_slice = {s.point.slice: s for s in firing}
-        grouped = group_slices([(s.point.slice, s.direction) for s in strongest], leads, anchors)
+        grouped = group_slices([(s.point.slice, s.direction) for s in ranked], leads, anchors)
         groups = {anchor: self._explain_group(m, rule, scores, [by_slice[k] for k in keys],
                                               anchor, shares, window)
                   for anchor, keys in grouped.items()}

@@ -6,10 +6,13 @@ metric are two episodes. A metric keeps a set of open episodes, each rooted at i
 
 - an anomaly led by slice S joins the open episode whose slice is the most specific ancestor of
   S or S itself (category=home, region=EU joins category=home; everything joins the platform
-  episode); failing that, one whose slice descends from S (the incident broadened);
+  episode); failing that, one whose slice descends from S (the incident broadened); failing
+  that, one whose slice shares orders with S (region=EU and category=home: a change in one
+  moves the other, so marginal slices cannot tell two incidents apart);
 - the platform slice never joins a slice episode: a platform-wide change is its own incident;
-- an anomaly related to no open episode is a new candidate with its own `for` count and opens
-  its own episode: own fingerprint, sequence, severity, repeats and resolution.
+- an anomaly related to no open episode (category=electronics while category=home is open:
+  no order is in both) is a new candidate with its own `for` count and opens its own episode:
+  own fingerprint, sequence, severity, repeats and resolution.
 
 `group_slices` applies the same relation to the anomalous slices of one window. Flap control,
 per episode: it fires after `for` consecutive anomalous windows, resolves after `resolve_after`
@@ -60,15 +63,22 @@ def fingerprint(metric: str, slice_: SliceKey, rule_id: str) -> str:
     return hashlib.sha256(text).hexdigest()[:16]
 
 
-def related_anchor(key: SliceKey, anchors: Iterable[SliceKey]) -> SliceKey | None:
+def related_anchor(
+    key: SliceKey, anchors: Iterable[SliceKey], overlap: bool = True
+) -> SliceKey | None:
     """The anchor (episode slice) `key` belongs to, or None: the most specific anchor that is
-    `key` or an ancestor of it, else the first that descends from it -- never for the
-    platform slice, which no slice episode absorbs.
+    `key` or an ancestor of it; else the first that descends from it; else (with `overlap`)
+    the first that shares orders with it (category=home and region=EU: the one's change moves
+    the other, so a change in both is one incident as far as the slices can tell). Never for
+    the platform slice, which no slice episode absorbs. Slices that cannot share an order
+    (category=home and category=electronics) are unrelated: two incidents.
 
     >>> home, pair = (("category", "home"),), (("category", "home"), ("region", "EU"))
-    >>> electronics = (("category", "electronics"),)
+    >>> electronics, eu = (("category", "electronics"),), (("region", "EU"),)
     >>> related_anchor(pair, [(), home]), related_anchor(home, [pair])
     ((('category', 'home'),), (('category', 'home'), ('region', 'EU')))
+    >>> related_anchor(eu, [electronics, home]), related_anchor(eu, [home], overlap=False)
+    ((('category', 'electronics'),), None)
     >>> related_anchor(electronics, [home]), related_anchor((), [home])
     (None, None)
     """
@@ -76,7 +86,12 @@ def related_anchor(key: SliceKey, anchors: Iterable[SliceKey]) -> SliceKey | Non
     above = [a for a in pool if a == key or is_ancestor(a, key)]
     if above:
         return max(above, key=len)
-    return next((a for a in pool if key and is_ancestor(key, a)), None)
+    if not key:
+        return None
+    below = [a for a in pool if is_ancestor(key, a)]
+    if below or not overlap:
+        return below[0] if below else None
+    return next((a for a in pool if _overlap(a, key)), None)
 
 
 def _overlap(a: SliceKey, b: SliceKey) -> bool:
@@ -90,12 +105,16 @@ def group_slices(
     leads: Sequence[tuple[SliceKey, Direction]],
     anchors: Sequence[SliceKey],
 ) -> dict[SliceKey, list[SliceKey]]:
-    """The anomalous slices of one window (strongest first), by the anchor they belong to.
+    """The anomalous slices of one window (most explanatory first), by the anchor they belong to.
 
-    `leads` are the slices the change is concentrated in (most explanatory first), `anchors`
-    the slices of open episodes. A lead related to no anchor becomes one. Every other slice
-    goes to its `related_anchor`, else to the anchor of the first lead moving its way that
-    overlaps it (region=EU moves because category=electronics does), else becomes an anchor.
+    `anchors` are the slices of open episodes, `leads` the slices the change is clearly
+    concentrated in (most explanatory first). A lead related to no anchor becomes one: a new
+    incident. Every other slice goes to its ancestor or descendant anchor; else to the anchor
+    of the first lead moving its way that overlaps it (region=EU moves because
+    category=electronics does); else to an anchor it overlaps; else to the window's one group
+    of slices nothing explains, led by the first of them (the platform if it is there: a change
+    no slice stands out in is platform-wide). The platform firing alone (no slice moves its
+    way) joins the first open anchor: the echo of its incident in the total.
 
     >>> home, elec = (("category", "home"),), (("category", "electronics"),)
     >>> eu = (("region", "EU"),)
@@ -110,15 +129,34 @@ def group_slices(
         found = related_anchor(key, groups)
         owner[key] = key if found is None else found
         groups.setdefault(owner[key], [])
+    spare: SliceKey | None = None
     for key, direction in sorted(firing, key=lambda kd: bool(kd[0])):
         anchor = owner.get(key)
         if anchor is None:
-            anchor = related_anchor(key, groups)
+            anchor = _explained_by(key, direction, groups, owner, leads, firing)
         if anchor is None:
-            anchor = next((owner[k] for k, d in leads if d == direction and _overlap(k, key)),
-                          key)
+            anchor = spare = key if spare is None else spare
         groups.setdefault(anchor, []).append(key)
     return {a: members for a, members in groups.items() if members}
+
+
+def _explained_by(
+    key: SliceKey,
+    direction: Direction,
+    groups: dict[SliceKey, list[SliceKey]],
+    owner: dict[SliceKey, SliceKey],
+    leads: Sequence[tuple[SliceKey, Direction]],
+    firing: Sequence[tuple[SliceKey, Direction]],
+) -> SliceKey | None:
+    """The anchor a slice that is not a lead belongs to (see `group_slices`), if any."""
+    found = related_anchor(key, groups, overlap=False)
+    if found is None:
+        found = next((owner[k] for k, d in leads if d == direction and _overlap(k, key)), None)
+    if found is None:
+        found = related_anchor(key, groups)
+    if found is None and not key and not any(k and d == direction for k, d in firing):
+        found = next(iter(groups), None)  # the platform alone: an open episode's echo
+    return found
 
 
 @dataclass

@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 
 from stream_guard.simulate.governance import GovernanceAction, attach_actions
-from stream_guard.simulate.incidents import plan_incidents
+from stream_guard.simulate.incidents import Incident, plan_incidents
 from stream_guard.simulate.invalid import INVALID_KINDS, InvalidPlan, corrupt, plan_invalid
 from stream_guard.simulate.listings import generate_listings, generate_violations
 from stream_guard.simulate.onboarding import generate_onboarding
@@ -51,13 +51,16 @@ _STREAMS = ("plan", "governance", "sellers", "orders", "complaints", "listings",
 
 @dataclass(frozen=True, slots=True)
 class SimulationConfig:
-    """What to simulate: `days` from `start`, volumes times `scale`, from `seed`."""
+    """What to simulate: `days` from `start`, volumes times `scale`, from `seed`; `incidents`,
+    when given, replace the planned ones (e.g. two concurrent incidents on one metric, which the
+    planner never draws)."""
 
     days: int
     seed: int
     start: datetime = DEFAULT_START
     scale: float = 1.0
     invalid_fraction: float = 0.0005
+    incidents: tuple[Incident, ...] | None = None
 
     def __post_init__(self) -> None:
         if self.days < 1 or self.scale <= 0 or not 0 <= self.invalid_fraction < 1:
@@ -93,6 +96,8 @@ class Simulation:
         )
         start, days = config.start_ms, config.days
         incidents = plan_incidents(start, days, rng["plan"])
+        if config.incidents is not None:
+            incidents = list(config.incidents)
         self.incidents, self.actions = attach_actions(incidents, start, days, rng["governance"])
         self._pool = SellerPool.create(rng["sellers"])
         self.tables = self._generate(rng)
