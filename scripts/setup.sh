@@ -8,3 +8,10 @@ if [ ! -x .venv/bin/python ]; then
 fi
 .venv/bin/python -m pip install --quiet --upgrade pip
 .venv/bin/python -m pip install --quiet -e '.[dev]'
+# Debian's prometheus (and promtool) lets tests/integration/test_observability_contract.py run a
+# real Prometheus against a worker and check every dashboard query; without it those checks skip.
+# Best effort: only as root with apt-get, never fatal.
+if ! command -v prometheus >/dev/null && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus \
+    >/dev/null 2>&1 || echo "setup: Debian's prometheus not installed; its checks will skip" >&2
+fi
