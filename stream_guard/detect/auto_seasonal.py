@@ -111,22 +111,13 @@ class AutoSeasonal(DetectorBase):
         self.clip = clip
         level_windows = [level_window] + ([slow_level_window] if slow_level_window else [])
         horizons_per_member = [self.horizons, self.slow_horizons][: len(level_windows)]
-        residuals = [
-            SeasonalResidual(
-                cycles=cycles,
-                level_window=window,
-                scale_window=scale_window,
-                max_period=max_period,
-                min_acf=min_acf,
-            )
-            for window in level_windows
-        ]
+        residuals = [self._residual(window) for window in level_windows]
         self.forecaster = residuals[0]  # the fast one: its forecast is the expectation reported
         shift = [MedianShift(shift_window)] if shift_window else []
         members: list[SeasonalResidual | MedianShift] = [*residuals, *shift]
         # The shift is already a statistic of 2k points: no averaging over horizons on top.
         horizons_per_member += [(1,)] * len(shift)
-        ensemble = CalibratedEnsemble(
+        self.ensemble = CalibratedEnsemble(
             members,
             horizons=horizons_per_member,
             calibration_window=calibration_window,
@@ -135,13 +126,27 @@ class AutoSeasonal(DetectorBase):
             clip=clip,
         )
         self._detector = Refractory(
-            ensemble, level=level, hold=hold, damping=damping, margin=margin
+            self.ensemble, level=level, hold=hold, damping=damping, margin=margin
+        )
+
+    def _residual(self, level_window: int) -> SeasonalResidual:
+        """One forecast-residual member (a subclass may floor its scale: tail_surprise.py)."""
+        return SeasonalResidual(
+            cycles=self.cycles,
+            level_window=level_window,
+            scale_window=self.scale_window,
+            max_period=self.max_period,
+            min_acf=self.min_acf,
         )
 
     @property
     def period(self) -> int | None:
         """The season (in points) detected so far, None if the series shows none."""
         return self.forecaster.period
+
+    def calibrated_one(self, x: Features) -> float:
+        """The calibrated score of ``x`` before the refractory period damps it."""
+        return self.ensemble.score_one(x)
 
     def score_one(self, x: Features) -> float:
         return self._detector.score_one(x)

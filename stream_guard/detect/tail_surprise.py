@@ -45,10 +45,8 @@ from __future__ import annotations
 
 import math
 
-from stream_guard.detect.base import DetectorBase, Features
-from stream_guard.detect.ensemble import CalibratedEnsemble
-from stream_guard.detect.median_shift import MedianShift
-from stream_guard.detect.refractory import Refractory
+from stream_guard.detect.auto_seasonal import AutoSeasonal
+from stream_guard.detect.base import Features
 from stream_guard.detect.rolling import RollingQuantiles
 from stream_guard.detect.seasonal_residual import IQR_TO_SIGMA, SeasonalResidual
 
@@ -78,9 +76,7 @@ class RobustResidual(SeasonalResidual):
     """
 
     def __init__(
-        self,
-        count_floor: bool = True,
-        local_scale_window: int | None = None,
+        self, count_floor: bool = True, local_scale_window: int | None = None,
     ) -> None:
         super().__init__()
         self.count_floor = count_floor
@@ -114,8 +110,9 @@ class RobustResidual(SeasonalResidual):
         super().learn_one(x)
 
 
-class TailSurprise(DetectorBase):
-    """``-log10`` tail probability of the point on its own series' history, refractory.
+class TailSurprise(AutoSeasonal):
+    """``-log10`` tail probability of the point on its own series' history, refractory:
+    `AutoSeasonal` without its slow-level member, on `RobustResidual`.
 
     >>> import math, random
     >>> rng = random.Random(42)
@@ -144,44 +141,15 @@ class TailSurprise(DetectorBase):
         hold: int = 100,
         margin: float = 5.0,
     ) -> None:
-        self.horizons = tuple(horizons)
-        self.shift_window = shift_window
-        self.count_floor = count_floor
+        self.count_floor = count_floor  # read by `_residual`, during AutoSeasonal's __init__
         self.local_scale_window = local_scale_window
-        self.calibration_window = calibration_window
-        self.tail_fraction = tail_fraction
-        self.clip = clip
-        self.level = level
-        self.hold = hold
-        self.margin = margin
-        self.residual = RobustResidual(count_floor, local_scale_window)
-        members: list[RobustResidual | MedianShift] = [self.residual]
-        per_member = [self.horizons]
-        if shift_window:
-            # The shift is already a statistic of 2k points: no averaging over horizons on top.
-            members.append(MedianShift(shift_window))
-            per_member.append((1,))
-        self.ensemble = CalibratedEnsemble(
-            members, horizons=per_member, calibration_window=calibration_window,
+        super().__init__(
+            horizons=horizons, level=level, hold=hold, margin=margin, slow_level_window=None,
+            shift_window=shift_window, calibration_window=calibration_window,
             tail_fraction=tail_fraction, clip=clip,
         )
-        self._detector = Refractory(self.ensemble, level=level, hold=hold, damping=0.25,
-                                    margin=margin)
 
-    @property
-    def period(self) -> int | None:
-        """The season (in points) detected so far, None if the series shows none."""
-        return self.residual.period
-
-    def calibrated_one(self, x: Features) -> float:
-        """The calibrated score of ``x`` before the refractory period damps it."""
-        return self.ensemble.score_one(x)
-
-    def score_one(self, x: Features) -> float:
-        return self._detector.score_one(x)
-
-    def expect_one(self, x: Features) -> float | None:
-        return self.residual.expect_one(x)
-
-    def learn_one(self, x: Features) -> None:
-        self._detector.learn_one(x)
+    def _residual(self, level_window: int) -> SeasonalResidual:
+        """`RobustResidual` at SeasonalResidual's default settings (AutoSeasonal's defaults,
+        which TailSurprise does not expose: `level_window` is always 8 here)."""
+        return RobustResidual(self.count_floor, self.local_scale_window)
