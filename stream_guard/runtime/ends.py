@@ -14,17 +14,31 @@ Kafka that read finds nothing and costs one empty fetch per call.
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
 from typing import Protocol, TypeVar
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
-__all__ = ["END_POLL_MS", "live_ends"]
+__all__ = ["END_POLL_MS", "live_ends", "reader"]
 
 log = logging.getLogger(__name__)
 
 END_POLL_MS = 200
 """A poll returning nothing for this long ends a read to the live end of a partition."""
+
+
+@asynccontextmanager
+async def reader(bootstrap: list[str]) -> AsyncIterator[AIOKafkaConsumer]:
+    """A consumer outside any group, for reading partitions by offset (assign, seek), stopped
+    on the way out."""
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False,
+                                fetch_max_wait_ms=50)
+    await consumer.start()
+    try:
+        yield consumer
+    finally:
+        await consumer.stop()
 
 
 class _Partition(Protocol):
@@ -45,10 +59,7 @@ async def live_ends(bootstrap: list[str], reported: Mapping[P, int | None]) -> d
         return {}
     keys = {TopicPartition(tp.topic, tp.partition): tp for tp in reported}
     ends = {tp: offset or 0 for tp, offset in reported.items()}
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False,
-                                fetch_max_wait_ms=50)
-    await consumer.start()
-    try:
+    async with reader(bootstrap) as consumer:
         consumer.assign(list(keys))
         for atp, tp in keys.items():
             consumer.seek(atp, ends[tp])
@@ -57,8 +68,6 @@ async def live_ends(bootstrap: list[str], reported: Mapping[P, int | None]) -> d
                 if records:
                     tp = keys[atp]
                     ends[tp] = max(ends[tp], records[-1].offset + 1)
-    finally:
-        await consumer.stop()
     for tp, end in ends.items():
         if end != reported[tp]:
             log.info("%s/%d ends at %d (the broker said %s)", tp.topic, tp.partition, end,

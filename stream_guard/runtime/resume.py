@@ -39,7 +39,7 @@ import orjson
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 
 from stream_guard.ingest.kafka_batch import event_time
-from stream_guard.runtime.ends import END_POLL_MS  # the end is found by reading, not asked
+from stream_guard.runtime.ends import END_POLL_MS, reader  # the end: read, not asked
 
 __all__ = ["WARM_MAX", "history", "reported_offsets"]
 
@@ -66,10 +66,7 @@ async def reported_offsets(
     found: dict[str, set[int]] = {source: set() for source in resume_from}
     if not resume_from:
         return {}
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False,
-                                fetch_max_wait_ms=50)
-    await consumer.start()
-    try:
+    async with reader(bootstrap) as consumer:
         await consumer.topics()  # metadata
         partitions = [TopicPartition(topic, p)
                       for p in sorted(consumer.partitions_for_topic(topic) or ())]
@@ -77,8 +74,6 @@ async def reported_offsets(
         budget = max_scan
         for tp in partitions:
             budget -= await _scan(consumer, tp, resume_from, found, budget)
-    finally:
-        await consumer.stop()
     return {source: sorted(offsets) for source, offsets in found.items()}
 
 
@@ -148,10 +143,7 @@ async def history(
     must re-read (see the module docstring), in offset order."""
     if not until:
         return {}
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False,
-                                fetch_max_wait_ms=50)
-    await consumer.start()
-    try:
+    async with reader(bootstrap) as consumer:
         tps = [TopicPartition(*key) for key in until]
         consumer.assign(tps)
         firsts = await consumer.beginning_offsets(tps)
@@ -159,8 +151,6 @@ async def history(
                                                       until[(tp.topic, tp.partition)],
                                                       horizon_ms, max_records)
                 for tp in tps}
-    finally:
-        await consumer.stop()
 
 
 async def _back(
