@@ -69,7 +69,7 @@ async def live_ends(bootstrap: list[str], reported: Mapping[P, int | None]) -> d
                     tp = keys[atp]
                     ends[tp] = max(ends[tp], records[-1].offset + 1)
     for tp, end in ends.items():
-        if end != reported[tp]:
+        if end != (reported[tp] or 0):  # only what the broker got wrong
             log.info("%s/%d ends at %d (the broker said %s)", tp.topic, tp.partition, end,
                      reported[tp])
     return ends
