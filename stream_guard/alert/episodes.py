@@ -261,8 +261,6 @@ class EpisodeTracker:
         if _RANK[severity] > _RANK[ep.severity]:
             ep.severity = severity
             return self._bump(ep, window_end_ms, "escalated")
-        if window_end_ms - ep.last_sent_ms >= self.policy.repeat.total_seconds() * 1000:
-            return self._bump(ep, window_end_ms, "repeat")
         return None
 
     def _quiet(self, ep: Episode, window_end_ms: int) -> str | None:

@@ -9,6 +9,7 @@ a field can mean (a negative lateness drops most events as late), non-finite num
 
 from __future__ import annotations
 
+import logging
 import math
 from datetime import timedelta
 from functools import partial
@@ -23,6 +24,8 @@ from stream_guard.config.topics import TopicSpec
 from stream_guard.config.yamlfile import read_mapping
 from stream_guard.detect.registry import validate_params
 from stream_guard.errors import ConfigError
+
+log = logging.getLogger(__name__)
 
 __all__ = [
     "RESERVED_FILES",
@@ -103,7 +106,9 @@ class AlertPolicy(_Strict):
     route: str = "default"
     for_windows: int = Field(1, ge=1, alias="for", description="anomalous windows before firing")
     resolve_after: int = Field(3, ge=1, description="normal windows before resolving")
-    repeat: RepeatInterval = timedelta(hours=4)
+    repeat: RepeatInterval | None = Field(
+        None, description="deprecated and ignored: reminders follow the route's repeat_interval "
+        "(routes.yaml), as in Alertmanager; kept so that older rule files still load")
     cooldown: int = Field(2, ge=0, description="windows after a resolve before re-opening")
     max_slices: int = Field(5, ge=1, description="firing slices listed in one alert")
 
@@ -224,6 +229,9 @@ def load_rule(path: Path, topics: dict[str, TopicSpec]) -> MetricRule:
         raise config_error(path, exc) from None
     except ValueError as exc:
         raise ConfigError(f"{path}: {exc}") from None
+    if rule.alert.repeat is not None:
+        log.warning("%s: alert.repeat is ignored: reminders follow the route's repeat_interval "
+                    "(routes.yaml)", path)
     return rule
 
 

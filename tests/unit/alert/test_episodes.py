@@ -133,12 +133,12 @@ def test_for_counts_per_candidate_and_an_interruption_resets_it() -> None:
     assert out == [[], [], [("new", "category=electronics")], [("new", "category=home")]]
 
 
-def test_a_repeat_is_sent_per_episode() -> None:
-    t = _tracker(repeat="30m")
-    out = _timeline(t, [[_down(HOME)], [_down(HOME), _down(ELECTRONICS)],
-                        [_down(HOME), _down(ELECTRONICS)], [_down(HOME), _down(ELECTRONICS)]])
-    assert out == [[("new", "category=home")], [("new", "category=electronics")],
-                   [("repeat", "category=home")], [("repeat", "category=electronics")]]
+def test_a_firing_episode_emits_nothing_until_it_changes() -> None:
+    """Reminders are the notifier's (route repeat_interval), not the engine's: a rule's old
+    `repeat` setting is ignored, and 12 unchanged windows emit nothing."""
+    t = _tracker(repeat="15m")
+    out = _timeline(t, [[_down(HOME)], *[[_down(HOME), _down(ELECTRONICS)]] * 12])
+    assert out == [[("new", "category=home")], [("new", "category=electronics")], *[[]] * 11]
 
 
 def test_the_tracker_survives_a_pickle_round_trip_mid_episode() -> None:
