@@ -18,11 +18,20 @@ denominator grew: "the mix shifted toward the slice".
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
-from stream_guard.types import Direction, RootCauseHint, Score, SliceKey, format_slice, slice_dict
+from stream_guard.types import (
+    Direction,
+    RootCauseHint,
+    Score,
+    SliceKey,
+    format_slice,
+    slice_dict,
+    slice_key,
+)
 
-__all__ = ["SliceShare", "attribute", "mix_shift", "slice_hints"]
+__all__ = ["SliceShare", "attribute", "mix_shift", "scope_share", "slice_hints"]
 
 _REL_FLOOR = 0.01  # a global change under 1% is treated as 1% when computing lifts
 _MIN_SHARE = 0.2  # slices explaining less than this are not worth a line
@@ -72,6 +81,34 @@ def attribute(scores: list[Score], direction: Direction, per_unit: bool) -> list
         out.append(SliceShare(s.point.slice, share, sign * rel, power, s))
     out.sort(key=lambda x: (-x.power, -x.share, len(x.slice), x.slice))
     return out
+
+
+def scope_share(
+    scores: list[Score], direction: Direction, per_unit: bool
+) -> Callable[[Mapping[str, str]], float | None]:
+    """The share of the platform's deviation (in `direction`, summable units) that lies inside
+    a scope, for intervention and calendar hints (`context.ScopeShare`): the scope's own
+    series' deviation over the platform's, in [0, 1]; None when no series watches the scope
+    (a combination that is not a configured pair) or the platform did not move that way.
+
+    >>> from stream_guard.types import MetricPoint
+    >>> def score(labels, actual, expected):
+    ...     point = MetricPoint("gmv", slice_key(labels), 0, 1, actual, actual, 1.0)
+    ...     return Score(point, 9.0, expected, True, "down")
+    >>> share = scope_share([score({}, 70, 100), score({"region": "EU"}, 15, 36)], "down", False)
+    >>> share({"region": "EU"}), share({}), share({"region": "NA"})
+    (0.7, 1.0, None)
+    """
+    sign = 1.0 if direction == "up" else -1.0
+    devs = {s.point.slice: sign * (a - e) for s in scores if s.expected is not None
+            for a, e in [_units(s, per_unit)]}
+    total = devs.get((), 0.0)
+
+    def share(scope: Mapping[str, str]) -> float | None:
+        dev = devs.get(slice_key(scope))
+        return None if dev is None or total <= 0 else max(0.0, min(1.0, dev / total))
+
+    return share
 
 
 def slice_hints(shares: list[SliceShare], global_fired: bool, limit: int) -> list[RootCauseHint]:
