@@ -21,10 +21,11 @@ this table.
 from __future__ import annotations
 
 import importlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 
-__all__ = ["CONTEXT_PARAMS", "PARAMS", "DetectorParams"]
+__all__ = ["CONTEXT_PARAMS", "PARAMS", "DetectorParams", "check_forecast_params"]
 
 CONTEXT_PARAMS = frozenset({"window"})
 """Constructor parameters the engine fills from the rule (the window, in seconds)."""
@@ -35,13 +36,16 @@ class DetectorParams:
     """A detector class by import path, and its rule-settable constructor parameters.
 
     `params` maps each name to ``(annotation, default)`` in signature order (``...`` for a
-    parameter without a default); `context` names the `CONTEXT_PARAMS` the constructor takes.
+    parameter without a default); `context` names the `CONTEXT_PARAMS` the constructor takes;
+    `check`, if any, checks the parameters together (type-checked and with their defaults) and
+    raises ValueError naming the parameter; the constructor runs it too.
     """
 
     module: str
     name: str
     params: dict[str, tuple[Any, Any]]
     context: frozenset[str] = frozenset()
+    check: Callable[[dict[str, Any]], None] | None = None
 
     def load(self) -> type:
         """The detector class (imports its module: River's for the River detectors)."""
@@ -50,6 +54,34 @@ class DetectorParams:
 
 
 _HORIZONS = tuple[int, ...]
+
+
+def check_forecast_params(params: dict[str, Any]) -> None:
+    """Cross-parameter checks of `RiverForecast` (river_adapter.py), at rule load.
+
+    A Holt-Winters forecaster initialises its season from the first `seasonality` values and
+    SNARIMAX needs a season of lags: a warm-up shorter than one season would forecast from
+    nothing (River raised IndexError there). Without `seasonality` the season is a day of the
+    rule's window, which a rule's detector block does not know: a `warmup` then needs an
+    explicit `seasonality` to be checked against.
+
+    >>> check_forecast_params({"seasonality": 96, "warmup": 48})  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    ValueError: warmup: 48 windows is shorter than seasonality (96): ... a season to initialise
+    >>> check_forecast_params({"seasonality": 96, "warmup": None})  # warmup: two seasons
+    """
+    seasonality, warmup = params.get("seasonality"), params.get("warmup")
+    if seasonality is not None and seasonality < 1:
+        raise ValueError(f"seasonality: must be >= 1 window, got {seasonality}")
+    if warmup is None:
+        return
+    if seasonality is None:
+        raise ValueError("warmup: give `seasonality` too (the default season, a day of "
+                         "windows, is only known with the rule's window)")
+    if warmup < seasonality:
+        raise ValueError(f"warmup: {warmup} windows is shorter than seasonality "
+                         f"({seasonality}): the forecaster needs a season to initialise")
 
 PARAMS: dict[str, DetectorParams] = {
     "seasonal": DetectorParams(
@@ -89,13 +121,14 @@ PARAMS: dict[str, DetectorParams] = {
         },
     ),
     "river_forecast": DetectorParams(
-        "stream_guard.detect.river_adapter", "RiverForecast",
+        "stream_guard.detect.river_adapter", "RiverForecast", context=frozenset({"window"}),
         params={
-            "model": (Literal["holtwinters", "snarimax"], "holtwinters"),
-            "seasonality": (int, 24),
-            "warmup": (int, 48),
+            "model": (Literal["holtwinters", "holtwinters_mul", "snarimax"], "holtwinters"),
+            "seasonality": (int | None, None),
+            "warmup": (int | None, None),
             "alpha": (float, 0.05),
         },
+        check=check_forecast_params,
     ),
     "river_hst": DetectorParams(
         "stream_guard.detect.river_adapter", "RiverHalfSpaceTrees",

@@ -69,7 +69,11 @@ def validate_params(kind: str, params: dict[str, Any]) -> dict[str, Any]:
     except ValidationError as exc:
         err = exc.errors()[0]
         raise ValueError(f"{'.'.join(map(str, err['loc']))}: {err['msg']}") from None
-    return model.model_dump()
+    checked = model.model_dump()
+    check = PARAMS[kind].check
+    if check is not None:
+        check(checked)
+    return checked
 
 
 def build_detector(

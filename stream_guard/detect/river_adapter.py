@@ -1,4 +1,7 @@
-"""Adapters that run River models under the stream-guard detector contract."""
+"""Adapters that run River models under the stream-guard detector contract.
+
+River >= 0.21: ``learn_one`` returns None; forecasters learn ``y`` and forecast a horizon.
+"""
 
 from __future__ import annotations
 
@@ -8,19 +11,29 @@ from typing import Any, Literal
 from river import anomaly, time_series
 
 from stream_guard.detect.base import DetectorBase, Features
+from stream_guard.detect.params import check_forecast_params
 from stream_guard.detect.stats import EWStat
 
 __all__ = ["RiverForecast", "RiverHalfSpaceTrees"]
+
+_DAY_S = 86400.0
+ForecastModel = Literal["holtwinters", "holtwinters_mul", "snarimax"]
 
 
 class RiverForecast(DetectorBase):
     """Forecast-residual detector around a River forecaster (PredictiveAnomalyDetection's idea).
 
-    The forecaster (``holtwinters`` or ``snarimax``, with `seasonality` in windows) predicts the
-    next value; the score is the absolute residual over an EWMA of past residual spread, so it is
-    z-like like the statistical detectors. River's own PredictiveAnomalyDetection updates its
-    error statistics inside ``score_one`` and returns a saturating [0, 1] score; here scoring has
-    no side effect and learning happens only in ``learn_one``.
+    The forecaster predicts the next value: ``holtwinters`` (additive season),
+    ``holtwinters_mul`` (multiplicative season: the daily swing scales with the level, as a sum
+    of orders does) or ``snarimax`` (SNARIMAX(1,0,1)(1,0,1) over `seasonality`). The score is the
+    absolute residual over an EWMA of past residual spread, so it is z-like like the statistical
+    detectors. River's own PredictiveAnomalyDetection updates its error statistics inside
+    ``score_one`` and returns a saturating [0, 1] score; here scoring has no side effect and
+    learning happens only in ``learn_one``.
+
+    `seasonality` is in windows (None: one day of the rule's window); `warmup` in windows (None:
+    two seasons, one to initialise the forecaster and one to learn its residual spread) must be
+    at least one season.
 
     >>> det = RiverForecast(model="holtwinters", seasonality=4, warmup=12)
     >>> for i in range(40):
@@ -29,52 +42,70 @@ class RiverForecast(DetectorBase):
     ...     _ = det.score_one(x); det.learn_one(x)
     >>> det.score_one({"t": 40.0, "value": 10.0}) < det.score_one({"t": 40.0, "value": 30.0})
     True
+    >>> RiverForecast(window=900.0).seasonality, RiverForecast(window=900.0).warmup
+    (96, 192)
     """
 
     def __init__(
         self,
-        model: Literal["holtwinters", "snarimax"] = "holtwinters",
-        seasonality: int = 24,
-        warmup: int = 48,
+        model: ForecastModel = "holtwinters",
+        seasonality: int | None = None,
+        warmup: int | None = None,
         alpha: float = 0.05,
+        window: float = 3600.0,
     ) -> None:
+        check_forecast_params({"seasonality": seasonality, "warmup": warmup})
         self.model = model
-        self.seasonality = seasonality
-        self.warmup = warmup
+        self.seasonality = seasonality if seasonality is not None else max(
+            1, round(_DAY_S / window))
+        self.warmup = warmup if warmup is not None else 2 * self.seasonality
         self.alpha = alpha
-        self._forecaster: Any = (
-            time_series.HoltWinters(alpha=0.3, beta=0.05, gamma=0.3, seasonality=seasonality)
-            if model == "holtwinters"
-            else time_series.SNARIMAX(p=1, d=0, q=1, m=seasonality, sp=1, sq=1)
-        )
+        self.window = window
+        m = self.seasonality
+        if model == "snarimax":
+            self._forecaster: Any = time_series.SNARIMAX(p=1, d=0, q=1, m=m, sp=1, sq=1)
+        else:
+            self._forecaster = time_series.HoltWinters(
+                alpha=0.3, beta=0.05, gamma=0.3, seasonality=m,
+                multiplicative=model == "holtwinters_mul")
         self._resid = EWStat(alpha)
         self._n = 0
+
+    def _forecast(self) -> float | None:
+        """The one-step forecast, or None while the forecaster cannot give one."""
+        try:
+            forecast = self._forecaster.forecast(horizon=1)
+        except (ValueError, ZeroDivisionError, IndexError, TypeError):
+            return None
+        if not forecast or forecast[0] is None:
+            return None
+        value = float(forecast[0])
+        return value if math.isfinite(value) else None
 
     def expect_one(self, x: Features) -> float | None:
         if self._n < self.warmup:
             return None
-        forecast = self._forecaster.forecast(horizon=1)
-        return float(forecast[0]) if forecast else None
+        return self._forecast()
 
     def score_one(self, x: Features) -> float:
         expected = self.expect_one(x)
-        if expected is None:
+        if expected is None or self._resid.n == 0:
             return 0.0
         spread = math.sqrt(self._resid.mean) if self._resid.mean > 0 else 1e-9
         return abs(x["value"] - expected) / spread
 
     def learn_one(self, x: Features) -> None:
-        expected = self.expect_one(x) if self._n >= self.warmup else None
-        if expected is not None:
-            self._resid.update(min((x["value"] - expected) ** 2, 25 * max(self._resid.mean, 1e-9)))
-        elif self._n > self.seasonality + 2:
-            try:
-                first = self._forecaster.forecast(horizon=1)
-            except (ValueError, ZeroDivisionError, IndexError):
-                first = None
-            if first:
-                self._resid.update((x["value"] - float(first[0])) ** 2)
-        self._forecaster.learn_one(y=x["value"])
+        value = x["value"]
+        if self.model == "holtwinters_mul":
+            value = max(value, 1e-9)  # a multiplicative season divides by the level
+        if self._n >= self.seasonality:
+            first = self._forecast()
+            if first is not None:
+                resid2 = (value - first) ** 2
+                if self._n >= self.warmup and self._resid.n:
+                    resid2 = min(resid2, 25 * max(self._resid.mean, 1e-9))  # outliers capped
+                self._resid.update(resid2)
+        self._forecaster.learn_one(y=value)
         self._n += 1
 
 
