@@ -40,6 +40,7 @@ from stream_guard.config.errors import format_validation_error
 from stream_guard.errors import InvalidEvent
 
 __all__ = [
+    "SEVERITY_ORDER",
     "AlertReason",
     "AlertRecord",
     "AlertSeverity",
@@ -61,6 +62,7 @@ __all__ = [
     "format_slice",
     "is_ancestor",
     "iso_utc",
+    "severity_rank",
     "slice_dict",
     "slice_key",
 ]
@@ -190,8 +192,22 @@ UtcTime = Annotated[
 ]
 """A moment, written as `iso_utc` writes it (``2026-03-04T14:15:00Z``) and read with any zone."""
 AlertStatus = Literal["firing", "resolved", "silenced"]
-AlertReason = Literal["new", "escalated", "repeat", "resolved"]
+AlertReason = Literal["new", "escalated", "slices_changed", "resolved", "repeat"]
+"""The transition a record announces (alert/episodes.py `Transition`). "repeat" is only read:
+records written before reminders moved to the notifier (route `repeat_interval`) carry it."""
 AlertSeverity = Literal["warning", "critical"]
+SEVERITY_ORDER: tuple[str, ...] = ("info", "warning", "critical")
+"""The one severity order, lowest first: episodes escalate, dedup compares and inhibition
+matches by it."""
+
+
+def severity_rank(severity: str | None) -> int:
+    """Position in `SEVERITY_ORDER` from 1; 0 for none or a severity this version does not know.
+
+    >>> severity_rank("critical") > severity_rank("warning") > severity_rank(None)
+    True
+    """
+    return SEVERITY_ORDER.index(severity) + 1 if severity in SEVERITY_ORDER else 0
 
 
 def _absent(value: object) -> bool:

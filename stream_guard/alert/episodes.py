@@ -17,11 +17,12 @@ metric are two episodes. A metric keeps a set of open episodes, each rooted at i
 `group_slices` applies the same relation to the anomalous slices of one window. Flap control,
 per episode: it fires after `for` consecutive anomalous windows, resolves after `resolve_after`
 windows in which nothing joined it, its family (its slice and the slices under it) cannot
-re-open during `cooldown` windows, and a firing notice repeats every `repeat`. At most
+re-open during `cooldown` windows. At most
 `max_open` episodes and candidates are open per metric; anomalies beyond that are folded into
 the platform episode and counted (`folded`). A transition is an `Update` with the *reason* to
-emit a record (new, escalated on a higher severity, repeat, resolved); a new episode is
-announced exactly once.
+emit a record, a `Transition` (new, escalated on a higher severity, slices changed when a new
+lead slice feeds it, resolved); a new episode is announced exactly once. Reminders of a firing
+episode are not the engine's: the notifier sends them by the route's `repeat_interval`.
 
 >>> from stream_guard.config.rules import AlertPolicy
 >>> t = EpisodeTracker("gmv", "gmv@1", AlertPolicy.model_validate({"for": 2, "resolve_after": 1}))
@@ -38,14 +39,21 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from enum import StrEnum
 
 from stream_guard.config.rules import AlertPolicy
-from stream_guard.types import Direction, SliceKey, format_slice, is_ancestor, iso_utc
+from stream_guard.types import (
+    Direction,
+    SliceKey,
+    format_slice,
+    is_ancestor,
+    iso_utc,
+    severity_rank,
+)
 
-__all__ = ["MAX_OPEN", "Anomaly", "Episode", "EpisodeTracker", "Update", "fingerprint",
-           "group_slices", "related_anchor"]
+__all__ = ["MAX_OPEN", "Anomaly", "Episode", "EpisodeTracker", "Transition", "Update",
+           "fingerprint", "group_slices", "related_anchor"]
 
-_RANK = {None: 0, "warning": 1, "critical": 2}
 MAX_OPEN = 8
 """Episodes (and candidates) open at once per metric before anomalies fold into the platform."""
 
@@ -176,18 +184,28 @@ class Episode:
     resolved_ms: int | None = None
 
 
+class Transition(StrEnum):
+    """What changed in an episode: each is one alert record (its `reason`). There is no
+    "repeat": reminding of a firing episode is the notifier's, per route (`repeat_interval`)."""
+
+    NEW = "new"
+    ESCALATED = "escalated"  # a higher severity
+    SLICES_CHANGED = "slices_changed"  # a slice that had not led it before now leads it
+    RESOLVED = "resolved"
+
+
 @dataclass(frozen=True, slots=True)
 class Update:
-    """A record to emit: `episode` changed for `reason`; `lead` is the lead of the anomaly that
+    """A record to emit: `episode` went through `reason`; `lead` is the lead of the anomaly that
     fed it in this window (None when it resolved)."""
 
     episode: Episode
-    reason: str
+    reason: Transition
     lead: SliceKey | None
 
 
 def _strength(anomaly: Anomaly) -> tuple[int, float]:
-    return _RANK[anomaly[0]], anomaly[1]
+    return severity_rank(anomaly[0]), anomaly[1]
 
 
 class EpisodeTracker:
@@ -216,8 +234,8 @@ class EpisodeTracker:
         updates = [u for ep in self.episodes
                    if (u := self._step(ep, window_end_ms, routed.pop(ep.slice, None)))]
         opened = [self._candidate(window_end_ms, key, a) for key, a in routed.items()]
-        updates += [Update(ep, "new", a[2]) for ep, a in zip(opened, routed.values(), strict=True)
-                    if ep is not None]
+        updates += [Update(ep, Transition.NEW, a[2])
+                    for ep, a in zip(opened, routed.values(), strict=True) if ep is not None]
         self.pending = {k: n for k, n in self.pending.items() if k in routed}
         self.cooldowns = {k: n - 1 for k, n in self.cooldowns.items() if n > 1}
         for ep in self.episodes:
@@ -253,22 +271,25 @@ class EpisodeTracker:
         reason = self._feed(ep, window_end_ms, anomaly)
         return None if reason is None else Update(ep, reason, anomaly[2])
 
-    def _feed(self, ep: Episode, window_end_ms: int, anomaly: Anomaly) -> str | None:
+    def _feed(self, ep: Episode, window_end_ms: int, anomaly: Anomaly) -> Transition | None:
         severity, score, lead, _ = anomaly
         ep.normal_streak = 0
         ep.peak_score = max(ep.peak_score, score)
+        new_lead = lead not in ep.leads_seen
         ep.leads_seen.add(lead)
-        if _RANK[severity] > _RANK[ep.severity]:
+        if severity_rank(severity) > severity_rank(ep.severity):
             ep.severity = severity
-            return self._bump(ep, window_end_ms, "escalated")
+            return self._bump(ep, window_end_ms, Transition.ESCALATED)
+        if new_lead:
+            return self._bump(ep, window_end_ms, Transition.SLICES_CHANGED)
         return None
 
-    def _quiet(self, ep: Episode, window_end_ms: int) -> str | None:
+    def _quiet(self, ep: Episode, window_end_ms: int) -> Transition | None:
         ep.normal_streak += 1
         if ep.normal_streak < self.policy.resolve_after:
             return None
         ep.resolved_ms = window_end_ms
-        return self._bump(ep, window_end_ms, "resolved")
+        return self._bump(ep, window_end_ms, Transition.RESOLVED)
 
     def _cooling(self, key: SliceKey) -> bool:
         return any(c == key or is_ancestor(c, key) for c in self.cooldowns)
@@ -292,7 +313,7 @@ class EpisodeTracker:
         return ep
 
     @staticmethod
-    def _bump(ep: Episode, window_end_ms: int, reason: str) -> str:
+    def _bump(ep: Episode, window_end_ms: int, reason: Transition) -> Transition:
         ep.sequence += 1
         ep.last_sent_ms = window_end_ms
         return reason

@@ -54,7 +54,7 @@ def build_record(
         "episode_id": episode.episode_id,
         "sequence": episode.sequence,
         "status": status,
-        "reason": reason,
+        "reason": str(reason),
         "metric": rule.metric,
         "description": rule.description,
         "rule_version": rule.rule_id,

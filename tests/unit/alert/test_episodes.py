@@ -73,12 +73,13 @@ def test_each_episode_has_its_own_fingerprint_sequence_and_severity() -> None:
 
 def test_a_descendant_slice_joins_its_ancestors_episode_and_an_ancestor_a_descendants() -> None:
     t = _tracker()
+    # a new lead is announced once (slices changed), not every window it leads
     assert _timeline(t, [[_down(HOME)], [_down(HOME_EU)], [_down(HOME_EU)]]) == [
-        [("new", "category=home")], [], []]
+        [("new", "category=home")], [("slices_changed", "category=home")], []]
     assert t.anchors() == [HOME] and t.episodes[0].leads_seen == {HOME, HOME_EU}
     u = _tracker()
     assert _timeline(u, [[_down(HOME_EU)], [_down(HOME)]]) == [
-        [("new", "category=home,region=EU")], []]
+        [("new", "category=home,region=EU")], [("slices_changed", "category=home,region=EU")]]
 
 
 def test_a_platform_anomaly_opens_its_own_episode_which_then_absorbs_other_slices() -> None:
@@ -90,8 +91,8 @@ def test_a_platform_anomaly_opens_its_own_episode_which_then_absorbs_other_slice
         [_down(ELECTRONICS)],
         [_down(ELECTRONICS)],
     ])
-    assert out == [[("new", "category=home")], [("new", "platform")], [], [],
-                   [("resolved", "category=home")]]
+    assert out == [[("new", "category=home")], [("new", "platform")],
+                   [("slices_changed", "platform")], [], [("resolved", "category=home")]]
     assert t.anchors() == [()] and t.episodes[0].leads_seen == {(), ELECTRONICS}
 
 
@@ -175,5 +176,6 @@ def test_a_slice_sharing_orders_with_an_open_episode_joins_it() -> None:
     t = _tracker()
     # region=EU moves when category=home does: the slices cannot tell two incidents apart
     assert _timeline(t, [[_down(HOME)], [_down(EU)], [_down(ELECTRONICS)]]) == [
-        [("new", "category=home")], [], [("new", "category=electronics")]]
+        [("new", "category=home")], [("slices_changed", "category=home")],
+        [("new", "category=electronics")]]
     assert t.episodes[0].leads_seen == {HOME, EU}
