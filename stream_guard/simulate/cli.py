@@ -5,8 +5,8 @@
 >>> add_cli(parser.add_subparsers(dest="command"))
 >>> args = parser.parse_args(["simulate", "--days", "7", "--seed", "3", "--out", "sim",
 ...                           "--start", "2026-03-09T00:00:00Z"])
->>> args.days, args.scale, args.start.isoformat(), args.func is run
-(7, 1.0, '2026-03-09T00:00:00+00:00', True)
+>>> args.days, args.scale, args.start.isoformat(), args.scenario, args.func is run
+(7, 1.0, '2026-03-09T00:00:00+00:00', 'default', True)
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from stream_guard.clock import SystemClock
+from stream_guard.simulate.scenarios import SCENARIOS
 from stream_guard.simulate.simulation import DEFAULT_START
 from stream_guard.simulate.writer import SimulationSummary, write_simulation
 
@@ -49,6 +50,10 @@ def add_cli(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--invalid-fraction", type=float, default=0.0005, help="invalid records per valid one"
     )
+    p.add_argument(
+        "--scenario", choices=list(SCENARIOS), default="default",
+        help="incidents and traffic shape; all but default are opt-in (simulate/scenarios.py)",
+    )
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=run)
 
@@ -67,6 +72,7 @@ def run(args: argparse.Namespace) -> int:
             start=args.start,
             scale=args.scale,
             invalid_fraction=args.invalid_fraction,
+            scenario=args.scenario,
             progress=lambda done, total: bar.update(task, completed=done, total=total),
         )
     console.print(_summary_table(summary, clock.monotonic() - began))

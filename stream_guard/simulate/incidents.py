@@ -11,7 +11,10 @@ them from the seed and places them so that each stays unambiguous:
   numerator (complaints, violations), 10% of onboarding decisions.
 
 `magnitude` is the factor applied to the metric inside the slice: 0.2 is an 80% drop, 3.0 is
-three times the normal rate.
+three times the normal rate. The opt-in scenarios (scenarios.py) add incidents with other
+effects: a `creep` shape ramps the factor from 1 at the start to `magnitude` at the end, a
+`mix` effect moves the order mix instead of a rate, a `sellers` effect puts the change on a few
+sellers; their labels also carry `kind`, `effect`, `shape` and `sellers`.
 
 >>> plan = plan_incidents(start_ms=0, days=7, rng=np.random.default_rng(3))
 >>> len(plan) >= 12, sorted({i.metric for i in plan}) == sorted(METRICS)
@@ -38,12 +41,28 @@ from stream_guard.simulate.catalog import (
     gmv_share,
     violation_share,
 )
+from stream_guard.simulate.tables import Table, slice_mask
 from stream_guard.types import Direction, SliceKey, iso_utc, slice_key
 
-__all__ = ["KINDS", "METRICS", "Cause", "Incident", "IncidentKind", "Metric", "plan_incidents"]
+__all__ = [
+    "KINDS",
+    "METRICS",
+    "Cause",
+    "Effect",
+    "Incident",
+    "IncidentKind",
+    "Metric",
+    "Shape",
+    "plan_incidents",
+]
 
 Metric = Literal["gmv", "complaint_rate", "violation_rate", "bad_seller_onboarding_rate"]
 Cause = Literal["external", "intervention"]
+Effect = Literal["level", "mix", "sellers"]
+"""What moves: the metric inside the slice; the slice's share of the orders (a ratio's
+per-slice rates unchanged); or a few sellers of the slice (`Incident.sellers`)."""
+Shape = Literal["step", "creep"]
+"""How the factor evolves: `magnitude` throughout, or from 1 at the start to `magnitude`."""
 METRICS: tuple[Metric, ...] = (
     "gmv", "complaint_rate", "violation_rate", "bad_seller_onboarding_rate",
 )  # fmt: skip
@@ -75,9 +94,41 @@ class Incident:
     cause: Cause
     action_id: str | None
     description: str
+    effect: Effect = "level"
+    shape: Shape = "step"
+    sellers: tuple[int, ...] = ()  # seller numbers (effect "sellers"); ids s-000042 in labels
+
+    def factor(self, ts_ms: np.ndarray) -> np.ndarray:
+        """The factor at each time of `ts_ms` (inside the incident's window).
+
+        >>> creep = Incident("i", "k", "gmv", (), "up", 0, 100, 3.0, "external", None, "",
+        ...                  shape="creep")
+        >>> creep.factor(np.array([0, 50, 100])).tolist()
+        [1.0, 2.0, 3.0]
+        """
+        if self.shape == "step":
+            return np.full(len(ts_ms), self.magnitude)
+        progress = np.clip((ts_ms - self.start_ms) / (self.end_ms - self.start_ms), 0.0, 1.0)
+        return np.asarray(1.0 + (self.magnitude - 1.0) * progress)
+
+    def hit(self, table: Table) -> np.ndarray:
+        """Mask of the rows of `table` the incident acts on: in its window and its slice (and,
+        for a `sellers` effect, of its sellers)."""
+        mask = slice_mask(table, self.slice) & table.window(self.start_ms, self.end_ms)
+        if self.effect == "sellers":
+            mask &= np.isin(table["seller"], self.sellers)
+        return np.asarray(mask)
 
     def to_label(self) -> dict[str, Any]:
-        """The entry of labels.json (ISO-8601 UTC times)."""
+        """The entry of labels.json (ISO-8601 UTC times); incidents of the opt-in scenarios
+        also say their kind, effect, shape and sellers (the default labels keep their keys)."""
+        label = self._label()
+        if self.kind not in KINDS:
+            label.update(kind=self.kind, effect=self.effect, shape=self.shape,
+                         sellers=[f"s-{n:06d}" for n in self.sellers])
+        return label
+
+    def _label(self) -> dict[str, Any]:
         return {
             "id": self.id,
             "metric": self.metric,

@@ -18,7 +18,7 @@ from stream_guard.simulate.catalog import (
 )
 from stream_guard.simulate.incidents import Incident
 from stream_guard.simulate.seasonality import intensity
-from stream_guard.simulate.tables import Table, draw, poisson_arrivals, slice_mask
+from stream_guard.simulate.tables import Table, draw, poisson_arrivals
 
 __all__ = ["generate_onboarding"]
 
@@ -51,9 +51,8 @@ def generate_onboarding(
     probability = np.full(len(decisions), BAD_SELLER_RATE)
     for incident in incidents:
         if incident.metric == "bad_seller_onboarding_rate":
-            hit = slice_mask(decisions, incident.slice)
-            hit &= decisions.window(incident.start_ms, incident.end_ms)
-            probability[hit] *= incident.magnitude
+            hit = incident.hit(decisions)
+            probability[hit] *= incident.factor(decisions.ts_ms[hit])
     flagged = approved & (rng.random(len(decisions)) < probability)
     seller = first_seller + np.arange(len(decisions))
     columns = {**decisions.columns, "approved": approved, "flagged_bad": flagged, "seller": seller}

@@ -9,6 +9,8 @@ rate untouched, and a complaint incident leaves GMV untouched: metrics only move
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
 from stream_guard.simulate.catalog import (
@@ -25,9 +27,9 @@ from stream_guard.simulate.catalog import (
 from stream_guard.simulate.incidents import Incident
 from stream_guard.simulate.seasonality import MINUTE_MS, intensity
 from stream_guard.simulate.sellers import SellerPool
-from stream_guard.simulate.tables import Table, draw, draw_given, poisson_arrivals, slice_mask
+from stream_guard.simulate.tables import Table, draw, draw_given, poisson_arrivals
 
-__all__ = ["generate_complaints", "generate_orders"]
+__all__ = ["WeeklyShape", "generate_complaints", "generate_orders"]
 
 BUYERS = 2_000_000
 MIN_GMV = 0.5  # nothing sells for less than this
@@ -39,6 +41,14 @@ _COMPLAINT_MIN_DELAY_MS, _COMPLAINT_MEAN_DELAY_MS, _COMPLAINT_MAX_DELAY_MS = (
 )
 
 
+@dataclass(frozen=True, slots=True)
+class WeeklyShape:
+    """How orders differ at the weekend: level change and delay of the daily cycle."""
+
+    weekend: float = 0.12
+    shift_hours: float = 0.0
+
+
 def generate_orders(
     start_ms: int,
     days: int,
@@ -46,9 +56,12 @@ def generate_orders(
     incidents: list[Incident],
     pool: SellerPool,
     rng: np.random.Generator,
+    weekly: WeeklyShape = WeeklyShape(),
 ) -> Table:
-    """All orders of the run, sorted by time, with GMV incidents applied."""
-    rate = intensity(start_ms, days * 1440, ORDERS_PER_DAY * scale, rng)
+    """All orders of the run, sorted by time, with GMV incidents applied (a mix shift is the
+    GMV spike of its slice: extra orders there, each with its usual complaint probability)."""
+    rate = intensity(start_ms, days * 1440, ORDERS_PER_DAY * scale, rng,
+                     weekend=weekly.weekend, weekend_shift_hours=weekly.shift_hours)
     spikes = [i for i in incidents if i.metric == "gmv" and i.direction == "up"]
     drops = [i for i in incidents if i.metric == "gmv" and i.direction == "down"]
     parts = [poisson_arrivals(rate, start_ms, rng)]
@@ -63,11 +76,11 @@ def generate_orders(
     )
     keep = origin == -1
     for n, spike in enumerate(spikes):
-        in_spike = slice_mask(orders, spike.slice) & orders.window(spike.start_ms, spike.end_ms)
+        in_spike = spike.hit(orders)
         keep |= (origin == n) & in_spike
     survive = rng.random(len(orders))
     for drop in drops:
-        hit = slice_mask(orders, drop.slice) & orders.window(drop.start_ms, drop.end_ms)
+        hit = drop.hit(orders)
         keep &= ~(hit & (survive >= drop.magnitude))
     return orders.take(keep).sorted()
 
@@ -100,10 +113,9 @@ def generate_complaints(
     """Complaints about `orders` (column "order" is the order's row), sorted by time."""
     probability = complaint_probability(orders["category"], orders["seller_tier"])
     for incident in incidents:
-        if incident.metric == "complaint_rate":
-            hit = slice_mask(orders, incident.slice)
-            hit &= orders.window(incident.start_ms, incident.end_ms)
-            probability = np.where(hit, probability * incident.magnitude, probability)
+        if incident.metric == "complaint_rate" and incident.effect != "mix":
+            factor = incident.factor(orders.ts_ms)
+            probability = np.where(incident.hit(orders), probability * factor, probability)
     rows = np.flatnonzero(rng.random(len(orders)) < probability)
     delay = _COMPLAINT_MIN_DELAY_MS + rng.exponential(_COMPLAINT_MEAN_DELAY_MS, size=len(rows))
     ts_ms = orders.ts_ms[rows] + np.minimum(delay, _COMPLAINT_MAX_DELAY_MS).astype(np.int64)

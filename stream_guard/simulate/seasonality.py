@@ -87,13 +87,17 @@ def intensity(
     depth: float = 1.0,
     weekend: float = 0.12,
     region_mix: tuple[float, ...] = REGION_MIX,
+    weekend_shift_hours: float = 0.0,
 ) -> np.ndarray:
     """Expected events per minute, shape (minutes, regions), for a topic with `per_day` events.
 
-    `weekend` is the relative change on Saturday and Sunday (+12% for orders).
+    `weekend` is the relative change on Saturday and Sunday (+12% for orders);
+    `weekend_shift_hours` delays the weekend's daily cycle (a weekly shape: late mornings).
     """
     minute_ms = start_ms + MINUTE_MS * np.arange(minutes, dtype=np.int64)
     hour = ((minute_ms % _DAY_MS) / _HOUR_MS)[:, None]
+    if weekend_shift_hours:
+        hour = hour - weekend_shift_hours * weekend_indicator(minute_ms)[:, None]
     cycles = daily_cycle(hour, np.asarray(REGION_PHASE_HOURS)[None, :], depth)
     level = (1 + weekend * weekend_indicator(minute_ms)) * _drift(minute_ms, start_ms, rng)
     return np.asarray(per_day / 1440 * np.asarray(region_mix)[None, :] * cycles * level[:, None])

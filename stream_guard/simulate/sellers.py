@@ -70,6 +70,20 @@ class SellerPool:
         position = np.clip(position, self.group_start[group], self.group_start[group + 1] - 1)
         return np.asarray(self.ids[position])
 
+    def top_sellers(
+        self, category: int, count: int, rng: np.random.Generator
+    ) -> tuple[int, ...]:
+        """The most popular seller of `count` groups of `category`, each in its own region
+        (tiers drawn at random): sellers that share a category and nothing else."""
+        regions = rng.choice(len(REGION_MIX), size=count, replace=False)
+        tiers = rng.integers(len(TIERS), size=count)
+        chosen = []
+        for group in _group(regions, np.full(count, category), tiers).tolist():
+            low, high = int(self.group_start[group]), int(self.group_start[group + 1])
+            popularity = np.diff(self.cumulative[low : high + 1])
+            chosen.append(int(self.ids[low + int(popularity.argmax())]))
+        return tuple(chosen)
+
     def attributes(self, seller: int) -> tuple[int, int, int]:
         """(region, category, tier) codes of a seller number (for tests and debugging)."""
         position = int(np.flatnonzero(self.ids == seller)[0])

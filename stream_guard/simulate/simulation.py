@@ -26,10 +26,15 @@ import numpy as np
 from stream_guard.simulate.governance import GovernanceAction, attach_actions
 from stream_guard.simulate.incidents import Incident, plan_incidents
 from stream_guard.simulate.invalid import INVALID_KINDS, InvalidPlan, corrupt, plan_invalid
-from stream_guard.simulate.listings import generate_listings, generate_violations
+from stream_guard.simulate.listings import (
+    add_seller_floods,
+    generate_listings,
+    generate_violations,
+)
 from stream_guard.simulate.onboarding import generate_onboarding
-from stream_guard.simulate.orders import generate_complaints, generate_orders
+from stream_guard.simulate.orders import WeeklyShape, generate_complaints, generate_orders
 from stream_guard.simulate.records import Encoder, Record
+from stream_guard.simulate.scenarios import SCENARIOS, attach_sellers, scenario_incidents
 from stream_guard.simulate.sellers import SellerPool
 from stream_guard.simulate.tables import Table
 from stream_guard.types import iso_utc
@@ -45,15 +50,17 @@ EXTRA_FIELD_FRACTION = 0.03  # events carrying a harmless unknown field
 LATE_FRACTION = 0.003
 LATE_DELAY_MS = (30_000, 240_000)
 JITTER_MS = 1_500
+# Streams are spawned by position: a new one goes last, so the others keep their draws.
 _STREAMS = ("plan", "governance", "sellers", "orders", "complaints", "listings", "violations",
-            "onboarding", "format", "arrival", "invalid")  # fmt: skip
+            "onboarding", "format", "arrival", "invalid", "scenario")  # fmt: skip
 
 
 @dataclass(frozen=True, slots=True)
 class SimulationConfig:
-    """What to simulate: `days` from `start`, volumes times `scale`, from `seed`; `incidents`,
-    when given, replace the planned ones (e.g. two concurrent incidents on one metric, which the
-    planner never draws)."""
+    """What to simulate: `days` from `start`, volumes times `scale`, from `seed`; `scenario`
+    names the incidents and traffic shape (scenarios.py: "default" is the planner's, the others
+    are opt-in); `incidents`, when given, replace the scenario's (e.g. two concurrent incidents
+    on one metric, which the planner never draws)."""
 
     days: int
     seed: int
@@ -61,10 +68,13 @@ class SimulationConfig:
     scale: float = 1.0
     invalid_fraction: float = 0.0005
     incidents: tuple[Incident, ...] | None = None
+    scenario: str = "default"
 
     def __post_init__(self) -> None:
         if self.days < 1 or self.scale <= 0 or not 0 <= self.invalid_fraction < 1:
             raise ValueError(f"bad simulation settings: {self}")
+        if self.scenario not in SCENARIOS:
+            raise ValueError(f"unknown scenario {self.scenario!r}: one of {', '.join(SCENARIOS)}")
         if self.start.tzinfo is None:
             raise ValueError("start must carry a time zone (UTC)")
 
@@ -95,11 +105,13 @@ class Simulation:
             zip(_STREAMS, np.random.default_rng(config.seed).spawn(len(_STREAMS)), strict=True)
         )
         start, days = config.start_ms, config.days
-        incidents = plan_incidents(start, days, rng["plan"])
+        planned = plan_incidents(start, days, rng["plan"])
+        incidents = scenario_incidents(config.scenario, start, days, rng["scenario"], planned)
         if config.incidents is not None:
             incidents = list(config.incidents)
         self.incidents, self.actions = attach_actions(incidents, start, days, rng["governance"])
         self._pool = SellerPool.create(rng["sellers"])
+        self.incidents = attach_sellers(self.incidents, self._pool, rng["scenario"])
         self.tables = self._generate(rng)
         self._arrivals = _arrival_order(list(self.tables.values()), rng["arrival"])
         is_order = self._arrivals.topic == TOPICS.index("orders")
@@ -108,8 +120,13 @@ class Simulation:
 
     def _generate(self, rng: Mapping[str, np.random.Generator]) -> dict[str, Table]:
         c, incidents, pool = self.config, self.incidents, self._pool
-        orders = generate_orders(c.start_ms, c.days, c.scale, incidents, pool, rng["orders"])
-        listings = generate_listings(c.start_ms, c.days, c.scale, pool, rng["listings"])
+        weekly = SCENARIOS[c.scenario].weekly
+        orders = generate_orders(c.start_ms, c.days, c.scale, incidents, pool, rng["orders"],
+                                 weekly)
+        listings = add_seller_floods(
+            generate_listings(c.start_ms, c.days, c.scale, pool, rng["listings"]),
+            incidents, pool, rng["scenario"],
+        )
         tables = [
             orders,
             generate_complaints(orders, incidents, c.end_ms, rng["complaints"]),
@@ -146,13 +163,24 @@ class Simulation:
         return len(self._arrivals.row) + len(self._invalid)
 
     def labels(self) -> dict[str, Any]:
-        """The content of labels.json."""
-        return {
+        """The content of labels.json; an opt-in scenario adds its name and, for a weekly
+        shape, the normal pattern no alert should follow ("normal")."""
+        labels: dict[str, Any] = {
             "seed": self.config.seed,
             "start": iso_utc(self.config.start_ms),
             "end": iso_utc(self.config.end_ms),
             "incidents": [i.to_label() for i in self.incidents],
         }
+        if self.config.scenario != "default":
+            labels["scenario"] = self.config.scenario
+        weekly = SCENARIOS[self.config.scenario].weekly
+        if weekly != WeeklyShape():
+            labels["normal"] = [{
+                "kind": "weekly_shape", "weekend_change": weekly.weekend,
+                "weekend_shift_hours": weekly.shift_hours,
+                "description": "orders at the weekend: another level, a later daily cycle",
+            }]
+        return labels
 
     def records(self, chunk_size: int = 50_000) -> Iterator[Record]:
         """Every record of the dump, in arrival order."""

@@ -56,9 +56,10 @@ def iter_records(
     start: datetime = DEFAULT_START,
     scale: float = 1.0,
     invalid_fraction: float = 0.0005,
+    scenario: str = "default",
 ) -> Iterator[Record]:
     """The records `write_simulation` would write, in the same order, without a file."""
-    config = SimulationConfig(days, seed, start, scale, invalid_fraction)
+    config = SimulationConfig(days, seed, start, scale, invalid_fraction, scenario=scenario)
     return Simulation(config).records()
 
 
@@ -70,9 +71,12 @@ def write_simulation(
     scale: float = 1.0,
     invalid_fraction: float = 0.0005,
     progress: Progress | None = None,
+    scenario: str = "default",
 ) -> SimulationSummary:
     """Simulate, write `out_dir/events.jsonl` and `out_dir/labels.json`: same args, same bytes."""
-    simulation = Simulation(SimulationConfig(days, seed, start, scale, invalid_fraction))
+    simulation = Simulation(
+        SimulationConfig(days, seed, start, scale, invalid_fraction, scenario=scenario)
+    )
     out_dir.mkdir(parents=True, exist_ok=True)
     events_path, labels_path = out_dir / "events.jsonl", out_dir / "labels.json"
     written, total = 0, simulation.total
