@@ -16,10 +16,19 @@ from functools import partial
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from stream_guard.config.durations import Duration, RepeatInterval, between
 from stream_guard.config.errors import Problems, config_error
+from stream_guard.config.links import check_template
 from stream_guard.config.topics import TopicSpec
 from stream_guard.config.yamlfile import read_mapping
 from stream_guard.detect.registry import validate_params
@@ -118,13 +127,17 @@ class ExplainPolicy(_Strict):
     max_hints: int = Field(5, ge=1)
 
 
+LinkTemplate = Annotated[str, AfterValidator(check_template)]
+"""A runbook or dashboard URL, optionally with {metric}, {slice}... (config/links.py)."""
+
+
 class MetricRule(_Strict):
     metric: str = Field(pattern=r"^[a-z][a-z0-9_]*$")
     version: int = Field(1, ge=1)
     description: str = ""
     owner: str | None = None
-    runbook: str | None = None
-    dashboard: str | None = None
+    runbook: LinkTemplate | None = None
+    dashboard: LinkTemplate | None = None
     value: Literal["sum", "count", "mean", "ratio"]
     source: Source | None = None
     numerator: Source | None = None
