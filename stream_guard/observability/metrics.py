@@ -9,7 +9,9 @@ Two kinds of series, by how often they change:
   outcomes): rare enough for ordinary prometheus-client metrics.
 
 Labels are bounded by configuration (topics, metrics, severities, routes, reasons), never by
-data: a detector score is observed per metric, not per slice value.
+data: a detector score is observed per metric, not per slice value. The business gauges (value,
+expected, score, anomalous slices, open episodes) are per metric for the platform slice only:
+one series per configured metric each, whatever the cardinality of a dimension.
 
 >>> from stream_guard.stats import EngineStats
 >>> metrics = RuntimeMetrics()
@@ -45,9 +47,10 @@ from prometheus_client.gc_collector import GCCollector
 from prometheus_client.platform_collector import PlatformCollector
 from prometheus_client.process_collector import ProcessCollector
 
+from stream_guard.observability.business import BusinessGauges
 from stream_guard.observability.collector import CounterSpec, CounterTableCollector, fold
 from stream_guard.stats import EngineStats
-from stream_guard.types import AlertSeverity, AlertStatus
+from stream_guard.types import AlertRecord, AlertSeverity, AlertStatus, Score
 
 __all__ = [
     "ALERT_LATENCY_BUCKETS",
@@ -188,6 +191,7 @@ class RuntimeMetrics:
             "stream_guard_source_partitions",
             "Source partitions by state: active (reporting) or idle (advanced by wall clock).",
             ["state"], registry=registry)
+        self._business = BusinessGauges(registry)
 
     # scrape-time counters ------------------------------------------------------------------
     def track_stats(self, stats: Callable[[], Iterable[EngineStats]]) -> None:
@@ -218,6 +222,7 @@ class RuntimeMetrics:
             _expect_metric(zero, metric, read)
             self._scores.labels(metric)
             self._latency.labels(metric)
+            self._business.expect(metric)
 
     def _engine_stats(self) -> list[EngineStats]:
         return [self._expected, self._retired,
@@ -231,6 +236,15 @@ class RuntimeMetrics:
     # direct observations ------------------------------------------------------------------
     def observe_score(self, metric: str, score: float) -> None:
         self._scores.labels(metric).observe(score)
+
+    def observe(self, score: Score) -> None:
+        """The engine's score callback: the score histogram and the business gauges."""
+        self.observe_score(score.point.metric, score.score)
+        self._business.observe(score)
+
+    def observe_alerts(self, records: Iterable[AlertRecord]) -> None:
+        """Alert records this worker published: open episodes per metric."""
+        self._business.alerts(records)
 
     def observe_alert_latency(self, metric: str, seconds: float) -> None:
         self._latency.labels(metric).observe(seconds)

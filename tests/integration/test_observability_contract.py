@@ -1,5 +1,6 @@
 """Observability that is true (issue 11, item 7): every series docs/observability.md documents and
-every series the Grafana dashboard queries is produced by a running worker.
+every series the Grafana dashboards (operations and business) query is produced by a running
+worker.
 
 One `stream-guard worker` (with the Slack notifier, against the fake Slack) is fed a small
 simulated dump that closes windows and raises a gmv warning episode, plus a few duplicates and
@@ -46,7 +47,9 @@ from tests.fakes.slack_server import FAKE_TOKEN, FakeSlack
 pytestmark = pytest.mark.integration
 
 DOC = REPO / "docs" / "observability.md"
-DASHBOARD = REPO / "deploy" / "grafana" / "dashboards" / "stream-guard.json"
+DASHBOARDS = sorted((REPO / "deploy" / "grafana" / "dashboards").glob("*.json"))
+"""The operations dashboard (stream-guard.json) and the business one (stream-guard-business)."""
+LABEL_VALUES = re.compile(r"label_values\((.+),\s*([a-zA-Z_][a-zA-Z0-9_]*)\s*\)")
 SIMULATION = SimulationConfig(days=3, seed=3, scale=0.05)
 """~23k records whose replay closes windows of every metric and raises a gmv warning episode
 (firing, then resolved)."""
@@ -94,16 +97,23 @@ def _panels(panels: list[dict[str, Any]]) -> Iterator[dict[str, Any]]:
 
 
 def dashboard_exprs() -> list[Expr]:
-    """Every target expression of every panel (rows' nested panels too) and template query."""
-    board = json.loads(DASHBOARD.read_text())
+    """Every target expression of every panel (rows' nested panels too) and template query of
+    every dashboard; Grafana's ``label_values(SERIES, LABEL)`` is read as SERIES, whose results
+    must carry LABEL."""
+    return [expr for path in DASHBOARDS for expr in _board_exprs(json.loads(path.read_text()))]
+
+
+def _board_exprs(board: dict[str, Any]) -> list[Expr]:
     exprs = [Expr(f"panel {p.get('title')!r}", t["expr"], t.get("legendFormat", ""))
              for p in _panels(board.get("panels", [])) for t in p.get("targets", [])
              if t.get("expr")]
     for var in board.get("templating", {}).get("list", []):
         query = var.get("query")
-        text = query.get("query") if isinstance(query, dict) else query
+        text = str(query.get("query") if isinstance(query, dict) else query)
         if var.get("type") == "query" and text:
-            exprs.append(Expr(f"variable {var.get('name')!r}", str(text)))
+            found = LABEL_VALUES.fullmatch(text.strip())
+            series, legend = (found.group(1), f"{{{{{found.group(2)}}}}}") if found else (text, "")
+            exprs.append(Expr(f"variable {var.get('name')!r}", series, legend))
     return exprs
 
 
@@ -327,7 +337,8 @@ def grafana_variables() -> dict[str, str]:
     """Grafana's built-ins, and the dashboard's own variables at their current values (a
     multi-value or "All" selection as a regex matching anything)."""
     values = dict(GRAFANA_VARIABLES)
-    for var in json.loads(DASHBOARD.read_text()).get("templating", {}).get("list", []):
+    boards = [json.loads(path.read_text()) for path in DASHBOARDS]
+    for var in (v for board in boards for v in board.get("templating", {}).get("list", [])):
         current = var.get("current", {}).get("value")
         values[var["name"]] = current if isinstance(current, str) and current != "$__all" else ".*"
     return values
