@@ -116,8 +116,7 @@ def build_runtime(
     partitions = {name: spec.partitions for name, spec in topics.items()}
     metrics = metrics or RuntimeMetrics()
     metrics.expect({r.metric: [s.topic for s in r.sources] for r in rules}, codec.event_topics)
-    scored = metrics.observe_score
-    engine = Engine(rules, calendar, on_score=lambda s: scored(s.point.metric, s.score))
+    engine = Engine(rules, calendar, on_score=metrics.observe)  # scores and business gauges
     owner = Owner(engine, expected_sources(rules, partitions),
                   int(settings.idle_after.total_seconds() * 1000))
     metrics.track_stats(lambda: [*pool.stats(), owner.engine.stats])
@@ -207,6 +206,7 @@ def build_runtime(
 
     async def publish(records: list[AlertRecord]) -> None:
         await _publish(rt, alerts, records)
+        metrics.observe_alerts(records)  # open episodes per metric
 
     n_partials = topics[PARTIALS_TOPIC].partitions
 
