@@ -31,7 +31,16 @@ from stream_guard.types import (
     slice_key,
 )
 
-__all__ = ["SliceShare", "attribute", "mix_shift", "scope_share", "slice_hints"]
+__all__ = [
+    "MIX_HALF_LIFE",
+    "MixTable",
+    "SliceShare",
+    "attribute",
+    "blend_mix",
+    "mix_shift",
+    "scope_share",
+    "slice_hints",
+]
 
 _REL_FLOOR = 0.01  # a global change under 1% is treated as 1% when computing lifts
 _MIN_SHARE = 0.2  # slices explaining less than this are not worth a line
@@ -131,33 +140,70 @@ def slice_hints(shares: list[SliceShare], global_fired: bool, limit: int) -> lis
     return hints
 
 
-def mix_shift(
-    previous: dict[SliceKey, tuple[float, float]],
-    current: dict[SliceKey, tuple[float, float]],
-    direction: Direction,
-    limit: int = 2,
-) -> list[RootCauseHint]:
-    """Slices whose share of the denominator grew toward a rate on the alert's side.
+MixTable = Mapping[SliceKey, tuple[float, float]]
+"""(numerator, denominator) per single-dimension slice of a ratio metric."""
 
-    `previous`/`current` map a single-dimension slice to ``(numerator, denominator)``.
+MIX_HALF_LIFE = 48  # windows: a day of 30-minute windows
+_MIN_GAIN = 0.02  # a slice must gain 2 points of the volume to be named
+_MIN_MIX_EFFECT = 0.03  # ... and move the platform's rate by 3% through the mix alone
+
+
+def blend_mix(baseline: MixTable, current: MixTable, half_life: float = MIX_HALF_LIFE) -> MixTable:
+    """The slow baseline `mix_shift` compares a window with: an exponentially weighted mean of
+    each slice's (numerator, denominator) over the windows seen, `half_life` windows; the first
+    window is its own baseline. Keeping this instead of the previous window (what the engine
+    kept) lets a shift that lasts hours be seen in every window of it, not only the first.
+
+    >>> base = {(("tier", "new"),): (1.0, 10.0), (("tier", "gold"),): (1.0, 90.0)}
+    >>> shifted = {(("tier", "new"),): (3.0, 30.0), (("tier", "gold"),): (0.7, 70.0)}
+    >>> blend_mix(base, shifted, half_life=1.0)[(("tier", "new"),)]
+    (2.0, 20.0)
+    """
+    if not baseline:
+        return dict(current)
+    keep = 0.5 ** (1.0 / half_life)
+    blended = {}
+    for key in sorted(baseline.keys() | current.keys()):
+        n0, d0 = baseline.get(key, (0.0, 0.0))
+        n1, d1 = current.get(key, (0.0, 0.0))
+        blended[key] = (keep * n0 + (1 - keep) * n1, keep * d0 + (1 - keep) * d1)
+    return blended
+
+
+def mix_shift(
+    baseline: MixTable, current: MixTable, direction: Direction, limit: int = 2,
+) -> list[RootCauseHint]:
+    """Slices whose share of the denominator grew toward a rate on the alert's side: "the mix
+    shifted toward the slice", as opposed to "the rate rose inside it".
+
+    `baseline` and `current` map the slices of one dimension to ``(numerator, denominator)``;
+    the baseline is what the window is compared with (`blend_mix`). A slice's mix effect is
+    its gain in share times how far its current rate is from the platform's, the part of the
+    platform's rate change the shift alone makes (shift-share); it is named when it gains 2
+    points of the volume and moves the platform's rate by 3% or more, the largest effect first.
+    A rate change inside slices with an unchanged mix names nothing.
     """
     sign = 1.0 if direction == "up" else -1.0
-    tot_prev = sum(d for _, d in previous.values()) or 1.0
-    tot_cur = sum(d for _, d in current.values()) or 1.0
+    tot_base = sum(d for _, d in baseline.values())
+    tot_cur = sum(d for _, d in current.values())
+    if tot_base <= 0 or tot_cur <= 0:
+        return []
+    rate_base = sum(n for n, _ in baseline.values()) / tot_base
     rate_all = sum(n for n, _ in current.values()) / tot_cur
     effects = []
-    for key, (num, den) in current.items():
+    for key, (num, den) in sorted(current.items()):
         if den <= 0:
             continue
-        grew = den / tot_cur - previous.get(key, (0.0, 0.0))[1] / tot_prev
-        effect = sign * grew * (num / den - rate_all)
-        if effect > 0 and grew > 0.02:
-            effects.append((effect, key, grew))
-    effects.sort(reverse=True)
+        grew = den / tot_cur - baseline.get(key, (0.0, 0.0))[1] / tot_base
+        relative = sign * grew * (num / den - rate_all) / (rate_base or rate_all or 1.0)
+        if grew > _MIN_GAIN and relative >= _MIN_MIX_EFFECT:
+            effects.append((relative, key, grew))
+    effects.sort(key=lambda e: (-e[0], e[1]))
     return [
         RootCauseHint(
-            "slice", f"mix shifted toward {format_slice(key)} (+{grew:.0%} of the volume)",
+            "slice", f"mix shifted toward {format_slice(key)} (+{grew:.0%} of the volume), "
+                     f"which alone moves the rate {sign * relative:+.0%}",
             {"slice": slice_dict(key), "share_gain": round(grew, 4), "effect": "mix"},
         )
-        for _, key, grew in effects[:limit]
+        for relative, key, grew in effects[:limit]
     ]
