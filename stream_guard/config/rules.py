@@ -74,10 +74,15 @@ class Source(_Strict):
 
 
 class DetectorSpec(_Strict):
-    """``type`` names a detector of the registry; the other keys are its hyper-parameters."""
+    """``type`` names a detector of the registry; the other keys are its hyper-parameters.
+
+    ``auto`` (the default when a rule has no ``detector``) reads its model, horizons, guards
+    and threshold from the metric's value type, window and history (detect/auto.py); its one
+    parameter is ``sensitivity: low | medium | high``.
+    """
 
     model_config = ConfigDict(extra="allow", frozen=True)
-    type: str
+    type: str = "auto"
 
     @model_validator(mode="after")
     def _known_params(self) -> DetectorSpec:
@@ -147,7 +152,7 @@ class MetricRule(_Strict):
     dimensions: list[str] = Field(default_factory=list)
     pairs: list[tuple[str, str]] = Field(default_factory=list)
     direction: Literal["up", "down", "both"] = "both"
-    detector: DetectorSpec
+    detector: DetectorSpec = DetectorSpec()
     alert: AlertPolicy = AlertPolicy.model_validate({})
     explain: ExplainPolicy = ExplainPolicy.model_validate({})
     max_series: int = Field(5000, ge=1, description="slices tracked at most (memory guard)")

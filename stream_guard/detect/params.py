@@ -84,6 +84,11 @@ def check_forecast_params(params: dict[str, Any]) -> None:
                          f"({seasonality}): the forecaster needs a season to initialise")
 
 PARAMS: dict[str, DetectorParams] = {
+    # The default: model, horizons, guards and threshold read from the series and the window.
+    "auto": DetectorParams(
+        "stream_guard.detect.auto", "AutoDetector", context=frozenset({"window"}),
+        params={"sensitivity": (Literal["low", "medium", "high"], "medium")},
+    ),
     "seasonal": DetectorParams(
         "stream_guard.detect.seasonal", "SeasonalBaseline", context=frozenset({"window"}),
         params={
@@ -97,6 +102,7 @@ PARAMS: dict[str, DetectorParams] = {
             "min_count": (float, 0.0),
             "horizons": (_HORIZONS, (1,)),
             "hold": (float, 3.0),
+            "weekly": (bool, False),
         },
     ),
     "rate": DetectorParams(
@@ -110,6 +116,7 @@ PARAMS: dict[str, DetectorParams] = {
             "horizons": (_HORIZONS, (1,)),
             "absorb_after": (int, 12),
             "hold": (float, 3.0),
+            "min_due": (float, 0.0),
         },
     ),
     "threshold": DetectorParams(

@@ -24,7 +24,9 @@ class RateTest(DetectorBase):
     summed (a scan statistic), so a rate that triples for an hour in a slice that sees five
     complaints an hour, or an incident split over two windows, is caught on its total. Only
     horizons on the current window's side count. A horizon whose summed denominator is below
-    `min_denominator`, or whose numerator excess is below `min_excess`, is too small to act on;
+    `min_denominator`, whose findings due are fewer than `min_due` (the same guard in units
+    that need no knowledge of the usual rate), or whose numerator excess is below
+    `min_excess`, is too small to act on;
     the gates apply to the horizon's totals, not to the current window, so a quiet window
     inside a sustained jump (a slice with 40 listings in a night half-hour) still adds its
     findings to the scan instead of resetting it.
@@ -46,6 +48,7 @@ class RateTest(DetectorBase):
     """
 
     # Class-level defaults, so that detectors pickled before these existed load and continue.
+    min_due = 0.0
     _last_z: float | None = None  # z of the newest recent window alone
     _warm: tuple[tuple[float, float], ...] = ()  # (numerator, denominator) of warm-up windows
 
@@ -59,9 +62,11 @@ class RateTest(DetectorBase):
         horizons: tuple[int, ...] = (1,),
         absorb_after: int = 12,
         hold: float = 3.0,
+        min_due: float = 0.0,
     ) -> None:
         if not horizons or min(horizons) < 1:
             raise ValueError(f"horizons must be windows >= 1, got {horizons!r}")
+        self.min_due = min_due
         self.half_life = half_life
         self.min_denominator = min_denominator
         self.min_excess = min_excess
@@ -96,7 +101,8 @@ class RateTest(DetectorBase):
         best = 0.0
         for h in self.horizons:
             num, due_h, den_h = self._recent.sums(h, current)
-            if den_h < self.min_denominator or side * (num - due_h) < self.min_excess:
+            if (den_h < self.min_denominator or due_h < self.min_due
+                    or side * (num - due_h) < self.min_excess):
                 continue
             z = poisson_tail_z(num, due_h) / math.sqrt(self._dispersion * self._inflation(due_h))
             if side * z > abs(best):

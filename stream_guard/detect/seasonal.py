@@ -12,6 +12,7 @@ from stream_guard.detect.stats import Recent, ShiftCounter, median, supported_z
 __all__ = ["SeasonalBaseline"]
 
 _MEDIAN_CHI2_1 = 0.4549  # median of a chi-square with one degree of freedom (its mean is 1)
+_WEEK_S = 7 * 86400.0
 
 
 class SeasonalBaseline(DetectorBase):
@@ -38,6 +39,16 @@ class SeasonalBaseline(DetectorBase):
     window (a 1e12 order) costs one episode, not a day of them: in the first period it is
     winsorised before the baseline is built from it, later it counts in the horizon scans only
     as far as the window after it supports (`stats.supported_z`).
+
+    Weekly shape (`weekly`): a Saturday is no incident either. On top of the daily profile,
+    each hour of the week (or each window, for windows of an hour or more) gets a factor, the
+    ratio of what that hour saw to what level x daily profile expected, learned from the
+    normal windows of the hour once it is over and used from the same hour a week later
+    (1 before: the first week is judged on the daily profile alone). One hour of one week is a
+    noisy estimate, so the factor is shrunk towards 1 by its own evidence (positive-part
+    James-Stein: times ``1 - 1 / t²`` for the hour's mean z ``t``): a weekend's +12% over
+    thousands of orders is kept whole, the noise of a small slice's night hour is not learned.
+    Later weeks move it halfway to what they see.
 
     Parameters: `window` and `period` in seconds; `alpha` the level's EWMA weight per window;
     `season_alpha` the profile's weight per period; `model_error` the relative error floor;
@@ -72,6 +83,7 @@ class SeasonalBaseline(DetectorBase):
         min_count: float = 0.0,
         horizons: tuple[int, ...] = (1,),
         hold: float = 3.0,
+        weekly: bool = False,
     ) -> None:
         if not horizons or min(horizons) < 1:
             raise ValueError(f"horizons must be windows >= 1, got {horizons!r}")
@@ -86,6 +98,7 @@ class SeasonalBaseline(DetectorBase):
         self.min_count = min_count
         self.horizons = tuple(horizons)
         self.hold = hold
+        self.weekly = weekly
         self.n_buckets = max(1, round(period / window))
         self._profile: list[float | None] = [None] * self.n_buckets
         # Variance of each phase's profile estimate, relative to one window's noise: 1 after one
@@ -103,6 +116,21 @@ class SeasonalBaseline(DetectorBase):
         self._held: tuple[float, float, float] | None = None
         self._warm: dict[int, float] = {}
         self._counts = [0.0] * self.n_buckets  # usual events per phase (x["denominator"])
+        self._week: dict[int, float] = {}  # hour of the week -> factor (weekly)
+        self._week_acc: tuple[int, float, float, int] | None = None  # hour, sum r, sum z, n
+
+    def __setstate__(self, state: dict[str, object]) -> None:
+        """Detectors pickled before `weekly` existed load without a weekly shape."""
+        state.setdefault("weekly", False)
+        state.setdefault("_week", {})
+        state.setdefault("_week_acc", None)
+        self.__dict__.update(state)
+
+    def _week_block(self, t: float) -> int:
+        return int((t % _WEEK_S) // max(self.window, 3600.0))
+
+    def _week_factor(self, t: float) -> float:
+        return self._week.get(self._week_block(t), 1.0) if self.weekly else 1.0
 
     def _bucket(self, t: float) -> int:
         return int((t % self.period) // self.window) % self.n_buckets
@@ -113,7 +141,7 @@ class SeasonalBaseline(DetectorBase):
     def expect_one(self, x: Features) -> float | None:
         if self._level is None or not self._ready(x["t"]):
             return None
-        return self._level * self._factor(self._bucket(x["t"]))
+        return self._level * self._factor(self._bucket(x["t"])) * self._week_factor(x["t"])
 
     def _smooth(
         self, values: Sequence[float | None], b: int, weights: tuple[float, float]
@@ -175,7 +203,8 @@ class SeasonalBaseline(DetectorBase):
             if t - self._first_t >= self.warmup_periods * self.period - self.window:
                 self._initialise()
             return
-        expected = self._level * self._factor(b)
+        week = self._week_factor(t)
+        expected = self._level * self._factor(b) * week
         scan = self._scan(value, expected, b)
         side = 1 if scan > self.hold else -1 if scan < -self.hold else 0
         if self._shift.update(side):
@@ -190,7 +219,9 @@ class SeasonalBaseline(DetectorBase):
         if side == 0:
             self._learn_count(b, x)
             self._learn_noise(z, expected, noise_var)
-            self._learn_level(b, value, expected, noise_var)
+            self._learn_level(b, value, expected, noise_var, week)
+            if self.weekly:
+                self._learn_week(t, value, expected, z)
         elif abs(self._shift.streak) == 1:  # the first window beyond `hold`: blip or onset?
             self._held = (z, expected, noise_var)
 
@@ -228,12 +259,37 @@ class SeasonalBaseline(DetectorBase):
         weight = 1.0 if self._seen <= self.n_buckets else 0.3
         self._counts[b] += (x.get("denominator", 0.0) - self._counts[b]) * weight
 
-    def _learn_level(self, b: int, value: float, expected: float, noise_var: float) -> None:
+    def _learn_week(self, t: float, value: float, expected: float, z: float) -> None:
+        """Accumulate this normal window's ratio to its expectation in its hour of the week;
+        an hour's factor is set (or moved) once the hour is over (see the class doc)."""
+        block = self._week_block(t)
+        acc = self._week_acc
+        if acc is not None and acc[0] != block:
+            self._commit_week(acc)
+            acc = None
+        ratio = value / expected if expected > 0 else 1.0
+        zc = max(-self.clip, min(self.clip, z))
+        acc = (block, ratio, zc, 1) if acc is None else (block, acc[1] + ratio, acc[2] + zc,
+                                                         acc[3] + 1)
+        self._week_acc = acc
+
+    def _commit_week(self, acc: tuple[int, float, float, int]) -> None:
+        block, sum_ratio, sum_z, n = acc
+        t2 = sum_z * sum_z / n  # the hour's mean z, squared, times n: chi-square(1) under H0
+        shrink = max(0.0, 1.0 - 1.0 / t2) if t2 > 0 else 0.0
+        seen = sum_ratio / n  # relative to level x profile x the current factor
+        old = self._week.get(block)
+        step = 1.0 if old is None else 0.5
+        self._week[block] = (old or 1.0) * (1.0 + step * shrink * (seen - 1.0))
+
+    def _learn_level(
+        self, b: int, value: float, expected: float, noise_var: float, week: float = 1.0
+    ) -> None:
         if not self._level or self._level <= 0:
             return
         std = math.sqrt(noise_var + (self.model_error * expected) ** 2)
         z = (value - expected) / std if std > 0 else 0.0
-        clipped = expected + max(-self.clip, min(self.clip, z)) * std
+        clipped = (expected + max(-self.clip, min(self.clip, z)) * std) / week
         factor = self._factor(b)
         self._level += self.alpha * (clipped / factor - self._level)
         own = self._profile[b] or factor

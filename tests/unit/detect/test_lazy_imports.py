@@ -79,7 +79,8 @@ def test_river_rules_are_validated_strictly_without_river() -> None:
 
 
 def test_unknown_detector_type_names_the_known_ones() -> None:
-    with pytest.raises(ValueError, match=r"unknown detector type 'prophet' \(known: auto_seas"):
+    with pytest.raises(ValueError,
+                       match=r"unknown detector type 'prophet' \(known: auto, auto_seas"):
         validate_params("prophet", {})
 
 
