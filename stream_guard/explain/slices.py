@@ -20,6 +20,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import Literal
 
 from stream_guard.types import (
     Direction,
@@ -172,6 +173,7 @@ def blend_mix(baseline: MixTable, current: MixTable, half_life: float = MIX_HALF
 
 def mix_shift(
     baseline: MixTable, current: MixTable, direction: Direction, limit: int = 2,
+    rates: Literal["current", "baseline"] = "current",
 ) -> list[RootCauseHint]:
     """Slices whose share of the denominator grew toward a rate on the alert's side: "the mix
     shifted toward the slice", as opposed to "the rate rose inside it".
@@ -181,7 +183,10 @@ def mix_shift(
     its gain in share times how far its current rate is from the platform's, the part of the
     platform's rate change the shift alone makes (shift-share); it is named when it gains 2
     points of the volume and moves the platform's rate by 3% or more, the largest effect first.
-    A rate change inside slices with an unchanged mix names nothing.
+    A rate change inside slices with an unchanged mix names nothing. With ``rates="current"``
+    a slice's rate is this window's (Paasche); a slice whose rate rose *and* whose share grew
+    for an unrelated reason (a region at its busy hours) is then named too. ``"baseline"``
+    takes the rates of the baseline (Laspeyres), which a rate incident cannot move.
     """
     sign = 1.0 if direction == "up" else -1.0
     tot_base = sum(d for _, d in baseline.values())
@@ -194,8 +199,10 @@ def mix_shift(
     for key, (num, den) in sorted(current.items()):
         if den <= 0:
             continue
-        grew = den / tot_cur - baseline.get(key, (0.0, 0.0))[1] / tot_base
-        relative = sign * grew * (num / den - rate_all) / (rate_base or rate_all or 1.0)
+        n0, d0 = baseline.get(key, (0.0, 0.0))
+        grew = den / tot_cur - d0 / tot_base
+        gap = num / den - rate_all if rates == "current" else (n0 / d0 if d0 > 0 else 0) - rate_base
+        relative = sign * grew * gap / (rate_base or rate_all or 1.0)
         if grew > _MIN_GAIN and relative >= _MIN_MIX_EFFECT:
             effects.append((relative, key, grew))
     effects.sort(key=lambda e: (-e[0], e[1]))

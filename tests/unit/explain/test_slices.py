@@ -143,3 +143,18 @@ def test_summary_says_the_gain_and_the_effect_on_the_rate() -> None:
     assert hint.summary == ("mix shifted toward seller_tier=new (+15% of the volume), "
                             "which alone moves the rate +16%")
     assert hint.details == {"slice": {"seller_tier": "new"}, "share_gain": 0.15, "effect": "mix"}
+
+
+def test_baseline_rates_keep_a_rate_incident_out_of_the_mix() -> None:
+    # NA at its busy hours: +10 points of the orders; complaints about NA fashion tripled its
+    # rate at the same time. The mix did not move the rate; NA's rate did.
+    def regions(na_share: float, na_rate: float) -> MixTable:
+        return {slice_key({"region": "NA"}): (ORDERS * na_share * na_rate, ORDERS * na_share),
+                slice_key({"region": "EU"}): (ORDERS * (1 - na_share) * 0.02,
+                                              ORDERS * (1 - na_share))}
+
+    usual, now = regions(0.4, 0.02), regions(0.5, 0.06)
+    assert named(mix_shift(usual, now, "up")) == [{"region": "NA"}]
+    assert mix_shift(usual, now, "up", rates="baseline") == []
+    assert named(mix_shift(window(USUAL), window(SHIFTED), "up", rates="baseline")) == [
+        {"seller_tier": "new"}]
