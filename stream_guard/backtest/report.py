@@ -1,4 +1,5 @@
-"""Backtest reports: a table in the terminal, JSON + Markdown files, and plots."""
+"""Backtest reports: a table in the terminal, JSON + Markdown files, plots, and one HTML page
+with the plots inside (backtest/report_html.py)."""
 
 from __future__ import annotations
 
@@ -18,10 +19,11 @@ from rich.table import Table
 from stream_guard.backtest.evaluate import EpisodeSummary, Evaluation, Incident
 from stream_guard.types import Score, SliceKey, format_slice, iso_utc, slice_key
 
-__all__ = ["ConfigInfo", "EpisodeDiff", "SeriesRecorder", "diff_episodes", "diff_lines",
-           "score_table", "write_diff", "write_report"]
+__all__ = ["COLUMNS", "ConfigInfo", "EpisodeDiff", "SeriesRecorder", "diff_episodes",
+           "diff_lines", "incident_rows", "score_rows", "score_table", "write_diff",
+           "write_report"]
 
-_COLUMNS = ("incidents", "detected", "episodes", "precision", "recall",
+COLUMNS = ("incidents", "detected", "episodes", "precision", "recall",
             "median_delay_windows", "median_delay_minutes", "top_hint_rate",
             "interventions_named")
 
@@ -56,12 +58,23 @@ class SeriesRecorder:
                                      s.anomalous))
 
 
+def score_rows(ev: Evaluation) -> list[dict[str, Any]]:
+    """One row per metric, then the total (`MetricScore.as_row`)."""
+    return [*(m.as_row() for m in ev.by_metric.values()), ev.total.as_row()]
+
+
+def incident_rows(ev: Evaluation, incidents: list[Incident]) -> list[dict[str, Any]]:
+    """Per incident: id, metric, slice, cause and the episodes that detected it (empty: missed)."""
+    return [{"id": inc.id, "metric": inc.metric, "slice": format_slice(slice_key(inc.slice)),
+             "cause": inc.cause, "episodes": ev.matches.get(inc.id) or []} for inc in incidents]
+
+
 def score_table(evals: dict[str, Evaluation]) -> Table:
     """One row per metric and configuration."""
-    table = Table("config", "metric", *_COLUMNS, title="backtest")
+    table = Table("config", "metric", *COLUMNS, title="backtest")
     for name, ev in evals.items():
-        for row in [*(m.as_row() for m in ev.by_metric.values()), ev.total.as_row()]:
-            table.add_row(name, row["metric"], *(str(row[c]) for c in _COLUMNS))
+        for row in score_rows(ev):
+            table.add_row(name, row["metric"], *(str(row[c]) for c in COLUMNS))
     return table
 
 
@@ -117,6 +130,9 @@ def write_report(
     plt.close(fig)
     files.append(out_dir / "metrics.png")
     files.append(_incident_grid(out_dir, incidents, rec, ev))
+    from stream_guard.backtest.report_html import write_html
+
+    files.append(write_html(out_dir, info, ev, incidents, [files[2], files[3]]))
     return files
 
 
@@ -157,14 +173,14 @@ def _detector(spec: dict[str, Any]) -> str:
 
 def _markdown(out_dir: Path, info: ConfigInfo, ev: Evaluation, incidents: list[Incident]) -> Path:
     lines = [f"# Backtest: {info.title()}", "", *_overrides_md(info),
-             "| metric | " + " | ".join(_COLUMNS) + " |", "|---" * (len(_COLUMNS) + 1) + "|"]
-    for row in [*(m.as_row() for m in ev.by_metric.values()), ev.total.as_row()]:
-        lines.append(f"| {row['metric']} | " + " | ".join(str(row[c]) for c in _COLUMNS) + " |")
+             "| metric | " + " | ".join(COLUMNS) + " |", "|---" * (len(COLUMNS) + 1) + "|"]
+    for row in score_rows(ev):
+        lines.append(f"| {row['metric']} | " + " | ".join(str(row[c]) for c in COLUMNS) + " |")
     lines += ["", "## Incidents", ""]
-    for inc in incidents:
-        eps = ev.matches.get(inc.id) or ["**missed**"]
-        lines.append(f"- {inc.id} {inc.metric} {format_slice(slice_key(inc.slice))} "
-                     f"({inc.cause}): {', '.join(eps)}")
+    for inc in incident_rows(ev, incidents):
+        eps = inc["episodes"] or ["**missed**"]
+        lines.append(f"- {inc['id']} {inc['metric']} {inc['slice']} ({inc['cause']}): "
+                     f"{', '.join(eps)}")
     lines += ["", "## False episodes", ""]
     lines += [f"- {e.episode_id} ({format_slice(slice_key(e.slice))})" for e in ev.false_episodes]
     lines += ["", "![metrics](metrics.png)", "", "![incidents](incidents.png)"]
