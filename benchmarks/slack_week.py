@@ -2,11 +2,13 @@
 
 Simulates the week (`stream-guard simulate --days 7 --seed 11`, cached in --sim), replays it
 through the engine (the same path as `stream-guard replay`), sends every alert record through
-the SlackNotifier (routes of alert_rules/routes.yaml) against the fake Slack server, each at the
-end of its window (the moment the live worker would see it), and prints the Slack messages per
-labelled incident and in total: parents (new threads, they notify), thread replies, broadcast
-replies (repeats: they notify too) and chat.update edits. Episodes that match no incident are
-listed as noise; incidents without any message as misses.
+the notifier's stages (alert/dispatch.py then alert/notify.py, routes and inhibit rules of
+alert_rules/routes.yaml) against the fake Slack server, each at the end of its window (the
+moment the live worker would see it), with the reminders due every 5 minutes as the worker's
+ticks send them, and prints the Slack messages per labelled incident and in total: parents (new
+threads, they notify), thread replies, broadcast replies (reminders: they notify too) and
+chat.update edits. Episodes that match no incident are listed as noise; incidents without any
+message as misses.
 
     python benchmarks/slack_week.py                    # ~40 s the first time, ~20 s cached
     python benchmarks/slack_week.py --sim out/demo     # an existing simulation
@@ -24,11 +26,15 @@ from typing import Any
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+import orjson  # noqa: E402
 from rich.console import Console  # noqa: E402
 from rich.table import Table  # noqa: E402
 from slack_sdk import WebClient  # noqa: E402
 
-from stream_guard.alert.notify import SlackNotifier  # noqa: E402
+from stream_guard.alert.dispatch import Dispatcher  # noqa: E402
+from stream_guard.alert.inhibit import Inhibitor  # noqa: E402
+from stream_guard.alert.notify import Notifier  # noqa: E402
+from stream_guard.alert.silences import ControlView  # noqa: E402
 from stream_guard.backtest.evaluate import evaluate, load_labels  # noqa: E402
 from stream_guard.backtest.replay import build_replayer, replay  # noqa: E402
 from stream_guard.cli import main as stream_guard  # noqa: E402
@@ -36,6 +42,7 @@ from stream_guard.config.routes import load_routes  # noqa: E402
 from stream_guard.config.rules import load_rules  # noqa: E402
 from stream_guard.config.topics import load_topics  # noqa: E402
 from stream_guard.sinks.slack import SlackSink  # noqa: E402
+from stream_guard.sinks.slack_integration import SlackIntegration  # noqa: E402
 from stream_guard.types import AlertRecord, epoch_ms  # noqa: E402
 from tests.fakes.slack_server import FAKE_TOKEN, FakeSlack, SlackCall  # noqa: E402
 
@@ -63,19 +70,41 @@ def alert_records(sim: Path, rules_dir: Path) -> list[AlertRecord]:
     return replay(build_replayer(rules_dir), [sim / "events.jsonl"]).alerts
 
 
+TICK_MS = 5 * 60_000
+DAY_MS = 24 * 3_600_000
+
+
 def send_all(records: list[AlertRecord], rules_dir: Path) -> dict[str, Counter[str]]:
-    """Every record through the notifier at its window end; Slack calls counted per episode."""
+    """Every record through the notifier at its window end, reminders every tick; Slack calls
+    counted per episode."""
     per_episode: dict[str, Counter[str]] = defaultdict(Counter)
+    routes = load_routes(rules_dir / "routes.yaml")
+    pending = sorted(records, key=lambda r: r.window_end, reverse=True)
     with FakeSlack(token=FAKE_TOKEN) as fake:
         client = WebClient(token=FAKE_TOKEN, base_url=fake.base_url, retry_handlers=[])
-        notifier = SlackNotifier(load_routes(rules_dir / "routes.yaml"), SlackSink(client), {},
-                                 sleep=lambda s: None)
+        notifier = Notifier(routes, SlackIntegration(SlackSink(client)), {}, sleep=lambda s: None)
+        stages = Dispatcher(Inhibitor(routes.inhibit_rules, {}), ControlView(), {})
         seen = 0
-        for alert in sorted(records, key=lambda r: r.window_end):
-            notifier.notify(alert, epoch_ms(alert.window_end))
-            calls = fake.calls
-            per_episode[alert.episode_id].update(kind(c) for c in calls[seen:])
-            seen = len(calls)
+
+        def count(episode_id: str) -> None:
+            nonlocal seen
+            per_episode[episode_id].update(kind(c) for c in fake.calls[seen:])
+            seen = len(fake.calls)
+
+        start = epoch_ms(pending[-1].window_end) if pending else 0
+        end = epoch_ms(pending[0].window_end) + DAY_MS if pending else 0
+        for now in range(start, end, TICK_MS):
+            while pending and epoch_ms(pending[-1].window_end) <= now:
+                alert = pending.pop()
+                threaded = bool(notifier.log.threads(alert.episode_id))
+                if stages.triage(alert, now, has_thread=threaded).action == "notify":
+                    notifier.notify(alert, now)
+                    count(alert.episode_id)
+                    stages.remember(alert, orjson.loads(alert.to_json()),
+                                    has_thread=bool(notifier.log.threads(alert.episode_id)))
+            for alert in list(stages.due(now, lambda _: True, notifier.reminders_due)):
+                notifier.remind(alert, now)
+                count(alert.episode_id)
     return per_episode
 
 

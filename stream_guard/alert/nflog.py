@@ -6,16 +6,21 @@ sits on any `MutableMapping[str, dict]` (a dict in tests, a Faust table in the w
 plain JSON-able dicts and are always replaced, never mutated in place, because a Faust table
 only writes its changelog on `__setitem__`.
 
-`why_notify` is the pure decision, given the entry, the update and the time:
+`why_notify` is the pure decision for an update, given the entry; `reminder_due` the decision
+for a reminder of a firing episode, given the time (Alertmanager's `repeat_interval`):
 
 >>> state = NotifyState("ep-1", "firing", 0, "warning", frozenset({"region=EU"}))
->>> why_notify(None, state, now_ms=0, repeat_interval_ms=3_600_000)
+>>> why_notify(None, state)
 <Reason.FIRST: 'first'>
 >>> entry = LogEntry.sent(state, channel="C1", ts="1.0", now_ms=0)
->>> why_notify(entry, state._replace(sequence=1), now_ms=60_000, repeat_interval_ms=3_600_000)
+>>> why_notify(entry, state._replace(sequence=1))
 <Reason.NONE: 'none'>
->>> why_notify(entry, state._replace(sequence=1, severity="critical"), 60_000, 3_600_000)
+>>> why_notify(entry, state._replace(sequence=1, severity="critical"))
 <Reason.ESCALATED: 'escalated'>
+>>> reminder_due(entry, now_ms=3_599_999, repeat_interval_ms=3_600_000)
+False
+>>> reminder_due(entry, now_ms=3_600_000, repeat_interval_ms=3_600_000)
+True
 """
 
 from __future__ import annotations
@@ -25,18 +30,18 @@ from dataclasses import asdict, dataclass, replace
 from enum import StrEnum
 from typing import Any, NamedTuple
 
+from stream_guard.types import severity_rank
+
 __all__ = [
-    "SEVERITY_RANK",
     "LogEntry",
     "NotificationLog",
     "NotifyState",
     "Reason",
     "WriteBehindStore",
+    "reminder_due",
     "why_notify",
 ]
 
-# Unknown severities rank lowest: they can never look like an escalation.
-SEVERITY_RANK = {"info": 1, "warning": 2, "critical": 3}
 DEFAULT_RETENTION_MS = 5 * 24 * 3_600_000  # Alertmanager keeps its nflog for 120h
 
 
@@ -95,7 +100,7 @@ class LogEntry:
             self,
             status=state.status,
             sequence=state.sequence,
-            severity=max(self.severity, state.severity, key=lambda s: SEVERITY_RANK.get(s, 0)),
+            severity=max(self.severity, state.severity, key=severity_rank),
             slices=tuple(sorted(set(self.slices) | state.slices)),
             last_sent_ms=now_ms,
         )
@@ -110,13 +115,13 @@ class LogEntry:
         return cls(**{**data, "slices": tuple(data["slices"])})
 
 
-def why_notify(
-    entry: LogEntry | None, state: NotifyState, now_ms: int, repeat_interval_ms: int
-) -> Reason:
-    """Decide whether (and why) `state` must be notified, given what was last sent.
+def why_notify(entry: LogEntry | None, state: NotifyState) -> Reason:
+    """Decide whether (and why) the update `state` must be notified, given what was last sent.
 
     Updates at or below the last sent sequence are duplicates (replays, redeliveries): that makes
-    sends idempotent per (episode, status, sequence). A resolved thread stays closed.
+    sends idempotent per (episode, status, sequence). A resolved thread stays closed. An update
+    with nothing new for the route (its slices were all announced there) is not sent: reminders
+    are `reminder_due`'s.
     """
     if state.status not in ("firing", "resolved"):
         return Reason.NONE  # silenced, or a status this notifier does not know
@@ -126,13 +131,16 @@ def why_notify(
         return Reason.NONE
     if state.status == "resolved":
         return Reason.RESOLVED
-    if SEVERITY_RANK.get(state.severity, 0) > SEVERITY_RANK.get(entry.severity, 0):
+    if severity_rank(state.severity) > severity_rank(entry.severity):
         return Reason.ESCALATED
     if not state.slices <= set(entry.slices):
         return Reason.ESCALATED
-    if now_ms - entry.last_sent_ms >= repeat_interval_ms:
-        return Reason.REPEAT_DUE
     return Reason.NONE
+
+
+def reminder_due(entry: LogEntry, now_ms: int, repeat_interval_ms: int) -> bool:
+    """A firing thread not notified for `repeat_interval_ms` is reminded of (`REPEAT_DUE`)."""
+    return entry.status == "firing" and now_ms - entry.last_sent_ms >= repeat_interval_ms
 
 
 class NotificationLog:

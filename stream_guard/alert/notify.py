@@ -1,24 +1,23 @@
-"""The Slack notification pipeline: route → dedup → retry → record, one alert update at a time.
+"""The notification pipeline: route → dedup → retry → record, one alert update at a time.
 
-Stages in Alertmanager's order, short-circuiting when nothing is left to do:
+Stages in Alertmanager's order, short-circuiting when nothing is left to do (inhibition and
+silences come before, in alert/dispatch.py):
 
 1. **route**: the route tree gives the destinations; routes that already hold a thread for the
    episode keep hearing about it (a paging channel learns of the resolution even if the severity
    dropped meanwhile);
-2. **dedup**: `why_notify` compares the update with the notification log entry;
-3. **retry**: each Slack call goes through `retry`, the only place that sleeps and backs off;
-4. **record**: the log entry is written only after Slack accepted every call.
+2. **dedup**: `why_notify` compares the update with the notification log entry; a firing thread
+   not notified for its route's `repeat_interval` gets a reminder (`remind`, `reminder_due`):
+   reminders are the notifier's, the engine only emits transitions;
+3. **retry**: each call to the integration goes through `retry`, the only place that sleeps and
+   backs off;
+4. **record**: the log entry is written only after the integration accepted every call.
 
-A permanent failure on one route is logged once, counted and skipped; other routes go on. "now"
-is an argument: nothing here reads the clock. The notifier is synchronous (WebClient is): a Faust
-agent runs it in a thread over a `WriteBehindStore` of its table and flushes on the loop:
-
-    staged = WriteBehindStore(nflog_table)
-    notifier = SlackNotifier(load_routes(path), SlackSink.from_settings(settings), staged)
-    async for record in stream:                       # alerts topic, keyed by fingerprint
-        update = AlertRecord.parse(record)            # InvalidEvent → dead letters
-        await asyncio.to_thread(notifier.notify, update, clock.now_ms())
-        staged.flush()                                # table writes on the event loop
+The receiver is an `Integration` (sinks/slack_integration.py is Slack's: a thread per episode);
+nothing here imports a sink. A permanent failure on one route is logged once, counted and
+skipped; other routes go on. "now" is an argument: nothing here reads the clock. The notifier is
+synchronous (slack-sdk's WebClient is): a Faust agent runs it in a thread over a
+`WriteBehindStore` of its table and flushes on the loop (runtime/notifier.py).
 """
 
 from __future__ import annotations
@@ -30,18 +29,24 @@ from collections.abc import Callable, MutableMapping
 from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
 
-from stream_guard.alert.nflog import LogEntry, NotificationLog, NotifyState, Reason, why_notify
+from stream_guard.alert.nflog import (
+    LogEntry,
+    NotificationLog,
+    NotifyState,
+    Reason,
+    reminder_due,
+    why_notify,
+)
 from stream_guard.alert.routing import AlertLabels, Route, RouteTree, group_key
 from stream_guard.errors import PermanentSinkError, RetryableSinkError
-from stream_guard.sinks.slack import Posted
-from stream_guard.sinks.slack_blocks import Handling, SlackMessage, render_parent, render_reply
 from stream_guard.types import AlertRecord
 
 __all__ = [
-    "Messenger",
+    "Integration",
+    "Notifier",
     "Outcome",
     "RetryPolicy",
-    "SlackNotifier",
+    "Thread",
     "labels_of",
     "retry",
 ]
@@ -62,19 +67,29 @@ def _state(alert: AlertRecord) -> NotifyState:
     )
 
 
-class Messenger(Protocol):
-    """What the pipeline needs from a sink (`SlackSink` provides it)."""
+@dataclass(frozen=True, slots=True)
+class Thread:
+    """Where an integration put an episode's first notification (Slack: channel id, parent ts)."""
 
-    def post(
-        self,
-        channel: str,
-        message: SlackMessage,
-        *,
-        thread_ts: str | None = ...,
-        broadcast: bool = ...,
-    ) -> Posted: ...
+    channel: str
+    ts: str
 
-    def update(self, channel: str, ts: str, message: SlackMessage) -> None: ...
+
+class Integration(Protocol):
+    """A receiver of notifications, one thread per episode and route. Each call is one attempt:
+    it raises RetryableSinkError (try again later) or PermanentSinkError (give up)."""
+
+    def open(self, channel: str, alert: AlertRecord, now_ms: int) -> Thread:
+        """The first notification of an episode on a route: a new thread."""
+        ...
+
+    def show(self, entry: LogEntry, alert: AlertRecord, now_ms: int) -> None:
+        """Make the thread's head show `alert` (idempotent: safe to repeat)."""
+        ...
+
+    def follow(self, entry: LogEntry, alert: AlertRecord, reason: Reason, now_ms: int) -> None:
+        """A later notification in the thread; `entry` is what was sent before."""
+        ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,7 +107,11 @@ class RetryPolicy:
             return None
         if error.retry_after is not None:
             return error.retry_after if error.retry_after <= self.max_retry_after_s else None
-        return min(self.max_delay_s, self.base_delay_s * 2 ** (attempt - 1))
+        return self.backoff(attempt)
+
+    def backoff(self, attempt: int) -> float:
+        """The capped exponential wait after failed attempt `attempt` (1, 2, 4 … max)."""
+        return min(self.max_delay_s, self.base_delay_s * 2 ** min(attempt - 1, 62))
 
 
 def retry(send: Callable[[], T], policy: RetryPolicy, sleep: Callable[[float], None]) -> T:
@@ -125,23 +144,21 @@ class Outcome:
     retryable: bool = False
 
 
-class SlackNotifier:
-    """Routes, dedups, sends (with retries) and records alert updates; state lives in `store`."""
+class Notifier:
+    """Routes, dedups, sends (with retries) and records alert updates and reminders; state lives
+    in `store` (the notification log)."""
 
     def __init__(
         self,
         routes: RouteTree,
-        sink: Messenger,
+        integration: Integration,
         store: MutableMapping[str, dict[str, Any]],
         *,
         policy: RetryPolicy | None = None,
         sleep: Callable[[float], None] = time.sleep,
-        handling: Callable[[str, int], Handling | None] | None = None,
     ) -> None:
         self.routes = routes
-        # Who acknowledged or snoozed an episode (episode id, now) -> shown on its parent.
-        self.handling = handling or (lambda episode_id, now_ms: None)
-        self.sink = sink
+        self.integration = integration
         self.log = NotificationLog(store)
         self.policy = policy or RetryPolicy()
         self._sleep = sleep
@@ -154,6 +171,44 @@ class SlackNotifier:
         """Deliver one alert update to every route it is due on."""
         labels = labels_of(alert)
         return [self._on_route(r, alert, labels, now_ms) for r in self._destinations(alert, labels)]
+
+    def remind(self, alert: AlertRecord, now_ms: int) -> list[Outcome]:
+        """Remind of a firing episode on every route whose thread of it has not been notified
+        for the route's `repeat_interval`; `alert` is the episode's latest update."""
+        return [self._send(route, Reason.REPEAT_DUE, alert, entry, now_ms)
+                for route, entry in self._threads(alert.episode_id)
+                if reminder_due(entry, now_ms, _ms(route.repeat_interval.total_seconds()))]
+
+    def reminders_due(self, episode_id: str, now_ms: int) -> bool:
+        """Whether `remind` would send anything for the episode now."""
+        return any(reminder_due(entry, now_ms, _ms(route.repeat_interval.total_seconds()))
+                   for route, entry in self._threads(episode_id))
+
+    def refresh(self, alert: AlertRecord, now_ms: int) -> list[Outcome]:
+        """Make the head of every thread of `alert`'s episode show it again (after an ack or a
+        snooze); nothing is posted in the threads and the log is not advanced."""
+        outcomes = []
+        for route, entry in self._threads(alert.episode_id):
+            try:
+                self._show(route, entry, alert, now_ms)
+            except PermanentSinkError as err:
+                self._once(f"{route.name}:{err}", f"route {route.name}: giving up: {err}")
+                outcomes.append(Outcome(route.name, Reason.NONE, delivered=False, error=str(err)))
+                continue
+            except RetryableSinkError as err:
+                log.warning("route %s: refresh failed: %s", route.name, err)
+                outcomes.append(Outcome(route.name, Reason.NONE, delivered=False, error=str(err),
+                                        retryable=True))
+                continue
+            outcomes.append(Outcome(route.name, Reason.NONE, delivered=True))
+        return outcomes
+
+    def _show(self, route: Route, entry: LogEntry, alert: AlertRecord, now_ms: int) -> None:
+        self._retry(route, lambda: self.integration.show(entry, alert, now_ms))
+
+    def _threads(self, episode_id: str) -> list[tuple[Route, LogEntry]]:
+        return [(self.routes.get(name) if name in self.routes else self.routes.root, entry)
+                for name, entry in self.log.threads(episode_id)]
 
     def _destinations(self, alert: AlertRecord, labels: AlertLabels) -> list[Route]:
         entry: str | None = alert.route
@@ -169,13 +224,18 @@ class SlackNotifier:
     def _on_route(
         self, route: Route, alert: AlertRecord, labels: AlertLabels, now_ms: int
     ) -> Outcome:
-        key = group_key(route, labels, alert.episode_id)
-        entry = self.log.get(route.name, key)
-        interval_ms = int(route.repeat_interval.total_seconds() * 1000)
-        reason = why_notify(entry, _state(alert), now_ms, interval_ms)
+        entry = self.log.get(route.name, group_key(route, labels, alert.episode_id))
+        reason = why_notify(entry, _state(alert))
         if reason is Reason.NONE:
             self.stats["deduped", route.name, ""] += 1
             return Outcome(route.name, reason, delivered=False)
+        return self._send(route, reason, alert, entry, now_ms)
+
+    def _send(
+        self, route: Route, reason: Reason, alert: AlertRecord, entry: LogEntry | None,
+        now_ms: int,
+    ) -> Outcome:
+        """One notification on one route, recorded once the integration accepted it."""
         try:
             new_entry = self._deliver(route, reason, alert, entry, now_ms)
         except PermanentSinkError as err:
@@ -186,6 +246,7 @@ class SlackNotifier:
             self.stats["failed", route.name, "retryable"] += 1
             log.warning("route %s: retries exhausted: %s", route.name, err)
             return Outcome(route.name, reason, delivered=False, error=str(err), retryable=True)
+        key = group_key(route, labels_of(alert), alert.episode_id)
         self.log.record(route.name, key, new_entry)
         self.stats["sent", route.name, reason.value] += 1
         log.info("notified %s on %s (%s)", alert.episode_id, route.name, reason.value)
@@ -194,54 +255,14 @@ class SlackNotifier:
     def _deliver(
         self, route: Route, reason: Reason, alert: AlertRecord, entry: LogEntry | None, now_ms: int
     ) -> LogEntry:
-        """The Slack calls of one notification; the idempotent update goes before the reply."""
-        parent = render_parent(alert, now_ms, self.handling(alert.episode_id, now_ms))
+        """The calls of one notification; the idempotent `show` goes before the follow-up."""
         if entry is None:  # Reason.FIRST: a new thread
-            posted = self._retry(route, lambda: self.sink.post(route.channel, parent))
-            return LogEntry.sent(_state(alert), channel=posted.channel, ts=posted.ts, now_ms=now_ms)
-        reply = render_reply(
-            alert,
-            reason.value,
-            previous_severity=entry.severity,
-            previous_slices=entry.slices,
-            first_sent_ms=entry.first_sent_ms,
-            now_ms=now_ms,
-        )
-        self._retry(route, lambda: self.sink.update(entry.channel, entry.ts, parent))
-        broadcast = reason is Reason.REPEAT_DUE  # a reminder hidden in a thread reminds no one
-        self._retry(
-            route,
-            lambda: self.sink.post(entry.channel, reply, thread_ts=entry.ts, broadcast=broadcast),
-        )
+            thread = self._retry(route, lambda: self.integration.open(route.channel, alert, now_ms))
+            return LogEntry.sent(_state(alert), channel=thread.channel, ts=thread.ts,
+                                 now_ms=now_ms)
+        self._show(route, entry, alert, now_ms)
+        self._retry(route, lambda: self.integration.follow(entry, alert, reason, now_ms))
         return entry.advanced(_state(alert), now_ms)
-
-    def refresh(self, alert: AlertRecord, now_ms: int) -> list[Outcome]:
-        """Re-render the parent of every thread of `alert`'s episode (after an ack or a snooze).
-
-        `alert` is the update the parents show; nothing is posted in the threads and the log is
-        not advanced: chat.update is idempotent, so a refresh can be repeated safely.
-        """
-        parent = render_parent(alert, now_ms, self.handling(alert.episode_id, now_ms))
-        outcomes = []
-        for name, entry in self.log.threads(alert.episode_id):
-            route = self.routes.get(name) if name in self.routes else self.routes.root
-            try:
-                self._update(route, entry, parent)
-            except PermanentSinkError as err:
-                self._once(f"{name}:{err}", f"route {name}: giving up: {err}")
-                outcomes.append(Outcome(name, Reason.NONE, delivered=False, error=str(err)))
-                continue
-            except RetryableSinkError as err:
-                log.warning("route %s: refresh failed: %s", name, err)
-                outcomes.append(
-                    Outcome(name, Reason.NONE, delivered=False, error=str(err), retryable=True)
-                )
-                continue
-            outcomes.append(Outcome(name, Reason.NONE, delivered=True))
-        return outcomes
-
-    def _update(self, route: Route, entry: LogEntry, parent: SlackMessage) -> None:
-        self._retry(route, lambda: self.sink.update(entry.channel, entry.ts, parent))
 
     def _retry(self, route: Route, send: Callable[[], T]) -> T:
         def sleep(seconds: float) -> None:
@@ -255,3 +276,7 @@ class SlackNotifier:
         level = logging.DEBUG if key in self._reported else logging.ERROR
         self._reported.add(key)
         log.log(level, message)
+
+
+def _ms(seconds: float) -> int:
+    return int(seconds * 1000)

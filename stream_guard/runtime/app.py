@@ -71,6 +71,7 @@ PARTIALS_TOPIC = "partials"
 ALERTS_TOPIC = "alerts"
 DEAD_LETTERS_TOPIC = "dead_letters"
 CONTROL_TOPIC = "control"
+NOTIFIER_TICKS_TOPIC = "notifier_ticks"
 TICK_S = 0.5
 GC_THRESHOLDS = (10_000, 20, 50)
 """The worker's `gc.set_threshold` (CPython's default: 700, 10, 10). Why: draining a backlog of
@@ -255,7 +256,8 @@ def build_runtime(
 
     app.on_partitions_revoked.connect(on_revoked)  # type: ignore[arg-type]  # mode's stub
     if notifier is not None:
-        handles = install_notifier(app, alerts, topic(CONTROL_TOPIC), notifier)
+        handles = install_notifier(app, alerts, topic(NOTIFIER_TICKS_TOPIC), topic(CONTROL_TOPIC),
+                                   notifier)
         metrics.track_notifier(lambda: [handles.notifier.stats, handles.stats])
     return rt
 

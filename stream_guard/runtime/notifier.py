@@ -1,19 +1,24 @@
-"""The Slack notifier as Faust wiring: one call, `install_notifier(app, alerts, control, settings)`.
+"""The Slack notifier as Faust wiring: `install_notifier(app, alerts, ticks, control, settings)`.
 
 What it declares on `app`:
 
 - the **notify agent** on the alerts topic (the outbox: detection only produces records, it never
-  waits for Slack). Per record: parse → silence → `SlackNotifier.notify` (route → dedup → retry →
-  record) in a thread, its table writes staged in a `WriteBehindStore` and flushed back on the
-  loop. While Slack answers with retryable errors (down, rate limited, timing out) the agent
-  holds the record and tries again with capped backoff, so nothing is lost and delivery resumes
-  in order; permanent errors (invalid_auth, channel_not_found) are logged once and skipped, and
-  do not hold other routes;
-- two changelog-backed **tables**, co-partitioned with the alerts topic: ``<name>-nflog`` (the
+  waits for Slack) and on the notifier's ticks topic, co-partitioned with it. Per record: the
+  stages of alert/dispatch.py (inhibit → silence) then `Notifier.notify` (route → dedup → retry
+  → record) in a thread, its table writes staged in a `WriteBehindStore` and flushed back on the
+  loop. Per tick (a timer sends one to each ticks partition whose alerts partition this worker
+  holds, every `remind_every_s`): the reminders due in that partition (`Notifier.remind`, the
+  route's `repeat_interval`), so that their table writes, like every other, happen while the
+  agent handles a message of the table's partition, as Faust requires. While Slack answers
+  with retryable errors (down, rate limited, timing out) the agent holds the record and tries
+  again with capped backoff (`settings.hold`), so nothing is lost and delivery resumes in
+  order; permanent errors (invalid_auth, channel_not_found) are logged once and skipped, and do
+  not hold other routes;
+- three changelog-backed **tables**, co-partitioned with the alerts topic: ``<name>-nflog`` (the
   notification log: what was sent per (route, group key), with the thread's channel and ts, so a
-  restarted worker continues the same thread instead of posting a second parent) and
-  ``<name>-threads`` (per episode, the alert its parent messages show, so an ack or a snooze can
-  re-render them);
+  restarted worker continues the same thread instead of posting a second parent),
+  ``<name>-threads`` (per episode with a thread, its latest update: what reminders and
+  refreshes show) and ``<name>-firing`` (the firing episodes, for inhibition);
 - a **control reader** on every worker: it reads the control topic (silences, acks) from the
   beginning into a `ControlView` before the agent handles its first record, then follows it.
   Acks and snoozes that arrive while running refresh the episode's parent messages;
@@ -48,17 +53,20 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from faust.types import TableT
 from mode import Service, ServiceT
 
+from stream_guard.alert.dispatch import Dispatcher
 from stream_guard.alert.inhibit import Inhibitor
 from stream_guard.alert.nflog import WriteBehindStore
-from stream_guard.alert.notify import Outcome, RetryPolicy, SlackNotifier, labels_of
+from stream_guard.alert.notify import Notifier, Outcome, RetryPolicy
 from stream_guard.alert.routing import RouteTree
 from stream_guard.alert.silences import Ack, ControlView, Silence
 from stream_guard.clock import Clock, SystemClock
 from stream_guard.config.routes import load_routes
 from stream_guard.errors import ConfigError, InvalidEvent
+from stream_guard.ingest.kafka_batch import partition_for
 from stream_guard.sinks.interactivity import AlertAction, interactivity_handler
 from stream_guard.sinks.slack import DEFAULT_TIMEOUT_S, SlackSettings, SlackSink
 from stream_guard.sinks.slack_blocks import Handling
+from stream_guard.sinks.slack_integration import SlackIntegration
 from stream_guard.types import AlertRecord
 
 __all__ = ["NotifierHandles", "NotifierSettings", "install_notifier"]
@@ -68,8 +76,8 @@ log = logging.getLogger(__name__)
 SNOOZE = timedelta(hours=1)
 GC_EVERY_MS = 3_600_000
 """How often the notify agent forgets notification-log entries past their retention (the
-Alertmanager default, 5 days: alert/nflog.py). It runs while handling a record, so its table
-deletions are written like every other nflog write."""
+Alertmanager default, 5 days: alert/nflog.py). It runs while handling a record or a tick, so
+its table deletions are written like every other nflog write."""
 
 
 @dataclass(frozen=True)
@@ -79,12 +87,15 @@ class NotifierSettings:
     slack: SlackSettings
     routes: RouteTree
     clock: Clock = field(default_factory=SystemClock)
-    # In-thread retries ride out a blip; a longer outage is held by the agent (hold_*).
+    # In-thread retries ride out a blip; a longer outage is held by the agent (`hold`, whose
+    # attempts are unbounded: the record waits until Slack takes it).
     policy: RetryPolicy = field(
         default_factory=lambda: RetryPolicy(max_attempts=3, base_delay_s=1.0, max_delay_s=4.0)
     )
-    hold_min_s: float = 1.0
-    hold_max_s: float = 60.0
+    hold: RetryPolicy = field(
+        default_factory=lambda: RetryPolicy(base_delay_s=1.0, max_delay_s=60.0)
+    )
+    remind_every_s: float = 30.0  # how often reminders are looked for (ticks)
     timeout_s: int = DEFAULT_TIMEOUT_S
     name: str = "notifier"  # prefix of the tables and the agent
     interactivity_path: str = "/slack/interactivity"
@@ -106,7 +117,7 @@ class NotifierHandles:
     threads: TableT
     control: ControlView
     reader: ControlReader
-    notifier: SlackNotifier
+    notifier: Notifier
     # (outcome, route, reason) like `notifier.stats`: invalid, silenced, inhibited, held (a
     # record waiting while Slack was unavailable for a route), forgotten (notification-log GC)
     stats: Counter[tuple[str, str, str]]
@@ -115,36 +126,49 @@ class NotifierHandles:
 def install_notifier(
     app: faust.App,
     alerts_topic: faust.TopicT,
+    ticks_topic: faust.TopicT,
     control_topic: faust.TopicT,
     settings: NotifierSettings,
 ) -> NotifierHandles:
-    """Declare the notify agent, its tables, the control reader and the interactivity page."""
+    """Declare the notify agent, its tables, its ticks, the control reader and the
+    interactivity page."""
     partitions = alerts_topic.partitions or 1  # tables are co-partitioned with the alerts
-    nflog = app.Table(f"{settings.name}-nflog", partitions=partitions, key_type=str)
-    threads = app.Table(f"{settings.name}-threads", partitions=partitions, key_type=str)
-    firing = app.Table(f"{settings.name}-firing", partitions=partitions, key_type=str)
+    if (ticks_topic.partitions or 1) != partitions:
+        raise ConfigError(f"topic {ticks_topic.get_topic_name()} must have as many partitions "
+                          f"as {alerts_topic.get_topic_name()} ({partitions})")
+    nflog, threads, firing = (app.Table(f"{settings.name}-{table}", partitions=partitions,
+                                        key_type=str) for table in ("nflog", "threads", "firing"))
     control = ControlView()
     staged = WriteBehindStore(nflog)
-    notifier = SlackNotifier(
-        settings.routes,
-        SlackSink.from_settings(settings.slack, settings.timeout_s),
-        staged,
-        policy=settings.policy,
-        handling=lambda episode, now_ms: handling_of(control, episode, now_ms),
-    )
-    runner = _Runner(settings, notifier, staged, threads, control, alerts_topic)
-    runner.inhibitor = Inhibitor(settings.routes.inhibit_rules, firing)
+    integration = SlackIntegration(SlackSink.from_settings(settings.slack, settings.timeout_s),
+                                   lambda episode, now_ms: handling_of(control, episode, now_ms))
+    notifier = Notifier(settings.routes, integration, staged, policy=settings.policy)
+    dispatcher = Dispatcher(Inhibitor(settings.routes.inhibit_rules, firing), control, threads)
+    runner = _Runner(settings, notifier, staged, dispatcher, alerts_topic)
     reader = ControlReader(_bootstrap(app), control_topic.get_topic_name(), control, runner.refresh)
     app.service(cast(type[ServiceT], reader))  # an instance is fine: Faust starts it as is
+    ticks_name = ticks_topic.get_topic_name()
+    inbox = app.topic(alerts_topic.get_topic_name(), ticks_name, key_serializer="raw",
+                      value_serializer="raw", partitions=partitions)
 
-    @app.agent(alerts_topic, name=f"{settings.name}-notify")
+    @app.agent(inbox, name=f"{settings.name}-notify")
     async def notify(stream: Any) -> None:
-        async for value in stream:
+        async for event in stream.events():
             await reader.ready.wait()  # silences first: never send what is silenced
-            await runner.handle(value)
+            if event.message.topic == ticks_name:
+                await runner.tick(event.message.partition)
+            else:
+                await runner.handle(event.value)
+
+    @app.timer(settings.remind_every_s)
+    async def tick() -> None:
+        held = {tp.partition for tp in app.consumer.assignment()
+                if tp.topic == alerts_topic.get_topic_name()}
+        for partition in sorted(held):
+            await ticks_topic.send(value=b"{}", partition=partition, value_serializer="raw")
 
     _add_interactivity_page(app, settings, control_topic)
-    return NotifierHandles(notify, nflog, threads, control, reader, notifier, runner.stats)
+    return NotifierHandles(notify, nflog, threads, control, reader, notifier, dispatcher.stats)
 
 
 def handling_of(control: ControlView, episode_id: str, now_ms: int) -> Handling | None:
@@ -161,22 +185,21 @@ def handling_of(control: ControlView, episode_id: str, now_ms: int) -> Handling 
 
 
 class _Runner:
-    """The agent's body, per record; the lock keeps Slack calls of this worker in order."""
+    """The agent's body, per record and per tick; the lock keeps this worker's Slack calls in
+    order."""
 
     def __init__(
         self,
         settings: NotifierSettings,
-        notifier: SlackNotifier,
+        notifier: Notifier,
         staged: WriteBehindStore,
-        threads: TableT,
-        control: ControlView,
+        dispatcher: Dispatcher,
         alerts_topic: faust.TopicT,
     ) -> None:
         self.settings, self.notifier, self.staged = settings, notifier, staged
-        self.threads, self.control, self.alerts_topic = threads, control, alerts_topic
+        self.dispatcher, self.alerts_topic = dispatcher, alerts_topic
         self.lock = asyncio.Lock()
-        self.stats: Counter[tuple[str, str, str]] = Counter()  # like SlackNotifier.stats
-        self.inhibitor = Inhibitor(settings.routes.inhibit_rules, {})  # a table, once installed
+        self.stats = dispatcher.stats
         self._gc_ms = 0  # last notification-log GC (sender clock)
 
     async def handle(self, value: Any) -> None:
@@ -187,21 +210,33 @@ class _Runner:
             self.stats["invalid", "", exc.reason] += 1
             log.warning("notifier: skipping an invalid alert record: %s", exc)
             return
-        if alert.status == "silenced":
-            return  # our own record of a silenced update
-        if self._inhibited(alert):
-            return
         now_ms = self.settings.clock.now_ms()
-        if silences := self._silencing(alert, now_ms):
-            await self._record_silenced(record, alert, silences)
+        verdict = self.dispatcher.triage(alert, now_ms, has_thread=self._has_thread(alert))
+        if verdict.action == "silenced":
+            await self._record_silenced(record, alert, list(verdict.by))
+        elif verdict.action == "inhibited":
+            log.info("inhibited %s #%d by %s", alert.episode_id, alert.sequence,
+                     ", ".join(verdict.by))
+        if verdict.action != "notify":
             return
-        await self._deliver(alert)
+        await self._deliver(alert, self.notifier.notify)
         await self._gc(now_ms)
-        if self.notifier.log.threads(alert.episode_id):
-            if alert.status == "resolved":
-                self.threads.pop(alert.episode_id, None)
-            else:
-                self.threads[alert.episode_id] = record
+        self.dispatcher.remember(alert, record, has_thread=self._has_thread(alert))
+
+    async def tick(self, partition: int) -> None:
+        """The reminders due among the episodes of one alerts partition."""
+        now_ms = self.settings.clock.now_ms()
+        count = self.alerts_topic.partitions or 1
+
+        def owned(alert: AlertRecord) -> bool:
+            return partition_for(alert.fingerprint.encode(), count) == partition
+
+        for alert in list(self.dispatcher.due(now_ms, owned, self.notifier.reminders_due)):
+            await self._deliver(alert, self.notifier.remind)
+        await self._gc(now_ms)
+
+    def _has_thread(self, alert: AlertRecord) -> bool:
+        return bool(self.notifier.log.threads(alert.episode_id))
 
     async def _gc(self, now_ms: int) -> None:
         if now_ms - self._gc_ms < GC_EVERY_MS:
@@ -213,61 +248,40 @@ class _Runner:
                 self.stats["forgotten", "", ""] += dropped
                 log.info("notification log: forgot %d entries past retention", dropped)
 
-    def _inhibited(self, alert: AlertRecord) -> bool:
-        """Inhibition (alert/inhibit.py): the update is muted while another alert fires."""
-        labels = labels_of(alert)
-        self.inhibitor.observe(alert.episode_id, labels, firing=alert.status == "firing")
-        sources = self.inhibitor.inhibiting(alert.episode_id, labels)
-        if not sources or self._closes_thread(alert):
-            return False
-        self.stats["inhibited", "", ""] += 1
-        log.info("inhibited %s #%d by %s", alert.episode_id, alert.sequence, ", ".join(sources))
-        return True
-
-    def _silencing(self, alert: AlertRecord, now_ms: int) -> list[Silence]:
-        silences = self.control.silencing(alert.metric, alert.slice, now_ms)
-        return [] if self._closes_thread(alert) else silences
-
-    def _closes_thread(self, alert: AlertRecord) -> bool:
-        """A resolution of an episode that has a thread goes out whatever mutes it: no thread
-        stays firing forever."""
-        return alert.status == "resolved" and bool(self.notifier.log.threads(alert.episode_id))
-
     async def _record_silenced(
-        self, record: dict[str, Any], alert: AlertRecord, silences: list[Silence]
+        self, record: dict[str, Any], alert: AlertRecord, silences: list[str]
     ) -> None:
-        self.stats["silenced", "", ""] += 1
-        copy = {**record, "status": "silenced", "silenced_by": [s.id for s in silences]}
+        copy = {**record, "status": "silenced", "silenced_by": silences}
         await _send_json(self.alerts_topic, alert.fingerprint, copy)
-        log.info("silenced %s #%d by %s", alert.episode_id, alert.sequence, copy["silenced_by"])
+        log.info("silenced %s #%d by %s", alert.episode_id, alert.sequence, silences)
 
-    async def _deliver(self, alert: AlertRecord) -> list[Outcome]:
-        """Notify; while any route failed with a retryable error, wait and notify again.
-
-        Routes that were delivered are in the log by then, so a repeat only retries the rest.
-        """
-        hold = self.settings.hold_min_s
+    async def _deliver(
+        self, alert: AlertRecord, send: Callable[[AlertRecord, int], list[Outcome]]
+    ) -> list[Outcome]:
+        """`send` (notify or remind); while any route failed with a retryable error, wait
+        (`settings.hold`'s backoff) and send again. Routes that were delivered are in the log by
+        then, so the next attempt only retries the rest."""
+        attempt = 1
         while True:
             async with self.lock:
-                now_ms = self.settings.clock.now_ms()
-                outcomes = await asyncio.to_thread(self.notifier.notify, alert, now_ms)
+                outcomes = await asyncio.to_thread(send, alert, self.settings.clock.now_ms())
                 self.staged.flush()  # table writes on the loop, inside the current event
             failed = [o.route for o in outcomes if o.retryable]
             if not failed:
                 return outcomes
             for route in failed:
                 self.stats["held", route, ""] += 1
+            wait = self.settings.hold.backoff(attempt)
             log.warning("Slack unavailable for %s on %s; retrying in %.0fs",
-                        alert.episode_id, ", ".join(failed), hold)
-            await asyncio.sleep(hold)
-            hold = min(hold * 2, self.settings.hold_max_s)
+                        alert.episode_id, ", ".join(failed), wait)
+            await asyncio.sleep(wait)
+            attempt += 1
 
     async def refresh(self, item: Silence | Ack) -> None:
         """An ack or a snooze arrived: re-render the episode's parents, if this worker has them."""
-        record = self.threads.get(item.episode_id) if item.episode_id else None
-        if record is None:
+        alert = self.dispatcher.latest(item.episode_id) if item.episode_id else None
+        if alert is None:
             return
-        alert = AlertRecord.parse(record)
         async with self.lock:
             await asyncio.to_thread(self.notifier.refresh, alert, self.settings.clock.now_ms())
 

@@ -77,6 +77,8 @@ class Rig:
     def __init__(self, bootstrap: str, prefix: str, fake: FakeSlack, datadir: Path) -> None:
         self.bootstrap, self.fake, self.datadir = bootstrap, fake, datadir
         self.alerts, self.control = f"{prefix}alerts", f"{prefix}control"
+        self.ticks = f"{prefix}notifier_ticks"
+        self.remind_every_s = 30.0  # no reminder tick within a test unless it asks for them
         self.app_id = f"notifier-{uuid.uuid4().hex[:8]}"
         self.clock = ManualClock(T0)
         self.port = _free_port()
@@ -109,17 +111,19 @@ class Rig:
             routes=self.routes,
             clock=self.clock,
             policy=RetryPolicy(max_attempts=2, base_delay_s=0.01, max_delay_s=0.02),
-            hold_min_s=0.05,
-            hold_max_s=0.2,
+            hold=RetryPolicy(base_delay_s=0.05, max_delay_s=0.2),
+            remind_every_s=self.remind_every_s,
             timeout_s=1,
         )
         alerts = app.topic(self.alerts, partitions=1, value_serializer="json")
+        ticks = app.topic(self.ticks, partitions=1, value_serializer="raw")
         control = app.topic(self.control, partitions=1, value_serializer="json")
-        self.handles = install_notifier(app, alerts, control, settings)
+        self.handles = install_notifier(app, alerts, ticks, control, settings)
         return app
 
     async def topics(self) -> None:
         await create_topic(self.bootstrap, self.alerts, 1)
+        await create_topic(self.bootstrap, self.ticks, 1)
         await create_topic(self.bootstrap, self.control, 1)
 
     async def push(self, *records: dict[str, Any]) -> None:
@@ -224,6 +228,41 @@ def test_episode_timeline_through_the_agent(rig: Rig) -> None:
             await rig.push(gmv(3))  # resolved
             assert await rig.calls(2) == [("update", COMMERCE, p), ("reply", COMMERCE, p)]
             assert "RESOLVED" in rig.fake.calls[-2].body["text"]
+
+    run(scenario())
+
+
+def test_a_firing_thread_is_reminded_by_its_route_once_per_interval(rig: Rig) -> None:
+    """Reminders are the notifier's (the engine emits transitions only): with nothing new, a
+    firing thread is reminded once its route's repeat_interval (commerce-oncall: 2 h) has passed
+    since the last notification, the reminder broadcast to the channel; a restart repeats none;
+    a resolved thread is never reminded."""
+    rig.remind_every_s = 0.1
+
+    def broadcast() -> bool:
+        return rig.fake.calls[-1].body.get("reply_broadcast") in (True, "true", "1")
+
+    async def scenario() -> None:
+        await rig.topics()
+        async with worker(rig):
+            await rig.push(gmv(0))
+            assert await rig.calls(1) == [("post", "#commerce-oncall")]
+            p = posted_ts()
+            rig.clock.advance(119 * MIN)
+            assert await rig.calls(0, settle_s=0.6) == []
+            rig.clock.advance(1 * MIN)
+            assert await rig.calls(2) == [("update", COMMERCE, p), ("reply", COMMERCE, p)]
+            assert broadcast() and "Still firing" in json.dumps(rig.fake.calls[-1].body)
+            rig.clock.advance(60 * MIN)
+            assert await rig.calls(0, settle_s=0.6) == []
+        async with worker(rig):  # restarted: the tables know the reminder was sent
+            assert await rig.calls(0, settle_s=1.0) == []
+            rig.clock.advance(60 * MIN)
+            assert await rig.calls(2) == [("update", COMMERCE, p), ("reply", COMMERCE, p)]
+            await rig.push(gmv(3))  # resolved
+            assert await rig.calls(2) == [("update", COMMERCE, p), ("reply", COMMERCE, p)]
+            rig.clock.advance(5 * 60 * MIN)
+            assert await rig.calls(0, settle_s=0.6) == []
 
     run(scenario())
 

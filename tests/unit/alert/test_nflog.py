@@ -10,6 +10,7 @@ from stream_guard.alert.nflog import (
     NotifyState,
     Reason,
     WriteBehindStore,
+    reminder_due,
     why_notify,
 )
 
@@ -27,34 +28,45 @@ SENT = LogEntry.sent(state(0), channel="C1", ts="1.0", now_ms=0)
 
 
 @pytest.mark.parametrize(
-    ("entry", "update", "now_ms", "reason"),
+    ("entry", "update", "reason"),
     [
-        (None, state(0), 0, Reason.FIRST),
-        (None, state(5), 0, Reason.FIRST),  # joined mid-episode: still a first notification
-        (None, state(1, "resolved"), 0, Reason.NONE),  # nothing was said, nothing to resolve
-        (None, state(0, "silenced"), 0, Reason.NONE),
-        (SENT, state(0), HOUR * 9, Reason.NONE),  # a redelivered record: same sequence
-        (SENT, state(1), HOUR - 1, Reason.NONE),
-        (SENT, state(1), HOUR, Reason.REPEAT_DUE),
-        (SENT, state(1, severity="critical"), 1, Reason.ESCALATED),
-        (SENT, state(1, severity="info"), 1, Reason.NONE),  # severity going down is no news
-        (SENT, state(1, slices=EU | {"region=US"}), 1, Reason.ESCALATED),
-        (SENT, state(1, slices=frozenset()), 1, Reason.NONE),  # fewer slices: no news
-        (SENT, state(1, "resolved"), 1, Reason.RESOLVED),
-        (SENT, state(1, "silenced"), 1, Reason.NONE),
-        (SENT.advanced(state(3, "resolved"), 5), state(4), HOUR * 9, Reason.NONE),
-        (SENT.advanced(state(3, "resolved"), 5), state(4, "resolved"), 9, Reason.NONE),
+        (None, state(0), Reason.FIRST),
+        (None, state(5), Reason.FIRST),  # joined mid-episode: still a first notification
+        (None, state(1, "resolved"), Reason.NONE),  # nothing was said, nothing to resolve
+        (None, state(0, "silenced"), Reason.NONE),
+        (SENT, state(0), Reason.NONE),  # a redelivered record: same sequence
+        (SENT, state(1), Reason.NONE),  # nothing new: an update never reminds (reminder_due)
+        (SENT, state(1, severity="critical"), Reason.ESCALATED),
+        (SENT, state(1, severity="info"), Reason.NONE),  # severity going down is no news
+        (SENT, state(1, slices=EU | {"region=US"}), Reason.ESCALATED),
+        (SENT, state(1, slices=frozenset()), Reason.NONE),  # fewer slices: no news
+        (SENT, state(1, "resolved"), Reason.RESOLVED),
+        (SENT, state(1, "silenced"), Reason.NONE),
+        (SENT.advanced(state(3, "resolved"), 5), state(4), Reason.NONE),
+        (SENT.advanced(state(3, "resolved"), 5), state(4, "resolved"), Reason.NONE),
     ],
 )
-def test_why_notify(
-    entry: LogEntry | None, update: NotifyState, now_ms: int, reason: Reason
-) -> None:
-    assert why_notify(entry, update, now_ms, repeat_interval_ms=HOUR) is reason
+def test_why_notify(entry: LogEntry | None, update: NotifyState, reason: Reason) -> None:
+    assert why_notify(entry, update) is reason
+
+
+@pytest.mark.parametrize(
+    ("entry", "now_ms", "due"),
+    [
+        (SENT, HOUR - 1, False),
+        (SENT, HOUR, True),
+        (SENT.advanced(state(1), HOUR), 2 * HOUR - 1, False),  # counted from the last notice
+        (SENT.advanced(state(1), HOUR), 2 * HOUR, True),
+        (SENT.advanced(state(3, "resolved"), 5), HOUR * 9, False),  # a closed thread: never
+    ],
+)
+def test_reminder_due(entry: LogEntry, now_ms: int, due: bool) -> None:
+    assert reminder_due(entry, now_ms, repeat_interval_ms=HOUR) is due
 
 
 def test_another_episode_in_the_same_group_starts_over() -> None:
     other = NotifyState("ep-2", "firing", 0, "warning", EU)
-    assert why_notify(SENT, other, 1, HOUR) is Reason.FIRST
+    assert why_notify(SENT, other) is Reason.FIRST
 
 
 def test_advanced_keeps_thread_and_accumulates() -> None:

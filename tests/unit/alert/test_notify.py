@@ -11,10 +11,11 @@ import pytest
 from slack_sdk import WebClient
 
 from stream_guard.alert.nflog import Reason
-from stream_guard.alert.notify import RetryPolicy, SlackNotifier
+from stream_guard.alert.notify import Notifier, RetryPolicy
 from stream_guard.config.routes import load_routes
 from stream_guard.errors import InvalidEvent
 from stream_guard.sinks.slack import SlackSink
+from stream_guard.sinks.slack_integration import SlackIntegration
 from stream_guard.types import AlertRecord
 from tests.fakes import slack_fixtures
 from tests.fakes.slack_server import FAKE_TOKEN, FakeSlack, Reply
@@ -56,14 +57,22 @@ class Harness:
         self.store: dict[str, Any] = {} if store is None else store
         self.sleeps: list[float] = []
         client = WebClient(token=FAKE_TOKEN, base_url=fake.base_url, timeout=0.1, retry_handlers=[])  # type: ignore[arg-type]
-        self.notifier = SlackNotifier(
-            ROUTES, SlackSink(client), self.store, sleep=self.sleeps.append
+        self.notifier = Notifier(
+            ROUTES, SlackIntegration(SlackSink(client)), self.store, sleep=self.sleeps.append
         )
         self._seen = 0
 
     def push(self, record: dict[str, Any], at_ms: int) -> list[tuple[str, ...]]:
         """Notify one record at `at_ms`; return the Slack calls it caused, summarised."""
         self.outcomes = self.notifier.notify(AlertRecord.parse(record), at_ms)
+        return self._calls()
+
+    def remind(self, record: dict[str, Any], at_ms: int) -> list[tuple[str, ...]]:
+        """The reminders due at `at_ms` for the episode whose latest update is `record`."""
+        self.outcomes = self.notifier.remind(AlertRecord.parse(record), at_ms)
+        return self._calls()
+
+    def _calls(self) -> list[tuple[str, ...]]:
         calls = self.fake.calls[self._seen :]
         self._seen += len(calls)
         return [summary(call.method, call.body) for call in calls]
@@ -98,16 +107,38 @@ def test_episode_timeline(fake_slack: FakeSlack) -> None:
     assert h.notifier.stats["sent", "commerce-oncall", "resolved"] == 1
 
 
-def test_repeat_is_broadcast_after_the_route_interval(fake_slack: FakeSlack) -> None:
+def test_a_reminder_is_broadcast_once_per_route_interval(fake_slack: FakeSlack) -> None:
+    """commerce-oncall reminds every 2 h, counted from the last notification; an update with
+    nothing new never reminds, however late it comes."""
     h = Harness(fake_slack)
     h.push(gmv(0), T0)
     p = parent_ts(h, "commerce-oncall")
     assert h.push(gmv(1), T0 + 119 * MIN) == []
-    assert h.push(gmv(1, sequence=2), T0 + 120 * MIN) == [
-        ("update", COMMERCE, p),
-        ("broadcast", COMMERCE, p),
-    ]
+    assert h.push(gmv(1, sequence=2), T0 + 121 * MIN) == []
+    assert h.remind(gmv(1), T0 + 119 * MIN) == []
+    reminder = [("update", COMMERCE, p), ("broadcast", COMMERCE, p)]
+    assert h.remind(gmv(1), T0 + 120 * MIN) == reminder
     assert h.outcomes[0].reason is Reason.REPEAT_DUE
+    assert "Still firing (2 hours since the first notification)" in json.dumps(
+        fake_slack.calls[-1].body)
+    assert h.remind(gmv(1), T0 + 239 * MIN) == []
+    assert h.remind(gmv(1), T0 + 240 * MIN) == reminder
+    assert h.push(gmv(3), T0 + 250 * MIN) == [("update", COMMERCE, p), ("reply", COMMERCE, p)]
+    assert h.remind(gmv(3), T0 + 999 * MIN) == []  # resolved: the thread is closed
+
+
+def test_a_reminder_reaches_every_route_with_a_thread_by_its_own_interval(
+    fake_slack: FakeSlack,
+) -> None:
+    """A critical complaint_rate episode pages (1 h) and reaches the team channel (inherits the
+    root's 4 h): each thread is reminded by its own route's interval."""
+    h = Harness(fake_slack)
+    assert len(h.push(complaints(0, "critical"), T0)) == 2
+    assert h.remind(complaints(0, "critical"), T0 + 60 * MIN) == [
+        ("update", PAGE, parent_ts(h, "trust-safety-page", "complaint_rate")),
+        ("broadcast", PAGE, parent_ts(h, "trust-safety-page", "complaint_rate"))]
+    assert [c[1] for c in h.remind(complaints(0, "critical"), T0 + 240 * MIN)] == [
+        PAGE, PAGE, TEAM, TEAM]
 
 
 def test_redelivered_records_send_nothing(fake_slack: FakeSlack) -> None:
