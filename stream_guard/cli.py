@@ -37,6 +37,8 @@ def cmd_rules(args: argparse.Namespace) -> int:
     if args.rules_command == "schema":
         out.print_json(data=MetricRule.model_json_schema(by_alias=True))
         return 0
+    if args.rules_command == "test":
+        return _rules_test(args)
     try:
         rules = check_rules_dir(_rules_dir(args.dir), load_topics(args.topics_dir))
     except ConfigError as exc:
@@ -57,6 +59,30 @@ def cmd_rules(args: argparse.Namespace) -> int:
         table.add_row(r.rule_id, r.value, str(r.window), dims, r.detector.type, r.direction,
                       r.alert.route)
     out.print(table)
+    return 0
+
+
+def _rules_test(args: argparse.Namespace) -> int:
+    """`rules test RULE.yaml --input DUMP`: the rule's episodes per day, and a plot."""
+    from stream_guard.backtest.rule_test import episode_lines, plot, run_rule_test, to_json
+
+    if not args.dir or not args.input:
+        console.print("error: rules test needs a rule file and --input FILE", markup=False)
+        return 2
+    missing = [str(p) for p in [Path(args.dir), *args.input] if not p.is_file()]
+    if missing:
+        console.print(f"error: no such file: {', '.join(missing)}", markup=False)
+        return 1
+    test = run_rule_test(Path(args.dir), args.input, args.topics_dir)
+    path = plot(test, args.plot or Path(f"{test.rule.metric}-rule-test.png"))
+    if args.json:
+        sys.stdout.write(to_json(test).decode() + "\n")
+    else:
+        for line in episode_lines(test):
+            out.print(line, markup=False, highlight=False, soft_wrap=True)
+        s = test.summary
+        out.print(f"replayed {s.records:,} records in {s.seconds:.1f}s: "
+                  f"{len(s.alerts)} alert records; plot: {path}", markup=False, soft_wrap=True)
     return 0
 
 
@@ -141,11 +167,8 @@ def _alert_history(args: argparse.Namespace) -> History:
 
 def _alerts_list(args: argparse.Namespace, episodes: list[EpisodeHistory]) -> int:
     from stream_guard.alert.history import episode_table, filter_episodes, list_json
-    from stream_guard.clock import SystemClock
 
-    now_ms = args.now if args.now is not None else SystemClock().now_ms()
-    since_ms = now_ms - args.since // timedelta(milliseconds=1) if args.since else None
-    found = filter_episodes(episodes, since_ms, args.metric, args.status)
+    found = filter_episodes(episodes, _since_ms(args), args.metric, args.status)
     if args.json:
         sys.stdout.write(list_json(found).decode() + "\n")
     else:
@@ -191,26 +214,43 @@ def _add_alerts(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
                                            "file (stream-guard dump --topic alerts)")
     actions = alerts.add_subparsers(dest="alerts_command", required=True)
     listing = actions.add_parser("list", help="episodes, most recently updated first")
-    listing.add_argument("--since", type=_since, default=None, metavar="DURATION",
-                         help="only episodes updated in the last DURATION (30m, 24h, 7d) before "
-                              "--now; default: all")
-    listing.add_argument("--now", type=_instant, default=None, metavar="ISO",
-                         help="the moment --since counts back from (default: the wall clock)")
+    _add_period(listing)
     listing.add_argument("--metric", default=None, help="only episodes of this metric")
     listing.add_argument("--status", choices=["firing", "resolved", "silenced"], default=None,
                          help="only episodes whose last record has this status")
     show = actions.add_parser("show", help="one episode's records, acks, snoozes and feedback")
     show.add_argument("episode", help="episode id (or a prefix only one id starts with)")
     for parser in (listing, show):
-        parser.add_argument("--input", type=Path, action="append", default=None,
-                            metavar="FILE", help="alerts JSONL or record dump, e.g. of "
-                            "`dump --topic alerts --topic control` (repeatable); default: Kafka")
-        parser.add_argument("--bootstrap", default=None,
-                            help="Kafka bootstrap servers (default: $STREAM_GUARD_BROKER or "
-                                 "127.0.0.1:9092)")
-        parser.add_argument("--prefix", default="", help="prefix of every topic name")
-        parser.add_argument("--json", action="store_true", help="JSON instead of a table")
+        _add_history_source(parser)
         parser.set_defaults(func=cmd_alerts)
+
+
+def _add_period(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--since", type=_since, default=None, metavar="DURATION",
+                        help="only episodes updated in the last DURATION (30m, 24h, 7d) before "
+                             "--now; default: all")
+    parser.add_argument("--now", type=_instant, default=None, metavar="ISO",
+                        help="the moment --since counts back from (default: the wall clock)")
+
+
+def _add_history_source(parser: argparse.ArgumentParser) -> None:
+    """--input / --bootstrap / --prefix: where the alerts and control topics are read from."""
+    parser.add_argument("--input", type=Path, action="append", default=None,
+                        metavar="FILE", help="alerts JSONL or record dump, e.g. of "
+                        "`dump --topic alerts --topic control` (repeatable); default: Kafka")
+    parser.add_argument("--bootstrap", default=None,
+                        help="Kafka bootstrap servers (default: $STREAM_GUARD_BROKER or "
+                             "127.0.0.1:9092)")
+    parser.add_argument("--prefix", default="", help="prefix of every topic name")
+    parser.add_argument("--json", action="store_true", help="JSON instead of a table")
+
+
+def _since_ms(args: argparse.Namespace) -> int | None:
+    """The start of the period `--since` / `--now` give; None for all time."""
+    from stream_guard.clock import SystemClock
+
+    now_ms = args.now if args.now is not None else SystemClock().now_ms()
+    return now_ms - args.since // timedelta(milliseconds=1) if args.since else None
 
 
 def package_version() -> str:
@@ -233,9 +273,17 @@ def build_parser(plugins: bool = True) -> argparse.ArgumentParser:
     parser.add_argument("--topics-dir", type=Path, default=None, help="topic definitions")
     sub = parser.add_subparsers(dest="command", required=True)
 
-    rules = sub.add_parser("rules", help="validate, list or describe metric definitions")
-    rules.add_argument("rules_command", choices=["validate", "list", "schema"])
-    rules.add_argument("dir", nargs="?", default=None, help="rules directory (alert_rules/)")
+    rules = sub.add_parser("rules", help="validate, list, describe or test metric definitions",
+                           epilog="rules test RULE.yaml --input DUMP: what the rule would have "
+                                  "raised (episodes per day with their slices, a plot)")
+    rules.add_argument("rules_command", choices=["validate", "list", "schema", "test"])
+    rules.add_argument("dir", nargs="?", default=None,
+                       help="rules directory (alert_rules/); for `test`, the rule's file")
+    rules.add_argument("--input", type=Path, action="append", default=None, metavar="FILE",
+                       help="test: record dump or per-topic JSONL to replay (repeatable)")
+    rules.add_argument("--plot", type=Path, default=None, metavar="PNG",
+                       help="test: where the plot goes (default: <metric>-rule-test.png)")
+    rules.add_argument("--json", action="store_true", help="test: JSON instead of a table")
     rules.set_defaults(func=cmd_rules)
 
     rp = sub.add_parser("replay", help="replay record dumps or per-topic JSONL through the engine")

@@ -20,8 +20,8 @@ from stream_guard.backtest.evaluate import EpisodeSummary, Evaluation, Incident
 from stream_guard.types import Score, SliceKey, format_slice, iso_utc, slice_key
 
 __all__ = ["COLUMNS", "ConfigInfo", "EpisodeDiff", "SeriesRecorder", "diff_episodes",
-           "diff_lines", "incident_rows", "score_rows", "score_table", "write_diff",
-           "write_report"]
+           "diff_lines", "incident_rows", "plot_series", "score_rows", "score_table",
+           "to_datetime", "write_diff", "write_report"]
 
 COLUMNS = ("incidents", "detected", "episodes", "precision", "recall",
             "median_delay_windows", "median_delay_minutes", "top_hint_rate",
@@ -78,12 +78,14 @@ def score_table(evals: dict[str, Evaluation]) -> Table:
     return table
 
 
-def _dt(ms: int) -> Any:
+def to_datetime(ms: int) -> Any:
+    """Epoch ms as the datetime matplotlib plots."""
     return mdates.num2date(ms / 86400_000)
 
 
-def _plot_series(ax: Any, points: list[tuple[int, float, float | None, bool]], title: str) -> None:
-    t = [_dt(p[0]) for p in points]
+def plot_series(ax: Any, points: list[tuple[int, float, float | None, bool]], title: str) -> None:
+    """Value, expected (dashed) and anomalous points (red) of one series on `ax`."""
+    t = [to_datetime(p[0]) for p in points]
     ax.plot(t, [p[1] for p in points], lw=0.8, label="value")
     ax.plot(t, [p[2] if p[2] is not None else float("nan") for p in points], lw=0.8,
             ls="--", label="expected")
@@ -114,14 +116,15 @@ def write_report(
     metrics = sorted({m for m, _ in rec.series})
     fig, axes = plt.subplots(len(metrics), 1, figsize=(13, 2.6 * len(metrics)), squeeze=False)
     for ax, metric in zip(axes[:, 0], metrics, strict=True):
-        _plot_series(ax, rec.series[(metric, ())], f"{metric} (global)")
+        plot_series(ax, rec.series[(metric, ())], f"{metric} (global)")
         for inc in incidents:
             if inc.metric == metric:
-                ax.axvspan(_dt(inc.start_ms), _dt(inc.end_ms), color="orange", alpha=0.25)
+                ax.axvspan(to_datetime(inc.start_ms), to_datetime(inc.end_ms), color="orange",
+                           alpha=0.25)
         for e in ev.episodes:
             if e.metric == metric:
                 ok = e not in ev.false_episodes
-                ax.axvline(_dt(e.first_end_ms), color="green" if ok else "red", lw=0.8)
+                ax.axvline(to_datetime(e.first_end_ms), color="green" if ok else "red", lw=0.8)
     axes[0, 0].legend(fontsize=7, loc="upper right")
     fig.suptitle(f"{info.title()}: series, incidents (orange), "
                  "episodes (green = true, red = false)")
@@ -146,9 +149,9 @@ def _incident_grid(out_dir: Path, incidents: list[Incident], rec: SeriesRecorder
         points = [p for p in rec.series[(inc.metric, slice_key(inc.slice))]
                   if inc.start_ms - span <= p[0] <= inc.end_ms + span]
         hit = "detected" if ev.matches.get(inc.id) else "MISSED"
-        _plot_series(ax, points, f"{inc.id} {inc.metric} {format_slice(slice_key(inc.slice))}"
+        plot_series(ax, points, f"{inc.id} {inc.metric} {format_slice(slice_key(inc.slice))}"
                      f" ({hit})")
-        ax.axvspan(_dt(inc.start_ms), _dt(inc.end_ms), color="orange", alpha=0.25)
+        ax.axvspan(to_datetime(inc.start_ms), to_datetime(inc.end_ms), color="orange", alpha=0.25)
     for ax in list(axes.flat)[len(incidents):]:
         ax.axis("off")
     fig.tight_layout()
