@@ -253,6 +253,43 @@ def _since_ms(args: argparse.Namespace) -> int | None:
     return now_ms - args.since // timedelta(milliseconds=1) if args.since else None
 
 
+def cmd_feedback(args: argparse.Namespace) -> int:
+    """`feedback report`: each rule's precision from the analysts' answers."""
+    from stream_guard.alert.feedback import precision_by_rule, precision_table
+    from stream_guard.alert.history import filter_episodes, group_episodes
+    from stream_guard.config.durations import format_duration
+
+    try:
+        history = _alert_history(args)
+    except (StreamGuardError, OSError) as exc:
+        console.print(Text.assemble(("error: ", "bold red"), str(exc)), soft_wrap=True)
+        return 1
+    since_ms = _since_ms(args)
+    episodes = {e.episode_id: e.last.metric
+                for e in filter_episodes(group_episodes(history), since_ms)}
+    answers = [f for f in history.feedback.values()
+               if f.episode_id in episodes or since_ms is None or f.at_ms >= since_ms]
+    rows = precision_by_rule(episodes, answers)
+    if args.json:
+        import orjson
+
+        data = [r.to_dict() for r in rows]
+        sys.stdout.write(orjson.dumps(data, option=orjson.OPT_INDENT_2).decode() + "\n")
+    else:
+        period = f"the last {format_duration(args.since)}" if args.since else "all time"
+        out.print(precision_table(rows, f"precision from analysts' answers, {period}"))
+    return 0
+
+
+def _add_feedback(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    feedback = sub.add_parser("feedback", help="analysts' answers (Real issue / False alarm)")
+    actions = feedback.add_subparsers(dest="feedback_command", required=True)
+    report = actions.add_parser("report", help="each rule's precision: real / judged episodes")
+    _add_period(report)
+    _add_history_source(report)
+    report.set_defaults(func=cmd_feedback)
+
+
 def package_version() -> str:
     """The installed distribution's version; the source tree's, marked so, when not installed."""
     from importlib.metadata import PackageNotFoundError, version
@@ -309,6 +346,7 @@ def build_parser(plugins: bool = True) -> argparse.ArgumentParser:
     bt.add_argument("--quiet", action="store_true", help="no progress bar")
     bt.set_defaults(func=cmd_backtest)
     _add_alerts(sub)
+    _add_feedback(sub)
 
     for hook in _plugin_hooks() if plugins else []:
         hook(sub)

@@ -27,7 +27,7 @@ from typing import Any
 import orjson
 from rich.table import Table
 
-from stream_guard.alert.silences import Ack, Silence, parse_control
+from stream_guard.alert.silences import Ack, ControlRecord, Feedback, parse_control
 from stream_guard.errors import InvalidEvent
 from stream_guard.types import AlertRecord, epoch_ms, format_slice, iso_utc, slice_key
 
@@ -73,10 +73,12 @@ class ControlEvent:
 
 @dataclass
 class History:
-    """What was read: alert records, control events (latest per key), unreadable rows."""
+    """What was read: alert records, control events (latest per key), the latest verdict per
+    episode, unreadable rows."""
 
     alerts: list[AlertRecord] = field(default_factory=list)
     control: dict[str, ControlEvent] = field(default_factory=dict)
+    feedback: dict[str, Feedback] = field(default_factory=dict)
     skipped: int = 0
 
 
@@ -154,8 +156,7 @@ def read_rows(rows: Iterable[Row]) -> History:
     for index, (topic, key, value) in enumerate(rows):
         try:
             if topic == CONTROL_TOPIC:
-                event = control_event(key or f"#{index}", value)
-                history.control[event.key] = event
+                _add_control(history, key or f"#{index}", value)
             else:
                 history.alerts.append(AlertRecord.parse(value))
         except InvalidEvent:
@@ -163,12 +164,24 @@ def read_rows(rows: Iterable[Row]) -> History:
     return history
 
 
+_KNOWN = ("ack", "silence", "feedback")
+
+
+def _add_control(history: History, key: str, value: Any) -> None:
+    """One control row into `history`: its event, and the verdict if it is feedback."""
+    known = isinstance(value, Mapping) and value.get("kind") in _KNOWN
+    record = parse_control(value) if known else None
+    history.control[key] = _known_event(key, record) if record else control_event(key, value)
+    if isinstance(record, Feedback):
+        history.feedback[record.episode_id] = record
+
+
 def control_event(key: str, value: Any) -> ControlEvent:
-    """A control value as an event; a kind this module does not know (feedback) is shown
-    generically if it names an episode. Anything else raises InvalidEvent."""
+    """A control value as an event; a kind this module does not know is shown generically if
+    it names an episode. Anything else raises InvalidEvent."""
     if not isinstance(value, Mapping):
         raise InvalidEvent("invalid_control_record", "not a JSON object")
-    if value.get("kind") in ("ack", "silence"):
+    if value.get("kind") in _KNOWN:
         return _known_event(key, parse_control(value))
     if not isinstance(value.get("episode_id"), str) or not isinstance(value.get("kind"), str):
         raise InvalidEvent("invalid_control_record", "no kind and episode_id")
@@ -179,10 +192,14 @@ def control_event(key: str, value: Any) -> ControlEvent:
                         orjson.dumps(rest).decode(), episode_id=value["episode_id"])
 
 
-def _known_event(key: str, record: Silence | Ack) -> ControlEvent:
+def _known_event(key: str, record: ControlRecord) -> ControlEvent:
     if isinstance(record, Ack):
         return ControlEvent(key, "ack", record.at_ms, record.user_name or record.user_id,
                             "acknowledged", episode_id=record.episode_id)
+    if isinstance(record, Feedback):
+        verdict = "a real issue" if record.verdict == "real" else "a false alarm"
+        return ControlEvent(key, "feedback", record.at_ms, record.user_name or record.user_id,
+                            verdict, episode_id=record.episode_id)
     scope = format_slice(slice_key(record.slice))
     detail = f"{record.metric} {scope} until {iso_utc(record.ends_ms)}: {record.reason}"
     kind = "snooze" if record.episode_id else "silence"

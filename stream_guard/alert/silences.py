@@ -4,7 +4,9 @@ A silence mutes the alert updates of one metric (optionally narrowed to slice la
 `starts_ms` and `ends_ms`, like an Alertmanager silence with equality matchers. Expiring a silence
 re-publishes it with `ends_ms` set to now; the latest record per id wins, so the control topic
 (key = silence id) is the whole history and every worker that reads it from the beginning agrees
-on what is active. An acknowledgement records who took an episode (the Acknowledge button).
+on what is active. An acknowledgement records who took an episode (the Acknowledge button);
+feedback records an analyst's verdict on an episode ("Real issue" / "False alarm"), keyed by the
+episode: the latest answer wins (alert/feedback.py reads them into precision per rule).
 
 Matching looks at the alert's labels: its metric and its slice (the episode's slice; the engine
 already folded the metric's firing slices into that one episode). A silence on
@@ -29,16 +31,22 @@ True
 from __future__ import annotations
 
 import hashlib
+from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 
 from stream_guard.config.errors import format_validation_error
 from stream_guard.errors import InvalidEvent
 
-__all__ = ["Ack", "ControlView", "Silence", "parse_control"]
+__all__ = ["VERDICTS", "Ack", "ControlRecord", "ControlView", "Feedback", "Silence", "Verdict",
+           "parse_control"]
+
+Verdict = Literal["real", "false_alarm"]
+VERDICTS: tuple[Verdict, ...] = get_args(Verdict)
+"""What an analyst can say of an episode: a real issue, or a false alarm."""
 
 
 def _labels(value: Any) -> Any:
@@ -126,12 +134,41 @@ class Ack(_ControlRecord):
         return self.model_dump()
 
 
+class Feedback(_ControlRecord):
+    """An analyst's verdict on an episode from Slack; one per episode, the latest wins.
+
+    `metric` and `slice` come with the button (as for a snooze), so precision per rule can be
+    counted from the control topic alone; `rule_version` when the button carried it.
+    """
+
+    kind: Literal["feedback"] = "feedback"
+    episode_id: str = Field(min_length=1, max_length=200)
+    verdict: Verdict
+    metric: str | None = Field(default=None, min_length=1, max_length=200)
+    slice: Labels = {}
+    user_id: str = Field(min_length=1, max_length=64)
+    user_name: str | None = Field(default=None, max_length=255)
+    at_ms: int
+
+    @property
+    def id(self) -> str:
+        """The control-topic key: one verdict per episode, the latest wins."""
+        return f"feedback-{self.episode_id}"
+
+    def to_record(self) -> dict[str, Any]:
+        return self.model_dump()
+
+
+ControlRecord = Silence | Ack | Feedback
+
+
 class _Envelope(BaseModel):
-    record: Silence | Ack = Field(discriminator="kind")
+    record: ControlRecord = Field(discriminator="kind")
 
 
-def parse_control(value: Mapping[str, Any]) -> Silence | Ack:
-    """A control-topic value as a Silence or an Ack; anything else raises InvalidEvent."""
+def parse_control(value: Mapping[str, Any]) -> ControlRecord:
+    """A control-topic value as a Silence, an Ack or Feedback; anything else raises
+    InvalidEvent."""
     try:
         return _Envelope.model_validate({"record": value}).record
     except ValidationError as exc:
@@ -141,18 +178,31 @@ def parse_control(value: Mapping[str, Any]) -> Silence | Ack:
 
 @dataclass
 class ControlView:
-    """Every silence (latest record per id) and the latest ack per episode, from the topic."""
+    """Every silence (latest record per id), the latest ack and feedback per episode, from the
+    topic; `answers` counts feedback records per (metric, verdict) and `invalid` the records
+    that were refused (the /metrics of the worker export both)."""
 
     silences: dict[str, Silence] = field(default_factory=dict)
     acks: dict[str, Ack] = field(default_factory=dict)
+    feedback: dict[str, Feedback] = field(default_factory=dict)
+    answers: Counter[tuple[str, str]] = field(default_factory=Counter)
+    invalid: Counter[str] = field(default_factory=Counter)
 
-    def apply(self, value: Mapping[str, Any]) -> Silence | Ack:
-        """Fold one control record in (InvalidEvent if malformed); returns it parsed."""
-        record = parse_control(value)
+    def apply(self, value: Mapping[str, Any]) -> ControlRecord:
+        """Fold one control record in (counted, then InvalidEvent if malformed); returns it
+        parsed."""
+        try:
+            record = parse_control(value)
+        except InvalidEvent as exc:
+            self.invalid[exc.reason] += 1
+            raise
         if isinstance(record, Silence):
             self.silences[record.id] = record
-        else:
+        elif isinstance(record, Ack):
             self.acks[record.episode_id] = record
+        else:
+            self.feedback[record.episode_id] = record
+            self.answers[(record.metric or "", record.verdict)] += 1
         return record
 
     def silencing(self, metric: str, slice_: Mapping[str, str], now_ms: int) -> list[Silence]:

@@ -11,7 +11,8 @@ Two kinds of series, by how often they change:
 Labels are bounded by configuration (topics, metrics, severities, routes, reasons), never by
 data: a detector score is observed per metric, not per slice value. The business gauges (value,
 expected, score, anomalous slices, open episodes) are per metric for the platform slice only:
-one series per configured metric each, whatever the cardinality of a dimension.
+one series per configured metric each, whatever the cardinality of a dimension. Feedback is
+counted per (metric, verdict); a metric name a button carried that no rule defines is `other`.
 
 >>> from stream_guard.stats import EngineStats
 >>> metrics = RuntimeMetrics()
@@ -47,13 +48,20 @@ from prometheus_client.gc_collector import GCCollector
 from prometheus_client.platform_collector import PlatformCollector
 from prometheus_client.process_collector import ProcessCollector
 
+from stream_guard.alert.silences import VERDICTS, ControlView
 from stream_guard.observability.business import BusinessGauges
-from stream_guard.observability.collector import CounterSpec, CounterTableCollector, fold
+from stream_guard.observability.collector import (
+    CounterSpec,
+    CounterTableCollector,
+    fold,
+    snapshot,
+)
 from stream_guard.stats import EngineStats
 from stream_guard.types import AlertRecord, AlertSeverity, AlertStatus, Score
 
 __all__ = [
     "ALERT_LATENCY_BUCKETS",
+    "CONTROL_COUNTERS",
     "ENGINE_COUNTERS",
     "NOTIFIER_OUTCOMES",
     "REPORT_OUTCOMES",
@@ -108,6 +116,16 @@ NOTIFIER_OUTCOMES = CounterSpec(
     ("outcome", "route", "reason"),
 )
 """Keyed (outcome, route, reason): the shape of `SlackNotifier.stats`, so both export alike."""
+
+CONTROL_COUNTERS = (
+    CounterSpec("answers", "stream_guard_feedback",
+                "Analysts' answers on the control topic (Real issue / False alarm buttons), per "
+                "metric and verdict; each worker reads the whole topic, so take max over workers.",
+                ("metric", "verdict")),
+    CounterSpec("invalid", "stream_guard_control_invalid",
+                "Control-topic records refused (skipped) by the notifier's reader.", ("reason",)),
+)
+"""`ControlView` field -> counter family (alert/silences.py)."""
 
 REPORT_OUTCOMES = ("merged", "duplicate", "overlapping")
 """What `WindowMerger.merge` says of a source report (the `outcome` of partial reports)."""
@@ -192,6 +210,10 @@ class RuntimeMetrics:
             "Source partitions by state: active (reporting) or idle (advanced by wall clock).",
             ["state"], registry=registry)
         self._business = BusinessGauges(registry)
+        self._metrics: set[str] = set()
+        self._views: list[Callable[[], Iterable[ControlView]]] = []
+        registry.register(CounterTableCollector(
+            CONTROL_COUNTERS, self._control_counts, lambda name, counts: counts[name]))
 
     # scrape-time counters ------------------------------------------------------------------
     def track_stats(self, stats: Callable[[], Iterable[EngineStats]]) -> None:
@@ -223,6 +245,22 @@ class RuntimeMetrics:
             self._scores.labels(metric)
             self._latency.labels(metric)
             self._business.expect(metric)
+        self._metrics.update(sources)
+
+    def track_control(self, views: Callable[[], Iterable[ControlView]]) -> None:
+        """Export the feedback answers and refused records of the control views `views()`
+        returns (the notifier's), summed; (metric, verdict) of every expected metric at 0."""
+        self._views.append(views)
+
+    def _control_counts(self) -> list[dict[str, Counter[Any]]]:
+        answers: Counter[tuple[str, str]] = Counter(
+            {(m, v): 0 for m in self._metrics for v in VERDICTS})
+        invalid: Counter[str] = Counter({"invalid_control_record": 0} if self._views else {})
+        for view in (v for source in self._views for v in source()):
+            for (metric, verdict), n in snapshot(view.answers).items():
+                answers[(metric if metric in self._metrics else "other", verdict)] += n
+            fold(invalid, view.invalid)
+        return [{"answers": answers, "invalid": invalid}]
 
     def _engine_stats(self) -> list[EngineStats]:
         return [self._expected, self._retired,

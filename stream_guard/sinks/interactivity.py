@@ -1,9 +1,10 @@
-"""Slack interactivity endpoint: the Acknowledge / Snooze 1h buttons of alert messages.
+"""Slack interactivity endpoint: the buttons of alert messages (Acknowledge, Snooze 1h / 4h /
+24h, Real issue, False alarm).
 
 An aiohttp handler that accepts a request only when Slack's signature is valid and fresh and was
 not seen before: a replayed request (same signature within the 5-minute window) is refused like
 a forged one. The parsed action (who, which action, which episode) goes to a callback; what
-acknowledging or snoozing means is the callback's business.
+acknowledging, snoozing or judging means is the callback's business (alert/feedback.py).
 
 Nothing a client sends can make it fail: every refusal is one log line (no traceback) and a 4xx,
 checked in this order, so nothing unsigned is ever parsed:
@@ -39,7 +40,12 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
 from stream_guard.clock import Clock
 from stream_guard.config.errors import format_validation_error
 from stream_guard.errors import ConfigError
-from stream_guard.sinks.slack_blocks import ACK_ACTION_ID, SNOOZE_ACTION_ID
+from stream_guard.sinks.slack_blocks import (
+    ACK_ACTION_ID,
+    FALSE_ALARM_ACTION_ID,
+    REAL_ACTION_ID,
+    SNOOZE_ACTION_IDS,
+)
 
 __all__ = ["ACTIONS", "MAX_BODY", "AlertAction", "interactivity_handler", "parse_actions"]
 
@@ -47,7 +53,13 @@ log = logging.getLogger(__name__)
 
 REPLAY_WINDOW_S = 300  # Slack's own freshness limit: older requests fail the timestamp check
 MAX_BODY = 256 * 1024  # a press on our largest message is ~50 KB form-encoded (hostile emoji)
-ACTIONS = {ACK_ACTION_ID: "acknowledge", SNOOZE_ACTION_ID: "snooze_1h"}
+ACTIONS = {
+    ACK_ACTION_ID: "acknowledge",
+    **{action_id: f"snooze_{hours}h" for action_id, hours in SNOOZE_ACTION_IDS.items()},
+    REAL_ACTION_ID: "feedback_real",
+    FALSE_ALARM_ACTION_ID: "feedback_false_alarm",
+}
+"""Button action id -> the action's name in `AlertAction.action`."""
 
 _TIMESTAMP = re.compile(r"[0-9]{1,12}")
 _SIGNATURE = re.compile(r"v0=[0-9a-f]{64}")
@@ -57,10 +69,13 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 @dataclass(frozen=True, slots=True)
 class AlertAction:
-    """A button pressed on an alert: who, what ("acknowledge" or "snooze_1h"), which episode.
+    """A button pressed on an alert: who, what (a value of `ACTIONS`: "acknowledge",
+    "snooze_1h", "snooze_4h", "snooze_24h", "feedback_real", "feedback_false_alarm"), which
+    episode.
 
     `metric` and `slice` come with the button (see `slack_blocks.button_value`): a snooze
-    silences them. A button whose value is a bare episode id leaves them None / empty.
+    silences them, feedback is counted per metric. A button whose value is a bare episode id
+    leaves them None / empty.
     """
 
     action: str

@@ -4,7 +4,8 @@ Everything that comes from events or rules (slice values, seller ids, categories
 hint text) goes through `escape_mrkdwn` (see `slack_text`), so it can never become a mention, a
 channel link or a link. The only mentions are owners configured as Slack ids (and who pressed a
 button, by the id Slack signed), and the only links are runbook/dashboard URLs that look like
-plain http(s) URLs. Lists are cut to what fits, saying what was left out ("… 12 more slices");
+plain http(s) URLs (rule templates filled in with percent-encoded values: `templated_link`).
+Lists are cut to what fits, saying what was left out ("… 12 more slices");
 `slack_limits.fit_blocks` then guarantees Slack's limits and `"verbatim": true` on every message.
 
 >>> human_duration(5_400_000)
@@ -20,18 +21,22 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from stream_guard.config.links import check_template, expand
 from stream_guard.sinks.slack_limits import (
     MAX_FALLBACK,
     MAX_FIELD_TEXT,
     MAX_SECTION_TEXT,
     fit_blocks,
 )
-from stream_guard.sinks.slack_text import clip, escape_mrkdwn, fit_items, link, mention
+from stream_guard.sinks.slack_text import MAX_URL, clip, escape_mrkdwn, fit_items, link, mention
 from stream_guard.types import AlertRecord, SliceHint, epoch_ms, format_slice, slice_key
 
 __all__ = [
     "ACK_ACTION_ID",
+    "FALSE_ALARM_ACTION_ID",
+    "REAL_ACTION_ID",
     "SNOOZE_ACTION_ID",
+    "SNOOZE_ACTION_IDS",
     "Handling",
     "SlackMessage",
     "button_value",
@@ -45,7 +50,12 @@ __all__ = [
 ]
 
 ACK_ACTION_ID = "stream_guard.ack"
-SNOOZE_ACTION_ID = "stream_guard.snooze_1h"
+SNOOZE_ACTION_ID = "stream_guard.snooze_1h"  # the id older messages carry: kept for 1 hour
+SNOOZE_ACTION_IDS = {
+    SNOOZE_ACTION_ID: 1, "stream_guard.snooze_4h": 4, "stream_guard.snooze_24h": 24}
+"""Snooze buttons: action id -> hours."""
+REAL_ACTION_ID = "stream_guard.feedback_real"
+FALSE_ALARM_ACTION_ID = "stream_guard.feedback_false_alarm"
 MAX_HINTS = 5  # an analyst reads the top few; the rest is noise in a notification
 MAX_SLICES = 5
 MAX_BUTTON_VALUE = 2000  # Slack's limit for a button's value
@@ -70,16 +80,19 @@ class SlackMessage:
 
 @dataclass(frozen=True, slots=True)
 class Handling:
-    """Who is on an episode, shown on its parent: an acknowledgement and/or an active snooze.
+    """Who is on an episode, shown on its parent: an acknowledgement, an active snooze, and
+    an analyst's verdict (`verdict`: "real" or "false_alarm").
 
-    `acked_by` and `snoozed_by` are Slack user ids from signed button presses (they become
-    mentions only if they look like ids, like rule owners); names are escaped as usual.
+    `acked_by`, `snoozed_by` and `judged_by` are Slack user ids from signed button presses
+    (they become mentions only if they look like ids, like rule owners).
     """
 
     acked_by: str | None = None
     acked_at_ms: int | None = None
     snoozed_by: str | None = None
     snoozed_until_ms: int | None = None
+    judged_by: str | None = None
+    verdict: str | None = None
 
 
 def human_duration(ms: int) -> str:
@@ -203,10 +216,28 @@ def _owners(owner: str) -> str:
     return fit_items("", owners, total=len(owners), noun="owner", limit=limit, sep=" ")
 
 
+_LINK = re.compile(r"https?://[^\s<>|\"]+")
+
+
+def templated_link(template: str | None, label: str, alert: AlertRecord) -> str | None:
+    """A rule's runbook or dashboard link filled in for this alert (config/links.py: values
+    percent-encoded), `&` escaped as Slack asks inside a link; a template that fails the
+    rule-load checks (a record not written by a loaded rule) is shown as inert text."""
+    if not template:
+        return None
+    try:
+        url = expand(check_template(template), alert.metric, alert.slice, alert.episode_id)
+    except ValueError:
+        return f"{label}: {escape_mrkdwn(template)}"
+    if len(url) > MAX_URL or not _LINK.fullmatch(url):
+        return f"{label}: {escape_mrkdwn(url)}"
+    return f"<{url.replace('&', '&amp;')}|{label}>"
+
+
 def _context(alert: AlertRecord) -> dict[str, Any]:
     items: Iterable[str | None] = (
-        link(alert.runbook, "Runbook"),
-        link(alert.dashboard, "Dashboard"),
+        templated_link(alert.runbook, "Runbook", alert),
+        templated_link(alert.dashboard, "Dashboard", alert),
         f"fingerprint `{escape_mrkdwn(alert.fingerprint, 64)}`",
         f"episode {escape_mrkdwn(alert.episode_id, 100)}",
         f"rule {escape_mrkdwn(alert.rule_version, 64)}" if alert.rule_version else None,
@@ -238,23 +269,27 @@ def _json_without_controls(value: object) -> str:
 
 
 def _buttons(alert: AlertRecord) -> dict[str, Any]:
-    def button(text: str, action_id: str, **extra: str) -> dict[str, Any]:
-        return {
-            "type": "button",
-            "text": {"type": "plain_text", "text": text},
-            "action_id": action_id,
-            "value": button_value(alert),
-            **extra,
-        }
+    """Firing: Acknowledge, the snoozes and the verdicts; resolved: the verdicts only (an
+    analyst often knows whether it was real once it is over)."""
+    value = button_value(alert)
 
+    def button(text: str, action_id: str, **extra: str) -> dict[str, Any]:
+        return {"type": "button", "text": {"type": "plain_text", "text": text},
+                "action_id": action_id, "value": value, **extra}
+
+    verdicts = [button("Real issue", REAL_ACTION_ID),
+                button("False alarm", FALSE_ALARM_ACTION_ID, style="danger")]
+    handling = [button("Acknowledge", ACK_ACTION_ID, style="primary"),
+                *(button(f"Snooze {hours}h", action_id)
+                  for action_id, hours in SNOOZE_ACTION_IDS.items())]
     return {
         "type": "actions",
         "block_id": "stream_guard.actions",
-        "elements": [
-            button("Acknowledge", ACK_ACTION_ID, style="primary"),
-            button("Snooze 1h", SNOOZE_ACTION_ID),
-        ],
+        "elements": [*(handling if alert.status == "firing" else []), *verdicts],
     }
+
+
+_VERDICT = {"real": ":dart: Marked a real issue", "false_alarm": ":no_bell: Marked a false alarm"}
 
 
 def _clock_time(ms: int) -> str:
@@ -269,6 +304,8 @@ def _handling(handling: Handling) -> dict[str, Any] | None:
     if handling.snoozed_by and handling.snoozed_until_ms:
         until = _clock_time(handling.snoozed_until_ms)
         parts.append(f":zzz: Snoozed until {until} by {mention(handling.snoozed_by)}")
+    if handling.judged_by and handling.verdict in _VERDICT:
+        parts.append(f"{_VERDICT[handling.verdict]} by {mention(handling.judged_by)}")
     if not parts:
         return None
     return {"type": "context", "elements": [{"type": "mrkdwn", "text": " · ".join(parts)}]}
@@ -277,10 +314,11 @@ def _handling(handling: Handling) -> dict[str, Any] | None:
 def render_parent(
     alert: AlertRecord, now_ms: int, handling: Handling | None = None
 ) -> SlackMessage:
-    """The thread's parent: the alert at a glance; firing ones carry Acknowledge / Snooze 1h.
+    """The thread's parent: the alert at a glance; firing ones carry Acknowledge, Snooze 1h /
+    4h / 24h, Real issue and False alarm, resolved ones the last two.
 
-    `handling` (an ack, a snooze) is shown under the alert, so everyone in the channel sees
-    that someone took it.
+    `handling` (an ack, a snooze, a verdict) is shown under the alert, so everyone in the
+    channel sees that someone took it.
     """
     headline = _title(alert)
     if alert.description:
@@ -294,7 +332,7 @@ def render_parent(
             _firing_slices(alert) if len(alert.firing_slices) > 1 else None,
             _context(alert),
             _handling(handling) if handling is not None else None,
-            _buttons(alert) if alert.status == "firing" else None,
+            _buttons(alert) if alert.status in ("firing", "resolved") else None,
         ],
     )
 

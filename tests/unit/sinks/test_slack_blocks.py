@@ -6,12 +6,16 @@ import json
 import re
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
 from stream_guard.sinks.slack_blocks import (
     ACK_ACTION_ID,
+    FALSE_ALARM_ACTION_ID,
+    REAL_ACTION_ID,
     SNOOZE_ACTION_ID,
+    Handling,
     escape_mrkdwn,
     link,
     mention,
@@ -20,6 +24,7 @@ from stream_guard.sinks.slack_blocks import (
     render_reply,
 )
 from stream_guard.types import AlertRecord
+from tests.fakes.slack_fixtures import slack_violations
 
 EPISODE = Path(__file__).parents[1] / "alert" / "fixtures" / "gmv_episode.jsonl"
 WINDOW_END_MS = 1_772_633_700_000  # 2026-03-04T14:15:00Z
@@ -71,11 +76,12 @@ def test_parent_has_everything_an_analyst_needs() -> None:
     assert message.text == "[WARNING] gmv down in region=EU: 12,000.5 vs expected 41,000"
     actions = message.blocks[-1]
     assert actions["type"] == "actions"
-    buttons = {b["action_id"]: b for b in actions["elements"]}
-    assert buttons.keys() == {ACK_ACTION_ID, SNOOZE_ACTION_ID}
-    assert buttons[ACK_ACTION_ID]["text"]["text"] == "Acknowledge"
-    assert buttons[SNOOZE_ACTION_ID]["text"]["text"] == "Snooze 1h"
-    [value] = {b["value"] for b in buttons.values()}
+    buttons = {b["action_id"]: b["text"]["text"] for b in actions["elements"]}
+    assert buttons == {
+        ACK_ACTION_ID: "Acknowledge", SNOOZE_ACTION_ID: "Snooze 1h",
+        "stream_guard.snooze_4h": "Snooze 4h", "stream_guard.snooze_24h": "Snooze 24h",
+        REAL_ACTION_ID: "Real issue", FALSE_ALARM_ACTION_ID: "False alarm"}
+    [value] = {b["value"] for b in actions["elements"]}
     assert json.loads(value) == {
         "episode_id": "gmv-20260304T1400Z-3f9a0c1b",
         "metric": "gmv",
@@ -83,13 +89,23 @@ def test_parent_has_everything_an_analyst_needs() -> None:
     }
 
 
-def test_resolved_parent_has_no_buttons_and_says_how_long() -> None:
+def test_resolved_parent_keeps_only_the_verdicts_and_says_how_long() -> None:
     message = render_parent(record(3), now_ms=WINDOW_END_MS + 6_000_000)
     text = all_text(message)
     assert ":white_check_mark: *RESOLVED*" in text
     assert "*Duration*\n1 hour 45 minutes" in text
     assert message.text.startswith("[RESOLVED] gmv")
-    assert all(block["type"] != "actions" for block in message.blocks)
+    [actions] = [block for block in message.blocks if block["type"] == "actions"]
+    assert [b["action_id"] for b in actions["elements"]] == [REAL_ACTION_ID,
+                                                            FALSE_ALARM_ACTION_ID]
+
+
+def test_the_parent_shows_who_judged_the_episode() -> None:
+    shown = render_parent(record(3), WINDOW_END_MS, Handling(judged_by="U0ANA",
+                                                             verdict="false_alarm"))
+    assert ":no_bell: Marked a false alarm by <@U0ANA>" in all_text(shown)
+    real = render_parent(record(), WINDOW_END_MS, Handling(judged_by="<!here>", verdict="real"))
+    assert ":dart: Marked a real issue by &lt;!here&gt;" in all_text(real)
 
 
 def test_share_is_shown_when_the_summary_does_not_say_it() -> None:
@@ -187,6 +203,40 @@ def test_several_owners() -> None:
 )
 def test_links_only_for_plain_http_urls(url: str, rendered: str) -> None:
     assert link(url, "Runbook") == rendered
+
+
+GRAFANA = "https://grafana/d/sg?var-metric={metric}&var-slice={slice}&var-region={dim:region}"
+
+
+@pytest.mark.parametrize("region", [
+    "EU", "<https://evil|click>", "x&var-metric=other", "a|b>c", "#\n@here", "é/?#=%", "",
+])
+def test_templated_links_carry_slice_values_percent_encoded_and_nothing_else(
+    region: str,
+) -> None:
+    alert = record(dashboard=GRAFANA, slice={"region": region})
+    [context] = [b for b in render_parent(alert, WINDOW_END_MS).blocks if b["type"] == "context"
+                 and "Dashboard" in b["elements"][0]["text"]]
+    text = context["elements"][0]["text"]
+    links = re.findall(r"<([^<>|]*)\|Dashboard>", text)
+    assert len(links) == 1 and text.count("<") == text.count(">") == 1 + text.count("Runbook")
+    query = parse_qs(urlsplit(links[0].replace("&amp;", "&")).query)
+    assert query == {"var-metric": ["gmv"], "var-slice": [f"region={region}"],
+                     **({"var-region": [region]} if region else {})}
+    assert slack_violations(all_text(alert_message(alert)), alert_message(alert).blocks) == []
+
+
+def alert_message(alert: AlertRecord) -> Any:
+    return render_parent(alert, WINDOW_END_MS)
+
+
+@pytest.mark.parametrize("template", [
+    "https://{slice}.evil/x", "https://g/d?x={seller}", "https://g/d?x={metric.__class__}",
+    "javascript:{metric}", "https://g/d?x={metric",
+])
+def test_a_template_no_rule_could_load_is_inert_text(template: str) -> None:
+    text = all_text(render_parent(record(dashboard=template), WINDOW_END_MS))
+    assert "|Dashboard>" not in text and "Dashboard: " in text
 
 
 def test_long_foreign_text_is_escaped_then_clipped_between_entities() -> None:
