@@ -42,7 +42,6 @@ import logging
 from collections import Counter
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import timedelta
 from pathlib import Path
 from typing import Any, cast
 
@@ -54,18 +53,18 @@ from faust.types import TableT
 from mode import Service, ServiceT
 
 from stream_guard.alert.dispatch import Dispatcher
+from stream_guard.alert.feedback import action_to_control, handling_of
 from stream_guard.alert.inhibit import Inhibitor
 from stream_guard.alert.nflog import WriteBehindStore
 from stream_guard.alert.notify import Notifier, Outcome, RetryPolicy
 from stream_guard.alert.routing import RouteTree
-from stream_guard.alert.silences import Ack, ControlView, Silence
+from stream_guard.alert.silences import Ack, ControlRecord, ControlView
 from stream_guard.clock import Clock, SystemClock
 from stream_guard.config.routes import load_routes
 from stream_guard.errors import ConfigError, InvalidEvent
 from stream_guard.ingest.kafka_batch import partition_for
 from stream_guard.sinks.interactivity import AlertAction, interactivity_handler
 from stream_guard.sinks.slack import DEFAULT_TIMEOUT_S, SlackSettings, SlackSink
-from stream_guard.sinks.slack_blocks import Handling
 from stream_guard.sinks.slack_integration import SlackIntegration
 from stream_guard.types import AlertRecord
 
@@ -73,7 +72,6 @@ __all__ = ["NotifierHandles", "NotifierSettings", "install_notifier"]
 
 log = logging.getLogger(__name__)
 
-SNOOZE = timedelta(hours=1)
 GC_EVERY_MS = 3_600_000
 """How often the notify agent forgets notification-log entries past their retention (the
 Alertmanager default, 5 days: alert/nflog.py). It runs while handling a record or a tick, so
@@ -171,19 +169,6 @@ def install_notifier(
     return NotifierHandles(notify, nflog, threads, control, reader, notifier, dispatcher.stats)
 
 
-def handling_of(control: ControlView, episode_id: str, now_ms: int) -> Handling | None:
-    """What the parent shows about who took the episode: its ack and its active snooze."""
-    ack, snooze = control.acks.get(episode_id), control.snooze_of(episode_id, now_ms)
-    if ack is None and snooze is None:
-        return None
-    return Handling(
-        acked_by=ack.user_id if ack else None,
-        acked_at_ms=ack.at_ms if ack else None,
-        snoozed_by=snooze.author if snooze else None,
-        snoozed_until_ms=snooze.ends_ms if snooze else None,
-    )
-
-
 class _Runner:
     """The agent's body, per record and per tick; the lock keeps this worker's Slack calls in
     order."""
@@ -277,8 +262,9 @@ class _Runner:
             await asyncio.sleep(wait)
             attempt += 1
 
-    async def refresh(self, item: Silence | Ack) -> None:
-        """An ack or a snooze arrived: re-render the episode's parents, if this worker has them."""
+    async def refresh(self, item: ControlRecord) -> None:
+        """An ack, a snooze or feedback arrived: re-render the episode's parents, if this
+        worker has them."""
         alert = self.dispatcher.latest(item.episode_id) if item.episode_id else None
         if alert is None:
             return
@@ -320,7 +306,7 @@ class ControlReader(Service):
         bootstrap: list[str],
         topic: str,
         view: ControlView,
-        on_live: Callable[[Silence | Ack], Awaitable[None]],
+        on_live: Callable[[ControlRecord], Awaitable[None]],
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -401,25 +387,3 @@ def _add_interactivity_page(
     class Interactivity(faust.web.View):
         async def post(self, request: web.Request) -> web.StreamResponse:
             return await handler(request)
-
-
-def action_to_control(action: AlertAction) -> Silence | Ack | None:
-    """Acknowledge → an Ack; Snooze 1h → a one-hour silence of the episode's metric and slice."""
-    if action.action == "acknowledge":
-        return Ack(
-            episode_id=action.episode_id,
-            user_id=action.user_id,
-            user_name=action.user_name,
-            at_ms=action.at_ms,
-        )
-    if action.metric is None:
-        return None
-    return Silence.create(
-        action.metric,
-        action.slice,
-        action.at_ms,
-        action.at_ms + int(SNOOZE.total_seconds() * 1000),
-        reason="Snooze 1h from Slack",
-        author=action.user_id,
-        episode_id=action.episode_id,
-    )
