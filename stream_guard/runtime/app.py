@@ -259,6 +259,7 @@ def build_runtime(
         handles = install_notifier(app, alerts, topic(NOTIFIER_TICKS_TOPIC), topic(CONTROL_TOPIC),
                                    notifier)
         metrics.track_notifier(lambda: [handles.notifier.stats, handles.stats])
+        metrics.track_control(lambda: [handles.control])  # feedback answers, refused records
     return rt
 
 
