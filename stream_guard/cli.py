@@ -335,7 +335,11 @@ def build_parser(plugins: bool = True) -> argparse.ArgumentParser:
 
     bt = sub.add_parser("backtest", help="replay + precision/recall/delay against labels")
     bt.add_argument("--input", action="append", required=True, help="input file (repeatable)")
-    bt.add_argument("--labels", required=True, help="labels.json of known incidents")
+    labels = bt.add_mutually_exclusive_group(required=True)
+    labels.add_argument("--labels", help="labels.json of known incidents")
+    labels.add_argument("--feedback", type=Path, action="append", metavar="DUMP",
+                        help="labels from analysts' answers: a dump of the alerts and control "
+                             "topics (repeatable); episodes nobody judged are left out")
     bt.add_argument("--rules", action="append", default=None,
                     help="rules directory; repeat to compare configurations side by side (one "
                          "report directory each, and a diff of their episodes against the first)")

@@ -5,6 +5,9 @@ under ``--out``, named by the shortest tail of its path that no other directory 
 (``a/alert_rules`` and ``b/alert_rules`` become ``a-alert_rules`` and ``b-alert_rules``), and
 every configuration is diffed against the first one (`report.diff_episodes`).
 
+``--feedback DUMP`` takes the labels from analysts' answers instead of ``--labels``
+(backtest/feedback_labels.py).
+
 ``--detector METRIC=TYPE[,k=v]...`` replaces a metric's detector in every configuration; each
 ``v`` is read as a YAML scalar or flow collection (``96``, ``0.5``, ``true``, ``[1, 2, 4]``),
 and commas inside brackets or braces do not split parameters.
@@ -18,11 +21,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import orjson
 import yaml
 from pydantic import ValidationError
 from rich.console import Console
 
 from stream_guard.backtest.evaluate import Evaluation, evaluate, load_labels
+from stream_guard.backtest.feedback_labels import FeedbackLabels, judged_only, labels_from_feedback
 from stream_guard.backtest.progress import progress_bar
 from stream_guard.backtest.replay import build_replayer, replay
 from stream_guard.backtest.report import (
@@ -38,6 +43,7 @@ from stream_guard.config.errors import format_validation_error
 from stream_guard.config.rules import DetectorSpec, MetricRule, load_rules
 from stream_guard.config.topics import load_topics
 from stream_guard.errors import ConfigError
+from stream_guard.types import AlertRecord
 
 __all__ = [
     "DetectorOverride",
@@ -178,7 +184,8 @@ def _run_one(
     replaced = {r.metric: r.detector for r in original}
     info = ConfigInfo(name, str(rules_dir),
                       tuple(o.record(replaced[o.metric]) for o in overrides))
-    incidents = load_labels(Path(args.labels))
+    feedback = labels_from_feedback(args.feedback) if args.feedback else None
+    incidents = feedback.real if feedback else load_labels(Path(args.labels))
     recorder = SeriesRecorder(incidents)
     replayer = build_replayer(rules_dir, args.topics_dir, rules=rules, on_score=recorder)
     inputs = [Path(p) for p in args.input]
@@ -189,7 +196,11 @@ def _run_one(
         summary = replay(replayer, inputs, report_dir / "alerts.jsonl" if report_dir else None,
                          advance)
     windows = {r.metric: int(r.window.total_seconds() * 1000) for r in rules}
-    ev = evaluate(summary.alerts, incidents, windows)
+    alerts = summary.alerts
+    if feedback:
+        alerts = judged_only(alerts, feedback.judged, windows)
+        _feedback_note(feedback, summary.alerts, alerts, report_dir, out)
+    ev = evaluate(alerts, incidents, windows)
     out.print(f"{name} ({rules_dir}): {summary.records:,} records in {summary.seconds:.1f}s "
               f"({summary.events_per_second:,.0f}/s), {len(summary.alerts)} alert records, "
               f"{len(ev.episodes)} episodes", markup=False)
@@ -197,6 +208,20 @@ def _run_one(
         for path in write_report(report_dir, info, ev, incidents, recorder):
             out.print(f"  wrote {path}", markup=False)
     return ev
+
+
+def _feedback_note(labels: FeedbackLabels, replayed: list[AlertRecord],
+                   kept: list[AlertRecord], report_dir: Path | None, out: Console) -> None:
+    """Says what the feedback labels are and what was left out; writes them as labels.json."""
+    left_out = len({a.episode_id for a in replayed} - {a.episode_id for a in kept})
+    out.print(f"labels from feedback: {len(labels.judged)} judged episodes, {len(labels.real)} "
+              f"real; {left_out} replayed episodes match no judged one and are left out; "
+              f"{labels.unmatched} answers without their episode's records", markup=False,
+              soft_wrap=True)
+    if report_dir:
+        path = report_dir / "feedback-labels.json"
+        path.write_bytes(orjson.dumps(labels.to_json(), option=orjson.OPT_INDENT_2))
+        out.print(f"  wrote {path}", markup=False)
 
 
 def _compare(evals: dict[str, Evaluation], out_dir: Path | None, out: Console) -> None:
