@@ -100,21 +100,25 @@ def test_prometheus_scrapes_every_worker_on_its_metrics_port(services: dict[str,
     assert str(sd["port"]) == _env(services["worker"])["STREAM_GUARD_METRICS_PORT"]
 
 
-def test_grafana_dashboard_uses_the_provisioned_datasource_and_existing_metrics() -> None:
+def test_grafana_dashboards_use_the_provisioned_datasource_and_existing_metrics() -> None:
     (source,) = yaml.safe_load(
         (REPO / "deploy/grafana/provisioning/datasources/prometheus.yml").read_text()
     )["datasources"]
-    dashboard = json.loads((REPO / "deploy/grafana/dashboards/stream-guard.json").read_text())
     exported = _exported_families()
-    used: set[str] = set()
-    for panel in dashboard["panels"]:
-        assert panel["datasource"]["uid"] == source["uid"]
-        for target in panel["targets"]:
-            used |= {_family(n) for n in METRIC_NAME.findall(target["expr"])}
-    assert used <= exported, f"the dashboard queries unknown metrics: {used - exported}"
+    used: dict[str, set[str]] = {}
+    for path in sorted((REPO / "deploy/grafana/dashboards").glob("*.json")):
+        dashboard = json.loads(path.read_text())
+        variables = dashboard.get("templating", {}).get("list", [])
+        for item in [*dashboard["panels"], *(v for v in variables if "datasource" in v)]:
+            assert item["datasource"]["uid"] == source["uid"], (path.name, item.get("title"))
+        exprs = [t["expr"] for p in dashboard["panels"] for t in p["targets"]]
+        used[path.stem] = {_family(n) for e in exprs for n in METRIC_NAME.findall(e)}
+        assert used[path.stem] <= exported, f"{path.name} queries unknown metrics"
     assert {"stream_guard_events", "stream_guard_events_invalid", "stream_guard_events_late",
             "stream_guard_processing_lag_seconds", "stream_guard_alert_latency_seconds",
-            "stream_guard_alerts"} <= used
+            "stream_guard_alerts"} <= used["stream-guard"]
+    assert {"stream_guard_metric_value", "stream_guard_metric_expected",
+            "stream_guard_open_episodes"} <= used["stream-guard-business"]
 
 
 def test_every_exported_metric_and_env_var_is_documented() -> None:

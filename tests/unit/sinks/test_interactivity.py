@@ -18,8 +18,15 @@ from pydantic import SecretStr
 
 from stream_guard.clock import ManualClock
 from stream_guard.errors import ConfigError
-from stream_guard.sinks.interactivity import MAX_BODY, AlertAction, interactivity_handler
-from stream_guard.sinks.slack_blocks import ACK_ACTION_ID, SNOOZE_ACTION_ID
+from stream_guard.sinks.interactivity import (
+    ACTIONS,
+    MAX_BODY,
+    AlertAction,
+    interactivity_handler,
+    parse_actions,
+)
+from stream_guard.sinks.slack_blocks import ACK_ACTION_ID, SNOOZE_ACTION_ID, render_parent
+from tests.unit.sinks.test_slack_blocks import WINDOW_END_MS, record
 
 SECRET = "8f742231b10e8888abcd99yyyzzz85a5"
 NOW_S = 1_772_633_700
@@ -302,3 +309,16 @@ def test_a_blank_signing_secret_is_a_config_error(secret: str) -> None:
 
     with pytest.raises(ConfigError, match="SLACK_SIGNING_SECRET"):
         interactivity_handler(SecretStr(secret), ManualClock(0), on_action)
+
+
+def test_every_button_of_a_parent_parses_to_its_action() -> None:
+    """The ids `render_parent` gives its buttons are the ones the endpoint reads."""
+    [actions] = [b for b in render_parent(record(), WINDOW_END_MS).blocks
+                 if b["type"] == "actions"]
+    pressed = [{"action_id": b["action_id"], "value": b["value"]} for b in actions["elements"]]
+    body = {"type": "block_actions", "user": {"id": "U1"}, "actions": pressed}
+    parsed = parse_actions(urlencode({"payload": json.dumps(body)}).encode(), at_ms=0)
+    assert [a.action for a in parsed] == ["acknowledge", "snooze_1h", "snooze_4h",
+                                          "snooze_24h", "feedback_real", "feedback_false_alarm"]
+    assert {a.action for a in parsed} == set(ACTIONS.values())
+    assert {(a.metric, tuple(a.slice.items())) for a in parsed} == {("gmv", (("region", "EU"),))}
