@@ -9,8 +9,10 @@ update read back, `Dispatcher.triage` decides whether it goes out:
 
 A resolution of an episode that already has a thread goes out whatever mutes it, so no thread
 stays firing forever. `remember` keeps the latest update of every episode with a thread (the
-`threads` store: a Faust table live), which is what reminders and refreshes (acks, snoozes)
-show; `due` lists the firing episodes whose reminder is due, passed through the same stages.
+`threads` store: a Faust table live), which is what reminders and refreshes (acks, snoozes,
+feedback, which analysts also give after the resolution) show, until the notification log
+forgets the episode (`forget`); `due` lists the firing episodes whose reminder is due, passed
+through the same stages.
 Pure: `now` is an argument and the stores are plain mappings (dicts in tests and backtests).
 """
 
@@ -74,14 +76,17 @@ class Dispatcher:
         return Verdict("notify")
 
     def remember(self, alert: AlertRecord, record: dict[str, Any], *, has_thread: bool) -> None:
-        """After notifying: keep the latest update of an episode with a thread; forget it once
-        resolved."""
-        if not has_thread:
-            return
-        if alert.status == "resolved":
-            self.threads.pop(alert.episode_id, None)
-        else:
+        """After notifying: keep the latest update of an episode with a thread."""
+        if has_thread:
             self.threads[alert.episode_id] = record
+
+    def forget(self, threaded: Callable[[str], bool]) -> int:
+        """Drop the updates of episodes that no longer have a thread (`threaded`: the
+        notification log still knows them); returns how many went."""
+        gone = [episode_id for episode_id in list(self.threads) if not threaded(episode_id)]
+        for episode_id in gone:
+            del self.threads[episode_id]
+        return len(gone)
 
     def latest(self, episode_id: str) -> AlertRecord | None:
         """The latest update of an episode with a thread (what its parent shows)."""

@@ -28,9 +28,9 @@ episode are not the engine's: the notifier sends them by the route's `repeat_int
 >>> t = EpisodeTracker("gmv", "gmv@1", AlertPolicy.model_validate({"for": 2, "resolve_after": 1}))
 >>> t.observe(900_000, [("warning", 5.0, (), "down")])  # pending
 []
->>> [u.reason for u in t.observe(1_800_000, [("warning", 5.0, (), "down")])]
+>>> [str(u.reason) for u in t.observe(1_800_000, [("warning", 5.0, (), "down")])]
 ['new']
->>> [u.reason for u in t.observe(2_700_000, [])]
+>>> [str(u.reason) for u in t.observe(2_700_000, [])]
 ['resolved']
 """
 

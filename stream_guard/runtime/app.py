@@ -33,35 +33,37 @@ from __future__ import annotations
 import gc
 import logging
 import os
-from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
 import faust
-import orjson
 from faust.types import TP
 
 from stream_guard.aggregate.source import SourceStage
 from stream_guard.clock import Clock, SystemClock
 from stream_guard.config.calendar import load_calendar
-from stream_guard.config.rules import load_rules
+from stream_guard.config.rules import MetricRule, load_rules
 from stream_guard.config.topics import TopicSpec, load_topics
 from stream_guard.engine import Engine
 from stream_guard.ingest.arrival import MAX_SKEW_MS
 from stream_guard.ingest.codec import Codec, DeadLetter
-from stream_guard.ingest.kafka_batch import partition_for
 from stream_guard.observability.metrics import RuntimeMetrics, Server
+from stream_guard.runtime.agents import (
+    OwnerAgent,
+    SourceAgent,
+    Ticker,
+    Topics,
+    publish,
+    siblings_of,
+)
 from stream_guard.runtime.bulk import BulkStream, RawSchema
 from stream_guard.runtime.checkpoint import SAVE_EVERY, Checkpoint
 from stream_guard.runtime.notifier import NotifierSettings, install_notifier
-from stream_guard.runtime.owner import Closed, Owner
-from stream_guard.runtime.reports import NO_WATERMARK, Report, decode, encode, encode_tick
-from stream_guard.runtime.resume import history, reported_offsets
+from stream_guard.runtime.owner import Owner
 from stream_guard.runtime.settings import WorkerSettings
-from stream_guard.runtime.sources import SourcePool, expected_sources, source_name
+from stream_guard.runtime.sources import SourcePool, expected_sources
 from stream_guard.runtime.transport import broker_url
 from stream_guard.stats import EngineStats
-from stream_guard.types import AlertRecord
 
 __all__ = ["PARTIALS_TOPIC", "Runtime", "build_runtime", "run_worker"]
 
@@ -100,6 +102,38 @@ class Runtime:
         return self.settings.topic_prefix + logical
 
 
+@dataclass
+class _Pieces:
+    """The pure pieces a worker wires: rules and topics loaded, sources, the owner."""
+
+    rules: list[MetricRule]
+    topics: dict[str, TopicSpec]
+    codec: Codec
+    pool: SourcePool
+    dead: list[DeadLetter]
+    owner: Owner
+    metrics: RuntimeMetrics
+
+    @classmethod
+    def load(cls, settings: WorkerSettings, metrics: RuntimeMetrics) -> _Pieces:
+        """Rules, topics and calendar (ConfigError if broken), one source stage per consumed
+        partition (made on demand), the owner's engine; metrics told what to expect."""
+        topics = load_topics(settings.topics)
+        rules = load_rules(settings.rules, topics)
+        codec = Codec(topics)
+        dead: list[DeadLetter] = []
+        pool = SourcePool(lambda: SourceStage(rules, codec, EngineStats(), dead.append),
+                          [r.metric for r in rules])
+        engine = Engine(rules, load_calendar(settings.rules / "calendar.yaml"),
+                        on_score=metrics.observe)  # scores and business gauges
+        partitions = {name: spec.partitions for name, spec in topics.items()}
+        owner = Owner(engine, expected_sources(rules, partitions),
+                      int(settings.idle_after.total_seconds() * 1000))
+        metrics.expect({r.metric: [s.topic for s in r.sources] for r in rules}, codec.event_topics)
+        metrics.track_stats(lambda: [*pool.stats(), owner.engine.stats])
+        return cls(rules, topics, codec, pool, dead, owner, metrics)
+
+
 def build_runtime(
     settings: WorkerSettings, clock: Clock | None = None, metrics: RuntimeMetrics | None = None,
     notifier: NotifierSettings | None = None,
@@ -107,22 +141,45 @@ def build_runtime(
     """Loads rules and topics (ConfigError if broken) and declares the app's agents and tables;
     with `notifier`, also the Slack notifier (runtime/notifier.py) on the alerts topic."""
     clock = clock or SystemClock()
-    topics = load_topics(settings.topics)
-    rules = load_rules(settings.rules, topics)
-    calendar = load_calendar(settings.rules / "calendar.yaml")
-    codec = Codec(topics)
-    dead: list[DeadLetter] = []
-    pool = SourcePool(lambda: SourceStage(rules, codec, EngineStats(), dead.append),
-                      [r.metric for r in rules])
-    partitions = {name: spec.partitions for name, spec in topics.items()}
-    metrics = metrics or RuntimeMetrics()
-    metrics.expect({r.metric: [s.topic for s in r.sources] for r in rules}, codec.event_topics)
-    engine = Engine(rules, calendar, on_score=metrics.observe)  # scores and business gauges
-    owner = Owner(engine, expected_sources(rules, partitions),
-                  int(settings.idle_after.total_seconds() * 1000))
-    metrics.track_stats(lambda: [*pool.stats(), owner.engine.stats])
+    p = _Pieces.load(settings, metrics or RuntimeMetrics())
+    app = _app(settings, p.topics)
+    rt = Runtime(app, settings, p.metrics, p.pool, p.owner, p.topics)
+    topics = _declare_topics(app, settings, p)
+    n_partials = p.topics[PARTIALS_TOPIC].partitions
+    state = app.Table("owner-state", default=None, partitions=n_partials, key_type=str,
+                      value_type=str)
+    siblings = siblings_of(p.rules, n_partials)
+    checkpoint = Checkpoint(p.owner, state,
+                            lambda records: publish(topics.alerts, p.metrics, records),
+                            SAVE_EVERY, siblings)
+    horizon_ms = p.pool.horizon_ms() + MAX_SKEW_MS  # what a resumed source re-reads (resume.py)
+    sources = SourceAgent(p.pool, p.dead, topics, p.metrics, clock, horizon_ms)
+    owners = OwnerAgent(checkpoint, siblings, p.metrics, clock)
+    ticker = Ticker(app, topics, [r.metric for r in p.rules], clock)
+    flush_s = settings.flush_interval.total_seconds()
 
-    app = faust.App(
+    @app.agent(topics.events, name="sources")
+    async def _sources(stream: Any) -> None:
+        async for batch in stream.take_bulk(settings.batch_max, flush_s):
+            await sources.on_batch(batch)
+
+    @app.agent(topics.partials, name="owners")
+    async def _owners(stream: Any) -> None:
+        async for event in stream.noack().events():
+            await owners.on_event(event)
+
+    app.timer(TICK_S)(ticker.tick)
+    app.on_partitions_revoked.connect(_on_revoked(rt, topics, checkpoint))
+    if notifier is not None:
+        handles = install_notifier(app, topics.alerts, _raw(app, settings, p, NOTIFIER_TICKS_TOPIC),
+                                   _raw(app, settings, p, CONTROL_TOPIC), notifier)
+        p.metrics.track_notifier(lambda: [handles.notifier.stats, handles.stats])
+        p.metrics.track_control(lambda: [handles.control])  # feedback answers, refused records
+    return rt
+
+
+def _app(settings: WorkerSettings, topics: dict[str, TopicSpec]) -> faust.App:
+    return faust.App(
         settings.app_id,
         broker=broker_url(settings.bootstrap),
         store=settings.store,
@@ -138,179 +195,40 @@ def build_runtime(
         logging_config=None,
         Stream=BulkStream,
     )
-    rt = Runtime(app, settings, metrics, pool, owner, topics)
+
+
+def _raw(app: faust.App, settings: WorkerSettings, p: _Pieces, name: str) -> faust.TopicT:
+    """Topic `name` with raw keys and values (we encode ourselves)."""
+    return app.topic(settings.topic_prefix + name, key_serializer="raw", value_serializer="raw",
+                     partitions=p.topics[name].partitions)
+
+
+def _declare_topics(app: faust.App, settings: WorkerSettings, p: _Pieces) -> Topics:
     prefix = settings.topic_prefix
-    logical = {prefix + name: name for name in codec.event_topics}
+    logical = {prefix + name: name for name in p.codec.event_topics}
+    return Topics(
+        events=app.topic(*sorted(logical), schema=RawSchema()),
+        partials=_raw(app, settings, p, PARTIALS_TOPIC),
+        alerts=_raw(app, settings, p, ALERTS_TOPIC),
+        dead_letters=_raw(app, settings, p, DEAD_LETTERS_TOPIC),
+        logical=logical,
+        bootstrap=settings.bootstrap.split(","),
+        prefix=prefix,
+    )
 
-    def topic(name: str) -> faust.TopicT:
-        return app.topic(prefix + name, key_serializer="raw", value_serializer="raw",
-                         partitions=topics[name].partitions)
 
-    events = app.topic(*sorted(logical), schema=RawSchema())
-    partials, alerts, dead_letters = topic(PARTIALS_TOPIC), topic(ALERTS_TOPIC), topic(
-        DEAD_LETTERS_TOPIC)
-    state = app.Table("owner-state", default=None, partitions=topics[PARTIALS_TOPIC].partitions,
-                      key_type=str, value_type=str)
-    flush_s = settings.flush_interval.total_seconds()
-
-    horizon_ms = pool.horizon_ms() + MAX_SKEW_MS  # what a resumed source re-reads (resume.py)
-
-    async def resume(batch: list[Any]) -> None:
-        """Partitions this worker has no source for yet (newly assigned): re-read what their
-        previous consumer read (`history`) and cut their first reports where it cut them.
-
-        Told by the pool, not by Faust's on_partitions_assigned signal: after a table recovery
-        the streams resume, and deliver, before that signal is sent."""
-        firsts: dict[tuple[str, int], int] = {}
-        for event in batch:
-            msg = event.message
-            key = (logical[msg.topic], msg.partition)
-            if key not in pool:
-                firsts.setdefault(key, msg.offset)
-        if not firsts:
-            return
-        bootstrap = settings.bootstrap.split(",")
-        log.info("resuming %s", ", ".join(f"{source_name(*tp)} at {first}"
-                                          for tp, first in sorted(firsts.items())))
-        cuts = await reported_offsets(bootstrap, partials.get_topic_name(),
-                                      {source_name(*tp): first for tp, first in firsts.items()})
-        past = await history(
-            bootstrap, {(prefix + t, p): first for (t, p), first in firsts.items()}, horizon_ms)
-        log.info("re-reading %s", ", ".join(f"{len(records)} records of {topic}/{partition}"
-                                            for (topic, partition), records in past.items()))
-        for tp in firsts:  # (Faust's timestamps are r.timestamp / 1000: the same arrival)
-            pool.warm(*tp, ((r.offset, r.value, _arrival_ms(r.timestamp / 1000))
-                            for r in past[(prefix + tp[0], tp[1])]))
-            pool.resume(*tp, cuts[source_name(*tp)])
-        log.info("resumed %s", "; ".join(
-            f"{source_name(*tp)} at {first}, cut at {cuts[source_name(*tp)]}"
-            for tp, first in sorted(firsts.items())))
-
-    @app.agent(events, name="sources")
-    async def sources(stream: Any) -> None:
-        async for batch in stream.take_bulk(settings.batch_max, flush_s):
-            await resume(batch)
-            for event in batch:
-                msg = event.message
-                pool.ingest(logical[msg.topic], msg.partition, msg.offset, event.value,
-                            _arrival_ms(msg.timestamp))
-            now = clock.now_ms()
-            for dl in dead:
-                await dead_letters.send(key=dl.topic.encode(), value=orjson.dumps(dl.to_json()))
-            dead.clear()
-            reports = pool.reports(now)
-            for r in reports:
-                await partials.send(key=r.metric.encode(), value=encode(r))
-            _lag(metrics, reports, now)
-            for event in batch:
-                event.ack()
-
-    async def publish(records: list[AlertRecord]) -> None:
-        await _publish(rt, alerts, records)
-        metrics.observe_alerts(records)  # open episodes per metric
-
-    n_partials = topics[PARTIALS_TOPIC].partitions
-
-    def siblings(metric: str) -> list[str]:
-        """The metrics keyed to the same partials partition as `metric` (murmur2, as Faust)."""
-        home = partition_for(metric.encode(), n_partials)
-        return [r.metric for r in rules if partition_for(r.metric.encode(), n_partials) == home]
-
-    checkpoint = Checkpoint(owner, state, publish, SAVE_EVERY, siblings)
-
-    @app.agent(partials, name="owners")
-    async def owners(stream: Any) -> None:
-        async for event in stream.noack().events():
-            msg = decode(event.value)
-            adopting = [m for m in siblings(msg.metric) if not owner.owns(m)]
-            closed = await checkpoint.step(msg, event.ack)
-            for metric in adopting:
-                _log_adopted(owner, metric)
-            _observe(rt, closed, clock)
-
-    async def extents() -> dict[str, tuple[int, int]]:
-        """(end, first offset) of every event partition this worker consumes: an owner calls a
-        source caught up once it has merged reports up to the end (runtime/owner.py)."""
-        tps = [tp for tp in app.consumer.assignment() if tp.topic in logical]
-        firsts = await app.consumer.earliest_offsets(*tps) if tps else {}
-        status: dict[str, tuple[int, int]] = {}
-        for tp in tps:
-            end = app.consumer.highwater(tp)
-            if end is not None and firsts.get(tp) is not None:
-                status[source_name(logical[tp.topic], tp.partition)] = (end, firsts[tp])
-        return status
-
-    @app.timer(TICK_S)
-    async def tick() -> None:
-        status = await extents()
-        for r in rules:
-            await partials.send(key=r.metric.encode(),
-                                value=encode_tick(r.metric, clock.now_ms(), status))
-
+def _on_revoked(rt: Runtime, topics: Topics, checkpoint: Checkpoint) -> Any:
+    """Revoked event partitions lose their sources (and their counters); a revoked partials
+    partition its owned metrics."""
     async def on_revoked(_app: Any, revoked: set[TP], **_: Any) -> None:
-        gone = [(logical[tp.topic], tp.partition) for tp in revoked if tp.topic in logical]
-        for stats in pool.forget(gone):
-            metrics.retire(stats)
-        if any(tp.topic == prefix + PARTIALS_TOPIC for tp in revoked):
+        gone = [(topics.logical[tp.topic], tp.partition) for tp in revoked
+                if tp.topic in topics.logical]
+        for stats in rt.pool.forget(gone):
+            rt.metrics.retire(stats)
+        if any(tp.topic == topics.partials.get_topic_name() for tp in revoked):
             checkpoint.revoke()
 
-    app.on_partitions_revoked.connect(on_revoked)  # type: ignore[arg-type]  # mode's stub
-    if notifier is not None:
-        handles = install_notifier(app, alerts, topic(NOTIFIER_TICKS_TOPIC), topic(CONTROL_TOPIC),
-                                   notifier)
-        metrics.track_notifier(lambda: [handles.notifier.stats, handles.stats])
-        metrics.track_control(lambda: [handles.control])  # feedback answers, refused records
-    return rt
-
-
-async def _publish(rt: Runtime, alerts: faust.TopicT, records: list[AlertRecord]) -> None:
-    """Alert records onto their topic, delivered (acknowledged by the broker) on return."""
-    sent = [await alerts.send(key=record.fingerprint.encode(), value=record.to_json())
-            for record in records]
-    for record, delivery in zip(records, sent, strict=True):
-        await delivery
-        log.info("alert %s %s %s %s", record.status, record.severity, record.metric,
-                 record.fingerprint)
-
-
-def _log_adopted(owner: Owner, metric: str) -> None:
-    st = owner.merger(metric).state
-    log.info("owning %s: closed until %s, %d open windows, offsets merged %s",
-             metric, st.closed_until, len(st.open), dict(sorted(st.covered.items())))
-
-
-def _observe(rt: Runtime, closed: Closed, clock: Clock) -> None:
-    """Close-to-alert latency and watermarks of the metrics whose windows closed; sources
-    active or idle."""
-    idle: dict[str, bool] = {}  # source -> idle for every merger that heard of it
-    for merger in rt.owner.mergers.values():
-        now_idle = merger.idle_sources()
-        for source in merger.state.sources:
-            idle[source] = idle.get(source, True) and source in now_idle
-    rt.metrics.set_sources(active=sum(not v for v in idle.values()), idle=sum(idle.values()))
-    for metric in closed.metrics:
-        if closed.report_sent_ms is not None:
-            rt.metrics.observe_alert_latency(
-                metric, (clock.now_ms() - closed.report_sent_ms) / 1000)
-        mark, _final = rt.owner.watermark(rt.owner.index[metric])
-        if mark is not None:
-            rt.metrics.set_watermark(metric, mark)
-
-
-def _arrival_ms(timestamp: float | None) -> int | None:
-    """A Kafka record's timestamp (Faust gives seconds) as epoch ms; None when absent."""
-    return int(timestamp * 1000) if timestamp and timestamp > 0 else None
-
-
-def _lag(metrics: RuntimeMetrics, reports: Iterable[Report], now_ms: int) -> None:
-    latest: dict[str, int] = {}
-    for r in reports:
-        if r.watermark_ms == NO_WATERMARK:  # only invalid records so far: no event time
-            continue
-        topic = r.source.rsplit("/", 1)[0]
-        latest[topic] = max(latest.get(topic, r.watermark_ms), r.watermark_ms)
-    for topic, wm in latest.items():
-        metrics.set_lag(topic, max(0.0, (now_ms - wm) / 1000))
+    return on_revoked
 
 
 def _tune_gc() -> None:

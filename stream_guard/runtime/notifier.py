@@ -232,6 +232,7 @@ class _Runner:
                 self.staged.flush()
                 self.stats["forgotten", "", ""] += dropped
                 log.info("notification log: forgot %d entries past retention", dropped)
+            self.dispatcher.forget(lambda episode_id: bool(self.notifier.log.threads(episode_id)))
 
     async def _record_silenced(
         self, record: dict[str, Any], alert: AlertRecord, silences: list[str]

@@ -1,0 +1,222 @@
+"""The bodies of the worker's agents and timer, in data-flow order (declared in runtime/app.py).
+
+1. `SourceAgent`, per batch of event messages: resume the partitions this worker has no source
+   for yet (runtime/resume.py), ingest (runtime/sources.py → aggregate/source.py), send dead
+   letters and one report per metric, then ack the batch;
+2. `OwnerAgent`, per partials message: `Checkpoint.step` (merge, close, detect; alerts → models
+   → windows → acks: runtime/checkpoint.py), then metrics;
+3. `Ticker`, on a timer: a tick per metric onto the partials topic, carrying the end offset of
+   every event partition this worker consumes, so idleness is decided by the owner, in a stream
+   event, as table writes require.
+
+Each takes what it needs at construction: plain objects and Faust topics, no closures over
+shared mutable state.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any
+
+import faust
+import orjson
+
+from stream_guard.clock import Clock
+from stream_guard.config.rules import MetricRule
+from stream_guard.ingest.codec import DeadLetter
+from stream_guard.ingest.kafka_batch import partition_for
+from stream_guard.observability.metrics import RuntimeMetrics
+from stream_guard.runtime.checkpoint import Checkpoint
+from stream_guard.runtime.owner import Closed, Owner
+from stream_guard.runtime.reports import NO_WATERMARK, Report, decode, encode, encode_tick
+from stream_guard.runtime.resume import history, reported_offsets
+from stream_guard.runtime.sources import SourcePool, source_name
+from stream_guard.types import AlertRecord
+
+__all__ = ["OwnerAgent", "SourceAgent", "Ticker", "Topics", "publish", "siblings_of"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Topics:
+    """The worker's Faust topics and how their names map to logical topic names."""
+
+    events: faust.TopicT
+    partials: faust.TopicT
+    alerts: faust.TopicT
+    dead_letters: faust.TopicT
+    logical: dict[str, str]  # broker topic name -> logical event topic name
+    bootstrap: list[str]
+    prefix: str
+
+
+class SourceAgent:
+    """Per batch of event messages: resume, ingest, dead letters, reports, ack."""
+
+    def __init__(
+        self, pool: SourcePool, dead: list[DeadLetter], topics: Topics, metrics: RuntimeMetrics,
+        clock: Clock, horizon_ms: int,
+    ) -> None:
+        self.pool, self.dead, self.topics = pool, dead, topics
+        self.metrics, self.clock, self.horizon_ms = metrics, clock, horizon_ms
+
+    async def on_batch(self, batch: list[Any]) -> None:
+        await self.resume(batch)
+        logical = self.topics.logical
+        for event in batch:
+            msg = event.message
+            self.pool.ingest(logical[msg.topic], msg.partition, msg.offset, event.value,
+                             _arrival_ms(msg.timestamp))
+        now = self.clock.now_ms()
+        for dl in self.dead:
+            await self.topics.dead_letters.send(key=dl.topic.encode(),
+                                                value=orjson.dumps(dl.to_json()))
+        self.dead.clear()
+        reports = self.pool.reports(now)
+        for r in reports:
+            await self.topics.partials.send(key=r.metric.encode(), value=encode(r))
+        _lag(self.metrics, reports, now)
+        for event in batch:
+            event.ack()
+
+    async def resume(self, batch: list[Any]) -> None:
+        """Partitions this worker has no source for yet (newly assigned): re-read what their
+        previous consumer read (`history`) and cut their first reports where it cut them.
+
+        Told by the pool, not by Faust's on_partitions_assigned signal: after a table recovery
+        the streams resume, and deliver, before that signal is sent."""
+        firsts: dict[tuple[str, int], int] = {}
+        for event in batch:
+            msg = event.message
+            key = (self.topics.logical[msg.topic], msg.partition)
+            if key not in self.pool:
+                firsts.setdefault(key, msg.offset)
+        if firsts:
+            await self._resume(firsts)
+
+    async def _resume(self, firsts: dict[tuple[str, int], int]) -> None:
+        t, prefix = self.topics, self.topics.prefix
+        log.info("resuming %s", ", ".join(f"{source_name(*tp)} at {first}"
+                                          for tp, first in sorted(firsts.items())))
+        cuts = await reported_offsets(t.bootstrap, t.partials.get_topic_name(),
+                                      {source_name(*tp): first for tp, first in firsts.items()})
+        past = await history(
+            t.bootstrap, {(prefix + tp, p): first for (tp, p), first in firsts.items()},
+            self.horizon_ms)
+        log.info("re-reading %s", ", ".join(f"{len(records)} records of {topic}/{partition}"
+                                            for (topic, partition), records in past.items()))
+        for tp in firsts:  # (Faust's timestamps are r.timestamp / 1000: the same arrival)
+            self.pool.warm(*tp, ((r.offset, r.value, _arrival_ms(r.timestamp / 1000))
+                                 for r in past[(prefix + tp[0], tp[1])]))
+            self.pool.resume(*tp, cuts[source_name(*tp)])
+        log.info("resumed %s", "; ".join(
+            f"{source_name(*tp)} at {first}, cut at {cuts[source_name(*tp)]}"
+            for tp, first in sorted(firsts.items())))
+
+
+def siblings_of(rules: list[MetricRule], partitions: int) -> Callable[[str], list[str]]:
+    """metric -> the metrics keyed to the same partials partition (murmur2, as Faust's)."""
+    home = {r.metric: partition_for(r.metric.encode(), partitions) for r in rules}
+    return lambda metric: [m for m, p in home.items() if p == home[metric]]
+
+
+class OwnerAgent:
+    """Per partials message: the checkpointed step of the owner, then its metrics."""
+
+    def __init__(
+        self, checkpoint: Checkpoint, siblings: Callable[[str], list[str]],
+        metrics: RuntimeMetrics, clock: Clock,
+    ) -> None:
+        self.checkpoint, self.siblings = checkpoint, siblings
+        self.owner: Owner = checkpoint.owner
+        self.metrics, self.clock = metrics, clock
+
+    async def on_event(self, event: Any) -> None:
+        msg = decode(event.value)
+        adopting = [m for m in self.siblings(msg.metric) if not self.owner.owns(m)]
+        closed = await self.checkpoint.step(msg, event.ack)
+        for metric in adopting:
+            _log_adopted(self.owner, metric)
+        self._observe(closed)
+
+    def _observe(self, closed: Closed) -> None:
+        """Close-to-alert latency and watermarks of the metrics whose windows closed; sources
+        active or idle."""
+        idle: dict[str, bool] = {}  # source -> idle for every merger that heard of it
+        for merger in self.owner.mergers.values():
+            now_idle = merger.idle_sources()
+            for source in merger.state.sources:
+                idle[source] = idle.get(source, True) and source in now_idle
+        self.metrics.set_sources(active=sum(not v for v in idle.values()), idle=sum(idle.values()))
+        for metric in closed.metrics:
+            if closed.report_sent_ms is not None:
+                self.metrics.observe_alert_latency(
+                    metric, (self.clock.now_ms() - closed.report_sent_ms) / 1000)
+            mark, _final = self.owner.watermark(self.owner.index[metric])
+            if mark is not None:
+                self.metrics.set_watermark(metric, mark)
+
+
+class Ticker:
+    """A tick per metric onto the partials topic, with each consumed partition's extent."""
+
+    def __init__(self, app: faust.App, topics: Topics, metrics: list[str], clock: Clock) -> None:
+        self.app, self.topics, self.metrics, self.clock = app, topics, metrics, clock
+
+    async def tick(self) -> None:
+        status = await self.extents()
+        for metric in self.metrics:
+            await self.topics.partials.send(
+                key=metric.encode(), value=encode_tick(metric, self.clock.now_ms(), status))
+
+    async def extents(self) -> dict[str, tuple[int, int]]:
+        """(end, first offset) of every event partition this worker consumes: an owner calls a
+        source caught up once it has merged reports up to the end (runtime/owner.py)."""
+        consumer, logical = self.app.consumer, self.topics.logical
+        tps = [tp for tp in consumer.assignment() if tp.topic in logical]
+        firsts = await consumer.earliest_offsets(*tps) if tps else {}
+        status: dict[str, tuple[int, int]] = {}
+        for tp in tps:
+            end = consumer.highwater(tp)
+            if end is not None and firsts.get(tp) is not None:
+                status[source_name(logical[tp.topic], tp.partition)] = (end, firsts[tp])
+        return status
+
+
+async def publish(
+    alerts: faust.TopicT, metrics: RuntimeMetrics, records: list[AlertRecord]
+) -> None:
+    """Alert records onto their topic, delivered (acknowledged by the broker) on return; then
+    counted (open episodes per metric)."""
+    sent = [await alerts.send(key=record.fingerprint.encode(), value=record.to_json())
+            for record in records]
+    for record, delivery in zip(records, sent, strict=True):
+        await delivery
+        log.info("alert %s %s %s %s", record.status, record.severity, record.metric,
+                 record.fingerprint)
+    metrics.observe_alerts(records)
+
+
+def _log_adopted(owner: Owner, metric: str) -> None:
+    st = owner.merger(metric).state
+    log.info("owning %s: closed until %s, %d open windows, offsets merged %s",
+             metric, st.closed_until, len(st.open), dict(sorted(st.covered.items())))
+
+
+def _arrival_ms(timestamp: float | None) -> int | None:
+    """A Kafka record's timestamp (Faust gives seconds) as epoch ms; None when absent."""
+    return int(timestamp * 1000) if timestamp and timestamp > 0 else None
+
+
+def _lag(metrics: RuntimeMetrics, reports: Iterable[Report], now_ms: int) -> None:
+    latest: dict[str, int] = {}
+    for r in reports:
+        if r.watermark_ms == NO_WATERMARK:  # only invalid records so far: no event time
+            continue
+        topic = r.source.rsplit("/", 1)[0]
+        latest[topic] = max(latest.get(topic, r.watermark_ms), r.watermark_ms)
+    for topic, wm in latest.items():
+        metrics.set_lag(topic, max(0.0, (now_ms - wm) / 1000))
