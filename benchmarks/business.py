@@ -4,6 +4,8 @@
     python benchmarks/business.py --fold B                # the held-out fold only
     python benchmarks/business.py --rules alert_rules --rules my_rules   # pick one per fold
     python benchmarks/business.py --seeds 5 --days 3 --jobs 1
+    python benchmarks/business.py --detector gmv=auto     # swap a metric's detector everywhere
+    python benchmarks/business.py --ablation river        # hand-tuned, auto and River models
 
 Validation protocol (docs/validation.md): the seeds form two fixed folds. Fold A holds the
 tuning seeds (11, 12: the shipped rules were tuned by hand on them, so their fold-A figures are
@@ -18,6 +20,12 @@ bytes) and replayed through the same engine `stream-guard backtest` runs, one pr
 The table lists, per seed and per metric, precision (per alert episode), recall (per incident),
 the median detection delay in windows of the metric and in minutes, and how often the top slice
 hint names the incident's slice; then the same pooled per fold.
+
+``--detector METRIC=TYPE[,k=v]`` (as in ``stream-guard backtest``) swaps a metric's detector in
+every configuration. ``--ablation river`` runs a fixed list of configurations over the shipped
+rules -- the rules as shipped, every metric on ``auto``, then every metric on each River model
+(Holt-Winters additive and multiplicative, SNARIMAX, HalfSpaceTrees) -- and prints one row per
+configuration, metric and fold, plus the fold report (each fold's pick scored on the other).
 """
 
 from __future__ import annotations
@@ -40,12 +48,37 @@ sys.path.insert(0, str(REPO))
 
 from stream_guard.backtest.evaluate import MetricScore, evaluate, load_labels  # noqa: E402
 from stream_guard.backtest.replay import build_replayer, replay  # noqa: E402
+from stream_guard.backtest.run import apply_detector_overrides  # noqa: E402
+from stream_guard.config.rules import load_rules  # noqa: E402
+from stream_guard.config.topics import load_topics  # noqa: E402
 from stream_guard.simulate.writer import write_simulation  # noqa: E402
 
 # The two folds, fixed: A = the seeds the shipped rules were tuned on, B = held out.
 SEED_FOLDS: dict[str, tuple[int, ...]] = {"A": (11, 12), "B": (21, 31, 41)}
 TUNING_SEEDS = SEED_FOLDS["A"]
 HELD_OUT_SEEDS = SEED_FOLDS["B"]
+
+
+METRICS = ("gmv", "complaint_rate", "violation_rate", "bad_seller_onboarding_rate")
+
+# --ablation river: (name, detector override applied to every metric; None = as shipped)
+RIVER_ABLATION: list[tuple[str, str | None]] = [
+    ("shipped (hand-tuned)", None),
+    ("auto", "auto"),
+    ("river_forecast holtwinters", "river_forecast,model=holtwinters"),
+    ("river_forecast holtwinters_mul", "river_forecast,model=holtwinters_mul"),
+    ("river_forecast snarimax", "river_forecast,model=snarimax"),
+    ("river_hst", "river_hst,seed=1"),
+]
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """A configuration: a rules directory and detector overrides (``METRIC=TYPE[,k=v]``)."""
+
+    name: str
+    rules_dir: Path
+    overrides: tuple[str, ...] = ()
 
 
 @dataclass
@@ -57,8 +90,9 @@ class SeedResult:
     missed: list[str] = field(default_factory=list)
 
 
-def run_seed(seed: int, days: int, candidates: list[Path], data_dir: Path) -> list[SeedResult]:
-    """Simulate (unless already there) and backtest one seed with every rules directory; runs
+def run_seed(seed: int, days: int, candidates: list[Candidate], data_dir: Path
+             ) -> list[SeedResult]:
+    """Simulate (unless already there) and backtest one seed with every configuration; runs
     in a worker process. Alerts go to ``alerts.jsonl`` (``alerts-<i>.jsonl`` for candidate i
     when there are several)."""
     out = data_dir / f"s{seed}"
@@ -66,8 +100,11 @@ def run_seed(seed: int, days: int, candidates: list[Path], data_dir: Path) -> li
         write_simulation(out, days=days, seed=seed)
     incidents = load_labels(out / "labels.json")
     results = []
-    for i, rules_dir in enumerate(candidates):
-        replayer = build_replayer(rules_dir)
+    topics = load_topics()
+    for i, candidate in enumerate(candidates):
+        rules = apply_detector_overrides(load_rules(candidate.rules_dir, topics),
+                                         list(candidate.overrides))
+        replayer = build_replayer(candidate.rules_dir, rules=rules)
         alerts = out / ("alerts.jsonl" if len(candidates) == 1 else f"alerts-{i}.jsonl")
         summary = replay(replayer, [out / "events.jsonl"], alerts)
         windows = {r.metric: int(r.window.total_seconds() * 1000) for r in replayer.rules}
@@ -147,7 +184,7 @@ def _summary(s: MetricScore) -> list[str]:
             _fmt(f1(s)), _fmt(s.median_delay), _fmt(s.top_hint_rate)]
 
 
-def fold_table(results: list[SeedResult], candidates: list[Path],
+def fold_table(results: list[SeedResult], candidates: list[Candidate],
                folds: dict[str, tuple[int, ...]]) -> Table:
     """The headline: per fold, what is chosen where and the pooled scores of the scored fold."""
     t = Table("chosen on", "scored on", "rules", "detected", "episodes", "precision", "recall",
@@ -178,6 +215,29 @@ def fold_table(results: list[SeedResult], candidates: list[Path],
     return t
 
 
+def ablation_table(results: list[SeedResult], candidates: list[Candidate],
+                   folds: dict[str, tuple[int, ...]]) -> Table:
+    """One row per configuration and metric: detected/incidents, episodes, P, R, delay, per
+    fold (the configurations are fixed in advance, so every fold's figure is held out for
+    them; only the pick among them, in the fold report, is chosen on a fold)."""
+    t = Table("configuration", "metric",
+              *(f"{k}: {c}" for k in folds for c in ("det/inc", "ep", "P", "R", "delay")),
+              title="[bold]ablation: one configuration per row[/]")
+    for column in t.columns[2:]:
+        column.justify = "right"
+    for i, c in enumerate(candidates):
+        for metric in (*METRICS, "all"):
+            row = [c.name, metric]
+            for seeds in folds.values():
+                s = pool([r for r in results if r.rules == i and r.seed in seeds]).get(
+                    metric, MetricScore(metric))
+                row += [f"{s.detected}/{s.incidents}", str(s.episodes), _fmt(s.precision),
+                        _fmt(s.recall), _fmt(s.median_delay)]
+            t.add_row(*row, style="bold" if metric == "all" else None)
+        t.add_section()
+    return t
+
+
 def _seeds(text: str) -> list[int]:
     return [int(s) for s in text.split(",") if s]
 
@@ -194,10 +254,19 @@ def main() -> int:
                         help="a rules directory; repeat to let each fold choose one")
     parser.add_argument("--data", type=Path, default=REPO / "out" / "business",
                         help="where simulations (and alerts) are kept")
+    parser.add_argument("--detector", action="append", default=[], metavar="METRIC=TYPE[,k=v]",
+                        help="swap a metric's detector in every configuration (repeatable)")
+    parser.add_argument("--ablation", choices=["river"], default=None,
+                        help="run a fixed list of configurations (see the module doc)")
     parser.add_argument("--jobs", type=int, default=None,
                         help="seeds run in parallel (default: one per CPU, at most one per seed)")
     args = parser.parse_args()
-    candidates: list[Path] = args.rules or [REPO / "alert_rules"]
+    dirs: list[Path] = args.rules or [REPO / "alert_rules"]
+    candidates = [Candidate(str(d), d, tuple(args.detector)) for d in dirs]
+    if args.ablation == "river":
+        candidates = [Candidate(name, dirs[0], tuple(args.detector) + (
+            tuple(f"{m}={override}" for m in METRICS) if override else ()))
+            for name, override in RIVER_ABLATION]
     if args.seeds is not None:
         seeds = args.seeds
     elif args.fold == "both":
@@ -225,14 +294,19 @@ def main() -> int:
             bar.update(task, advance=1, description=f"seed {futures[done]} done")
     groups = {f"fold {k}": list(v) for k, v in folds.items()}
     groups["other"] = [s for s in seeds if fold_of(s) == "-"]
-    for i, rules_dir in enumerate(candidates):
+    for i, candidate in enumerate(candidates):
         mine = [r for r in results if r.rules == i]
-        console.print(table(mine, groups, f"business metrics: rules {i}: {rules_dir}"))
+        title = f"business metrics: configuration {i}: {candidate.name}"
+        if candidate.overrides:
+            title += f" ({'; '.join(candidate.overrides)})"
+        console.print(table(mine, groups, title))
         for r in sorted(mine, key=lambda r: r.seed):
             for line in r.missed:
                 console.print(f"seed {r.seed} missed: {line}", markup=False)
             for line in r.false_episodes:
                 console.print(f"seed {r.seed} false episode: {line}", markup=False)
+    if folds and len(candidates) > 1:
+        console.print(ablation_table(results, candidates, folds))
     if folds:
         console.print(fold_table(results, candidates, folds))
     if len(candidates) == 1:

@@ -32,8 +32,8 @@ class RiverForecast(DetectorBase):
     learning happens only in ``learn_one``.
 
     `seasonality` is in windows (None: one day of the rule's window); `warmup` in windows (None:
-    two seasons, one to initialise the forecaster and one to learn its residual spread) must be
-    at least one season.
+    a season and a quarter: one to initialise the forecaster, a quarter to learn its residual
+    spread, so a daily season scores from day 2 like our detectors) must be at least a season.
 
     >>> det = RiverForecast(model="holtwinters", seasonality=4, warmup=12)
     >>> for i in range(40):
@@ -43,7 +43,7 @@ class RiverForecast(DetectorBase):
     >>> det.score_one({"t": 40.0, "value": 10.0}) < det.score_one({"t": 40.0, "value": 30.0})
     True
     >>> RiverForecast(window=900.0).seasonality, RiverForecast(window=900.0).warmup
-    (96, 192)
+    (96, 120)
     """
 
     def __init__(
@@ -58,7 +58,8 @@ class RiverForecast(DetectorBase):
         self.model = model
         self.seasonality = seasonality if seasonality is not None else max(
             1, round(_DAY_S / window))
-        self.warmup = warmup if warmup is not None else 2 * self.seasonality
+        self.warmup = warmup if warmup is not None else self.seasonality + max(
+            2, self.seasonality // 4)
         self.alpha = alpha
         self.window = window
         m = self.seasonality

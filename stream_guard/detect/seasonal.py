@@ -12,7 +12,7 @@ from stream_guard.detect.stats import Recent, ShiftCounter, median, supported_z
 __all__ = ["SeasonalBaseline"]
 
 _MEDIAN_CHI2_1 = 0.4549  # median of a chi-square with one degree of freedom (its mean is 1)
-_WEEK_S = 7 * 86400.0
+_DAY_S = 86400.0
 
 
 class SeasonalBaseline(DetectorBase):
@@ -41,14 +41,15 @@ class SeasonalBaseline(DetectorBase):
     as far as the window after it supports (`stats.supported_z`).
 
     Weekly shape (`weekly`): a Saturday is no incident either. On top of the daily profile,
-    each hour of the week (or each window, for windows of an hour or more) gets a factor, the
-    ratio of what that hour saw to what level x daily profile expected, learned from the
-    normal windows of the hour once it is over and used from the same hour a week later
-    (1 before: the first week is judged on the daily profile alone). One hour of one week is a
-    noisy estimate, so the factor is shrunk towards 1 by its own evidence (positive-part
-    James-Stein: times ``1 - 1 / t²`` for the hour's mean z ``t``): a weekend's +12% over
-    thousands of orders is kept whole, the noise of a small slice's night hour is not learned.
-    Later weeks move it halfway to what they see.
+    each day of the week (UTC) gets a factor: the day's level (the median over its windows of
+    value / daily profile) against the median day level of the last seven days. All of the
+    day's windows count (a weekend's first hours are beyond `hold`, and they are what is to be
+    learned); the medians keep an incident of a few hours, or a day, out. The factor is set
+    when the day is over and used from the same day a week later (1 before: the first week is
+    judged on the daily profile and the level alone). One day is a noisy estimate, so the
+    factor is shrunk towards 1 by its own evidence (positive-part James-Stein: times
+    ``1 - se² / (r - 1)²`` for a day ratio ``r`` of standard error ``se``): a weekend's -30%
+    is kept whole, the noise of a small slice mostly not. Later weeks move it halfway.
 
     Parameters: `window` and `period` in seconds; `alpha` the level's EWMA weight per window;
     `season_alpha` the profile's weight per period; `model_error` the relative error floor;
@@ -116,21 +117,21 @@ class SeasonalBaseline(DetectorBase):
         self._held: tuple[float, float, float] | None = None
         self._warm: dict[int, float] = {}
         self._counts = [0.0] * self.n_buckets  # usual events per phase (x["denominator"])
-        self._week: dict[int, float] = {}  # hour of the week -> factor (weekly)
-        self._week_acc: tuple[int, float, float, int] | None = None  # hour, sum r, sum z, n
+        self._week: dict[int, float] = {}  # day of the week -> factor (weekly)
+        # the current day: its index and each window's (value / daily profile, relative std)
+        self._day: tuple[int, list[tuple[float, float]]] | None = None
+        self._day_levels: list[float] = []  # of the last seven days
 
     def __setstate__(self, state: dict[str, object]) -> None:
         """Detectors pickled before `weekly` existed load without a weekly shape."""
         state.setdefault("weekly", False)
         state.setdefault("_week", {})
-        state.setdefault("_week_acc", None)
+        state.setdefault("_day", None)
+        state.setdefault("_day_levels", [])
         self.__dict__.update(state)
 
-    def _week_block(self, t: float) -> int:
-        return int((t % _WEEK_S) // max(self.window, 3600.0))
-
     def _week_factor(self, t: float) -> float:
-        return self._week.get(self._week_block(t), 1.0) if self.weekly else 1.0
+        return self._week.get(int(t // _DAY_S) % 7, 1.0) if self.weekly else 1.0
 
     def _bucket(self, t: float) -> int:
         return int((t % self.period) // self.window) % self.n_buckets
@@ -205,6 +206,8 @@ class SeasonalBaseline(DetectorBase):
             return
         week = self._week_factor(t)
         expected = self._level * self._factor(b) * week
+        if self.weekly:
+            self._learn_week(t, value, expected, b)
         scan = self._scan(value, expected, b)
         side = 1 if scan > self.hold else -1 if scan < -self.hold else 0
         if self._shift.update(side):
@@ -220,8 +223,6 @@ class SeasonalBaseline(DetectorBase):
             self._learn_count(b, x)
             self._learn_noise(z, expected, noise_var)
             self._learn_level(b, value, expected, noise_var, week)
-            if self.weekly:
-                self._learn_week(t, value, expected, z)
         elif abs(self._shift.streak) == 1:  # the first window beyond `hold`: blip or onset?
             self._held = (z, expected, noise_var)
 
@@ -259,28 +260,38 @@ class SeasonalBaseline(DetectorBase):
         weight = 1.0 if self._seen <= self.n_buckets else 0.3
         self._counts[b] += (x.get("denominator", 0.0) - self._counts[b]) * weight
 
-    def _learn_week(self, t: float, value: float, expected: float, z: float) -> None:
-        """Accumulate this normal window's ratio to its expectation in its hour of the week;
-        an hour's factor is set (or moved) once the hour is over (see the class doc)."""
-        block = self._week_block(t)
-        acc = self._week_acc
-        if acc is not None and acc[0] != block:
-            self._commit_week(acc)
-            acc = None
-        ratio = value / expected if expected > 0 else 1.0
-        zc = max(-self.clip, min(self.clip, z))
-        acc = (block, ratio, zc, 1) if acc is None else (block, acc[1] + ratio, acc[2] + zc,
-                                                         acc[3] + 1)
-        self._week_acc = acc
+    def _learn_week(self, t: float, value: float, expected: float, b: int) -> None:
+        """Record this window against the daily profile; a day's factor is set (or moved) once
+        the day is over (see the class doc)."""
+        day = int(t // _DAY_S)
+        if self._day is not None and self._day[0] != day:
+            self._commit_day()
+        if self._day is None:
+            self._day = (day, [])
+        factor = self._factor(b)
+        if factor > 0 and expected > 0:
+            std = math.sqrt(self._noise_var(expected, b) + (self.model_error * expected) ** 2)
+            self._day[1].append((value / factor, std / expected))
 
-    def _commit_week(self, acc: tuple[int, float, float, int]) -> None:
-        block, sum_ratio, sum_z, n = acc
-        t2 = sum_z * sum_z / n  # the hour's mean z, squared, times n: chi-square(1) under H0
-        shrink = max(0.0, 1.0 - 1.0 / t2) if t2 > 0 else 0.0
-        seen = sum_ratio / n  # relative to level x profile x the current factor
-        old = self._week.get(block)
-        step = 1.0 if old is None else 0.5
-        self._week[block] = (old or 1.0) * (1.0 + step * shrink * (seen - 1.0))
+    def _commit_day(self) -> None:
+        assert self._day is not None
+        day, seen = self._day
+        self._day = None
+        if len(seen) < max(1, self.n_buckets // 2):  # half a day says little about a day
+            return
+        level = median([v for v, _ in seen])
+        self._day_levels = [*self._day_levels[-6:], level]
+        usual = median(self._day_levels)
+        if usual <= 0:
+            return
+        ratio = level / usual
+        # relative standard error of a median of the day's windows: 1.25 x that of a mean
+        se = 1.25 * math.sqrt(sum(v * v for _, v in seen)) / len(seen)
+        excess = ratio - 1.0
+        shrink = max(0.0, 1.0 - se * se / (excess * excess)) if excess else 0.0
+        target = 1.0 + shrink * excess
+        old = self._week.get(day % 7)
+        self._week[day % 7] = target if old is None else old + 0.5 * (target - old)
 
     def _learn_level(
         self, b: int, value: float, expected: float, noise_var: float, week: float = 1.0

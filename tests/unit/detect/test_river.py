@@ -39,9 +39,9 @@ def test_readme_override_runs_from_the_first_window(model: str) -> None:
         scores.append(det.score_one(x))
         expected.append(det.expect_one(x))
         det.learn_one(x)
-    assert all(e is None for e in expected[:192])  # warm-up: two seasons by default
-    assert all(e is not None for e in expected[192:])
-    assert max(scores[192:]) < 4.5  # a noisy daily cycle raises nothing
+    assert all(e is None for e in expected[:120])  # warm-up: a season and a quarter
+    assert all(e is not None for e in expected[120:])
+    assert max(scores[120:]) < 4.5  # a noisy daily cycle raises nothing
     spike = {**_series(96 * 4 + 1)[-1]}
     spike["value"] *= 3
     assert det.score_one(spike) > 4
@@ -61,4 +61,4 @@ def test_warmup_shorter_than_a_season_is_refused_at_load() -> None:
 
 def test_default_season_is_a_day_of_the_rule_window() -> None:
     det = build_detector("river_forecast", {}, window_s=1800.0).detector  # type: ignore[attr-defined]
-    assert (det.seasonality, det.warmup) == (48, 96)
+    assert (det.seasonality, det.warmup) == (48, 60)
