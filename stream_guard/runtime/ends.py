@@ -20,7 +20,9 @@ from typing import Protocol, TypeVar
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
-__all__ = ["END_POLL_MS", "live_ends", "reader"]
+from stream_guard.config.kafka_security import KafkaSecurity, client_options
+
+__all__ = ["END_POLL_MS", "live_ends", "new_reader", "reader"]
 
 log = logging.getLogger(__name__)
 
@@ -28,12 +30,20 @@ END_POLL_MS = 200
 """A poll returning nothing for this long ends a read to the live end of a partition."""
 
 
+def new_reader(bootstrap: list[str], security: KafkaSecurity | None = None) -> AIOKafkaConsumer:
+    """A consumer outside any group, for reading partitions by offset (assign, seek), not
+    started: the worker's only aiokafka client outside Faust's. TLS and SASL from `security`,
+    else from the environment (config/kafka_security.py), as the Faust app's."""
+    return AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False,
+                            fetch_max_wait_ms=50, **client_options(security))
+
+
 @asynccontextmanager
-async def reader(bootstrap: list[str]) -> AsyncIterator[AIOKafkaConsumer]:
-    """A consumer outside any group, for reading partitions by offset (assign, seek), stopped
-    on the way out."""
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False,
-                                fetch_max_wait_ms=50)
+async def reader(
+    bootstrap: list[str], security: KafkaSecurity | None = None
+) -> AsyncIterator[AIOKafkaConsumer]:
+    """`new_reader`, started, and stopped on the way out."""
+    consumer = new_reader(bootstrap, security)
     await consumer.start()
     try:
         yield consumer
@@ -52,14 +62,16 @@ class _Partition(Protocol):
 P = TypeVar("P", bound=_Partition)
 
 
-async def live_ends(bootstrap: list[str], reported: Mapping[P, int | None]) -> dict[P, int]:
+async def live_ends(
+    bootstrap: list[str], reported: Mapping[P, int | None], security: KafkaSecurity | None = None
+) -> dict[P, int]:
     """Partition -> the offset after its last record, reading on from `reported` (the broker's
     answer; None: nothing reported, the partition is read from its start)."""
     if not reported:
         return {}
     keys = {TopicPartition(tp.topic, tp.partition): tp for tp in reported}
     ends = {tp: offset or 0 for tp, offset in reported.items()}
-    async with reader(bootstrap) as consumer:
+    async with reader(bootstrap, security) as consumer:
         consumer.assign(list(keys))
         for atp, tp in keys.items():
             consumer.seek(atp, ends[tp])

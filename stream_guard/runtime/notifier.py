@@ -63,6 +63,7 @@ from stream_guard.clock import Clock, SystemClock
 from stream_guard.config.routes import load_routes
 from stream_guard.errors import ConfigError, InvalidEvent
 from stream_guard.ingest.kafka_batch import partition_for
+from stream_guard.runtime.ends import new_reader
 from stream_guard.sinks.interactivity import AlertAction, interactivity_handler
 from stream_guard.sinks.slack import DEFAULT_TIMEOUT_S, SlackSettings, SlackSink
 from stream_guard.sinks.slack_integration import SlackIntegration
@@ -317,9 +318,7 @@ class ControlReader(Service):
         self._live_from: dict[TopicPartition, int] = {}
 
     async def on_start(self) -> None:
-        consumer = AIOKafkaConsumer(
-            bootstrap_servers=self.bootstrap, enable_auto_commit=False, fetch_max_wait_ms=50
-        )
+        consumer = new_reader(self.bootstrap)  # TLS and SASL: the environment's, as the app's
         await consumer.start()
         self._consumer = consumer
         partitions = await _partitions(consumer, self.topic)

@@ -38,6 +38,7 @@ from collections.abc import Mapping
 import orjson
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 
+from stream_guard.config.kafka_security import KafkaSecurity
 from stream_guard.ingest.kafka_batch import event_time
 from stream_guard.runtime.ends import END_POLL_MS, reader  # the end: read, not asked
 
@@ -61,12 +62,14 @@ HEAD = 32
 
 async def reported_offsets(
     bootstrap: list[str], topic: str, resume_from: Mapping[str, int], max_scan: int = MAX_SCAN,
+    security: KafkaSecurity | None = None,
 ) -> dict[str, list[int]]:
-    """Source name -> the sorted `next_offset`s of its reports beyond `resume_from[source]`."""
+    """Source name -> the sorted `next_offset`s of its reports beyond `resume_from[source]`
+    (TLS and SASL: `security`, else the environment's, as `ends.reader`)."""
     found: dict[str, set[int]] = {source: set() for source in resume_from}
     if not resume_from:
         return {}
-    async with reader(bootstrap) as consumer:
+    async with reader(bootstrap, security) as consumer:
         await consumer.topics()  # metadata
         partitions = [TopicPartition(topic, p)
                       for p in sorted(consumer.partitions_for_topic(topic) or ())]
@@ -137,13 +140,13 @@ async def _read(
 
 async def history(
     bootstrap: list[str], until: Mapping[tuple[str, int], int], horizon_ms: int,
-    max_records: int = WARM_MAX,
+    max_records: int = WARM_MAX, security: KafkaSecurity | None = None,
 ) -> dict[tuple[str, int], list[ConsumerRecord[bytes, bytes]]]:
     """(topic, partition) -> the records before offset `until[...]` that a source resuming there
     must re-read (see the module docstring), in offset order."""
     if not until:
         return {}
-    async with reader(bootstrap) as consumer:
+    async with reader(bootstrap, security) as consumer:
         tps = [TopicPartition(*key) for key in until]
         consumer.assign(tps)
         firsts = await consumer.beginning_offsets(tps)

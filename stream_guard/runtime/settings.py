@@ -1,7 +1,9 @@
 """The worker's settings, from the environment only (12-factor), validated at start.
 
-Every variable is listed in README.md ("Worker settings"). A bad value stops the worker before it
-connects to anything, with the variable's name and what is wrong with it.
+Every variable is listed in README.md ("Worker settings"); TLS and SASL (`security`, the
+STREAM_GUARD_KAFKA_* variables) in docs/kafka-security.md. A bad value stops the worker before it
+connects to anything, with the variable's name and what is wrong with it (every bad variable in
+one message).
 
 >>> s = WorkerSettings.from_env({"STREAM_GUARD_BROKER": "kafka://k1:9092,k2:9092",
 ...                              "STREAM_GUARD_IDLE_AFTER": "5s"})
@@ -25,6 +27,8 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from stream_guard.config.durations import Duration
 from stream_guard.config.env import model_from_env
+from stream_guard.config.errors import Problems
+from stream_guard.config.kafka_security import KafkaSecurity
 from stream_guard.config.topics import default_topics_dir
 
 __all__ = ["ENV", "WorkerSettings"]
@@ -45,7 +49,8 @@ ENV: dict[str, str] = {
     "session_timeout": "STREAM_GUARD_SESSION_TIMEOUT",
     "log_level": "STREAM_GUARD_LOG_LEVEL",
 }
-"""Setting -> environment variable (Slack's variables are read by sinks/slack.py)."""
+"""Setting -> environment variable (Slack's variables are read by sinks/slack.py, Kafka's TLS and
+SASL ones by config/kafka_security.py)."""
 
 
 class WorkerSettings(BaseModel):
@@ -65,6 +70,7 @@ class WorkerSettings(BaseModel):
     batch_max: int = Field(default=20_000, ge=1)
     session_timeout: Duration = timedelta(seconds=10)
     log_level: str = Field(default="info", pattern=r"^(debug|info|warning|error)$")
+    security: KafkaSecurity = Field(default_factory=KafkaSecurity)
 
     @field_validator("broker")
     @classmethod
@@ -82,4 +88,10 @@ class WorkerSettings(BaseModel):
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> WorkerSettings:
-        return model_from_env(cls, ENV, environ)
+        """The variables of `ENV` and the TLS/SASL ones; every problem in one ConfigError."""
+        problems = Problems()
+        settings = problems.attempt(lambda: model_from_env(cls, ENV, environ))
+        security = problems.attempt(lambda: KafkaSecurity.from_env(environ))
+        problems.raise_if_any()
+        assert settings is not None and security is not None
+        return settings.model_copy(update={"security": security})
