@@ -182,6 +182,7 @@ def _app(settings: WorkerSettings, topics: dict[str, TopicSpec]) -> faust.App:
     return faust.App(
         settings.app_id,
         broker=broker_url(settings.bootstrap),
+        broker_credentials=settings.security.faust_credentials(),  # TLS, SASL: kafka_security
         store=settings.store,
         datadir=str(settings.data_dir),
         web_port=settings.web_port,
