@@ -25,8 +25,8 @@ from stream_guard.config.rules import MetricRule, Source
 from stream_guard.types import SliceKey
 
 __all__ = [
-    "Admit", "Contribution", "Feeder", "OpenWindow", "compile_feeder",
-    "compile_plans", "slice_keys", "slot_key",
+    "Admit", "Contribution", "Feeder", "OpenWindow", "compile_feeder", "compile_function",
+    "compile_plans", "feeder_env", "feeder_lines", "slice_keys", "slot_key",
 ]
 
 MISSING_DIM = "(none)"
@@ -128,6 +128,34 @@ def slot_key(c: Contribution, slot: int, raw: Any) -> SliceKey:
     return ((a, raw[0]), (b, raw[1]))
 
 
+def compile_function(
+    label: str, signature: str, lines: list[str], env: dict[str, Any]
+) -> Callable[..., Any]:
+    """``def {signature}:`` with `lines` as its body, compiled with `env` as its globals (the
+    source is in the function's ``__doc__``; `label` names it in profiles and tracebacks)."""
+    source = f"def {signature}:\n" + "\n".join(lines or ["    pass"]) + "\n"
+    # a template filled with reprs of names and ints: nothing external
+    exec(compile(source, f"<{label}>", "exec"), env)
+    fn: Callable[..., Any] = env[signature.split("(", 1)[0]]
+    fn.__doc__ = f"Generated {label}; its source:\n{source}"
+    return fn
+
+
+def feeder_env(
+    contributions: list[Contribution], windows: list[dict[int, OpenWindow]], admit: Admit,
+    late: Late,
+) -> dict[str, Any]:
+    """The globals `feeder_lines` reads: `windows[m]` (window start -> open window) belongs to
+    the caller and is updated in place."""
+    env: dict[str, Any] = {"OpenWindow": OpenWindow,
+                           "admit": admit, "late": late, "MISSING_DIM": MISSING_DIM}
+    for c in contributions:
+        env[f"open{c.metric_index}"] = windows[c.metric_index]
+        for j, (_name, allowed) in enumerate(c.where):
+            env[f"where{c.metric_index}_{c.side}_{j}"] = allowed
+    return env
+
+
 def compile_feeder(
     topic: str,
     contributions: list[Contribution],
@@ -136,32 +164,23 @@ def compile_feeder(
     admit: Admit,
     late: Late,
 ) -> Feeder:
-    """One function feeding an event of `topic` into every metric (see the module docstring).
-
-    `windows[m]` (window start -> open window) belongs to the caller and is updated in
-    place; the lateness rule and the order of updates are those of
-    `slice_keys`: per contribution, its where-filter, then late or added to every slice.
-    """
-    source = _feeder_source(topic, contributions, lateness_ms)
-    env: dict[str, Any] = {"OpenWindow": OpenWindow,
-                           "admit": admit, "late": late, "MISSING_DIM": MISSING_DIM}
-    for c in contributions:
-        env[f"open{c.metric_index}"] = windows[c.metric_index]
-        for j, (_name, allowed) in enumerate(c.where):
-            env[f"where{c.metric_index}_{c.side}_{j}"] = allowed
-    # a template filled with reprs of names and ints: nothing external; named for profiles
-    exec(compile(source, f"<feeder {topic}>", "exec"), env)
-    feed: Feeder = env["feed"]
-    feed.__doc__ = f"Generated feeder of topic {topic!r}; its source:\n{source}"
-    return feed
+    """One function feeding an event of `topic` into every metric (see the module docstring)."""
+    env = feeder_env(contributions, windows, admit, late)
+    lines = feeder_lines(topic, contributions, lateness_ms)
+    return compile_function(f"feeder {topic}", "feed(ts, obj, max_ts)", lines, env)
 
 
-def _feeder_source(topic: str, contributions: list[Contribution], lateness_ms: list[int]) -> str:
+def feeder_lines(topic: str, contributions: list[Contribution], lateness_ms: list[int]
+                 ) -> list[str]:
+    """Statements (indented for a function body) feeding the event `obj` at `ts` into every
+    metric; `max_ts` is the source's watermark, this event included. The lateness rule and the
+    order of updates are those of `slice_keys`: per contribution, its where-filter, then late
+    or added to every slice."""
     fields: dict[str, str] = {}  # dimension -> local variable holding str(value)
     for c in contributions:
         for d in [*c.dims, *(d for pair in c.pairs for d in pair)]:
             fields.setdefault(d, f"d{len(fields)}")
-    lines = ["def feed(ts, obj, max_ts):"]
+    lines = []
     if fields:  # by subscript; when one is missing, all again with the "(none)" default
         lines += ["    try:", *(f"        {var} = obj[{d!r}]" for d, var in fields.items()),
                   "    except KeyError:",
@@ -170,7 +189,7 @@ def _feeder_source(topic: str, contributions: list[Contribution], lateness_ms: l
         lines += [f"    if type({var}) is not str:", f"        {var} = str({var})"]
     for c in contributions:
         lines += _contribution_lines(topic, c, fields, lateness_ms[c.metric_index])
-    return "\n".join(lines) + "\n"
+    return lines
 
 
 def _contribution_lines(

@@ -28,10 +28,30 @@ from stream_guard.ingest.arrival import MAX_SKEW_MS, is_future
 from stream_guard.ingest.codec import Codec, DeadLetter
 from stream_guard.stats import EngineStats
 
-__all__ = ["DEDUP_MAX", "SourceStage"]
+__all__ = ["DEDUP_MAX", "Accept", "SourceStage"]
 
 DEDUP_MAX = 100_000
 """Event ids remembered per partition at most (bounded memory whatever the horizon holds)."""
+
+
+Accept = Callable[[int, Mapping[str, Any], "int | None", str], None]
+"""``accept(ts_ms, fields, arrival_ms, origin)``: one validated event of a topic (see
+`SourceStage.acceptor`)."""
+
+_ACCEPT = """\
+    if arrival is not None and ts > arrival + MAX_SKEW_MS:
+        future(TOPIC, ts, obj, arrival, origin)
+        return
+    event_id = obj.get("event_id")
+    if event_id is not None:
+        if event_id in seen:
+            duplicates[TOPIC] += 1
+            return
+        seen[event_id] = ts
+        if len(seen) > DEDUP_MAX:
+            forget()
+    events[TOPIC] += 1"""
+"""Event-time sanity (`is_future`), then dedup, then counted: the head of every acceptor."""
 
 
 class SourceStage:
@@ -44,17 +64,22 @@ class SourceStage:
         self.codec = codec
         self.on_dead_letter = on_dead_letter
         self.aggregator = WindowAggregator(rules)
-        self._count_into(stats)
         self.interventions: list[tuple[int, Mapping[str, Any]]] = []
         self.horizon_ms = max((int((r.window + r.lateness).total_seconds() * 1000)
                                for r in rules), default=0)
         """How far back in event time a decision can look (the longest window + lateness)."""
         self._seen: dict[Any, int] = {}  # event_id -> event time, in arrival order
+        self._acceptors: dict[str, Accept] = {}
+        self._envs: list[dict[str, Any]] = []  # the acceptors' globals (counters rebound)
+        self._count_into(stats)
 
     def ingest(self, topic: str, value: Any, origin: str, arrival_ms: int | None) -> None:
         """One record's value (bytes/str still to decode, or a decoded JSON value)."""
-        for ts_ms, fields, where in self.decode(topic, value, origin):
-            self.accept(topic, ts_ms, fields, arrival_ms, where)
+        events = self.decode(topic, value, origin)
+        if events:  # only then: a topic without a valid event gets no acceptor
+            accept = self.acceptor(topic)
+            for ts_ms, fields, where in events:
+                accept(ts_ms, fields, arrival_ms, where)
 
     def decode(
         self, topic: str, value: Any, origin: str
@@ -75,24 +100,27 @@ class SourceStage:
         self, topic: str, ts_ms: int, fields: Mapping[str, Any], arrival_ms: int | None,
         origin: str,
     ) -> None:
-        """A validated event: event-time sanity, dedup, then into its windows (the hot path:
-        `is_future` and `_duplicate` inlined)."""
-        if arrival_ms is not None and ts_ms > arrival_ms + MAX_SKEW_MS:
-            self._future(topic, ts_ms, fields, arrival_ms, origin)
-            return
-        event_id = fields.get("event_id")
-        if event_id is not None:
-            seen = self._seen
-            if event_id in seen:
-                self.stats.duplicates[topic] += 1
-                return
-            seen[event_id] = ts_ms
-            if len(seen) > DEDUP_MAX:
-                self._forget()
-        self.stats.events[topic] += 1
+        """A validated event: event-time sanity, dedup, then into its windows."""
+        self.acceptor(topic)(ts_ms, fields, arrival_ms, origin)
+
+    def acceptor(self, topic: str) -> Accept:
+        """`accept` for events of `topic`, as one generated function (the hot path: the
+        future check, dedup, counting, the watermark and every window update in one frame)."""
+        accept = self._acceptors.get(topic)
+        if accept is None:
+            accept = self._acceptors[topic] = self._compile(topic)
+        return accept
+
+    def _compile(self, topic: str) -> Accept:
+        env = {"TOPIC": topic, "MAX_SKEW_MS": MAX_SKEW_MS, "DEDUP_MAX": DEDUP_MAX,
+               "seen": self._seen, "future": self._future, "forget": self._forget,
+               "intervene": self.interventions.append}
+        self._envs.append(env)
+        self._count_into(self.stats)
+        head = _ACCEPT.splitlines()
         if topic == INTERVENTIONS_TOPIC:
-            self.interventions.append((ts_ms, fields))
-        self.aggregator.add(topic, ts_ms, fields)
+            head.append("    intervene((ts, obj))")
+        return self.aggregator.compile(topic, "accept(ts, obj, arrival, origin)", head, env)
 
     def _future(
         self, topic: str, ts_ms: int, fields: Mapping[str, Any], arrival_ms: int, origin: str
@@ -109,7 +137,8 @@ class SourceStage:
         keep = {k: t for k, t in self._seen.items() if t >= wm - self.horizon_ms}
         if len(keep) > DEDUP_MAX // 2:
             keep = dict(list(keep.items())[-(DEDUP_MAX // 2):])
-        self._seen = keep
+        self._seen.clear()  # in place: the acceptors hold it
+        self._seen.update(keep)
 
     def dead(self, dl: DeadLetter) -> None:
         self.stats.invalid[(dl.topic, dl.reason)] += 1
@@ -120,7 +149,8 @@ class SourceStage:
         return self.aggregator.watermark_ms, self.aggregator.take_open()
 
     def take_interventions(self) -> list[tuple[int, Mapping[str, Any]]]:
-        out, self.interventions = self.interventions, []
+        out = self.interventions[:]
+        self.interventions.clear()  # in place: the acceptors hold it
         return out
 
     def warm(self, records: Iterable[tuple[str, Any, str, int | None]]) -> None:
@@ -141,6 +171,8 @@ class SourceStage:
 
     def _count_into(self, stats: EngineStats) -> None:
         self.stats = stats
+        for env in self._envs:
+            env.update(events=stats.events, duplicates=stats.duplicates)
         self.aggregator.late = stats.late
         self.aggregator.dropped_series = stats.dropped_series
 

@@ -11,16 +11,17 @@ source at once, when a window is complete.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from stream_guard.aggregate.plan import (
     Contribution,
-    Feeder,
     OpenWindow,
-    compile_feeder,
+    compile_function,
     compile_plans,
+    feeder_env,
+    feeder_lines,
     slot_key,
 )
 from stream_guard.config.rules import MetricRule
@@ -41,6 +42,8 @@ values go to their dimension's `other` at once. The owner decides which slices g
 (points.py): with room for 10x, a flood does not crowd out real slices before that."""
 OTHER = "other"
 _NO_TIME = -(2**63)  # before any event time: an empty slot of the top-3
+KEYS_KEPT = 10_000
+"""Slice keys remembered per source, metric and slot (raw value -> key); beyond, started over."""
 
 
 def merge_into(acc: Accumulators, deltas: Accumulators) -> None:
@@ -63,6 +66,25 @@ class Partial:
     slices: Accumulators
 
 
+_WATERMARK = """\
+    if ts > top[0]:
+        if ts > top[1]:
+            top[0] = top[1]
+            if ts > top[2]:
+                top[1] = top[2]
+                top[2] = ts
+            else:
+                top[1] = ts
+        else:
+            top[0] = ts"""
+"""Keeps `top` (the 3 largest event times, ascending) with a few comparisons, no sort."""
+_MAX_TS = """\
+    max_ts = top[0]
+    if max_ts == NO_TIME:
+        max_ts = top[1] if top[1] != NO_TIME else top[2]"""
+"""The watermark, this event included (fewer than ROBUST_RANK events: the smallest of them)."""
+
+
 class WindowAggregator:
     def __init__(self, rules: list[MetricRule]) -> None:
         self.rules = rules
@@ -74,18 +96,35 @@ class WindowAggregator:
         self._shape: dict[int, Contribution] = {
             c.metric_index: c for plan in self._plans.values() for c in plan
         }  # any contribution of a metric: its dimensions and pairs
-        self._feeders: dict[str, Feeder] = {
-            topic: compile_feeder(topic, plan, self._open, self._lateness,
-                                  self._admit, self._late)
-            for topic, plan in self._plans.items()
-        }
-        self.watermark_ms: int | None = None  # the ROBUST_RANK-th largest event time seen
+        self._keys: list[list[dict[Any, SliceKey]]] = [  # [metric][slot]: raw -> slice key
+            [{} for _ in range(len(r.dimensions) + len(r.pairs))] for r in rules]
         self._top = [_NO_TIME] * ROBUST_RANK  # the 3 largest event times, ascending
+        self._adders: dict[str, Callable[[int, Mapping[str, Any]], None]] = {}
         self.late: Counter[tuple[str, str]] = Counter()  # (topic, metric) -> events
         self.dropped_series: Counter[str] = Counter()  # metric -> updates folded at the cap
 
+    @property
+    def watermark_ms(self) -> int | None:
+        """The ROBUST_RANK-th largest event time seen (fewer events: the smallest of them)."""
+        return next((t for t in self._top if t != _NO_TIME), None)
+
     def topics(self) -> frozenset[str]:
         return frozenset(self._plans)
+
+    def compile(
+        self, topic: str, signature: str, head: list[str], env: dict[str, Any]
+    ) -> Callable[..., Any]:
+        """A generated function taking an event of `topic` (``ts``, ``obj``): `head` first
+        (it may return: the event is not counted), then the watermark, then every window.
+
+        `env` holds what `head` reads; the aggregator adds what the rest reads."""
+        plan = self._plans.get(topic, [])
+        env.update(feeder_env(plan, self._open, self._admit, self._late),
+                   top=self._top, NO_TIME=_NO_TIME)
+        lines = [*head, *_WATERMARK.splitlines()]
+        if plan:
+            lines += [*_MAX_TS.splitlines(), *feeder_lines(topic, plan, self._lateness)]
+        return compile_function(f"feeder {topic}", signature, lines, env)
 
     def add(self, topic: str, ts_ms: int, obj: Mapping[str, Any]) -> None:
         """Counts one validated event into every metric window it belongs to.
@@ -93,39 +132,26 @@ class WindowAggregator:
         Late = its window ended more than the lateness before the watermark: the verdict
         depends on the events this source has seen so far, never on when windows close.
         """
-        top = self._top  # [3rd, 2nd, 1st largest]: a few comparisons, no sort, per event
-        if ts_ms > top[0]:
-            if ts_ms > top[1]:
-                top[0] = top[1]
-                if ts_ms > top[2]:
-                    top[1], top[2] = top[2], ts_ms
-                else:
-                    top[1] = ts_ms
-            else:
-                top[0] = ts_ms
-            if top[0] > _NO_TIME:
-                self.watermark_ms = top[0]
-        wm = self.watermark_ms  # fewer than ROBUST_RANK events so far: the smallest of them
-        if wm is None or (top[0] == _NO_TIME and ts_ms < wm):
-            self.watermark_ms = ts_ms
-        try:
-            feed = self._feeders[topic]
-        except KeyError:  # a topic no metric reads
-            return
-        feed(ts_ms, obj, self.watermark_ms)  # type: ignore[arg-type]  # set just above
+        adder = self._adders.get(topic)
+        if adder is None:
+            adder = self._adders[topic] = self.compile(topic, "add(ts, obj)", [], {})
+        adder(ts_ms, obj)
 
     def _admit(self, w: OpenWindow, m: int, slot: int, raw: Any) -> list[float]:
-        key = slot_key(self._shape[m], slot, raw)
-        acc = w.slices.get(key)
-        if acc is None:
-            if len(w.slices) >= self._max_slices[m]:  # a flood: into the dimension's `other`
-                self.dropped_series[self.rules[m].metric] += 1
-                key = tuple((d, OTHER) for d, _ in key)
-                acc = w.slices.get(key)
-                if acc is None:
-                    acc = w.slices[key] = [0.0, 0.0]
-                return acc  # not remembered for `raw`: every update of it is counted
-            acc = w.slices[key] = [0.0, 0.0]
+        keys = self._keys[m][slot]
+        key = keys.get(raw)
+        if key is None:  # kept across hand-overs: a value's key is built once (bounded)
+            if len(keys) >= KEYS_KEPT:
+                keys.clear()
+            key = keys[raw] = slot_key(self._shape[m], slot, raw)
+        slices = w.slices
+        if len(slices) < self._max_slices[m]:
+            acc = slices.setdefault(key, [0.0, 0.0])  # one hash of the key, not two
+        elif key in slices:
+            acc = slices[key]
+        else:  # a flood: into the dimension's `other`, not remembered for `raw` (every
+            self.dropped_series[self.rules[m].metric] += 1  # update of it is counted)
+            return slices.setdefault(tuple((d, OTHER) for d, _ in key), [0.0, 0.0])
         w.lookups[slot][raw] = acc
         return acc
 

@@ -27,7 +27,7 @@ from stream_guard.aggregate.merger import (
     merger_for,
     source_name,
 )
-from stream_guard.aggregate.source import SourceStage
+from stream_guard.aggregate.source import Accept, SourceStage
 from stream_guard.config.calendar import Calendar, load_calendar
 from stream_guard.config.rules import MetricRule, load_rules
 from stream_guard.config.topics import load_topics
@@ -47,13 +47,17 @@ ADVANCE_EVERY = 2048
 """Records between merges (a multiple of the arrival estimate's BLOCK): merging and closing
 are cheap, but not free per record."""
 KEYS_CACHED = 100_000
-"""(topic, key) -> source stage entries kept (keys are sellers: bounded, then started over)."""
+"""key -> partition entries kept per partition count (keys are sellers: bounded, then started
+over)."""
 
-Pending = tuple[int | None, SourceStage, str, int, Any, str]
-"""A record on its way to its source stage: (its time for the arrival estimate, its stage, its
-topic, then its one valid event's ts_ms, fields and origin -- or `MANY`, a list of
-(ts_ms, fields, origin) and its origin for a record of none or several valid events)."""
-MANY = -1
+Route = tuple[Callable[[Any], int], dict[Any, int], dict[int, Accept]]
+"""Where the records of a topic go: its validator, key -> partition (shared by the topics of
+one partition count: keys are sellers), partition -> acceptor of its source stage."""
+Pending = tuple[int | None, Callable[[Any, Any, int | None, str], None], Any, Any, str]
+"""A record on its way to its source stage: its time for the arrival estimate, then
+``fn(a, b, arrival, origin)`` takes it: an acceptor with its one valid event's (ts_ms, fields),
+or `_accept_all` with (acceptor, [(ts_ms, fields, origin)...]) for a record of none or several
+valid events (a batch, bytes, an invalid value)."""
 
 
 class Replayer:
@@ -76,7 +80,8 @@ class Replayer:
         self.mergers: list[WindowMerger] = [merger_for(r, expected[r.metric]) for r in rules]
         self._on_dead_letter = on_dead_letter or (lambda _dl: None)
         self._sources: dict[tuple[str, int], SourceStage] = {}
-        self._by_key: dict[tuple[str, Any], SourceStage] = {}
+        self._routes: dict[str, Route] = {}  # topic -> route (str keys cached)
+        self._partition_of: dict[int, dict[Any, int]] = {}  # partitions -> key -> partition
         self.records = 0
 
     def ingest(
@@ -86,41 +91,72 @@ class Replayer:
         self._source(topic, key).ingest(topic, value, origin, arrival_ms)
 
     def _source(self, topic: str, key: Any) -> SourceStage:
+        return self._stage(topic, self._partition(topic, key))
+
+    def _partition(self, topic: str, key: Any) -> int:
         n = self.partitions.get(topic, 1)
-        p = 0 if key is None or n == 1 else partition_for(str(key).encode(), n)
+        return 0 if key is None or n == 1 else partition_for(str(key).encode(), n)
+
+    def _stage(self, topic: str, p: int) -> SourceStage:
         src = self._sources.get((topic, p))
         if src is None:
             src = self._sources[(topic, p)] = SourceStage(self.rules, self.codec, self.stats,
                                                           self._on_dead_letter)
-        if type(key) is str or key is None:
-            if len(self._by_key) >= KEYS_CACHED:
-                self._by_key.clear()
-            self._by_key[(topic, key)] = src
         return src
+
+    def _route(self, topic: str, key: Any) -> tuple[Callable[[Any], int], Accept]:
+        """The validator of `topic` and the acceptor of the (topic, key)'s partition, cached
+        for str keys (and no key) of topics with a schema."""
+        p = self._partition(topic, key)
+        validate = self.codec.validator(topic)
+        if topic not in self.codec.event_topics:  # every value is refused: no acceptor
+            self._stage(topic, p)
+            return validate, _refused
+        accept = self._stage(topic, p).acceptor(topic)
+        if type(key) is str or key is None:
+            route = self._routes.get(topic)
+            if route is None:
+                n = self.partitions.get(topic, 1)
+                route = self._routes[topic] = (validate, self._partition_of.setdefault(n, {}), {})
+            if len(route[1]) >= KEYS_CACHED:
+                route[1].clear()
+            route[1][key] = p
+            route[2][p] = accept
+        return validate, accept
 
     def read(self, records: Iterator[DumpRecord], pending: list[Pending], want: int) -> bool:
         """Decodes records into `pending` (invalid events dead-lettered on the way) until it
         holds `want`; False once the input has ended. The hot loop of replay."""
-        by_key, codec, validate = self._by_key, self.codec, self.codec.validate
-        for topic, key, value, origin in records:
-            self.records += 1
-            try:
-                src = by_key[(topic, key)]
-            except (KeyError, TypeError):  # new, or a key that is no str (hostile input)
-                src = self._source(topic, key)
-            if type(value) is dict:
+        routes, append, before = self._routes, pending.append, len(pending)
+        try:
+            for topic, key, value, origin in records:
                 try:
-                    ts_ms = validate(topic, value)
-                    pending.append((ts_ms, src, topic, ts_ms, value, origin))
-                except InvalidEvent as err:
-                    src.dead(codec.dead_letter(topic, origin, err, value))
-                    pending.append((event_time(value), src, topic, MANY, [], origin))
-            else:
-                events = src.decode(topic, value, origin)
-                pending.append((None, src, topic, MANY, events, origin))
-            if len(pending) >= want:
-                return True
-        return False
+                    validate, partition_of, accepts = routes[topic]
+                    accept = accepts[partition_of[key]]
+                except (KeyError, TypeError):  # new, or a key that is no str (hostile input)
+                    validate, accept = self._route(topic, key)
+                if type(value) is dict:
+                    try:
+                        ts_ms = validate(value)
+                    except InvalidEvent as err:
+                        append(self._invalid(topic, key, value, origin, err))
+                        continue
+                    append((ts_ms, accept, ts_ms, value, origin))
+                else:
+                    events = self._source(topic, key).decode(topic, value, origin)
+                    append((None, _accept_all, accept, events, origin))
+                if len(pending) >= want:
+                    return True
+            return False
+        finally:
+            self.records += len(pending) - before
+
+    def _invalid(
+        self, topic: str, key: Any, value: Any, origin: str, err: InvalidEvent
+    ) -> Pending:
+        src = self._source(topic, key)
+        src.dead(self.codec.dead_letter(topic, origin, err, value))
+        return event_time(value), _accept_all, None, [], origin
 
     def advance(self, final: bool = False) -> list[AlertRecord]:
         """Merges what every source gathered; closes what is complete (everything if `final`)."""
@@ -208,21 +244,16 @@ def run_replayer(
     `produce` stamps them), merging and closing every ADVANCE_EVERY records, then closes
     everything complete; returns how many records."""
     clock = ArrivalClock()
-    pending: list[Pending] = []
+    pending: list[Pending] = []  # a few blocks: what is accepted was decoded just before
     it, more, since = iter(records), True, 0
     while more or pending:
         if more and len(pending) < WINDOW:
             more = replayer.read(it, pending, WINDOW)
         arrival = clock.block([p[0] for p in pending[:WINDOW]], tail=not more)
-        block = pending[:BLOCK]
+        for _t, accept, a, b, origin in pending[:BLOCK]:
+            accept(a, b, arrival, origin)
+        since += min(BLOCK, len(pending))
         del pending[:BLOCK]
-        for _t, src, topic, ts_ms, fields, origin in block:
-            if ts_ms != MANY:
-                src.accept(topic, ts_ms, fields, arrival, origin)
-                continue
-            for one in fields:
-                src.accept(topic, one[0], one[1], arrival, one[2])
-        since += len(block)
         if since >= ADVANCE_EVERY:
             for alert in replayer.advance():
                 on_alert(alert)
@@ -234,6 +265,19 @@ def run_replayer(
     if on_progress is not None:
         on_progress(since)
     return replayer.records
+
+
+def _refused(ts_ms: int, fields: Any, arrival_ms: int | None, origin: str) -> None:
+    """The acceptor of a topic without a schema: none of its values is valid."""
+    raise AssertionError(f"{origin}: an event of a topic without a schema was accepted")
+
+
+def _accept_all(
+    accept: Accept, events: list[tuple[int, Any, str]], arrival: int | None, _origin: str
+) -> None:
+    """The valid events of a record of none or several."""
+    for ts_ms, fields, origin in events:
+        accept(ts_ms, fields, arrival, origin)
 
 
 def replay(

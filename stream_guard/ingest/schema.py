@@ -79,12 +79,13 @@ def parse_event_time(value: object) -> int:
     ...
     stream_guard.errors.InvalidEvent: bad_timestamp: ts: '2026-03-02T14:10:00' has no time zone
     """
-    # The shape producers send (``2026-03-02T14:10:07.336Z``) is answered from two small
-    # tables: the minute prefix and the ``SS.fffZ`` tail. Both hold only what the general
-    # parser below computed for the same text, so the result is the same, 3x faster.
+    # The shape producers send (``2026-03-02T14:10:07.336Z``) is answered from small tables:
+    # the minute prefix, the ``SS.`` and the ``fffZ`` of the tail. They hold only what the
+    # general parser below computed for the same text, so the result is the same, 3x faster.
+    # (The generated validators inline this: `_TS_FAST`.)
     if type(value) is str and len(value) == 24:
         try:
-            return _MINUTES[value[:17]] + _SECONDS[value[17:]]
+            return _MINUTES[value[:17]] + _SECONDS[value[17:20]] + _MILLIS[value[20:]]
         except KeyError:
             pass  # a new minute or tail (or not that shape): parse it in full, outside `except`
         return _learn_event_time(value)
@@ -112,34 +113,25 @@ def _parse_event_time(value: object) -> int:
     return ms
 
 
-_MILLIS_UTC = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:([0-5]\d\.\d{3}Z)", re.ASCII)
+_MILLIS_UTC = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:[0-5]\d\.\d{3}Z", re.ASCII)
 _MINUTES: dict[str, int] = {}  # "2026-03-02T14:10:" -> epoch ms of that minute
-_SECONDS: dict[str, int] = {}  # "07.336Z" -> 7336: every tail, filled by the first match
+_SECONDS = {f"{s:02d}.": s * 1000 for s in range(60)}  # "07." -> 7000
+_MILLIS = {f"{f:03d}Z": f for f in range(1000)}  # "336Z" -> 336: with _SECONDS, every tail
 _MINUTES_KEPT = 100_000  # ~10 weeks of minutes; then the table starts over (bounded memory)
 
 
 def _learn_event_time(value: str) -> int:
-    """Parses `value` in full, remembering its minute when it has the common shape (and, the
-    first time, every tail: a week holds all 60,000, learning them one by one cost a full parse
-    each).
+    """Parses `value` in full, remembering its minute when it has the common shape.
 
     For such text the general parser's result is exactly minute + tail: the float in
     ``round(timestamp() * 1000)`` is off by far less than half a millisecond.
     """
     ms = _parse_event_time(value)
-    match = _MILLIS_UTC.fullmatch(value)
-    if match is not None:
-        if not _SECONDS:
-            _SECONDS.update(_every_tail())
+    if _MILLIS_UTC.fullmatch(value) is not None:
         if len(_MINUTES) >= _MINUTES_KEPT:
             _MINUTES.clear()
-        _MINUTES[value[:17]] = ms - _SECONDS[match.group(1)]
+        _MINUTES[value[:17]] = ms - _SECONDS[value[17:20]] - _MILLIS[value[20:]]
     return ms
-
-
-def _every_tail() -> dict[str, int]:
-    """``SS.fffZ`` -> its milliseconds, for every text `_MILLIS_UTC`'s tail group matches."""
-    return {f"{s:02d}.{f:03d}Z": s * 1000 + f for s in range(60) for f in range(1000)}
 
 
 def _compile_property(name: str, spec: Mapping[str, Any]) -> Callable[[Any], None]:
@@ -232,7 +224,9 @@ def _generate(
 ) -> Validator:
     """`slowly` behind a generated fast path (see the module docstring)."""
     env: dict[str, Any] = {"_MISSING": _MISSING, "_isfinite": math.isfinite,
-                           "_ts": parse_event_time, "_slowly": slowly}
+                           "_ts": parse_event_time, "_slowly": slowly, "_MINUTES": _MINUTES,
+                           "_SECONDS": _SECONDS, "_MILLIS": _MILLIS, "_TS_MIN_MS": _TS_MIN_MS,
+                           "_TS_MAX_MS": _TS_MAX_MS}
     terms = [_term(name, spec, name in required, env) for name, spec in props.items()]
     source = _VALIDATE.format(terms="\n            and ".join(["type(obj) is dict", *terms]))
     # a template filled with names by repr and constants by name: nothing external
@@ -246,13 +240,23 @@ _VALIDATE = """\
 def validate(obj):
     try:
         if ({terms}):
-            return _ts(obj["ts"])
+            ts = obj["ts"]
+            if type(ts) is str:
+                if len(ts) == 24:
+                    try:
+                        return _MINUTES[ts[:17]] + _SECONDS[ts[17:20]] + _MILLIS[ts[20:]]
+                    except KeyError:
+                        pass  # a new minute (or not that shape): `_ts` learns it
+            elif type(ts) is int and _TS_MIN_MS <= ts < _TS_MAX_MS:
+                return ts
+            return _ts(ts)
     except (KeyError, TypeError):
         pass
     return _slowly(obj)
 """
-"""The fast path: a KeyError (missing field) or TypeError (e.g. unhashable enum value, a
-comparison across types) sends the event to the checks, which raise the precise error."""
+"""The fast path, `parse_event_time`'s tables inlined: a KeyError (missing field) or TypeError
+(e.g. unhashable enum value, a comparison across types) sends the event to the checks, which
+raise the precise error."""
 
 
 def _term(name: str, spec: Mapping[str, Any], required: bool, env: dict[str, Any]) -> str:
