@@ -17,6 +17,7 @@ from stream_guard.detect.stats import EWStat
 __all__ = ["RiverForecast", "RiverHalfSpaceTrees"]
 
 _DAY_S = 86400.0
+_HW_OFFSET = 1e-6
 ForecastModel = Literal["holtwinters", "holtwinters_mul", "snarimax"]
 
 
@@ -80,8 +81,14 @@ class RiverForecast(DetectorBase):
             return None
         if not forecast or forecast[0] is None:
             return None
-        value = float(forecast[0])
+        value = float(forecast[0]) - self._offset
         return value if math.isfinite(value) else None
+
+    @property
+    def _offset(self) -> float:
+        """Added to what Holt-Winters learns: River initialises its season as value / mean of
+        the first season, a ZeroDivisionError for a slice with no event in its first day."""
+        return _HW_OFFSET if self.model != "snarimax" else 0.0
 
     def expect_one(self, x: Features) -> float | None:
         if self._n < self.warmup:
@@ -106,7 +113,7 @@ class RiverForecast(DetectorBase):
                 if self._n >= self.warmup and self._resid.n:
                     resid2 = min(resid2, 25 * max(self._resid.mean, 1e-9))  # outliers capped
                 self._resid.update(resid2)
-        self._forecaster.learn_one(y=value)
+        self._forecaster.learn_one(y=value + self._offset)
         self._n += 1
 
 

@@ -62,3 +62,16 @@ def test_warmup_shorter_than_a_season_is_refused_at_load() -> None:
 def test_default_season_is_a_day_of_the_rule_window() -> None:
     det = build_detector("river_forecast", {}, window_s=1800.0).detector  # type: ignore[attr-defined]
     assert (det.seasonality, det.warmup) == (48, 60)
+
+
+@pytest.mark.parametrize("model", ["holtwinters", "holtwinters_mul", "snarimax"])
+def test_a_slice_without_events_in_its_first_season_does_not_crash(model: str) -> None:
+    """River's Holt-Winters divided by the mean of the first season (ZeroDivisionError on a
+    rate slice with no finding in its first day: found by the business ablation)."""
+    det = build_detector("river_forecast", {"model": model, "seasonality": 8}, 3600.0)
+    for i in range(40):
+        x = {"t": i * 3600.0, "value": 0.0 if i < 20 else 0.05, "numerator": 0.0,
+             "denominator": 10.0}
+        det.score_one(x)
+        det.expect_one(x)
+        det.learn_one(x)
