@@ -25,7 +25,14 @@ from stream_guard.detect.base import Detector
 from stream_guard.detect.registry import build_detector
 from stream_guard.explain.comoving import CoMoving
 from stream_guard.explain.context import InterventionLog, calendar_hints
-from stream_guard.explain.slices import SliceShare, attribute, mix_shift, slice_hints
+from stream_guard.explain.slices import (
+    SliceShare,
+    attribute,
+    blend_mix,
+    mix_shift,
+    scope_share,
+    slice_hints,
+)
 from stream_guard.stats import EngineStats
 from stream_guard.types import (
     AlertRecord,
@@ -222,8 +229,9 @@ class Engine:
             hints += self._mix_hints(m, rule, scores, direction)
         focus = hints[0].details["slice"] if hints else slice_dict(anchor)
         lookback = int(rule.explain.interventions_lookback.total_seconds() * 1000)
-        hints += self.interventions.hints(focus, window[0], window[1], lookback)[:2]
-        hints += calendar_hints(self.calendar, focus, *window)[:2]
+        inside = scope_share(scores, direction, per_unit)  # the change inside a hint's scope
+        hints += self.interventions.hints(focus, window[0], window[1], lookback, inside)[:2]
+        hints += calendar_hints(self.calendar, focus, *window, inside)[:2]
         hints += self._comoving.hints(rule.metric, *window, focus)[:2]
         rank = {x.slice: i for i, x in enumerate(own_shares)}
         ordered = sorted(same_way, key=lambda s: (bool(s.point.slice),
@@ -246,9 +254,9 @@ class Engine:
         return sorted(hints, key=lambda h: -h.details["share_gain"])[:2]
 
     def _remember_mix(self, m: int, points: list[MetricPoint]) -> None:
-        if self.rules[m].value in ("ratio", "mean"):
-            self._last_dens[m] = {p.slice: (p.numerator, p.denominator)
-                                  for p in points if len(p.slice) == 1}
+        if self.rules[m].value in ("ratio", "mean"):  # a slow baseline: a shift lasts hours
+            self._last_dens[m] = dict(blend_mix(self._last_dens[m], {
+                p.slice: (p.numerator, p.denominator) for p in points if len(p.slice) == 1}))
 
     # state, for the live runtime's tables -------------------------------------------------
     def metric_state(self, m: int) -> MetricState:
