@@ -15,3 +15,10 @@ if ! command -v prometheus >/dev/null && [ "$(id -u)" = 0 ] && command -v apt-ge
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus \
     >/dev/null 2>&1 || echo "setup: Debian's prometheus not installed; its checks will skip" >&2
 fi
+# Debian's stunnel4 is the TLS proxy in front of the dev broker in tests/integration/test_kafka_tls.py
+# (the worker and the Kafka tools over TLS); without it that test skips. Same terms as above.
+if ! command -v stunnel4 >/dev/null && ! command -v stunnel >/dev/null && [ "$(id -u)" = 0 ] \
+    && command -v apt-get >/dev/null; then
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends stunnel4 \
+    >/dev/null 2>&1 || echo "setup: Debian's stunnel4 not installed; the TLS test will skip" >&2
+fi

@@ -80,7 +80,9 @@ def add_cli(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> 
 
 def _connection(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--bootstrap", default=None,
-                        help=f"bootstrap servers (default: ${BROKERS_ENV} or 127.0.0.1:9092)")
+                        help=f"bootstrap servers (default: ${BROKERS_ENV} or 127.0.0.1:9092); "
+                             "TLS and SASL from the STREAM_GUARD_KAFKA_* variables "
+                             "(docs/kafka-security.md)")
     parser.add_argument("--prefix", default="", help="prefix of every topic name (isolation)")
 
 
