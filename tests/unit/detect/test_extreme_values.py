@@ -84,7 +84,7 @@ def rule(request: pytest.FixtureRequest, rules: list[MetricRule]) -> MetricRule:
 def test_every_shipped_detector_type_is_covered(rules: list[MetricRule]) -> None:
     shipped = {r.metric for r in rules}
     assert shipped == {"gmv", "complaint_rate", "violation_rate", "bad_seller_onboarding_rate"}
-    assert {r.detector.type for r in rules} == {"seasonal", "auto"}
+    assert {r.detector.type for r in rules} == {"seasonal", "rate", "auto"}
 
 
 @pytest.mark.parametrize("seed", SEEDS)
