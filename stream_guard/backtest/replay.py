@@ -35,7 +35,7 @@ from stream_guard.engine import Engine
 from stream_guard.errors import InvalidEvent
 from stream_guard.ingest.arrival import BLOCK, WINDOW, ArrivalClock
 from stream_guard.ingest.codec import Codec, DeadLetter
-from stream_guard.ingest.files import DumpRecord, iter_dump
+from stream_guard.ingest.files import Record, iter_records
 from stream_guard.ingest.kafka_batch import event_time, partition_for
 from stream_guard.stats import EngineStats
 from stream_guard.types import AlertRecord, Score
@@ -124,7 +124,7 @@ class Replayer:
             route[2][p] = accept
         return validate, accept
 
-    def read(self, records: Iterator[DumpRecord], pending: list[Pending], want: int) -> bool:
+    def read(self, records: Iterator[Record], pending: list[Pending], want: int) -> bool:
         """Decodes records into `pending` (invalid events dead-lettered on the way) until it
         holds `want`; False once the input has ended. The hot loop of replay."""
         routes, append, before = self._routes, pending.append, len(pending)
@@ -230,13 +230,14 @@ def build_replayer(
     return Replayer(rules, Codec(topics), calendar, on_dead_letter, on_score)
 
 
-def iter_inputs(paths: Iterable[Path]) -> Iterator[DumpRecord]:
-    return chain.from_iterable(map(iter_dump, paths))  # no generator frame per record
+def iter_inputs(paths: Iterable[Path]) -> Iterator[Record]:
+    """The records of files, as `iter_dump` reads them (plain tuples: `DumpRecord`s are too)."""
+    return chain.from_iterable(map(iter_records, paths))  # no generator frame per record
 
 
 def run_replayer(
     replayer: Replayer,
-    records: Iterable[DumpRecord],
+    records: Iterable[Record],
     on_alert: Callable[[AlertRecord], None],
     on_progress: Callable[[int], None] | None = None,
 ) -> int:
