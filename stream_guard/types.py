@@ -62,6 +62,7 @@ __all__ = [
     "format_slice",
     "is_ancestor",
     "iso_utc",
+    "overlaps",
     "severity_rank",
     "slice_dict",
     "slice_key",
@@ -94,6 +95,20 @@ def is_ancestor(parent: SliceKey, child: SliceKey) -> bool:
     False
     """
     return len(parent) < len(child) and set(parent) <= set(child)
+
+
+def overlaps(a: SliceKey, b: SliceKey) -> bool:
+    """True when `a` and `b` can hold the same events: no dimension with different values (the
+    platform overlaps everything; category=home and region=EU overlap, category=home and
+    category=toys do not).
+
+    >>> overlaps((("category", "home"),), (("region", "EU"),))
+    True
+    >>> overlaps((("category", "home"),), (("category", "toys"),))
+    False
+    """
+    mine = dict(a)
+    return all(mine.get(k, v) == v for k, v in b)
 
 
 def iso_utc(ms: int) -> str:
@@ -237,12 +252,15 @@ class _Hint(_Part):
 
 class SliceHint(_Hint):
     """A slice that explains the change (explain/slices.py): `level`, the slice itself moved
-    (`share` of the change, `relative_change` inside it); `broad`, every slice moved alike
-    (`share` 1); `mix`, a ratio's volume shifted toward the slice (`share_gain`)."""
+    (`share` of the change, `relative_change` inside it; the shares of one alert never add up
+    to more than 1, and a slice that `overlaps` one named before it claims no share: the same
+    change seen along another dimension); `broad`, every slice moved alike (`share` 1); `mix`,
+    a ratio's volume shifted toward the slice (`share_gain`)."""
 
     kind: Literal["slice"]
     slice: Labels
     share: float | None = Field(None, exclude_if=_absent)
+    overlaps: Labels | None = Field(None, exclude_if=_absent)  # a slice named before it
     relative_change: float | None = Field(None, exclude_if=_absent)
     share_gain: float | None = Field(None, exclude_if=_absent)
     effect: Literal["level", "broad", "mix"]

@@ -48,6 +48,7 @@ from stream_guard.types import (
     format_slice,
     is_ancestor,
     iso_utc,
+    overlaps,
     severity_rank,
 )
 
@@ -99,13 +100,7 @@ def related_anchor(
     below = [a for a in pool if is_ancestor(key, a)]
     if below or not overlap:
         return below[0] if below else None
-    return next((a for a in pool if _overlap(a, key)), None)
-
-
-def _overlap(a: SliceKey, b: SliceKey) -> bool:
-    """No dimension with different values in `a` and `b` (the platform overlaps everything)."""
-    mine = dict(a)
-    return all(mine.get(k, v) == v for k, v in b)
+    return next((a for a in pool if overlaps(a, key)), None)
 
 
 def group_slices(
@@ -159,7 +154,7 @@ def _explained_by(
     """The anchor a slice that is not a lead belongs to (see `group_slices`), if any."""
     found = related_anchor(key, groups, overlap=False)
     if found is None:
-        found = next((owner[k] for k, d in leads if d == direction and _overlap(k, key)), None)
+        found = next((owner[k] for k, d in leads if d == direction and overlaps(k, key)), None)
     if found is None:
         found = related_anchor(key, groups)
     if found is None and not key and not any(k and d == direction for k, d in firing):

@@ -52,7 +52,7 @@ def run_rule_test(rule_path: Path, inputs: Sequence[Path],
     replayer = build_replayer(rule_path.parent, topics_dir, rules=[rule], on_score=recorder)
     summary = ReplaySummary(replayer=replayer)
     wanted = {s.topic for s in rule.sources} | {INTERVENTIONS_TOPIC}
-    records = (r for r in iter_inputs(inputs) if r.topic in wanted)
+    records = (r for r in iter_inputs(inputs) if r[0] in wanted)  # (topic, key, value, origin)
     started = time.perf_counter()
     summary.records = run_replayer(replayer, records, summary.alerts.append)
     summary.seconds = time.perf_counter() - started

@@ -28,6 +28,7 @@ from stream_guard.types import (
     Score,
     SliceKey,
     format_slice,
+    overlaps,
     slice_dict,
     slice_key,
 )
@@ -122,7 +123,13 @@ def scope_share(
 
 
 def slice_hints(shares: list[SliceShare], global_fired: bool, limit: int) -> list[RootCauseHint]:
-    """Hints for the top slices; a broad change (nothing concentrated) says so first."""
+    """Hints for the top slices; a broad change (nothing concentrated) says so first.
+
+    Shares never add up to more than 100%: a slice disjoint from those named before it claims
+    what is left of the change; one that overlaps a named slice (category=fashion, then
+    region=NA) claims none, and says which slice it overlaps: the same change seen along
+    another dimension, most likely inside their intersection.
+    """
     top = [s for s in shares if s.power > 0 and s.share >= _MIN_SHARE][:limit]
     hints = []
     if global_fired and not top:
@@ -130,15 +137,38 @@ def slice_hints(shares: list[SliceShare], global_fired: bool, limit: int) -> lis
             "slice", "platform-wide: no slice stands out, all moved alike",
             {"slice": {}, "share": 1.0, "effect": "broad"},
         ))
+    named: list[SliceKey] = []
+    left = 1.0
     for s in top:
-        hints.append(RootCauseHint(
-            "slice",
-            f"{format_slice(s.slice)} explains {s.share:.0%} of the change "
-            f"({s.relative_change:+.0%} in the slice)",
-            {"slice": slice_dict(s.slice), "share": round(s.share, 4),
-             "relative_change": round(s.relative_change, 4), "effect": "level"},
-        ))
+        over = next((n for n in named if overlaps(n, s.slice)), None)
+        if over is None:
+            share = min(s.share, left)
+            left -= share
+            hints.append(_level_hint(s, share))
+        else:
+            hints.append(_overlap_hint(s, over))
+        named.append(s.slice)
     return hints
+
+
+def _level_hint(s: SliceShare, share: float) -> RootCauseHint:
+    return RootCauseHint(
+        "slice",
+        f"{format_slice(s.slice)} explains {share:.0%} of the change "
+        f"({s.relative_change:+.0%} in the slice)",
+        {"slice": slice_dict(s.slice), "share": round(share, 4),
+         "relative_change": round(s.relative_change, 4), "effect": "level"},
+    )
+
+
+def _overlap_hint(s: SliceShare, over: SliceKey) -> RootCauseHint:
+    return RootCauseHint(
+        "slice",
+        f"{format_slice(s.slice)} moved too ({s.relative_change:+.0%} in the slice), "
+        f"overlapping {format_slice(over)}: the same change, likely where they meet",
+        {"slice": slice_dict(s.slice), "relative_change": round(s.relative_change, 4),
+         "overlaps": slice_dict(over), "effect": "level"},
+    )
 
 
 MixTable = Mapping[SliceKey, tuple[float, float]]

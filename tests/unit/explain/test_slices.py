@@ -158,3 +158,27 @@ def test_baseline_rates_keep_a_rate_incident_out_of_the_mix() -> None:
     assert mix_shift(usual, now, "up", rates="baseline") == []
     assert named(mix_shift(window(USUAL), window(SHIFTED), "up", rates="baseline")) == [
         {"seller_tier": "new"}]
+
+
+def _gmv(labels: dict[str, str], actual: float, expected: float) -> Score:
+    point = MetricPoint("gmv", slice_key(labels), 0, 900_000, actual, actual, 1.0)
+    return Score(point, 9.0, expected, True, "down")
+
+
+def test_shares_never_add_up_to_more_than_the_whole_change() -> None:
+    """The issue's case: category=fashion and region=NA each 'explained 100%'. A slice that
+    overlaps one named before claims no share and says so; disjoint slices share what is left."""
+    found = attribute([
+        _gmv({}, 600, 1000),
+        _gmv({"category": "fashion"}, 100, 500),  # -400 of -400
+        _gmv({"region": "NA"}, 150, 540),  # -390: the same orders, seen by region
+        _gmv({"category": "toys"}, 20, 60),  # -40, disjoint from fashion
+    ], "down", per_unit=False)
+    hints = slice_hints(found, global_fired=True, limit=5)
+    level = [h for h in hints if h.details.get("share") is not None]
+    assert sum(h.details["share"] for h in level) <= 1.0 + 1e-9
+    by_slice = {tuple(h.details["slice"].items()): h for h in hints}
+    na = by_slice[(("region", "NA"),)]
+    assert na.details["overlaps"] in ({"category": "fashion"}, {"category": "toys"})
+    assert "share" not in na.details and "overlapping" in na.summary
+    assert "explains 100%" not in " ".join(h.summary for h in hints if h is not level[0])
