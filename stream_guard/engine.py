@@ -18,7 +18,7 @@ from typing import Any
 from stream_guard.aggregate.points import PointBuilder
 from stream_guard.aggregate.windows import OTHER, Accumulators
 from stream_guard.alert.episodes import Anomaly, EpisodeTracker, Update, group_slices
-from stream_guard.alert.record import build_record
+from stream_guard.alert.record import SliceHistory, build_record
 from stream_guard.config.calendar import Calendar
 from stream_guard.config.rules import MetricRule
 from stream_guard.detect.base import Detector
@@ -69,6 +69,7 @@ class MetricState:
     tracker: EpisodeTracker
     detectors: dict[SliceKey, Detector]
     last_dens: dict[SliceKey, tuple[float, float]]
+    history: SliceHistory
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,6 +114,7 @@ class Engine:
         self._detectors: dict[tuple[int, SliceKey], Detector] = {}
         self._comoving = CoMoving()
         self._last_dens: list[dict[SliceKey, tuple[float, float]]] = [{} for _ in rules]
+        self._history = [SliceHistory(int(r.window.total_seconds() * 1000)) for r in rules]
 
     def add_intervention(self, ts_ms: int, fields: Mapping[str, Any]) -> None:
         """A validated governance action (kept once per action id)."""
@@ -151,20 +153,23 @@ class Engine:
         groups = self._explain(m, rule, scores, firing, window, tracker.anchors())
         self._remember_mix(m, points)
         updates = tracker.observe(end_ms, [g.anomaly for g in groups.values()])
-        return [self._record(rule, u, scores, groups, window) for u in updates]
+        keep = {(), *tracker.anchors(), *(s.point.slice for s in firing)}
+        self._history[m].observe(end_ms, scores, keep)
+        return [self._record(m, u, scores, groups, window) for u in updates]
 
     def _record(
-        self, rule: MetricRule, update: Update, scores: list[Score],
+        self, m: int, update: Update, scores: list[Score],
         groups: dict[SliceKey, _Group], window: tuple[int, int],
     ) -> AlertRecord:
         """The record of one episode update; a resolution lists no slices and no hints."""
-        ep = update.episode
+        rule, ep = self.rules[m], update.episode
         group = None if update.lead is None else groups[update.lead]
         fallback = None if group is None else group.top
         lead = next((s for s in scores if s.point.slice == ep.slice), fallback)
         record = build_record(rule, ep, update.reason, lead, window,
                               [] if group is None else group.ordered,
-                              [] if group is None else group.hints)
+                              [] if group is None else group.hints,
+                              self._history[m].recent(ep.slice))
         self.stats.alerts[(rule.metric, ep.severity, record["status"])] += 1
         return record
 
@@ -261,12 +266,14 @@ class Engine:
     # state, for the live runtime's tables -------------------------------------------------
     def metric_state(self, m: int) -> MetricState:
         detectors = {key: det for (i, key), det in self._detectors.items() if i == m}
-        return MetricState(self._builders[m], self._trackers[m], detectors, self._last_dens[m])
+        return MetricState(self._builders[m], self._trackers[m], detectors, self._last_dens[m],
+                           self._history[m])
 
     def restore_metric_state(self, m: int, state: MetricState) -> None:
         self._builders[m] = state.builder
         self._trackers[m] = state.tracker
         self._last_dens[m] = state.last_dens
+        self._history[m] = state.history
         for key in [k for k in self._detectors if k[0] == m]:
             del self._detectors[key]
         self._detectors.update({(m, key): det for key, det in state.detectors.items()})

@@ -46,6 +46,7 @@ __all__ = [
     "AlertSeverity",
     "AlertStatus",
     "Direction",
+    "EpisodeSoFar",
     "Event",
     "ExternalHint",
     "FiringSlice",
@@ -56,6 +57,7 @@ __all__ = [
     "MetricPoint",
     "RootCauseHint",
     "Score",
+    "SeriesPoint",
     "SliceHint",
     "SliceKey",
     "epoch_ms",
@@ -300,6 +302,33 @@ Hint = Annotated[
 ]
 
 
+class EpisodeSoFar(_Part):
+    """The episode's windows so far, summed (sum and count metrics) or averaged (ratio and
+    mean): the numbers that drove its score, beside the gap in the metric's unit."""
+
+    since: UtcTime
+    """Start of the episode's first anomalous window (the `for` windows before it opened)."""
+    windows: int = Field(ge=1)
+    """Windows counted (at most the engine's history: the last day)."""
+    duration_s: float = Field(ge=0)
+    """From `since` to the end of this update's window."""
+    aggregate: Literal["sum", "mean"]
+    actual: float
+    expected: float
+    gap: float
+    """actual - expected, in the metric's unit."""
+    gap_per_hour: float | None
+    """The gap per hour of the episode (sum and count metrics only)."""
+
+
+class SeriesPoint(_Part):
+    """One window of the episode slice's recent series (for a chart)."""
+
+    end: UtcTime
+    actual: float
+    expected: float | None
+
+
 class AlertRecord(_Part):
     """One update of an alert episode: the value of the alerts topic, one line of an alerts file.
 
@@ -349,6 +378,12 @@ class AlertRecord(_Part):
     """The window's anomalous slices, most explanatory first (at most the rule's max_slices)."""
     hints: tuple[Hint, ...]
     """Root-cause hints, best first."""
+    unit: str | None = Field(None, exclude_if=lambda unit: unit is None)
+    """The metric's unit (the rule's `unit`: USD, complaints...); absent when it has none."""
+    so_far: EpisodeSoFar | None = Field(None, exclude_if=lambda so_far: so_far is None)
+    """The episode so far (new, escalated and slices_changed updates); absent otherwise."""
+    series: tuple[SeriesPoint, ...] = Field((), exclude_if=lambda points: not points)
+    """The episode slice's last day of windows, oldest first (new and escalated updates)."""
     silenced_by: tuple[str, ...] = Field((), exclude_if=lambda ids: not ids)
     """Ids of the silences that held a `silenced` copy back; absent otherwise."""
 

@@ -13,6 +13,9 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections import deque
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import yaml
@@ -21,9 +24,10 @@ from stream_guard.alert.episodes import Episode
 from stream_guard.config.rules import MetricRule
 from stream_guard.config.topics import default_topics_dir
 from stream_guard.config.yamlfile import read_mapping
-from stream_guard.types import AlertRecord, RootCauseHint, Score, iso_utc, slice_dict
+from stream_guard.types import AlertRecord, RootCauseHint, Score, SliceKey, iso_utc, slice_dict
 
-__all__ = ["RECORD_SCHEMA", "alerts_topic_text", "build_record", "main"]
+__all__ = ["RECORD_SCHEMA", "Recent", "SliceHistory", "alerts_topic_text", "build_record",
+           "main"]
 
 RECORD_SCHEMA = 1
 """The record layout's version (`AlertRecord.schema_version`)."""
@@ -33,8 +37,70 @@ _HEADER = (
 )
 
 
+_DAY_MS = 86_400_000
+_HOUR_MS = 3_600_000
+MAX_SERIES = 288  # points of a record's series: a day of 5-minute windows
+Recent = tuple[int, float, float | None]
+"""One window of a slice's history: its end (epoch ms), the actual value, the expected one."""
+
+
+@dataclass
+class SliceHistory:
+    """The last day of windows of the slices a metric may alert on (the platform, open
+    episodes and candidates, this window's anomalous slices), so a record can give the numbers
+    over the episode so far and its recent series. Bounded: a slice that is none of these is
+    dropped, and each keeps `maxlen` windows (a day, 8 at least, 1440 at most). Part of the
+    engine's per-metric state (runtime/snapshot.py), so replay and a restarted worker agree."""
+
+    window_ms: int
+    series: dict[SliceKey, deque[Recent]] = field(default_factory=dict)
+
+    @property
+    def maxlen(self) -> int:
+        return min(max(_DAY_MS // self.window_ms, 8), 1440)
+
+    def observe(self, end_ms: int, scores: Iterable[Score], keep: set[SliceKey]) -> None:
+        """This window's scores of the slices in `keep`; every other slice is forgotten."""
+        for s in scores:
+            if s.point.slice in keep:
+                recent = self.series.setdefault(s.point.slice, deque(maxlen=self.maxlen))
+                recent.append((end_ms, s.point.value, s.expected))
+        for key in [k for k in self.series if k not in keep]:
+            del self.series[key]
+
+    def recent(self, key: SliceKey) -> list[Recent]:
+        return list(self.series.get(key, ()))
+
+
 def _num(x: float | None) -> float | None:
     return None if x is None else round(x, 6)
+
+
+def _so_far(rule: MetricRule, episode: Episode, window_end: int,
+            recent: Sequence[Recent]) -> dict[str, object] | None:
+    """The episode's windows with a baseline, from its first anomalous one (`for` windows
+    before it opened): summed for sum and count metrics, averaged for ratio and mean ones."""
+    window_ms = int(rule.window.total_seconds() * 1000)
+    since = episode.started_ms - rule.alert.for_windows * window_ms
+    kept = [(a, e) for end, a, e in recent if since < end <= window_end and e is not None]
+    if not kept:
+        return None
+    actual, expected = sum(a for a, _ in kept), sum(e for _, e in kept)
+    summed = rule.value in ("sum", "count")
+    if not summed:
+        actual, expected = actual / len(kept), expected / len(kept)
+    hours = len(kept) * window_ms / _HOUR_MS
+    return {
+        "since": iso_utc(since), "windows": len(kept), "duration_s": (window_end - since) / 1000,
+        "aggregate": "sum" if summed else "mean", "actual": _num(actual),
+        "expected": _num(expected), "gap": _num(actual - expected),
+        "gap_per_hour": _num((actual - expected) / hours) if summed else None,
+    }
+
+
+def _series(recent: Sequence[Recent]) -> list[dict[str, object]]:
+    return [{"end": iso_utc(end), "actual": _num(a), "expected": _num(e)}
+            for end, a, e in recent[-MAX_SERIES:]]
 
 
 def build_record(
@@ -45,9 +111,14 @@ def build_record(
     window: tuple[int, int],
     firing: list[Score],
     hints: list[RootCauseHint],
+    recent: Sequence[Recent] = (),
 ) -> AlertRecord:
-    """One record per episode update; `lead` is the episode slice's score in this window."""
+    """One record per episode update; `lead` is the episode slice's score in this window,
+    `recent` the slice's history up to this window (`SliceHistory`): firing updates carry the
+    episode so far, new and escalated ones the series too (for a chart)."""
     status = "resolved" if reason == "resolved" else "firing"
+    so_far = None if status == "resolved" else _so_far(rule, episode, window[1], recent)
+    series = _series(recent) if reason in ("new", "escalated") else []
     return AlertRecord.model_validate({
         "schema": RECORD_SCHEMA,
         "fingerprint": episode.fingerprint,
@@ -78,6 +149,9 @@ def build_record(
             for s in firing[: rule.alert.max_slices]
         ],
         "hints": [h.to_json() for h in hints],
+        "unit": rule.unit,
+        "so_far": so_far,
+        "series": series,
     })
 
 

@@ -143,6 +143,8 @@ class MetricRule(_Strict):
     owner: str | None = None
     runbook: LinkTemplate | None = None
     dashboard: LinkTemplate | None = None
+    unit: str | None = Field(None, pattern=r"^[A-Za-z%$€£][A-Za-z0-9%$€£/ _.-]{0,31}$",
+                             description="the metric's unit in messages (USD, complaints...)")
     value: Literal["sum", "count", "mean", "ratio"]
     source: Source | None = None
     numerator: Source | None = None
