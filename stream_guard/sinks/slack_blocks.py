@@ -10,6 +10,8 @@ Lists are cut to what fits, saying what was left out ("… 12 more slices");
 
 >>> human_duration(5_400_000)
 '1 hour 30 minutes'
+>>> compact(85_100.0), compact(-44_800.0), compact(1_250_000.0), compact(0.0512)
+('85.1k', '−44.8k', '1.25M', '0.0512')
 """
 
 from __future__ import annotations
@@ -40,6 +42,7 @@ __all__ = [
     "Handling",
     "SlackMessage",
     "button_value",
+    "compact",
     "escape_mrkdwn",
     "human_duration",
     "link",
@@ -117,6 +120,49 @@ def _num(x: float) -> str:
     return f"{x:,.2f}".rstrip("0").rstrip(".") if abs(x) >= 1 else f"{x:.3g}"
 
 
+_SCALES = ((1e9, "B"), (1e6, "M"), (1e3, "k"))
+
+
+def compact(x: float) -> str:
+    """A number as an analyst reads it in a sentence: 85.1k, 1.25M, 0.0512 (minus as −)."""
+    sign = "−" if x < 0 else ""
+    for scale, suffix in _SCALES:
+        if abs(x) >= scale * 0.9995:  # 999,999 is 1M, never 1e+03k
+            return f"{sign}{abs(x) / scale:.3g}{suffix}"
+    return sign + _num(abs(x))
+
+
+def _percent(actual: float, expected: float) -> str:
+    if not expected:
+        return ""
+    change = (actual - expected) / abs(expected) * 100
+    text = f"{change:+.0f}" if abs(change) >= 10 else f"{change:+.1f}"
+    return f" ({text.replace('-', '−')}%)"
+
+
+def _signed(x: float) -> str:
+    return compact(x) if x < 0 else "+" + compact(x)
+
+
+def _so_far_line(alert: AlertRecord) -> str | None:
+    """'since 14:15 (45 minutes): 85.1k vs 40.3k expected (+111%), +44.8k USD, +59.7k USD/h':
+    the episode's windows so far, the numbers its score was computed from."""
+    so_far = alert.so_far
+    if so_far is None:
+        return None
+    since = f"{so_far.since:%H:%M}" if so_far.since.date() == alert.window_end.date() else (
+        f"{so_far.since:%Y-%m-%d %H:%M}")
+    head = f"since {since} ({human_duration(int(so_far.duration_s * 1000))})"
+    if so_far.aggregate == "mean":
+        head += f", mean of {so_far.windows} windows"
+    unit = f" {escape_mrkdwn(alert.unit, 40)}" if alert.unit else ""
+    text = (f"{head}: {compact(so_far.actual)} vs {compact(so_far.expected)} expected"
+            f"{_percent(so_far.actual, so_far.expected)}, {_signed(so_far.gap)}{unit}")
+    if so_far.gap_per_hour is not None:
+        text += f", {_signed(so_far.gap_per_hour)}{unit}/h"
+    return text
+
+
 def _slice_text(labels: Mapping[str, str]) -> str:
     return escape_mrkdwn(format_slice(slice_key(labels)))
 
@@ -126,6 +172,9 @@ def _score(x: float | None) -> str:
 
 
 def _value_line(alert: AlertRecord) -> str:
+    so_far = _so_far_line(alert)
+    if so_far is not None:
+        return so_far
     if alert.value is None:
         return "no data in this window"
     if alert.expected is None:
@@ -196,7 +245,7 @@ def _message(fallback: str, blocks: Sequence[dict[str, Any] | None]) -> SlackMes
 
 def _fields(alert: AlertRecord, now_ms: int) -> dict[str, Any]:
     pairs = [
-        ("Value", _value_line(alert)),
+        ("So far" if alert.so_far else "Value", _value_line(alert)),
         ("Score", f"{_score(alert.score)} (peak {alert.peak_score:.1f})"),
         ("Window", _window(alert, now_ms)),
         ("Severity", escape_mrkdwn(alert.severity, 20)),
@@ -345,6 +394,9 @@ def _fallback(alert: AlertRecord) -> str:
 
 
 def _plain_value(alert: AlertRecord) -> str:
+    so_far = _so_far_line(alert)
+    if so_far is not None:
+        return so_far
     if alert.value is None:
         return "no data"
     if alert.expected is None:
@@ -373,12 +425,20 @@ def render_reply(
             severity, was = escape_mrkdwn(alert.severity, 20), escape_mrkdwn(previous_severity, 20)
             text += f" to *{severity}* (was {was})"
         text += _new_slices(sorted(set(alert.firing_keys()) - set(previous_slices)))
-        text += f"\nNow: {value}"
+        text += f"\n{_as_of(alert)}: {value}"
     else:
         since = human_duration(now_ms - first_sent_ms)
-        text = f":repeat: Still firing ({since} since the first notification).\nNow: {value}"
+        text = (f":repeat: Still firing ({since} since the first notification)."
+                f"\n{_as_of(alert)}: {value}")
     fallback = f"{escape_mrkdwn(alert.metric, MAX_NAME)}: {escape_mrkdwn(reason.replace('_', ' '))}"
     return _message(fallback, [_section(text)])
+
+
+def _as_of(alert: AlertRecord) -> str:
+    """'As of 15:00 UTC': the end of the window the numbers stop at (not the reminder's time)."""
+    end = alert.window_end
+    return f"As of {end:%H:%M} UTC" if end.date() == alert.started_at.date() else (
+        f"As of {end:%Y-%m-%d %H:%M} UTC")
 
 
 def _new_slices(new: Sequence[str]) -> str:

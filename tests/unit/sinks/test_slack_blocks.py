@@ -298,3 +298,43 @@ def test_replies() -> None:
         )
     )
     assert "Still firing (2 hours since the first notification)" in repeat
+
+
+SO_FAR = {"since": "2026-03-04T14:15:00Z", "windows": 3, "duration_s": 2700.0,
+          "aggregate": "sum", "actual": 85_100.0, "expected": 40_300.0, "gap": 44_800.0,
+          "gap_per_hour": 59_733.33}
+
+
+def test_the_parent_gives_the_episode_so_far_in_the_metric_unit() -> None:
+    alert = record(window_start="2026-03-04T14:45:00Z", window_end="2026-03-04T15:00:00Z",
+                   so_far=SO_FAR, unit="USD")
+    text = all_text(render_parent(alert, WINDOW_END_MS))
+    line = "since 14:15 (45 minutes): 85.1k vs 40.3k expected (+111%), +44.8k USD, +59.7k USD/h"
+    assert f"*So far*\n{line}" in text
+    assert "12,000.5 vs expected" not in text  # the bare window value is gone
+    assert line in render_parent(alert, WINDOW_END_MS).text
+
+
+def test_a_drop_and_a_rate_read_as_such() -> None:
+    drop = {**SO_FAR, "actual": 40_300.0, "expected": 85_100.0, "gap": -44_800.0,
+            "gap_per_hour": -59_733.33}
+    text = all_text(render_parent(record(so_far=drop, unit="USD"), WINDOW_END_MS))
+    assert "40.3k vs 85.1k expected (−53%), −44.8k USD, −59.7k USD/h" in text
+    rate = {**SO_FAR, "aggregate": "mean", "actual": 0.051, "expected": 0.032, "gap": 0.019,
+            "gap_per_hour": None}
+    text = all_text(render_parent(record(so_far=rate), WINDOW_END_MS))
+    assert "mean of 3 windows: 0.051 vs 0.032 expected (+59%), +0.019\n" in text
+
+
+def test_a_hostile_unit_is_escaped() -> None:
+    alert = AlertRecord.parse({**record().to_dict(), "so_far": SO_FAR, "unit": "<!channel>"})
+    assert "<!channel>" not in all_text(render_parent(alert, WINDOW_END_MS))
+
+
+def test_a_reminder_says_when_its_numbers_stop() -> None:
+    alert = record(window_end="2026-03-04T15:00:00Z", so_far=SO_FAR, unit="USD")
+    reply = render_reply(alert, "repeat_due", previous_severity="warning", previous_slices=[],
+                         first_sent_ms=0, now_ms=WINDOW_END_MS + 3_600_000)
+    text = all_text(reply)
+    assert "\nAs of 15:00 UTC: since 14:15 (45 minutes): 85.1k vs 40.3k expected" in text
+    assert "Now:" not in text
