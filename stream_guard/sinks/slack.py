@@ -180,6 +180,16 @@ class SlackSink:
             ),
         )
 
+    def upload(self, channel: str, thread_ts: str, content: bytes, filename: str,
+               title: str) -> None:
+        """files_upload_v2 into a thread (its three calls: files.getUploadURLExternal, the
+        POST of the bytes, files.completeUploadExternal); `channel` must be the id."""
+        try:
+            self._client.files_upload_v2(channel=channel, thread_ts=thread_ts, file=content,
+                                         filename=filename, title=title)
+        except Exception as exc:  # classified below; anything unknown is re-raised as is
+            raise classify_slack_error(exc, "files_upload_v2", channel) from None
+
     @staticmethod
     def _call(method: str, channel: str, send: Callable[[], Any]) -> Mapping[str, Any]:
         try:

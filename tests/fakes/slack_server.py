@@ -6,6 +6,10 @@ scripted something else: queued one-off responses (429 with Retry-After, 500, a 
 as invalid_auth, a response slower than the client's timeout) or a standing error per channel.
 
 Slow responses wait on an event that `stop()` sets, so shutting down never waits for them.
+
+File uploads follow the flow slack-sdk's `files_upload_v2` uses: files.getUploadURLExternal
+answers an upload URL on this server, the bytes are POSTed there (kept as `uploads`), and
+files.completeUploadExternal shares them in a channel or thread (`shared_files()`).
 """
 
 from __future__ import annotations
@@ -20,7 +24,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qsl
 
-__all__ = ["FAKE_TOKEN", "FakeSlack", "Reply", "SlackCall"]
+__all__ = ["FAKE_TOKEN", "FakeSlack", "Reply", "SharedFile", "SlackCall"]
 
 FAKE_TOKEN = "xoxb-fake-0000-secret-token"  # a test token, checked by the fake
 
@@ -32,6 +36,17 @@ class SlackCall:
     method: str  # e.g. "chat.postMessage"
     headers: dict[str, str]
     body: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class SharedFile:
+    """An uploaded file as files.completeUploadExternal shared it."""
+
+    file_id: str
+    title: str
+    channel: str
+    thread_ts: str | None
+    data: bytes
 
 
 @dataclass(frozen=True)
@@ -67,6 +82,7 @@ class _State:
     script: deque[Reply] = field(default_factory=deque)
     channel_errors: dict[str, str] = field(default_factory=dict)
     next_ts: int = 1_772_632_800_000_100  # microsecond-ish counter rendered as "sss.uuuuuu"
+    uploads: dict[str, bytes] = field(default_factory=dict)  # file id -> bytes POSTed
     lock: threading.Lock = field(default_factory=threading.Lock)
     stopping: threading.Event = field(default_factory=threading.Event)
 
@@ -124,6 +140,23 @@ class FakeSlack:
     def methods(self) -> list[str]:
         return [call.method for call in self.calls]
 
+    @property
+    def uploads(self) -> dict[str, bytes]:
+        """The bytes POSTed to each upload URL, by file id."""
+        with self._state.lock:
+            return dict(self._state.uploads)
+
+    def shared_files(self) -> list[SharedFile]:
+        """Every file files.completeUploadExternal shared, with the bytes uploaded for it."""
+        uploads, shared = self.uploads, []
+        for call in self.calls:
+            if call.method == "files.completeUploadExternal" and call.body.get("files"):
+                for f in json.loads(call.body["files"]):
+                    shared.append(SharedFile(f["id"], f.get("title") or "",
+                                             str(call.body.get("channel_id", "")),
+                                             call.body.get("thread_ts"), uploads.get(f["id"], b"")))
+        return shared
+
     @staticmethod
     def channel_id(channel: str) -> str:
         """The id the fake gives a channel name (ids are kept as they are)."""
@@ -146,9 +179,19 @@ class FakeSlack:
             elif standing and reply == Reply():
                 reply = Reply(error=standing)
             ts = self._new_ts() if call.method == "chat.postMessage" else call.body.get("ts")
+            file_id = f"F{len(self._state.calls):08d}"
         if reply.error or reply.status != 200:
             return reply, {"ok": False, "error": reply.error or "internal_error"}
+        if call.method == "files.getUploadURLExternal":
+            return reply, {"ok": True, "file_id": file_id,
+                           "upload_url": self.base_url.replace("/api/", f"/upload/{file_id}")}
+        if call.method == "files.completeUploadExternal":
+            return reply, {"ok": True, "files": json.loads(call.body.get("files") or "[]")}
         return reply, {"ok": True, "channel": self.channel_id(channel), "ts": ts}
+
+    def _store_upload(self, file_id: str, data: bytes) -> None:
+        with self._state.lock:
+            self._state.uploads[file_id] = data
 
     def _take(self, method: str) -> Reply:
         for reply in self._state.script:
@@ -169,6 +212,10 @@ def _handler_for(fake: FakeSlack) -> type[BaseHTTPRequestHandler]:
 
         def do_POST(self) -> None:
             length = int(self.headers.get("Content-Length") or 0)
+            if self.path.startswith("/upload/"):  # step 2 of files_upload_v2: the raw bytes
+                fake._store_upload(self.path.rsplit("/", 1)[-1], self.rfile.read(length))
+                self._send(Reply(), f"OK - {length}")
+                return
             raw = self.rfile.read(length).decode()
             method = self.path.rsplit("/", 1)[-1].split("?")[0]
             call = SlackCall(method, dict(self.headers.items()), _parse_body(self.headers, raw))
@@ -177,8 +224,8 @@ def _handler_for(fake: FakeSlack) -> type[BaseHTTPRequestHandler]:
                 return  # shutting down: drop the slow answer
             self._send(reply, payload)
 
-        def _send(self, reply: Reply, payload: dict[str, Any]) -> None:
-            body = json.dumps(payload).encode()
+        def _send(self, reply: Reply, payload: dict[str, Any] | str) -> None:
+            body = (payload if isinstance(payload, str) else json.dumps(payload)).encode()
             if reply.status >= 500:
                 body = b"<html>upstream error</html>"  # Slack's 5xx pages are not JSON
             self.send_response(reply.status)
