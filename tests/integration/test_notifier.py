@@ -232,6 +232,38 @@ def test_episode_timeline_through_the_agent(rig: Rig) -> None:
     run(scenario())
 
 
+SO_FAR = {"since": "2026-03-04T13:45:00Z", "windows": 2, "duration_s": 1800.0,
+          "aggregate": "sum", "actual": 24_000.0, "expected": 82_000.0, "gap": -58_000.0,
+          "gap_per_hour": -116_000.0}
+SERIES = [{"end": f"2026-03-04T{h:02d}:{m:02d}:00Z", "actual": 41_000.0 if h < 14 else 12_000.0,
+           "expected": 41_000.0} for h in range(15) for m in (0, 15, 30, 45)][:-2]
+
+
+def test_a_firing_message_with_its_numbers_and_chart(rig: Rig) -> None:
+    """The parent gives the episode so far in the metric's unit, then the chart of the slice
+    lands in its thread (files_upload_v2's three steps against the stand-in)."""
+    async def scenario() -> None:
+        await rig.topics()
+        async with worker(rig):
+            await rig.push(gmv(0, so_far=SO_FAR, unit="USD", series=SERIES))
+            assert await rig.calls(3) == [("post", "#commerce-oncall")]
+            assert rig.fake.methods() == ["chat.postMessage", "files.getUploadURLExternal",
+                                          "files.completeUploadExternal"]
+            text = rig.fake.calls[0].body["text"]
+            assert text.endswith("since 13:45 (30 minutes): 24k vs 82k expected (−71%), "
+                                 "−58k USD, −116k USD/h")
+            [chart] = rig.fake.shared_files()
+            assert (chart.channel, chart.thread_ts) == (COMMERCE, posted_ts())
+            assert chart.data.startswith(b"\x89PNG\r\n\x1a\n")
+            rig.clock.advance(60 * MIN)
+            await rig.push(gmv(3))  # resolved: no chart again
+            assert await rig.calls(2) == [("update", COMMERCE, posted_ts()),
+                                          ("reply", COMMERCE, posted_ts())]
+            assert len(rig.fake.shared_files()) == 1
+
+    run(scenario())
+
+
 def test_a_firing_thread_is_reminded_by_its_route_once_per_interval(rig: Rig) -> None:
     """Reminders are the notifier's (the engine emits transitions only): with nothing new, a
     firing thread is reminded once its route's repeat_interval (commerce-oncall: 2 h) has passed
