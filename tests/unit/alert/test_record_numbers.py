@@ -113,3 +113,40 @@ def _replace_history(engine: Engine, history: SliceHistory) -> MetricState:
     state = engine.metric_state(0)
     state.history = history
     return state
+
+
+def _engine_rule() -> MetricRule:
+    return MetricRule.model_validate({
+        "metric": "gmv", "unit": "USD", "value": "sum",
+        "source": {"topic": "orders", "aggregate": "sum", "field": "gmv"}, "window": "15m",
+        "detector": {"type": "threshold", "upper": 1000.0},
+        "alert": {"route": "commerce-oncall", "resolve_after": 2,
+                  "severity": {"warning": 4, "critical": 20}},
+    })
+
+
+# The platform's GMV per window: quiet, a spike that escalates, quiet again.
+VALUES = [800.0] * 6 + [1200.0, 1500.0, 3000.0, 2800.0] + [800.0] * 4
+
+
+def _feed(engine: Engine, windows: range) -> list[AlertRecord]:
+    out: list[AlertRecord] = []
+    for i in windows:
+        out += engine.on_window(0, T0 + i * WIN, {(): [VALUES[i], 100.0]})
+    return out
+
+
+def test_an_engine_gives_the_episode_so_far_and_a_restart_gives_the_same_records() -> None:
+    straight = _feed(Engine([_engine_rule()]), range(len(VALUES)))
+    assert [r.reason for r in straight] == ["new", "escalated", "resolved"]
+    escalated = straight[1].so_far
+    assert escalated is not None and escalated.windows == 3
+    assert (escalated.actual, escalated.expected, escalated.gap) == (5700.0, 3000.0, 2700.0)
+    assert escalated.gap_per_hour == 3600.0 and escalated.since == straight[0].window_start
+    assert [p.actual for p in straight[1].series] == VALUES[:9]
+    first = Engine([_engine_rule()])
+    before = _feed(first, range(7))
+    blob = encode_model(ModelSnapshot(first.metric_state(0), first.shared_state(), None, 1))
+    restarted = Engine([_engine_rule()])
+    restarted.restore_metric_state(0, decode_model(blob).metric)
+    assert before + _feed(restarted, range(7, len(VALUES))) == straight
