@@ -169,7 +169,7 @@ class Engine:
         record = build_record(rule, ep, update.reason, lead, window,
                               [] if group is None else group.ordered,
                               [] if group is None else group.hints,
-                              self._history[m].recent(ep.slice))
+                              self._history[m])
         self.stats.alerts[(rule.metric, ep.severity, record["status"])] += 1
         return record
 

@@ -384,6 +384,9 @@ class AlertRecord(_Part):
     """The episode so far (new, escalated and slices_changed updates); absent otherwise."""
     series: tuple[SeriesPoint, ...] = Field((), exclude_if=lambda points: not points)
     """The episode slice's last day of windows, oldest first (new and escalated updates)."""
+    metric_series: tuple[SeriesPoint, ...] = Field((), exclude_if=lambda points: not points)
+    """The whole metric's last day of windows beside a slice episode's `series` (the slice's
+    history starts when it first moved; the platform's is always kept)."""
     silenced_by: tuple[str, ...] = Field((), exclude_if=lambda ids: not ids)
     """Ids of the silences that held a `silenced` copy back; absent otherwise."""
 

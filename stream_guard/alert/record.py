@@ -111,14 +111,17 @@ def build_record(
     window: tuple[int, int],
     firing: list[Score],
     hints: list[RootCauseHint],
-    recent: Sequence[Recent] = (),
+    history: SliceHistory | None = None,
 ) -> AlertRecord:
     """One record per episode update; `lead` is the episode slice's score in this window,
-    `recent` the slice's history up to this window (`SliceHistory`): firing updates carry the
-    episode so far, new and escalated ones the series too (for a chart)."""
+    `history` the metric's up to this window: firing updates carry the episode so far, new
+    and escalated ones the slice's series too, and the whole metric's for a slice (charts)."""
     status = "resolved" if reason == "resolved" else "firing"
+    recent = history.recent(episode.slice) if history else []
     so_far = None if status == "resolved" else _so_far(rule, episode, window[1], recent)
-    series = _series(recent) if reason in ("new", "escalated") else []
+    charted = history is not None and reason in ("new", "escalated")
+    series = _series(recent) if charted else []
+    metric_series = _series(history.recent(())) if history and charted and episode.slice else []
     return AlertRecord.model_validate({
         "schema": RECORD_SCHEMA,
         "fingerprint": episode.fingerprint,
@@ -152,6 +155,7 @@ def build_record(
         "unit": rule.unit,
         "so_far": so_far,
         "series": series,
+        "metric_series": metric_series,
     })
 
 

@@ -52,8 +52,7 @@ def _build(rule: MetricRule, reason: str, started_ms: int = T0 + WIN) -> AlertRe
     end = WINDOWS[-1][0]
     episode = Episode("gmv", "f" * 16, "gmv-ep", (), "up", started_ms, "critical", 9.0)
     lead = _score((), end, *WINDOWS[-1][1:])
-    return build_record(rule, episode, reason, lead, (end - WIN, end), [lead], [],
-                        _history().recent(()))
+    return build_record(rule, episode, reason, lead, (end - WIN, end), [lead], [], _history())
 
 
 def test_the_episode_so_far_sums_its_windows_and_gives_the_gap_per_hour() -> None:
@@ -150,3 +149,16 @@ def test_an_engine_gives_the_episode_so_far_and_a_restart_gives_the_same_records
     restarted = Engine([_engine_rule()])
     restarted.restore_metric_state(0, decode_model(blob).metric)
     assert before + _feed(restarted, range(7, len(VALUES))) == straight
+
+
+def test_a_slice_episode_carries_the_whole_metric_beside_its_slice() -> None:
+    history = _history()
+    history.observe(T0 + 4 * WIN, [_score((), T0 + 4 * WIN, 9.0, 9.0),
+                                   _score(EU, T0 + 4 * WIN, 5.0, 2.0)], {(), EU})
+    episode = Episode("gmv", "f" * 16, "gmv-ep", EU, "up", T0 + 4 * WIN, "warning", 9.0)
+    lead = _score(EU, T0 + 4 * WIN, 5.0, 2.0)
+    record = build_record(_rule(), episode, "new", lead, (T0 + 3 * WIN, T0 + 4 * WIN), [lead],
+                          [], history)
+    assert [p.actual for p in record.series] == [5.0]
+    assert [p.actual for p in record.metric_series] == [w[1] for w in WINDOWS] + [9.0]
+    assert _build(_rule(), "new").metric_series == ()  # a platform episode: its own series

@@ -35,6 +35,18 @@ def test_the_chart_is_a_png_of_the_series() -> None:
     assert render_chart(_alert([])) is None
 
 
+def _height(png: bytes) -> int:
+    return int.from_bytes(png[20:24], "big")  # IHDR: width, then height
+
+
+def test_a_slice_episode_gets_the_whole_metric_above_its_slice() -> None:
+    alert = AlertRecord.parse({**_alert().to_dict(), "series": SERIES[-3:],
+                               "metric_series": SERIES})
+    two, one = render_chart(alert), render_chart(_alert())
+    assert two is not None and one is not None and two.startswith(PNG_SIGNATURE)
+    assert _height(two) > 1.5 * _height(one)
+
+
 def test_open_posts_the_parent_then_uploads_the_chart_into_its_thread(
     fake_slack: FakeSlack, slack_sink: SlackSink
 ) -> None:
