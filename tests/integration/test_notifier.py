@@ -37,7 +37,12 @@ from stream_guard.config.routes import load_routes
 from stream_guard.runtime.notifier import NotifierHandles, NotifierSettings, install_notifier
 from stream_guard.runtime.transport import broker_url
 from stream_guard.sinks.slack import SlackSettings
-from stream_guard.sinks.slack_blocks import ACK_ACTION_ID, SNOOZE_ACTION_ID
+from stream_guard.sinks.slack_blocks import (
+    ACK_ACTION_ID,
+    FALSE_ALARM_ACTION_ID,
+    REAL_ACTION_ID,
+    SNOOZE_ACTION_ID,
+)
 from tests.fakes.slack_server import FAKE_TOKEN, FakeSlack, Reply
 from tests.integration._faust_harness import create_topic, lingering_threads
 
@@ -239,27 +244,58 @@ SERIES = [{"end": f"2026-03-04T{h:02d}:{m:02d}:00Z", "actual": 41_000.0 if h < 1
            "expected": 41_000.0} for h in range(15) for m in (0, 15, 30, 45)][:-2]
 
 
-def test_a_firing_message_with_its_numbers_and_chart(rig: Rig) -> None:
-    """The parent gives the episode so far in the metric's unit, then the chart of the slice
-    lands in its thread (files_upload_v2's three steps against the stand-in)."""
+def test_the_analysts_timeline_numbers_chart_snooze_verdicts_and_resolution(
+    rig: Rig, bootstrap: str
+) -> None:
+    """Issue 15's timeline through the notify agent: the firing parent gives the episode so far
+    in the metric's unit, then the chart of the slice lands in its thread (files_upload_v2's
+    three steps against the stand-in); Snooze 4h and False alarm, pressed at the signed
+    endpoint, show on the parent; the resolution still edits the parent and replies (a snooze
+    never hides it) and sends no second chart; a verdict changed after it (Real issue)
+    refreshes the resolved parent, and the control topic keeps the latest answer."""
+    url = f"http://127.0.0.1:{rig.port}/slack/interactivity"
+    now_s = T0 // 1000
+
     async def scenario() -> None:
         await rig.topics()
-        async with worker(rig):
+        async with worker(rig), aiohttp.ClientSession() as http:
+            async def press(action_id: str, parent: dict[str, Any], at_s: int) -> int:
+                value = parent["blocks"][-1]["elements"][0]["value"]
+                body = _press(action_id, value)
+                async with http.post(url, data=body, headers=_signed(body, at_s)) as resp:
+                    return resp.status
+
             await rig.push(gmv(0, so_far=SO_FAR, unit="USD", series=SERIES))
             assert await rig.calls(3) == [("post", "#commerce-oncall")]
             assert rig.fake.methods() == ["chat.postMessage", "files.getUploadURLExternal",
                                           "files.completeUploadExternal"]
-            text = rig.fake.calls[0].body["text"]
-            assert text.endswith("since 13:45 (30 minutes): 24k vs 82k expected (−71%), "
-                                 "−58k USD, −116k USD/h")
+            firing = rig.fake.calls[0].body
+            assert firing["text"].endswith("since 13:45 (30 minutes): 24k vs 82k expected "
+                                           "(−71%), −58k USD, −116k USD/h")
+            p = posted_ts()
             [chart] = rig.fake.shared_files()
-            assert (chart.channel, chart.thread_ts) == (COMMERCE, posted_ts())
+            assert (chart.channel, chart.thread_ts) == (COMMERCE, p)
             assert chart.data.startswith(b"\x89PNG\r\n\x1a\n")
+
+            assert await press("stream_guard.snooze_4h", firing, now_s) == 200
+            assert await rig.calls(1) == [("update", COMMERCE, p)]
+            assert "Snoozed until 18:15 UTC by <@U0ANALYST>" in json.dumps(
+                rig.fake.calls[-1].body)
+            assert await press(FALSE_ALARM_ACTION_ID, firing, now_s + 1) == 200
+            assert await rig.calls(1) == [("update", COMMERCE, p)]
+            assert "Marked a false alarm" in json.dumps(rig.fake.calls[-1].body)
+
             rig.clock.advance(60 * MIN)
-            await rig.push(gmv(3))  # resolved: no chart again
-            assert await rig.calls(2) == [("update", COMMERCE, posted_ts()),
-                                          ("reply", COMMERCE, posted_ts())]
-            assert len(rig.fake.shared_files()) == 1
+            await rig.push(gmv(3))  # resolved, during the snooze
+            assert await rig.calls(2) == [("update", COMMERCE, p), ("reply", COMMERCE, p)]
+            resolved = rig.fake.calls[-2].body
+            assert "RESOLVED" in resolved["text"] and len(rig.fake.shared_files()) == 1
+            assert await press(REAL_ACTION_ID, resolved, now_s + 3600) == 200
+            assert await rig.calls(1) == [("update", COMMERCE, p)]
+            assert "Marked a real issue" in json.dumps(rig.fake.calls[-1].body)
+
+        view = await asyncio.to_thread(read_control, bootstrap, rig.control)
+        assert view.feedback[gmv(0)["episode_id"]].verdict == "real"
 
     run(scenario())
 
