@@ -6,8 +6,8 @@ the notifier's stages (alert/dispatch.py then alert/notify.py, routes and inhibi
 alert_rules/routes.yaml) against the fake Slack server, each at the end of its window (the
 moment the live worker would see it), with the reminders due every 5 minutes as the worker's
 ticks send them, and prints the Slack messages per labelled incident and in total: parents (new
-threads, they notify), thread replies, broadcast replies (reminders: they notify too) and
-chat.update edits. Episodes that match no incident are listed as noise; incidents without any
+threads, they notify), thread replies, broadcast replies (reminders: they notify too),
+chat.update edits and the API calls of the charts uploaded into the threads. Episodes that match no incident are listed as noise; incidents without any
 message as misses.
 
     python benchmarks/slack_week.py                    # ~40 s the first time, ~20 s cached
@@ -46,11 +46,13 @@ from stream_guard.sinks.slack_integration import SlackIntegration  # noqa: E402
 from stream_guard.types import AlertRecord, epoch_ms  # noqa: E402
 from tests.fakes.slack_server import FAKE_TOKEN, FakeSlack, SlackCall  # noqa: E402
 
-KINDS = ("parents", "replies", "broadcasts", "updates")
+KINDS = ("parents", "replies", "broadcasts", "updates", "chart calls")
 out = Console(width=150)
 
 
 def kind(call: SlackCall) -> str:
+    if call.method.startswith("files."):  # a chart's upload into the thread (2 API calls)
+        return "chart calls"
     if call.method == "chat.update":
         return "updates"
     if "thread_ts" not in call.body:
@@ -102,7 +104,7 @@ def send_all(records: list[AlertRecord], rules_dir: Path) -> dict[str, Counter[s
                     count(alert.episode_id)
                     stages.remember(alert, orjson.loads(alert.to_json()),
                                     has_thread=bool(notifier.log.threads(alert.episode_id)))
-            for alert in list(stages.due(now, lambda _: True, notifier.reminders_due)):
+            for alert in list(stages.due(now, lambda _: True, notifier.reminders_due(now))):
                 notifier.remind(alert, now)
                 count(alert.episode_id)
     return per_episode

@@ -19,7 +19,7 @@ Pure: `now` is an argument and the stores are plain mappings (dicts in tests and
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable, Iterator, MutableMapping
+from collections.abc import Callable, Collection, Iterator, MutableMapping
 from typing import Any, Literal, NamedTuple
 
 from stream_guard.alert.inhibit import Inhibitor
@@ -94,14 +94,13 @@ class Dispatcher:
         return None if record is None else AlertRecord.parse(record)
 
     def due(
-        self, now_ms: int, owned: Callable[[AlertRecord], bool],
-        is_due: Callable[[str, int], bool],
+        self, now_ms: int, owned: Callable[[AlertRecord], bool], due: Collection[str],
     ) -> Iterator[AlertRecord]:
-        """The firing episodes with a thread that `owned` accepts, a reminder due (`is_due`,
-        the notifier's `reminders_due`) and nothing muting them now."""
-        for episode_id in list(self.threads):
+        """The firing episodes with a thread that `owned` accepts, among those with a reminder
+        due (`due`: the notifier's `reminders_due`), and nothing muting them now."""
+        for episode_id in [e for e in self.threads if e in due]:
             alert = self.latest(episode_id)
             if alert is None or alert.status != "firing" or not owned(alert):
                 continue
-            if is_due(episode_id, now_ms) and self._muted(alert, now_ms).action == "notify":
+            if self._muted(alert, now_ms).action == "notify":
                 yield alert

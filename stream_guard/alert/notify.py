@@ -179,10 +179,14 @@ class Notifier:
                 for route, entry in self._threads(alert.episode_id)
                 if reminder_due(entry, now_ms, _ms(route.repeat_interval.total_seconds()))]
 
-    def reminders_due(self, episode_id: str, now_ms: int) -> bool:
-        """Whether `remind` would send anything for the episode now."""
-        return any(reminder_due(entry, now_ms, _ms(route.repeat_interval.total_seconds()))
-                   for route, entry in self._threads(episode_id))
+    def reminders_due(self, now_ms: int) -> set[str]:
+        """The episodes for which `remind` would send something now (one pass over the log)."""
+        due = set()
+        for key, entry in self.log:
+            route = self._route(key.split("|", 1)[0])
+            if reminder_due(entry, now_ms, _ms(route.repeat_interval.total_seconds())):
+                due.add(entry.episode_id)
+        return due
 
     def refresh(self, alert: AlertRecord, now_ms: int) -> list[Outcome]:
         """Make the head of every thread of `alert`'s episode show it again (after an ack or a
@@ -207,8 +211,11 @@ class Notifier:
         self._retry(route, lambda: self.integration.show(entry, alert, now_ms))
 
     def _threads(self, episode_id: str) -> list[tuple[Route, LogEntry]]:
-        return [(self.routes.get(name) if name in self.routes else self.routes.root, entry)
-                for name, entry in self.log.threads(episode_id)]
+        return [(self._route(name), entry) for name, entry in self.log.threads(episode_id)]
+
+    def _route(self, name: str) -> Route:
+        """A route of the log by name; the root for one the routes file no longer has."""
+        return self.routes.get(name) if name in self.routes else self.routes.root
 
     def _destinations(self, alert: AlertRecord, labels: AlertLabels) -> list[Route]:
         entry: str | None = alert.route

@@ -217,7 +217,7 @@ class _Runner:
         def owned(alert: AlertRecord) -> bool:
             return partition_for(alert.fingerprint.encode(), count) == partition
 
-        for alert in list(self.dispatcher.due(now_ms, owned, self.notifier.reminders_due)):
+        for alert in list(self.dispatcher.due(now_ms, owned, self.notifier.reminders_due(now_ms))):
             await self._deliver(alert, self.notifier.remind)
         await self._gc(now_ms)
 

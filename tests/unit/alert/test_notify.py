@@ -117,6 +117,8 @@ def test_a_reminder_is_broadcast_once_per_route_interval(fake_slack: FakeSlack) 
     assert h.push(gmv(1), T0 + 119 * MIN) == []
     assert h.push(gmv(1, sequence=2), T0 + 121 * MIN) == []
     assert h.remind(gmv(1), T0 + 119 * MIN) == []
+    assert h.notifier.reminders_due(T0 + 119 * MIN) == set()
+    assert h.notifier.reminders_due(T0 + 120 * MIN) == {gmv(1)["episode_id"]}
     reminder = [("update", COMMERCE, p), ("broadcast", COMMERCE, p)]
     assert h.remind(gmv(1), T0 + 120 * MIN) == reminder
     assert h.outcomes[0].reason is Reason.REPEAT_DUE
