@@ -7,8 +7,8 @@ alert_rules/routes.yaml) against the fake Slack server, each at the end of its w
 moment the live worker would see it), with the reminders due every 5 minutes as the worker's
 ticks send them, and prints the Slack messages per labelled incident and in total: parents (new
 threads, they notify), thread replies, broadcast replies (reminders: they notify too),
-chat.update edits and the API calls of the charts uploaded into the threads. Episodes that match no incident are listed as noise; incidents without any
-message as misses.
+chat.update edits and the API calls of the charts uploaded into the threads. Episodes that
+match no incident are listed as noise; incidents without any message as misses.
 
     python benchmarks/slack_week.py                    # ~40 s the first time, ~20 s cached
     python benchmarks/slack_week.py --sim out/demo     # an existing simulation
