@@ -67,6 +67,12 @@ ms of its core (collectors, HTTP): ~7% of it at 20 scrapes/s, ~3% at 10. Rates a
 between the first and the last scrape that saw the count move: this is also their resolution."""
 READY = b"[^Worker]: Ready"
 """What Faust's worker logs (info level) once it has joined and recovered: then pacing starts."""
+JOIN_S = 90.0
+"""Longest wait for the first event to be counted: the worker joins its group and recovers its
+tables first, which takes 5-30 s on a loaded machine (a drain that gave up after 10 s reported 0
+events)."""
+QUIET_S = 10.0
+"""Once events are counted: the drain is over when the count has not moved for this long."""
 SETTLE_S = 6.0
 """After the last event: the last windows close (sources idle after 5 s) and their latency is
 recorded."""
@@ -82,10 +88,40 @@ class Row:
     p50_ms: float
     p99_ms: float
     windows: float  # alert-latency observations (windows closed with a report)
+    loop: LoopTime  # how the event-loop thread spent the drain
 
     @property
     def name(self) -> str:
         return f"{self.mode}-{self.batch}"
+
+
+@dataclass(frozen=True)
+class LoopTime:
+    """Shares of the drain's wall time the worker's event-loop thread spent on a CPU, runnable but
+    waiting for one (a shared machine), and asleep (waiting for the broker, a timer, a lock)."""
+
+    on_cpu: float
+    runnable: float
+    asleep: float
+
+    def __str__(self) -> str:
+        return (f"{100 * self.on_cpu:.0f}/{100 * self.runnable:.0f}/{100 * self.asleep:.0f}"
+                if self.on_cpu == self.on_cpu else "n/a")
+
+
+def _schedstat(pid: int | None) -> tuple[float, float]:
+    """(seconds on a CPU, seconds waiting on a run queue) of thread `pid` so far (Linux
+    schedstat; NaN when unavailable)."""
+    try:
+        on_cpu, waiting, _slices = Path(f"/proc/{pid}/task/{pid}/schedstat").read_text().split()
+        return int(on_cpu) / 1e9, int(waiting) / 1e9
+    except (OSError, ValueError):
+        return float("nan"), float("nan")
+
+
+def _loop_time(wall: float, before: tuple[float, float], after: tuple[float, float]) -> LoopTime:
+    on_cpu, runnable = ((a - b) / max(wall, 1e-9) for a, b in zip(after, before, strict=True))
+    return LoopTime(on_cpu, runnable, 1.0 - on_cpu - runnable)
 
 
 def _samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
@@ -172,7 +208,8 @@ def profile_table(path: Path, title: str, top: int = 18) -> Table:
             incl[f] += int(n)
     main = sum(own.values()) or 1
     table = Table(title=f"{title}: {main:,} samples on the event-loop thread "
-                        f"({100 * main / max(sum(threads.values()), 1):.0f}% of all)")
+                        f"({100 * main / max(sum(threads.values()), 1):.0f}% of all threads' "
+                        "samples; how busy it was: the loop column)")
     table.add_column("own %", justify="right")
     table.add_column("function (most own time)")
     table.add_column("incl %", justify="right")
@@ -236,28 +273,35 @@ class Drained:
     events: float
     events_per_s: float
     events_per_cpu_s: float
+    loop: LoopTime
 
 
 def _drain(worker: LocalWorker, expected: int, profiler: Profiler | None, label: str) -> Drained:
-    """Waits until `expected` events were counted (or none for 10 s).
+    """Waits until `expected` events were counted (or none for `QUIET_S`; `JOIN_S` for the
+    first).
 
     Rates are taken between the first scrape that saw events and the one that saw the last
     count: per second of wall time, and per second of the worker's CPU time. The second is what
     to compare between runs on a machine that other work shares (wall-time rates then vary
     2x from run to run; CPU-time rates by a few %), and what one worker does with a core.
+    Over the same span, the event-loop thread's scheduler times say whether it was busy, starved
+    of a CPU or waiting (`LoopTime`).
     """
     first: tuple[float, float, float] | None = None  # (wall s, events, cpu s)
     last = (time.monotonic(), 0.0, 0.0)
+    pid: int | None = None
+    sched0 = sched1 = (float("nan"), float("nan"))
     with console.status(label) as status:
-        while time.monotonic() - last[0] < 10:
+        while time.monotonic() - last[0] < (QUIET_S if first else JOIN_S):
             n, cpu = _consumed(worker.metrics() or "")
             now = time.monotonic()
             if n and first is None:
-                first = (now, n, cpu)
+                first, pid = (now, n, cpu), _worker_pid(worker)
+                sched0 = _schedstat(pid)
                 if profiler is not None:
-                    profiler.start(_worker_pid(worker))
+                    profiler.start(pid)
             if n != last[1]:
-                last = (now, n, cpu)
+                last, sched1 = (now, n, cpu), _schedstat(pid)
             status.update(f"{label}: {int(n):,}/{expected:,}")
             if n >= expected:
                 break
@@ -266,7 +310,8 @@ def _drain(worker: LocalWorker, expected: int, profiler: Profiler | None, label:
         profiler.stop()
     t0, n0, cpu0 = first or last
     t1, n1, cpu1 = last
-    return Drained(n1, (n1 - n0) / max(t1 - t0, 1e-9), (n1 - n0) / max(cpu1 - cpu0, 1e-9))
+    return Drained(n1, (n1 - n0) / max(t1 - t0, 1e-9), (n1 - n0) / max(cpu1 - cpu0, 1e-9),
+                   _loop_time(t1 - t0, sched0, sched1))
 
 
 def _row(mode: str, batch: int, drained: Drained, worker: LocalWorker) -> Row:
@@ -274,7 +319,7 @@ def _row(mode: str, batch: int, drained: Drained, worker: LocalWorker) -> Row:
     buckets = _latency_buckets(worker.metrics())
     return Row(mode, batch, drained.events, drained.events_per_s, drained.events_per_cpu_s,
                1000 * _quantile(buckets, 0.5), 1000 * _quantile(buckets, 0.99),
-               buckets.get(float("inf"), 0.0))
+               buckets.get(float("inf"), 0.0), drained.loop)
 
 
 def run_backlog(bootstrap: str, dump: Path, batch: int, expected: int, work: Path,
@@ -353,12 +398,12 @@ def main() -> int:
     table = Table(title=f"one worker, {expected:,} events ({args.days} simulated days); paced "
                         f"runs offered {args.paced_rate:,.0f} events/s")
     for col in ("run", "events/message", "events", "events/s", "events/CPU-s",
-                "close→alert p50 ms", "p99 ms", "windows"):
+                "close→alert p50 ms", "p99 ms", "windows", "loop % cpu/runnable/asleep"):
         table.add_column(col, justify="right")
     for r in rows:
         table.add_row(r.mode, str(r.batch), f"{r.events:,.0f}", f"{r.events_per_s:,.0f}",
                       f"{r.events_per_cpu_s:,.0f}", f"{r.p50_ms:.0f}", f"{r.p99_ms:.0f}",
-                      f"{r.windows:,.0f}")
+                      f"{r.windows:,.0f}", str(r.loop))
     console.print(table)
     return 0
 

@@ -82,3 +82,40 @@ def test_lines_the_file_source_refused_keep_their_reason(codec: Codec) -> None:
     with pytest.raises(InvalidEvent, match=r"missing_envelope: .* 'events' is no topic"):
         codec.validate(FileTopic("events"), order(T0))
     assert codec.validate(FileTopic("orders"), order(T0)) == T0
+
+
+def _values_by_definition(codec: Codec, topic: str, raw: bytes, origin: str) -> Any:
+    """`Codec.values` spelled out: parse, then validate each value (the general loop)."""
+    try:
+        values = codec.parse(raw)
+    except InvalidEvent as err:
+        return [], [codec.dead_letter(topic, origin, err, raw)]
+    valid, dead = [], []
+    for i, value in enumerate(values):
+        try:
+            valid.append((codec.validate(topic, value), value))
+        except InvalidEvent as err:
+            where = origin if len(values) == 1 else f"{origin}#{i}"
+            dead.append(codec.dead_letter(topic, where, err, value))
+    return valid, dead
+
+
+@pytest.mark.parametrize("topic", ["orders", "no_such_topic"])
+@pytest.mark.parametrize(
+    "raw",
+    [
+        orjson.dumps(order(T0)),
+        orjson.dumps({**order(T0), "gmv": -1}),
+        orjson.dumps([order(T0), {**order(T0), "ts": "x"}, 3, order(T0 + 1)]),
+        orjson.dumps([order(T0)]),
+        orjson.dumps([{**order(T0), "gmv": None}]),
+        b"[]",
+        b"null",
+        b'"text"',
+        b"{not json",
+        orjson.dumps(order(T0)) + b"\n" + orjson.dumps({**order(T0), "gmv": "1"}) + b"\n",
+        b'{"a": 1}\n{oops\n',
+    ],
+)
+def test_values_fast_path_gives_the_general_outcome(codec: Codec, topic: str, raw: bytes) -> None:
+    assert codec.values(topic, raw, "p:7") == _values_by_definition(codec, topic, raw, "p:7")
