@@ -90,7 +90,8 @@ def iter_dump(path: Path, plain_topic: str | None = None) -> Iterator[DumpRecord
 def iter_records(path: Path, plain_topic: str | None = None) -> Iterator[Record]:
     """`iter_dump`'s records as plain tuples (replay reads a million of them a minute)."""
     fallback = plain_topic or FileTopic(_topic_from_name(path))
-    name, loads = path.name, orjson.loads
+    name, loads, enveloped = path.name, orjson.loads, plain_topic is None
+    prefix = f"{name}:"  # + the line number: the origin
     with _open(path) as fh:
         for lineno, line in enumerate(fh, 1):
             try:
@@ -100,11 +101,11 @@ def iter_records(path: Path, plain_topic: str | None = None) -> Iterator[Record]
                 continue
             if type(obj) is not dict:
                 yield _not_an_object(obj, line, f"{name}:{lineno}")
-            elif plain_topic is None and "topic" in obj:
-                topic, value = obj["topic"], obj.get("value", _MISSING)
+            elif enveloped and (topic := obj.get("topic", _MISSING)) is not _MISSING:
+                value = obj.get("value", _MISSING)
                 if type(value) is not dict or type(topic) is not str:
                     topic, value = _unusual_envelope(obj, line)
-                yield topic, obj.get("key"), value, f"{name}:{lineno}"
+                yield topic, obj.get("key"), value, prefix + str(lineno)
             else:
                 yield fallback, None, obj, f"{name}:{lineno}"
 

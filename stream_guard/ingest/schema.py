@@ -277,8 +277,8 @@ def _term(name: str, spec: Mapping[str, Any], required: bool, env: dict[str, Any
         env[f"_b{i}_{n}"] = bound
         conds.append(f"not @ {_BOUNDS[keyword][0]} _b{i}_{n}")
     min_len = int(spec.get("minLength", 0))
-    if min_len:  # for a value already known to be a str, != '' is len >= 1
-        conds.append("@ != ''" if min_len == 1 and allowed == (str,) else f"len(@) >= {min_len}")
+    if min_len:  # for a value already known to be a str, being true is len >= 1
+        conds.append("@" if min_len == 1 and allowed == (str,) else f"len(@) >= {min_len}")
     values_of = spec.get("additionalProperties")
     if isinstance(values_of, dict) and values_of.get("type"):
         env[f"_a{i}"] = _TYPES[values_of["type"]]
