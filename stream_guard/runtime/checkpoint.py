@@ -10,6 +10,13 @@ A crash (SIGKILL) can fall between any two writes; the order makes every such cr
 3. **windows** (the merger's state, with the source offsets merged) before the partials
    messages merged into them are **acked**: a message re-read after a crash is dropped by its
    offsets if its deltas were saved, merged if not.
+4. **acks in delivery order**: a message is acked only once every message delivered before it
+   is, so acked messages are always a prefix of the partition. Faust commits the first run of
+   consecutive acked offsets even when the message at the committed offset is not acked yet
+   (faust-streaming 0.15 `Consumer._new_offset`: no check before the first commit, and an
+   off-by-one after it), so a metric's saved messages acked ahead of another metric's unsaved
+   ones got committed past them, and a SIGKILL then lost those reports: windows closed with
+   part of their data (false alerts after a restart).
 
 Windows are saved when windows close, on every tick of the metric and every `save_every`
 messages, never per message (a table write per report filled Faust's producer buffer).
@@ -20,6 +27,7 @@ dict-backed table and checks the restarted owner gives the alerts of an uninterr
 from __future__ import annotations
 
 import base64
+from collections import Counter, deque
 from collections.abc import Awaitable, Callable, MutableMapping
 from dataclasses import dataclass, field
 
@@ -52,7 +60,11 @@ class Checkpoint:
     # metric -> the metrics on the same partials partition (default: all): adopted together,
     # so that windows keep their one order across metrics after a restart too
     siblings: Callable[[str], list[str]] | None = None
-    _unacked: dict[str, list[Ack]] = field(default_factory=dict)  # merged, not saved
+    # delivered, not acked, in delivery order: (delivery number, metric, ack)
+    _unacked: deque[tuple[int, str, Ack]] = field(default_factory=deque)
+    _delivered: int = 0
+    _saved_upto: dict[str, int] = field(default_factory=dict)  # metric -> last delivery saved
+    _unsaved: Counter[str] = field(default_factory=Counter)  # metric -> messages since saved
     _dirty: set[str] = field(default_factory=set)  # reports merged since windows were saved
 
     async def step(self, msg: Report | Tick, ack: Ack) -> Closed:
@@ -62,7 +74,9 @@ class Checkpoint:
             for name in self._siblings(metric):
                 if not self.owner.owns(name):
                     self.adopt(name, msg.sent_ms)
-        self._unacked.setdefault(metric, []).append(ack)
+        self._delivered += 1
+        self._unacked.append((self._delivered, metric, ack))
+        self._unsaved[metric] += 1
         if isinstance(msg, Report):
             self._dirty.add(metric)
             closed = self.owner.on_report(msg)
@@ -74,8 +88,7 @@ class Checkpoint:
                 self.table[f"{name}/model"] = _pack(self.owner.snapshot_model(name))
         if closed.windows or isinstance(msg, Tick) or self._due(metric):
             self._save_windows(closed.metrics | ({metric} & self._dirty))
-            for done in self._unacked.pop(metric, []):
-                done()
+            self._saved(closed.metrics | {metric})
         return closed
 
     def adopt(self, metric: str, now_ms: int) -> None:
@@ -87,6 +100,8 @@ class Checkpoint:
         """The partials partitions went elsewhere: forget what was not saved (redelivered to
         the new owner, which drops what was) and every metric (re-adopted from the table)."""
         self._unacked.clear()
+        self._saved_upto.clear()
+        self._unsaved.clear()
         self._dirty.clear()
         for rule in self.owner.engine.rules:
             self.owner.release(rule.metric)
@@ -97,7 +112,17 @@ class Checkpoint:
         return [rule.metric for rule in self.owner.engine.rules]
 
     def _due(self, metric: str) -> bool:
-        return len(self._unacked.get(metric, ())) >= self.save_every
+        return self._unsaved[metric] >= self.save_every
+
+    def _saved(self, metrics: frozenset[str] | set[str]) -> None:
+        """Everything delivered so far for `metrics` is saved: ack the head of the deliveries
+        up to the first message whose metric has unsaved state."""
+        for name in metrics:
+            self._saved_upto[name] = self._delivered
+            self._unsaved.pop(name, None)
+        unacked = self._unacked
+        while unacked and unacked[0][0] <= self._saved_upto.get(unacked[0][1], 0):
+            unacked.popleft()[2]()
 
     def _save_windows(self, metrics: frozenset[str] | set[str]) -> None:
         for name in sorted(metrics):

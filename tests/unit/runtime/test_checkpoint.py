@@ -95,7 +95,8 @@ class Run:
         acked: set[int] = set()
 
         def ack(i: int) -> Callable[[], None]:
-            def done() -> None:
+            def done() -> None:  # Faust commits past an unacked head: acks must be a prefix
+                assert i == first + len(acked), f"message {i} acked before {first + len(acked)}"
                 self.writes("ack")
                 acked.add(i)
             return done
