@@ -28,14 +28,22 @@ from stream_guard.config.rules import MetricRule
 from stream_guard.ingest.codec import DeadLetter
 from stream_guard.ingest.kafka_batch import partition_for
 from stream_guard.observability.metrics import RuntimeMetrics
-from stream_guard.runtime.checkpoint import Checkpoint
+from stream_guard.runtime.checkpoint import Checkpoint, ReadLog
 from stream_guard.runtime.owner import Closed, Owner
-from stream_guard.runtime.reports import NO_WATERMARK, Report, decode, encode, encode_tick
-from stream_guard.runtime.resume import history, reported_offsets
+from stream_guard.runtime.reports import (
+    NO_WATERMARK,
+    Report,
+    Tick,
+    decode,
+    encode,
+    encode_tick,
+)
+from stream_guard.runtime.resume import history, read_range, reported_offsets
 from stream_guard.runtime.sources import SourcePool, source_name
 from stream_guard.types import AlertRecord
 
-__all__ = ["OwnerAgent", "SourceAgent", "Ticker", "Topics", "publish", "siblings_of"]
+__all__ = ["OwnerAgent", "SourceAgent", "Ticker", "Topics", "partials_log", "publish",
+           "siblings_of"]
 
 log = logging.getLogger(__name__)
 
@@ -117,6 +125,15 @@ class SourceAgent:
             for tp, first in sorted(firsts.items())))
 
 
+def partials_log(topics: Topics) -> ReadLog:
+    """Reads partials messages back from the topic (an owner's gap: runtime/checkpoint.py)."""
+    async def read(partition: int, lo: int, hi: int) -> list[tuple[int, Report | Tick]]:
+        records = await read_range(topics.bootstrap, topics.partials.get_topic_name(),
+                                   partition, lo, hi)
+        return [(offset, decode(value)) for offset, value in records]
+    return read
+
+
 def siblings_of(rules: list[MetricRule], partitions: int) -> Callable[[str], list[str]]:
     """metric -> the metrics keyed to the same partials partition (murmur2, as Faust's)."""
     home = {r.metric: partition_for(r.metric.encode(), partitions) for r in rules}
@@ -137,7 +154,8 @@ class OwnerAgent:
     async def on_event(self, event: Any) -> None:
         msg = decode(event.value)
         adopting = [m for m in self.siblings(msg.metric) if not self.owner.owns(m)]
-        closed = await self.checkpoint.step(msg, event.ack)
+        at = (event.message.partition, event.message.offset)
+        closed = await self.checkpoint.on_message(at, msg, event.ack)
         for metric in adopting:
             _log_adopted(self.owner, metric)
         self._observe(closed)

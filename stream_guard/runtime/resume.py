@@ -42,7 +42,7 @@ from stream_guard.config.kafka_security import KafkaSecurity
 from stream_guard.ingest.kafka_batch import event_time
 from stream_guard.runtime.ends import END_POLL_MS, reader  # the end: read, not asked
 
-__all__ = ["WARM_MAX", "history", "reported_offsets"]
+__all__ = ["WARM_MAX", "history", "read_range", "reported_offsets"]
 
 log = logging.getLogger(__name__)
 
@@ -136,6 +136,18 @@ async def _read(
         records += [m for m in batch if hi is None or m.offset < hi]
         if hi is not None and batch[-1].offset >= hi - 1:
             return records
+
+
+async def read_range(
+    bootstrap: list[str], topic: str, partition: int, lo: int, hi: int,
+    security: KafkaSecurity | None = None,
+) -> list[tuple[int, bytes]]:
+    """(offset, value) of the records of offsets [lo, hi) of one partition, in offset order
+    (those the log still has): an owner's gap (runtime/checkpoint.py)."""
+    async with reader(bootstrap, security) as consumer:
+        tp = TopicPartition(topic, partition)
+        consumer.assign([tp])
+        return [(r.offset, r.value or b"") for r in await _read(consumer, tp, lo, hi)]
 
 
 async def history(
