@@ -177,7 +177,7 @@ class OwnerAgent:
         adopting = [m for m in self.siblings(msg.metric) if not self.owner.owns(m)]
         at = (event.message.partition, event.message.offset)
         closed = await self.checkpoint.on_message(at, msg, event.ack)
-        for metric in adopting:
+        for metric in filter(self.owner.owns, adopting):  # (none for a redelivered message)
             _log_adopted(self.owner, metric)
         self._observe(closed)
 
