@@ -28,14 +28,22 @@ from stream_guard.config.rules import MetricRule
 from stream_guard.ingest.codec import DeadLetter
 from stream_guard.ingest.kafka_batch import partition_for
 from stream_guard.observability.metrics import RuntimeMetrics
-from stream_guard.runtime.checkpoint import Checkpoint
+from stream_guard.runtime.checkpoint import Checkpoint, ReadLog
 from stream_guard.runtime.owner import Closed, Owner
-from stream_guard.runtime.reports import NO_WATERMARK, Report, decode, encode, encode_tick
-from stream_guard.runtime.resume import history, reported_offsets
+from stream_guard.runtime.reports import (
+    NO_WATERMARK,
+    Report,
+    Tick,
+    decode,
+    encode,
+    encode_tick,
+)
+from stream_guard.runtime.resume import Reported, history, read_range, reported_offsets
 from stream_guard.runtime.sources import SourcePool, source_name
 from stream_guard.types import AlertRecord
 
-__all__ = ["OwnerAgent", "SourceAgent", "Ticker", "Topics", "publish", "siblings_of"]
+__all__ = ["OwnerAgent", "SourceAgent", "Ticker", "Topics", "partials_log", "publish",
+           "siblings_of"]
 
 log = logging.getLogger(__name__)
 
@@ -65,11 +73,17 @@ class SourceAgent:
 
     async def on_batch(self, batch: list[Any]) -> None:
         await self.resume(batch)
-        logical = self.topics.logical
+        logical, pool = self.topics.logical, self.pool
         for event in batch:
             msg = event.message
-            self.pool.ingest(logical[msg.topic], msg.partition, msg.offset, event.value,
-                             _arrival_ms(msg.timestamp))
+            topic = logical[msg.topic]
+            expected = pool.expected(topic, msg.partition)
+            if expected is not None and msg.offset != expected:
+                if msg.offset < expected:
+                    continue  # ingested already: redelivered after a rebalance
+                await self._fill(topic, msg.partition, expected, msg.offset)
+            pool.ingest(topic, msg.partition, msg.offset, event.value,
+                        _arrival_ms(msg.timestamp))
         now = self.clock.now_ms()
         for dl in self.dead:
             await self.topics.dead_letters.send(key=dl.topic.encode(),
@@ -81,6 +95,16 @@ class SourceAgent:
         _lag(self.metrics, reports, now)
         for event in batch:
             event.ack()
+
+    async def _fill(self, topic: str, partition: int, lo: int, hi: int) -> None:
+        """Ingests events [lo, hi) of a partition from the log: Faust's stream acks, without
+        delivering them, events fetched around a rebalance (see runtime/checkpoint.py)."""
+        records = await read_range(self.topics.bootstrap, self.topics.prefix + topic, partition,
+                                   lo, hi)
+        log.warning("%s: offsets %d to %d were not delivered: read %d back from the log",
+                    source_name(topic, partition), lo, hi - 1, len(records))
+        for r in records:  # (aiokafka's timestamps are ms)
+            self.pool.ingest(topic, partition, r.offset, r.value or b"", r.timestamp or None)
 
     async def resume(self, batch: list[Any]) -> None:
         """Partitions this worker has no source for yet (newly assigned): re-read what their
@@ -101,20 +125,34 @@ class SourceAgent:
         t, prefix = self.topics, self.topics.prefix
         log.info("resuming %s", ", ".join(f"{source_name(*tp)} at {first}"
                                           for tp, first in sorted(firsts.items())))
-        cuts = await reported_offsets(t.bootstrap, t.partials.get_topic_name(),
-                                      {source_name(*tp): first for tp, first in firsts.items()})
+        reported = await reported_offsets(
+            t.bootstrap, t.partials.get_topic_name(),
+            {source_name(*tp): first for tp, first in firsts.items()})
+        # reports ending before the first offset delivered: the events between were never
+        # reported (skipped by Faust, then committed); start there, and `on_batch` reads them
+        starts = {tp: min(first, _end(reported[source_name(*tp)], first))
+                  for tp, first in firsts.items()}
         past = await history(
-            t.bootstrap, {(prefix + tp, p): first for (tp, p), first in firsts.items()},
+            t.bootstrap, {(prefix + tp, p): start for (tp, p), start in starts.items()},
             self.horizon_ms)
         log.info("re-reading %s", ", ".join(f"{len(records)} records of {topic}/{partition}"
                                             for (topic, partition), records in past.items()))
         for tp in firsts:  # (Faust's timestamps are r.timestamp / 1000: the same arrival)
             self.pool.warm(*tp, ((r.offset, r.value, _arrival_ms(r.timestamp / 1000))
                                  for r in past[(prefix + tp[0], tp[1])]))
-            self.pool.resume(*tp, cuts[source_name(*tp)])
+            self.pool.resume(*tp, reported[source_name(*tp)].cuts, starts[tp])
         log.info("resumed %s", "; ".join(
-            f"{source_name(*tp)} at {first}, cut at {cuts[source_name(*tp)]}"
-            for tp, first in sorted(firsts.items())))
+            f"{source_name(*tp)} at {starts[tp]}, cut at {reported[source_name(*tp)].cuts}"
+            for tp in sorted(firsts)))
+
+
+def partials_log(topics: Topics) -> ReadLog:
+    """Reads partials messages back from the topic (an owner's gap: runtime/checkpoint.py)."""
+    async def read(partition: int, lo: int, hi: int) -> list[tuple[int, Report | Tick]]:
+        records = await read_range(topics.bootstrap, topics.partials.get_topic_name(),
+                                   partition, lo, hi)
+        return [(r.offset, decode(r.value or b"")) for r in records]
+    return read
 
 
 def siblings_of(rules: list[MetricRule], partitions: int) -> Callable[[str], list[str]]:
@@ -137,8 +175,9 @@ class OwnerAgent:
     async def on_event(self, event: Any) -> None:
         msg = decode(event.value)
         adopting = [m for m in self.siblings(msg.metric) if not self.owner.owns(m)]
-        closed = await self.checkpoint.step(msg, event.ack)
-        for metric in adopting:
+        at = (event.message.partition, event.message.offset)
+        closed = await self.checkpoint.on_message(at, msg, event.ack)
+        for metric in filter(self.owner.owns, adopting):  # (none for a redelivered message)
             _log_adopted(self.owner, metric)
         self._observe(closed)
 
@@ -184,6 +223,12 @@ class Ticker:
             if end is not None and firsts.get(tp) is not None:
                 status[source_name(logical[tp.topic], tp.partition)] = (end, firsts[tp])
         return status
+
+
+def _end(reported: Reported, first: int) -> int:
+    """Where a resumed source must start ingesting: the end of its last report when that is
+    before `first` (a gap), else `first`."""
+    return first if reported.end is None else reported.end
 
 
 async def publish(

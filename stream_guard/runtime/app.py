@@ -53,6 +53,7 @@ from stream_guard.runtime.agents import (
     SourceAgent,
     Ticker,
     Topics,
+    partials_log,
     publish,
     siblings_of,
 )
@@ -151,7 +152,7 @@ def build_runtime(
     siblings = siblings_of(p.rules, n_partials)
     checkpoint = Checkpoint(p.owner, state,
                             lambda records: publish(topics.alerts, p.metrics, records),
-                            SAVE_EVERY, siblings)
+                            SAVE_EVERY, siblings, partials_log(topics))
     horizon_ms = p.pool.horizon_ms() + MAX_SKEW_MS  # what a resumed source re-reads (resume.py)
     sources = SourceAgent(p.pool, p.dead, topics, p.metrics, clock, horizon_ms)
     owners = OwnerAgent(checkpoint, siblings, p.metrics, clock)

@@ -10,6 +10,18 @@ A crash (SIGKILL) can fall between any two writes; the order makes every such cr
 3. **windows** (the merger's state, with the source offsets merged) before the partials
    messages merged into them are **acked**: a message re-read after a crash is dropped by its
    offsets if its deltas were saved, merged if not.
+4. **positions** last: per partials partition, the offset before which every message is saved
+   (`position/<partition>` in the table), written after the windows it vouches for. A
+   restarted or reassigned owner starts from there, not from Faust's committed offset: a
+   message delivered beyond it (a gap) first has the missing offsets read back from the log
+   (`read_log`), and one before it is dropped (its effect is saved). Why not trust the commit:
+   faust-streaming 0.15 commits past messages nobody processed -- `Consumer._new_offset` takes
+   the first run of consecutive acked offsets even when the message at the committed offset is
+   not acked (no check before the first commit, an off-by-one after it), and a stream acks,
+   without yielding it, every message fetched while flow control was suspended or in an older
+   generation (a rebalance, a recovery). A SIGKILL after such a commit lost those reports:
+   windows closed with part of their data, or never closed (their sources never caught up).
+   Acks still go in delivery order, so the committed offset (consumer lag) stays meaningful.
 
 Windows are saved when windows close, on every tick of the metric and every `save_every`
 messages, never per message (a table write per report filled Faust's producer buffer).
@@ -20,6 +32,8 @@ dict-backed table and checks the restarted owner gives the alerts of an uninterr
 from __future__ import annotations
 
 import base64
+import logging
+from collections import Counter, deque
 from collections.abc import Awaitable, Callable, MutableMapping
 from dataclasses import dataclass, field
 
@@ -35,6 +49,16 @@ SAVE_EVERY = 500
 Publish = Callable[[list[AlertRecord]], Awaitable[None]]
 """Writes alert records to the alerts topic; returns once the broker has them."""
 Ack = Callable[[], None]
+Position = tuple[int, int]
+"""(partials partition, offset) of a message."""
+ReadLog = Callable[[int, int, int], Awaitable[list[tuple[int, Report | Tick]]]]
+"""(partition, lo, hi) -> the partials messages of offsets [lo, hi), in offset order."""
+
+log = logging.getLogger(__name__)
+
+
+def _noop() -> None:
+    """The ack of a message read back from the log (Faust never delivered it)."""
 
 
 @dataclass
@@ -52,17 +76,40 @@ class Checkpoint:
     # metric -> the metrics on the same partials partition (default: all): adopted together,
     # so that windows keep their one order across metrics after a restart too
     siblings: Callable[[str], list[str]] | None = None
-    _unacked: dict[str, list[Ack]] = field(default_factory=dict)  # merged, not saved
+    read_log: ReadLog | None = None  # None: a gap is taken as it comes (with a warning)
+    # delivered, not acked, in delivery order: (delivery number, metric, position, ack)
+    _unacked: deque[tuple[int, str, Position, Ack]] = field(default_factory=deque)
+    _next: dict[int, int] = field(default_factory=dict)  # partition -> next offset to take
+    _written: dict[int, int] = field(default_factory=dict)  # partition -> position saved
+    _delivered: int = 0
+    _saved_upto: dict[str, int] = field(default_factory=dict)  # metric -> last delivery saved
+    _unsaved: Counter[str] = field(default_factory=Counter)  # metric -> messages since saved
     _dirty: set[str] = field(default_factory=set)  # reports merged since windows were saved
 
-    async def step(self, msg: Report | Tick, ack: Ack) -> Closed:
+    async def on_message(self, at: Position, msg: Report | Tick, ack: Ack) -> Closed:
+        """A partials message as Faust delivered it, taken in offset order from where the saved
+        state ends: an old one is dropped, a gap before it is read back from the log first."""
+        partition, offset = at
+        expected = self._expected(partition, offset)
+        if offset < expected:
+            ack()  # its effect is saved (a redelivery after a restart or rebalance)
+            return Closed.combine([])
+        steps = [await self.step(missing, _noop, (partition, gap_offset))
+                 for gap_offset, missing in await self._gap(partition, expected, offset)]
+        steps.append(await self.step(msg, ack, at))
+        return Closed.combine(steps)
+
+    async def step(self, msg: Report | Tick, ack: Ack, at: Position) -> Closed:
         """One partials message: merge (or tick), close, then save and ack in order."""
         metric = msg.metric
         if not self.owner.owns(metric):
             for name in self._siblings(metric):
                 if not self.owner.owns(name):
                     self.adopt(name, msg.sent_ms)
-        self._unacked.setdefault(metric, []).append(ack)
+        self._delivered += 1
+        self._unacked.append((self._delivered, metric, at, ack))
+        self._next[at[0]] = at[1] + 1
+        self._unsaved[metric] += 1
         if isinstance(msg, Report):
             self._dirty.add(metric)
             closed = self.owner.on_report(msg)
@@ -74,8 +121,8 @@ class Checkpoint:
                 self.table[f"{name}/model"] = _pack(self.owner.snapshot_model(name))
         if closed.windows or isinstance(msg, Tick) or self._due(metric):
             self._save_windows(closed.metrics | ({metric} & self._dirty))
-            for done in self._unacked.pop(metric, []):
-                done()
+            self._saved(closed.metrics | {metric})
+            self._save_position(at[0])
         return closed
 
     def adopt(self, metric: str, now_ms: int) -> None:
@@ -87,6 +134,10 @@ class Checkpoint:
         """The partials partitions went elsewhere: forget what was not saved (redelivered to
         the new owner, which drops what was) and every metric (re-adopted from the table)."""
         self._unacked.clear()
+        self._next.clear()
+        self._written.clear()
+        self._saved_upto.clear()
+        self._unsaved.clear()
         self._dirty.clear()
         for rule in self.owner.engine.rules:
             self.owner.release(rule.metric)
@@ -97,7 +148,46 @@ class Checkpoint:
         return [rule.metric for rule in self.owner.engine.rules]
 
     def _due(self, metric: str) -> bool:
-        return len(self._unacked.get(metric, ())) >= self.save_every
+        return self._unsaved[metric] >= self.save_every
+
+    def _saved(self, metrics: frozenset[str] | set[str]) -> None:
+        """Everything delivered so far for `metrics` is saved: ack the head of the deliveries
+        up to the first message whose metric has unsaved state."""
+        for name in metrics:
+            self._saved_upto[name] = self._delivered
+            self._unsaved.pop(name, None)
+        unacked = self._unacked
+        while unacked and unacked[0][0] <= self._saved_upto.get(unacked[0][1], 0):
+            unacked.popleft()[3]()
+
+    def _save_position(self, partition: int) -> None:
+        """The offset of `partition` before which every message is saved (after the windows)."""
+        position = next((at[1] for _, _, at, _ in self._unacked if at[0] == partition),
+                        self._next[partition])
+        if self._written.get(partition) != position:
+            self.table[f"position/{partition}"] = str(position)
+            self._written[partition] = position
+
+    def _expected(self, partition: int, offset: int) -> int:
+        """The next offset to take: this life's, else the saved position, else `offset`."""
+        if partition not in self._next:
+            saved = self.table.get(f"position/{partition}")
+            self._next[partition] = offset if saved is None else int(saved)
+            self._written[partition] = self._next[partition]
+        return self._next[partition]
+
+    async def _gap(self, partition: int, lo: int, hi: int) -> list[tuple[int, Report | Tick]]:
+        """The messages of offsets [lo, hi) that Faust did not deliver, read from the log."""
+        if lo >= hi:
+            return []
+        if self.read_log is None:
+            log.warning("partials/%d: offsets %d to %d were not delivered; no log to read them",
+                        partition, lo, hi - 1)
+            return []
+        missing = await self.read_log(partition, lo, hi)
+        log.warning("partials/%d: offsets %d to %d were not delivered: read %d back from the log",
+                    partition, lo, hi - 1, len(missing))
+        return missing
 
     def _save_windows(self, metrics: frozenset[str] | set[str]) -> None:
         for name in sorted(metrics):

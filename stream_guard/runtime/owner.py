@@ -66,6 +66,13 @@ class Closed:
     def windows(self) -> bool:
         return bool(self.metrics)
 
+    @classmethod
+    def combine(cls, steps: list[Closed]) -> Closed:
+        """What several steps produced, in order (the latest report's send time)."""
+        sent = [c.report_sent_ms for c in steps if c.report_sent_ms is not None]
+        return cls([a for c in steps for a in c.alerts],
+                   frozenset().union(*(c.metrics for c in steps)), sent[-1] if sent else None)
+
 
 class Owner:
     def __init__(

@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
+from typing import NamedTuple
 
 import orjson
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
@@ -42,7 +43,7 @@ from stream_guard.config.kafka_security import KafkaSecurity
 from stream_guard.ingest.kafka_batch import event_time
 from stream_guard.runtime.ends import END_POLL_MS, reader  # the end: read, not asked
 
-__all__ = ["WARM_MAX", "history", "reported_offsets"]
+__all__ = ["WARM_MAX", "Reported", "history", "read_range", "reported_offsets"]
 
 log = logging.getLogger(__name__)
 
@@ -60,13 +61,22 @@ HEAD = 32
 
 
 
+class Reported(NamedTuple):
+    """What a source's previous consumer reported, as seen from where the new one resumes."""
+
+    cuts: list[int]  # the sorted `next_offset`s of its reports beyond the resume offset
+    end: int | None  # where its last report ended (None: it never reported, as far as read)
+
+
 async def reported_offsets(
     bootstrap: list[str], topic: str, resume_from: Mapping[str, int], max_scan: int = MAX_SCAN,
     security: KafkaSecurity | None = None,
-) -> dict[str, list[int]]:
-    """Source name -> the sorted `next_offset`s of its reports beyond `resume_from[source]`
-    (TLS and SASL: `security`, else the environment's, as `ends.reader`)."""
+) -> dict[str, Reported]:
+    """Source name -> its reports beyond `resume_from[source]` and where its reports end: an
+    end before the resume offset is a gap, events no report covers (TLS and SASL: `security`,
+    else the environment's, as `ends.reader`)."""
     found: dict[str, set[int]] = {source: set() for source in resume_from}
+    ends: dict[str, int] = {}
     if not resume_from:
         return {}
     async with reader(bootstrap, security) as consumer:
@@ -76,13 +86,14 @@ async def reported_offsets(
         consumer.assign(partitions)
         budget = max_scan
         for tp in partitions:
-            budget -= await _scan(consumer, tp, resume_from, found, budget)
-    return {source: sorted(offsets) for source, offsets in found.items()}
+            budget -= await _scan(consumer, tp, resume_from, found, ends, budget)
+    return {source: Reported(sorted(offsets), ends.get(source))
+            for source, offsets in found.items()}
 
 
 async def _scan(
     consumer: AIOKafkaConsumer, tp: TopicPartition, resume_from: Mapping[str, int],
-    found: dict[str, set[int]], budget: int,
+    found: dict[str, set[int]], ends: dict[str, int], budget: int,
 ) -> int:
     """Scans `tp` backwards until every source is anchored; returns the records read."""
     first = (await consumer.beginning_offsets([tp]))[tp]
@@ -94,7 +105,7 @@ async def _scan(
         records = await _read(consumer, tp, lo, hi)
         read += len(records)
         for record in reversed(records):  # newest first
-            _note(record.value, resume_from, found, anchored)
+            _note(record.value, resume_from, found, ends, anchored)
         if anchored >= resume_from.keys() or lo <= first:
             return read
         if read >= budget:
@@ -108,7 +119,7 @@ async def _scan(
 
 def _note(
     value: bytes | None, resume_from: Mapping[str, int], found: dict[str, set[int]],
-    anchored: set[str],
+    ends: dict[str, int], anchored: set[str],
 ) -> None:
     try:
         obj = orjson.loads(value or b"null")
@@ -117,6 +128,7 @@ def _note(
         return  # a tick, or a report from a version without offsets
     if source not in resume_from or source in anchored:
         return
+    ends[source] = max(ends.get(source, -1), int(next_offset))
     if next_offset <= resume_from[source]:
         anchored.add(source)
     else:
@@ -136,6 +148,18 @@ async def _read(
         records += [m for m in batch if hi is None or m.offset < hi]
         if hi is not None and batch[-1].offset >= hi - 1:
             return records
+
+
+async def read_range(
+    bootstrap: list[str], topic: str, partition: int, lo: int, hi: int,
+    security: KafkaSecurity | None = None,
+) -> list[ConsumerRecord[bytes, bytes]]:
+    """The records of offsets [lo, hi) of one partition, in offset order (those the log still
+    has): a gap in what Faust delivered (runtime/agents.py, runtime/checkpoint.py)."""
+    async with reader(bootstrap, security) as consumer:
+        tp = TopicPartition(topic, partition)
+        consumer.assign([tp])
+        return await _read(consumer, tp, lo, hi)
 
 
 async def history(

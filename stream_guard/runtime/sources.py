@@ -62,10 +62,12 @@ class SourcePool:
     def __contains__(self, partition: tuple[str, int]) -> bool:
         return partition in self._sources
 
-    def resume(self, topic: str, partition: int, cuts: Iterable[int]) -> None:
-        """Starts the source of a partition that reports must end at `cuts` (offsets, the
-        `next_offset`s of the reports its previous consumer sent beyond where it resumes)."""
-        self._source(topic, partition).cuts = sorted(cuts)
+    def resume(self, topic: str, partition: int, cuts: Iterable[int], start: int) -> None:
+        """Starts the source of a partition at offset `start`, with reports that must end at
+        `cuts` (offsets, the `next_offset`s of the reports its previous consumer sent beyond
+        where it resumes)."""
+        src = self._source(topic, partition)
+        src.cuts, src.next_offset = sorted(cuts), start
 
     def warm(self, topic: str, partition: int, records: Iterable[tuple[int, bytes, int | None]],
              ) -> None:
@@ -74,6 +76,11 @@ class SourcePool:
         (late, duplicate, folded) as that consumer would have, and reports none of them."""
         self._source(topic, partition).stage.warm(
             (topic, value, f"{partition}:{offset}", arrival) for offset, value, arrival in records)
+
+    def expected(self, topic: str, partition: int) -> int | None:
+        """The next offset of the partition to ingest (None: nothing ingested yet)."""
+        src = self._sources.get((topic, partition))
+        return None if src is None or src.next_offset < 0 else src.next_offset
 
     def horizon_ms(self) -> int:
         """How far back in event time a source's decisions look."""

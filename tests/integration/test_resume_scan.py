@@ -10,7 +10,7 @@ import pytest
 from stream_guard.config.topics import TopicSpec
 from stream_guard.ingest.kafka import producer
 from stream_guard.runtime.reports import Report, encode, encode_tick
-from stream_guard.runtime.resume import CHUNK, reported_offsets
+from stream_guard.runtime.resume import CHUNK, Reported, reported_offsets
 
 pytestmark = pytest.mark.integration
 
@@ -37,7 +37,8 @@ def test_finds_the_cuts_after_the_resume_offset_across_chunks(
     found = asyncio.run(reported_offsets(
         [bootstrap], topic, {"orders/0": 20, "orders/1": 7, "orders/2": 0}))
 
-    assert found == {"orders/0": [30, 42], "orders/1": [9], "orders/2": []}
+    assert {source: r.cuts for source, r in found.items()} == {
+        "orders/0": [30, 42], "orders/1": [9], "orders/2": []}
 
 
 def test_a_source_resuming_past_everything_it_sent_has_no_cuts(
@@ -50,5 +51,10 @@ def test_a_source_resuming_past_everything_it_sent_has_no_cuts(
         p.flush()
 
     assert asyncio.run(reported_offsets([bootstrap], topic, {"listings/3": 50})) == {
-        "listings/3": []}
+        "listings/3": Reported([], 50)}
+    # resuming beyond where its reports end: events 50-69 were never reported (a gap)
+    assert asyncio.run(reported_offsets([bootstrap], topic, {"listings/3": 70})) == {
+        "listings/3": Reported([], 50)}
+    assert asyncio.run(reported_offsets([bootstrap], topic, {"listings/9": 0})) == {
+        "listings/9": Reported([], None)}
     assert asyncio.run(reported_offsets([bootstrap], topic, {})) == {}

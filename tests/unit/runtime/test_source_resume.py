@@ -34,7 +34,7 @@ def test_reports_say_which_offsets_they_cover_and_end_at_the_cuts(
     rules: list[MetricRule], codec: Codec
 ) -> None:
     pool = _pool(rules, codec)
-    pool.resume("orders", 0, [9, 5, 30])
+    pool.resume("orders", 0, [9, 5, 30], 3)
     assert ("orders", 0) in pool and ("orders", 1) not in pool
     got = [(r.first_offset, r.next_offset) for r in _batch(pool, range(3, 12))]
     assert got == [(3, 5), (5, 9), (9, 12)]
@@ -58,10 +58,23 @@ def test_crash_after_reports_before_commit_counts_every_event_once(
     for r in sent:  # all three reached the owner; only offsets < 7 were committed
         owner.on_report(r)
     after = _pool(rules, codec)  # the restarted worker resumes from offset 7
-    after.resume("orders", 0, [r.next_offset for r in sent if r.next_offset > 7])
+    after.resume("orders", 0, [r.next_offset for r in sent if r.next_offset > 7], 7)
     for r in _batch(after, range(7, 40)):
         owner.on_report(r)
 
     assert owner.mergers[m].state.open == exact.mergers[m].state.open
     assert owner.engine.stats.reports[("gmv", "duplicate")] == 2
     assert owner.engine.stats.reports[("gmv", "overlapping")] == 0
+
+
+def test_a_resumed_source_expects_its_start_and_then_the_next_offset(
+    rules: list[MetricRule], codec: Codec
+) -> None:
+    """What `SourceAgent` compares each delivered offset with: below it is a redelivery, above
+    it a gap read back from the log (runtime/agents.py)."""
+    pool = _pool(rules, codec)
+    assert pool.expected("orders", 0) is None
+    pool.resume("orders", 0, [], 7)
+    assert pool.expected("orders", 0) == 7
+    _batch(pool, range(7, 12))
+    assert pool.expected("orders", 0) == 12
