@@ -11,17 +11,11 @@ A crash (SIGKILL) can fall between any two writes; the order makes every such cr
    messages merged into them are **acked**: a message re-read after a crash is dropped by its
    offsets if its deltas were saved, merged if not.
 4. **positions** last: per partials partition, the offset before which every message is saved
-   (`position/<partition>` in the table), written after the windows it vouches for. A
-   restarted or reassigned owner starts from there, not from Faust's committed offset: a
-   message delivered beyond it (a gap) first has the missing offsets read back from the log
-   (`read_log`), and one before it is dropped (its effect is saved). Why not trust the commit:
-   faust-streaming 0.15 commits past messages nobody processed -- `Consumer._new_offset` takes
-   the first run of consecutive acked offsets even when the message at the committed offset is
-   not acked (no check before the first commit, an off-by-one after it), and a stream acks,
-   without yielding it, every message fetched while flow control was suspended or in an older
-   generation (a rebalance, a recovery). A SIGKILL after such a commit lost those reports:
-   windows closed with part of their data, or never closed (their sources never caught up).
-   Acks still go in delivery order, so the committed offset (consumer lag) stays meaningful.
+   (runtime/cursor.py), written after the windows it vouches for. A restarted or reassigned
+   owner starts from there, not from Faust's committed offset (which can be past messages
+   nobody processed: see cursor.py); a gap in what Faust delivers is read back from the log
+   (`read_log`) first. Acks still go in delivery order, so that the committed offset (consumer
+   lag) stays meaningful.
 
 Windows are saved when windows close, on every tick of the metric and every `save_every`
 messages, never per message (a table write per report filled Faust's producer buffer).
@@ -37,6 +31,7 @@ from collections import Counter, deque
 from collections.abc import Awaitable, Callable, MutableMapping
 from dataclasses import dataclass, field
 
+from stream_guard.runtime.cursor import Cursor
 from stream_guard.runtime.owner import Closed, Owner
 from stream_guard.runtime.reports import Report, Tick
 from stream_guard.types import AlertRecord
@@ -55,6 +50,9 @@ ReadLog = Callable[[int, int, int], Awaitable[list[tuple[int, Report | Tick]]]]
 """(partition, lo, hi) -> the partials messages of offsets [lo, hi), in offset order."""
 
 log = logging.getLogger(__name__)
+
+PARTIALS = "partials"
+"""The cursor's name for the partials topic (`position/partials/<partition>` in the table)."""
 
 
 def _noop() -> None:
@@ -79,23 +77,25 @@ class Checkpoint:
     read_log: ReadLog | None = None  # None: a gap is taken as it comes (with a warning)
     # delivered, not acked, in delivery order: (delivery number, metric, position, ack)
     _unacked: deque[tuple[int, str, Position, Ack]] = field(default_factory=deque)
-    _next: dict[int, int] = field(default_factory=dict)  # partition -> next offset to take
-    _written: dict[int, int] = field(default_factory=dict)  # partition -> position saved
+    _cursor: Cursor = field(init=False)  # the position per partition (in `table`)
     _delivered: int = 0
     _saved_upto: dict[str, int] = field(default_factory=dict)  # metric -> last delivery saved
     _unsaved: Counter[str] = field(default_factory=Counter)  # metric -> messages since saved
     _dirty: set[str] = field(default_factory=set)  # reports merged since windows were saved
 
+    def __post_init__(self) -> None:
+        self._cursor = Cursor(self.table)
+
     async def on_message(self, at: Position, msg: Report | Tick, ack: Ack) -> Closed:
         """A partials message as Faust delivered it, taken in offset order from where the saved
-        state ends: an old one is dropped, a gap before it is read back from the log first."""
-        partition, offset = at
-        expected = self._expected(partition, offset)
-        if offset < expected:
+        state ends (runtime/cursor.py): an old one is dropped, a gap before it is read back from
+        the log first."""
+        missing = self._cursor.gap(PARTIALS, *at)
+        if missing is None:
             ack()  # its effect is saved (a redelivery after a restart or rebalance)
             return Closed.combine([])
-        steps = [await self.step(missing, _noop, (partition, gap_offset))
-                 for gap_offset, missing in await self._gap(partition, expected, offset)]
+        steps = [await self.step(gap_msg, _noop, (at[0], gap_offset))
+                 for gap_offset, gap_msg in await self._read_gap(at[0], missing)]
         steps.append(await self.step(msg, ack, at))
         return Closed.combine(steps)
 
@@ -108,7 +108,7 @@ class Checkpoint:
                     self.adopt(name, msg.sent_ms)
         self._delivered += 1
         self._unacked.append((self._delivered, metric, at, ack))
-        self._next[at[0]] = at[1] + 1
+        self._cursor.took(PARTIALS, *at)
         self._unsaved[metric] += 1
         if isinstance(msg, Report):
             self._dirty.add(metric)
@@ -134,8 +134,7 @@ class Checkpoint:
         """The partials partitions went elsewhere: forget what was not saved (redelivered to
         the new owner, which drops what was) and every metric (re-adopted from the table)."""
         self._unacked.clear()
-        self._next.clear()
-        self._written.clear()
+        self._cursor.forget()
         self._saved_upto.clear()
         self._unsaved.clear()
         self._dirty.clear()
@@ -162,32 +161,22 @@ class Checkpoint:
 
     def _save_position(self, partition: int) -> None:
         """The offset of `partition` before which every message is saved (after the windows)."""
-        position = next((at[1] for _, _, at, _ in self._unacked if at[0] == partition),
-                        self._next[partition])
-        if self._written.get(partition) != position:
-            self.table[f"position/{partition}"] = str(position)
-            self._written[partition] = position
+        self._cursor.save(PARTIALS, partition, next(
+            (at[1] for _, _, at, _ in self._unacked if at[0] == partition),
+            self._cursor.next(PARTIALS, partition)))
 
-    def _expected(self, partition: int, offset: int) -> int:
-        """The next offset to take: this life's, else the saved position, else `offset`."""
-        if partition not in self._next:
-            saved = self.table.get(f"position/{partition}")
-            self._next[partition] = offset if saved is None else int(saved)
-            self._written[partition] = self._next[partition]
-        return self._next[partition]
-
-    async def _gap(self, partition: int, lo: int, hi: int) -> list[tuple[int, Report | Tick]]:
-        """The messages of offsets [lo, hi) that Faust did not deliver, read from the log."""
-        if lo >= hi:
+    async def _read_gap(self, partition: int, missing: range) -> list[tuple[int, Report | Tick]]:
+        """The messages of the `missing` offsets (Faust did not deliver them), from the log."""
+        if not missing:
             return []
         if self.read_log is None:
             log.warning("partials/%d: offsets %d to %d were not delivered; no log to read them",
-                        partition, lo, hi - 1)
+                        partition, missing.start, missing.stop - 1)
             return []
-        missing = await self.read_log(partition, lo, hi)
+        found = await self.read_log(partition, missing.start, missing.stop)
         log.warning("partials/%d: offsets %d to %d were not delivered: read %d back from the log",
-                    partition, lo, hi - 1, len(missing))
-        return missing
+                    partition, missing.start, missing.stop - 1, len(found))
+        return found
 
     def _save_windows(self, metrics: frozenset[str] | set[str]) -> None:
         for name in sorted(metrics):

@@ -63,13 +63,15 @@ from stream_guard.clock import Clock, SystemClock
 from stream_guard.config.routes import load_routes
 from stream_guard.errors import ConfigError, InvalidEvent
 from stream_guard.ingest.kafka_batch import partition_for
+from stream_guard.runtime.cursor import Cursor
 from stream_guard.runtime.ends import new_reader
+from stream_guard.runtime.resume import read_range
 from stream_guard.sinks.interactivity import AlertAction, interactivity_handler
 from stream_guard.sinks.slack import DEFAULT_TIMEOUT_S, SlackSettings, SlackSink
 from stream_guard.sinks.slack_integration import SlackIntegration
 from stream_guard.types import AlertRecord
 
-__all__ = ["NotifierHandles", "NotifierSettings", "install_notifier"]
+__all__ = ["Intake", "NotifierHandles", "NotifierSettings", "install_notifier"]
 
 log = logging.getLogger(__name__)
 
@@ -137,6 +139,8 @@ def install_notifier(
                           f"as {alerts_topic.get_topic_name()} ({partitions})")
     nflog, threads, firing = (app.Table(f"{settings.name}-{table}", partitions=partitions,
                                         key_type=str) for table in ("nflog", "threads", "firing"))
+    positions = app.Table(f"{settings.name}-positions", partitions=partitions, key_type=str,
+                          value_type=str)
     control = ControlView()
     staged = WriteBehindStore(nflog)
     integration = SlackIntegration(SlackSink.from_settings(settings.slack, settings.timeout_s),
@@ -150,14 +154,20 @@ def install_notifier(
     inbox = app.topic(alerts_topic.get_topic_name(), ticks_name, key_serializer="raw",
                       value_serializer="raw", partitions=partitions)
 
+    alerts_name = alerts_topic.get_topic_name()
+    intake = Intake(Cursor(positions), runner.handle, _alerts_log(_bootstrap(app), alerts_name),
+                    alerts_name)
+    app.on_partitions_revoked.connect(intake.on_revoked())
+
     @app.agent(inbox, name=f"{settings.name}-notify")
     async def notify(stream: Any) -> None:
         async for event in stream.events():
             await reader.ready.wait()  # silences first: never send what is silenced
-            if event.message.topic == ticks_name:
-                await runner.tick(event.message.partition)
+            msg = event.message
+            if msg.topic == ticks_name:
+                await runner.tick(msg.partition)
             else:
-                await runner.handle(event.value)
+                await intake.alert(msg.partition, msg.offset, event.value)
 
     @app.timer(settings.remind_every_s)
     async def tick() -> None:
@@ -168,6 +178,49 @@ def install_notifier(
 
     _add_interactivity_page(app, settings, control_topic)
     return NotifierHandles(notify, nflog, threads, control, reader, notifier, dispatcher.stats)
+
+
+ReadAlerts = Callable[[int, int, int], Awaitable[list[bytes]]]
+"""(partition, lo, hi) -> the alert records of offsets [lo, hi) still in the log."""
+
+
+@dataclass
+class Intake:
+    """Alert records in offset order from the notifier's saved position, not from Faust's
+    committed offset, which can be past records nobody handled (runtime/cursor.py): a gap is
+    read back from the log and handled first; a redelivered record is skipped."""
+
+    cursor: Cursor
+    handle: Callable[[Any], Awaitable[None]]  # one record; its log entries saved on return
+    read: ReadAlerts
+    topic: str
+
+    async def alert(self, partition: int, offset: int, value: Any) -> None:
+        missing = self.cursor.gap("alerts", partition, offset)
+        if missing is None:
+            return  # handled, and its notification-log entries saved, before
+        if missing:
+            records = await self.read(partition, missing.start, missing.stop)
+            log.warning("alerts/%d: offsets %d to %d were not delivered: read %d back from the "
+                        "log", partition, missing.start, missing.stop - 1, len(records))
+            for record in records:
+                await self.handle(record)
+        await self.handle(value)
+        self.cursor.took("alerts", partition, offset)
+        self.cursor.save("alerts", partition, offset + 1)  # after the log entries (flushed)
+
+    def on_revoked(self) -> Any:
+        """For Faust's signal: revoked alerts partitions' positions are read again on return."""
+        async def forget(_app: Any, revoked: set[TopicPartition], **_: Any) -> None:
+            if any(tp.topic == self.topic for tp in revoked):
+                self.cursor.forget()
+        return forget
+
+
+def _alerts_log(bootstrap: list[str], topic: str) -> ReadAlerts:
+    async def read(partition: int, lo: int, hi: int) -> list[bytes]:
+        return [r.value or b"" for r in await read_range(bootstrap, topic, partition, lo, hi)]
+    return read
 
 
 class _Runner:

@@ -53,12 +53,12 @@ def test_redelivered_messages_are_acked_and_a_gap_is_read_first(rules: list[Metr
     gmv = [r for r in rules if r.metric == "gmv"]
     log = {o: encode_tick("gmv", 1_000 * o, {}) for o in range(20)}
     reads: list[tuple[int, int]] = []
-    agent = _agent(gmv, {"position/0": "10"}, log, reads)
+    agent = _agent(gmv, {"position/partials/0": "10"}, log, reads)
     old, later = _Event(log[5], _Message(0, 5)), _Event(log[12], _Message(0, 12))
 
     asyncio.run(agent.on_event(old))
     assert old.acked == [5] and not agent.owner.owns("gmv")  # saved before the crash
     asyncio.run(agent.on_event(later))
     assert reads == [(10, 12)] and agent.owner.owns("gmv")
-    assert agent.checkpoint.table["position/0"] == "13"  # ticks save: 10-12 all saved
+    assert agent.checkpoint.table["position/partials/0"] == "13"  # ticks save: 10-12 all saved
     assert later.acked == [12]
