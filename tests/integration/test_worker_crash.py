@@ -16,6 +16,7 @@ from __future__ import annotations
 import time
 import uuid
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +31,7 @@ from stream_guard.ingest.kafka import consumer
 from stream_guard.ingest.kafka_produce import produce_dump
 from stream_guard.runtime.local import LocalWorker, wait_for
 from stream_guard.simulate.simulation import Simulation, SimulationConfig
+from stream_guard.types import AlertRecord
 from tests.conftest import REPO
 from tests.parity import comparable, replay_alerts
 
@@ -65,8 +67,67 @@ def _kill_point(when: str, windows: int, events: int) -> Callable[[str], bool]:
     return committed
 
 
-def _key(alert: dict[str, Any]) -> bytes:
+def _key(alert: AlertRecord | dict[str, Any]) -> bytes:
     return orjson.dumps(comparable(alert))
+
+
+@dataclass
+class _Scenario:
+    """Replay's alerts for two simulated days, and the same records on the topics."""
+
+    expected: list[bytes]
+    windows: int
+    events: int
+    env: dict[str, str]
+
+
+def _scenario(bootstrap: str, prefix: str, tmp_path: Path, rules: list[MetricRule],
+              codec: Codec) -> _Scenario:
+    records = list(Simulation(SimulationConfig(days=2, seed=3, scale=0.3)).records())
+    replayer = Replayer(rules, codec)
+    expected = [_key(a) for a in replay_alerts(replayer, records)]
+    assert len(expected) >= 2
+    dump = tmp_path / "dump.jsonl"
+    dump.write_bytes(b"".join(orjson.dumps(r, option=orjson.OPT_APPEND_NEWLINE) for r in records))
+    produce_dump(bootstrap, iter_dump(dump), prefix=prefix)  # one event per message
+    env = {
+        "STREAM_GUARD_BROKER": bootstrap, "STREAM_GUARD_TOPIC_PREFIX": prefix,
+        "STREAM_GUARD_APP_ID": f"crash-{uuid.uuid4().hex[:8]}",
+        "STREAM_GUARD_RULES": str(REPO / "alert_rules"), "STREAM_GUARD_IDLE_AFTER": "8s",
+        "STREAM_GUARD_SESSION_TIMEOUT": "6s", "STREAM_GUARD_DATA_DIR": str(tmp_path / "data"),
+        "STREAM_GUARD_BATCH_MAX": "500", "STREAM_GUARD_STORE": "memory://",
+    }
+    return _Scenario(expected, sum(replayer.stats.windows_closed.values()),
+                     sum(replayer.stats.events.values()), env)
+
+
+class _Alerts:
+    """The alerts topic as the test reads it."""
+
+    def __init__(self, reader: Any, deadline: float) -> None:
+        self.reader, self.deadline = reader, deadline
+        self.got: list[dict[str, Any]] = []
+
+    def poll(self) -> bool:
+        before = len(self.got)
+        for batch in self.reader.poll(timeout_ms=100).values():
+            self.got.extend(orjson.loads(r.value) for r in batch)
+        return len(self.got) > before
+
+    def settle(self, expected: int) -> None:
+        """All of replay's alerts (or the deadline), then a quiet spell for any extra one."""
+        while len(set(map(_key, self.got))) < expected and time.monotonic() < self.deadline:
+            self.poll()
+        quiet_since = time.monotonic()
+        while time.monotonic() < self.deadline and time.monotonic() - quiet_since < QUIET_S:
+            if self.poll():
+                quiet_since = time.monotonic()
+
+    def unique(self, tmp_path: Path, expected: list[bytes]) -> list[bytes]:
+        unique = list(dict.fromkeys(_key(a) for a in self.got))
+        (tmp_path / "alerts.got.jsonl").write_bytes(b"\n".join(unique))  # for a post-mortem
+        (tmp_path / "alerts.expected.jsonl").write_bytes(b"\n".join(expected))
+        return unique
 
 
 @pytest.mark.parametrize("when", ["mid-stream", "sources done"])
@@ -74,68 +135,70 @@ def test_sigkill_then_restart_gives_replays_alerts(
     bootstrap: str, kafka_topics: str, tmp_path: Path, rules: list[MetricRule], codec: Codec,
     when: str,
 ) -> None:
-    """With memory:// tables, rebuilt from their changelogs. (rocksdb:// is not trusted yet: run
-    this way against the dev broker, about 1 run in 4 restored an early owner-state value from
-    its local files and alerted wrongly; see docs/observability.md.)"""
-    records = list(Simulation(SimulationConfig(days=2, seed=3, scale=0.3)).records())
-    replayer = Replayer(rules, codec)
-    expected = [_key(a) for a in replay_alerts(replayer, records)]
-    windows = sum(replayer.stats.windows_closed.values())
-    due = _kill_point(when, windows, sum(replayer.stats.events.values()))
-    assert len(expected) >= 2
-
-    dump = tmp_path / "dump.jsonl"
-    dump.write_bytes(b"".join(orjson.dumps(r, option=orjson.OPT_APPEND_NEWLINE) for r in records))
-    produce_dump(bootstrap, iter_dump(dump), prefix=kafka_topics)  # one event per message
-    env = {
-        "STREAM_GUARD_BROKER": bootstrap, "STREAM_GUARD_TOPIC_PREFIX": kafka_topics,
-        "STREAM_GUARD_APP_ID": f"crash-{uuid.uuid4().hex[:8]}",
-        "STREAM_GUARD_RULES": str(REPO / "alert_rules"), "STREAM_GUARD_IDLE_AFTER": "8s",
-        "STREAM_GUARD_SESSION_TIMEOUT": "6s", "STREAM_GUARD_DATA_DIR": str(tmp_path / "data"),
-        "STREAM_GUARD_BATCH_MAX": "500", "STREAM_GUARD_STORE": "memory://",
-    }
-    got: list[dict[str, Any]] = []
-    deadline = time.monotonic() + DEADLINE_S
-    with consumer(bootstrap, auto_offset_reset="earliest") as alerts:
-        alerts.subscribe([kafka_topics + "alerts"])
-
-        def poll() -> bool:
-            before = len(got)
-            for batch in alerts.poll(timeout_ms=100).values():
-                got.extend(orjson.loads(r.value) for r in batch)
-            return len(got) > before
-
-        first = LocalWorker(env, tmp_path / "w1.log").start()
+    """With memory:// tables, rebuilt from their changelogs (rocksdb://: docs/observability.md)."""
+    sc = _scenario(bootstrap, kafka_topics, tmp_path, rules, codec)
+    due = _kill_point(when, sc.windows, sc.events)
+    with consumer(bootstrap, auto_offset_reset="earliest") as reader:
+        reader.subscribe([kafka_topics + "alerts"])
+        alerts = _Alerts(reader, time.monotonic() + DEADLINE_S)
+        first = LocalWorker(sc.env, tmp_path / "w1.log").start()
         text = ""
         try:  # windows close in bursts (one order across metrics): kill by windows, not alerts
-            while not due(text) and time.monotonic() < deadline:
-                poll()
+            while not due(text) and time.monotonic() < alerts.deadline:
+                alerts.poll()
                 text = first.metrics()
         finally:
             first.kill()
-        poll()
-        closed = _total(text, "stream_guard_windows_closed_total")
+        alerts.poll()
         assert due(text), f"the first worker was not {when} in time"
-        assert closed < windows, "the first worker finished before it was killed"
-        published_first = len(got)
+        assert _total(text, "stream_guard_windows_closed_total") < sc.windows, (
+            "the first worker finished before it was killed")
+        published_first = len(alerts.got)
 
-        with LocalWorker(env, tmp_path / "w2.log") as second:
+        with LocalWorker(sc.env, tmp_path / "w2.log") as second:
             # the group waits out the killed member's session before it assigns anything
             ok = wait_for(lambda: "stream_guard_partial_reports_total{" in second.metrics(), 90)
             (tmp_path / "w2.metrics").write_text(second.metrics())
             assert ok
-            # all of replay's alerts (or the deadline), then a quiet spell for any extra one
-            while len(set(map(_key, got))) < len(expected) and time.monotonic() < deadline:
-                poll()
-            quiet_since = time.monotonic()
-            while time.monotonic() < deadline and time.monotonic() - quiet_since < QUIET_S:
-                if poll():
-                    quiet_since = time.monotonic()
+            alerts.settle(len(sc.expected))
             (tmp_path / "w2.metrics").write_text(second.metrics())  # for a post-mortem
 
-    unique = list(dict.fromkeys(_key(a) for a in got))
-    (tmp_path / "alerts.got.jsonl").write_bytes(b"\n".join(unique))  # for a failure's post-mortem
-    (tmp_path / "alerts.expected.jsonl").write_bytes(b"\n".join(expected))
-    assert unique == expected
+    unique = alerts.unique(tmp_path, sc.expected)
+    assert unique == sc.expected
     # only records the crash interrupted are written again (verbatim)
-    assert len(got) - len(unique) <= published_first
+    assert len(alerts.got) - len(unique) <= published_first
+
+
+def test_three_workers_the_owner_killed_and_one_added_give_replays_alerts(
+    bootstrap: str, kafka_topics: str, tmp_path: Path, rules: list[MetricRule], codec: Codec,
+) -> None:
+    """Rebalances mid-stream: three workers share the event partitions; the one that owns the
+    metrics is SIGKILLed once part of the windows closed, and a fourth joins. The survivors
+    take its partitions over (sources resume, the owner restores and reads its gaps)."""
+    sc = _scenario(bootstrap, kafka_topics, tmp_path, rules, codec)
+    workers = [LocalWorker(sc.env, tmp_path / f"w{i}.log").start() for i in (1, 2, 3)]
+    try:
+        with consumer(bootstrap, auto_offset_reset="earliest") as reader:
+            reader.subscribe([kafka_topics + "alerts"])
+            alerts = _Alerts(reader, time.monotonic() + DEADLINE_S)
+            owner = _wait_for_owner(workers, sc.windows * KILL_AT, alerts)
+            owner.kill()
+            workers.append(LocalWorker(sc.env, tmp_path / "w4.log").start())
+            alerts.settle(len(sc.expected))
+            for i, w in enumerate(workers, 1):
+                (tmp_path / f"w{i}.metrics").write_text(w.metrics())
+    finally:
+        for w in workers:
+            w.stop()
+    assert alerts.unique(tmp_path, sc.expected) == sc.expected
+
+
+def _wait_for_owner(workers: list[LocalWorker], closed: float, alerts: _Alerts) -> LocalWorker:
+    """The worker that merges reports (the owner), once `closed` windows are."""
+    while time.monotonic() < alerts.deadline:
+        alerts.poll()
+        texts = [w.metrics() for w in workers]
+        if sum(_total(t, "stream_guard_windows_closed_total") for t in texts) >= closed:
+            return max(zip(texts, workers, strict=True),
+                       key=lambda tw: _total(tw[0], "stream_guard_partial_reports_total"))[1]
+    raise AssertionError("the workers closed too few windows in time")
