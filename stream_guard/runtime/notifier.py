@@ -139,8 +139,6 @@ def install_notifier(
                           f"as {alerts_topic.get_topic_name()} ({partitions})")
     nflog, threads, firing = (app.Table(f"{settings.name}-{table}", partitions=partitions,
                                         key_type=str) for table in ("nflog", "threads", "firing"))
-    positions = app.Table(f"{settings.name}-positions", partitions=partitions, key_type=str,
-                          value_type=str)
     control = ControlView()
     staged = WriteBehindStore(nflog)
     integration = SlackIntegration(SlackSink.from_settings(settings.slack, settings.timeout_s),
@@ -153,11 +151,7 @@ def install_notifier(
     ticks_name = ticks_topic.get_topic_name()
     inbox = app.topic(alerts_topic.get_topic_name(), ticks_name, key_serializer="raw",
                       value_serializer="raw", partitions=partitions)
-
-    alerts_name = alerts_topic.get_topic_name()
-    intake = Intake(Cursor(positions), runner.handle, _alerts_log(_bootstrap(app), alerts_name),
-                    alerts_name)
-    app.on_partitions_revoked.connect(intake.on_revoked())
+    intake = _intake(app, settings.name, runner, alerts_topic.get_topic_name(), partitions)
 
     @app.agent(inbox, name=f"{settings.name}-notify")
     async def notify(stream: Any) -> None:
@@ -215,6 +209,15 @@ class Intake:
             if any(tp.topic == self.topic for tp in revoked):
                 self.cursor.forget()
         return forget
+
+
+def _intake(app: faust.App, name: str, runner: _Runner, topic: str, partitions: int) -> Intake:
+    """The notifier's intake of `topic`, its positions in a table co-partitioned with it."""
+    positions = app.Table(f"{name}-positions", partitions=partitions, key_type=str,
+                          value_type=str)
+    intake = Intake(Cursor(positions), runner.handle, _alerts_log(_bootstrap(app), topic), topic)
+    app.on_partitions_revoked.connect(intake.on_revoked())
+    return intake
 
 
 def _alerts_log(bootstrap: list[str], topic: str) -> ReadAlerts:
