@@ -168,6 +168,7 @@ PARAMS: dict[str, DetectorParams] = {
             "tail_fraction": (float, 0.05),
             "min_count": (int, 100),
             "clip": (float | None, 3.0),
+            "trust_count": (int | None, None),
         },
     ),
     # One calibrated tail probability per point, fewest parts; chosen under the fold protocol.
@@ -184,6 +185,7 @@ PARAMS: dict[str, DetectorParams] = {
             "level": (float, 3.5),
             "hold": (int, 100),
             "margin": (float, 5.0),
+            "trust_count": (int | None, 20),
         },
     ),
 }

@@ -140,13 +140,14 @@ class TailSurprise(AutoSeasonal):
         level: float = 3.5,
         hold: int = 100,
         margin: float = 5.0,
+        trust_count: int | None = 20,
     ) -> None:
         self.count_floor = count_floor  # read by `_residual`, during AutoSeasonal's __init__
         self.local_scale_window = local_scale_window
         super().__init__(
             horizons=horizons, level=level, hold=hold, margin=margin, slow_level_window=None,
             shift_window=shift_window, calibration_window=calibration_window,
-            tail_fraction=tail_fraction, clip=clip,
+            tail_fraction=tail_fraction, clip=clip, trust_count=trust_count,
         )
 
     def _residual(self, level_window: int) -> SeasonalResidual:
