@@ -175,7 +175,7 @@ PARAMS: dict[str, DetectorParams] = {
     "tail_surprise": DetectorParams(
         "stream_guard.detect.tail_surprise", "TailSurprise",
         params={
-            "horizons": (_HORIZONS, (1, 8, 48)),
+            "horizons": (_HORIZONS, (1, 16, 48)),
             "shift_window": (int | None, 144),
             "count_floor": (bool, True),
             "local_scale_window": (int | None, None),
