@@ -69,6 +69,7 @@ from stream_guard.backtest.nab import (  # noqa: E402
     score_corpus,
     window_indices,
 )
+from stream_guard.detect.auto import AutoDetector  # noqa: E402
 from stream_guard.detect.auto_seasonal import AutoSeasonal  # noqa: E402
 from stream_guard.detect.base import Detector, score_stream  # noqa: E402
 from stream_guard.detect.ensemble import CalibratedEnsemble  # noqa: E402
@@ -104,6 +105,8 @@ CONFIGS: dict[str, Callable[[], Detector]] = {
     "ts -calibration": lambda: Refractory(RobustResidual(), level=3.5, damping=0.25),
     "ts -count floor": lambda: TailSurprise(count_floor=False),
     "ts +local scale 128": lambda: TailSurprise(local_scale_window=128),
+    # What a rule with no detector gets, on a plain series (5-minute windows: NAB's usual).
+    "auto": lambda: AutoDetector(window=300.0),
     "auto_seasonal": AutoSeasonal,
     "-slow level member": lambda: AutoSeasonal(slow_level_window=None),
     "-median shift member": lambda: AutoSeasonal(shift_window=None),
