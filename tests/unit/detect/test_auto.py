@@ -200,3 +200,16 @@ def test_a_tiny_slice_with_one_order_now_and_then_is_not_a_plain_series() -> Non
         det.score_one(x)
         det.learn_one(x)
     assert det.model is None
+
+
+def test_a_plain_series_state_pickles_and_continues() -> None:
+    rng = random.Random(3)
+    xs = []
+    for i in range(1200):
+        v = 50 + 10 * math.sin(2 * math.pi * i / 288) + rng.gauss(0, 2)
+        xs.append({"t": 300.0 * i, "value": v, "numerator": v, "denominator": 1.0})
+    det = AutoDetector(window=300.0)
+    score_stream(det, xs[:700])
+    copy = pickle.loads(pickle.dumps(det))
+    assert copy.model == "series"
+    assert score_stream(copy, xs[700:]) == score_stream(det, xs[700:])
