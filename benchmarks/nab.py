@@ -5,6 +5,7 @@
     python benchmarks/nab.py --ablation          # every configuration below, one table
     python benchmarks/nab.py --list-folds        # the two folds, file by file, and exit
     python benchmarks/nab.py --held-out          # in-sample table also: leave-one-category-out
+    python benchmarks/nab.py --synthetic         # also the seeded stress series (see below)
 
 Validation protocol (docs/validation.md): the files are split into two fixed folds, stratified
 by category (`assign_folds`: within each category, files in SHA-256 order of their name
@@ -20,6 +21,15 @@ whole corpus. The z-like score is squashed to [0, 1] by one fixed monotone funct
 (`squash`), so the threshold NAB sweeps is a z-level in disguise. Results land in
 ``RESULTS_DIR/<category>/<file>.csv`` (timestamp,value,anomaly_score) for the first detector.
 
+Per category, each direction's scored fold is also scored alone at the threshold chosen on the
+other fold (the category rows of the headline), with its false-positive rows.
+
+``--synthetic`` adds a seeded stress corpus (`stress_corpus`) of the shapes issue 12 asks a
+detector to be robust to and the dev categories lack: daily Poisson counts, sparse counts,
+Student-t(3) noise, routine spikes, a noise-regime change, a drifting level, integer speeds, a
+sensor stuck for a day. One labelled anomaly per file, NAB-shaped window. It is scored at each
+fold's chosen threshold: nothing is chosen on it, so it reads how one threshold transfers.
+
 The data folder defaults to $STREAM_GUARD_NAB_DIR, else ../shared/nab next to the repository.
 """
 
@@ -30,12 +40,13 @@ import csv
 import json
 import math
 import os
+import random
 import sys
 import time
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from functools import partial
 from pathlib import Path
 
@@ -54,9 +65,11 @@ from stream_guard.backtest.nab import (  # noqa: E402
     assign_folds,
     cross_fold,
     held_out_score,
+    score_at,
     score_corpus,
     window_indices,
 )
+from stream_guard.detect.auto import AutoDetector  # noqa: E402
 from stream_guard.detect.auto_seasonal import AutoSeasonal  # noqa: E402
 from stream_guard.detect.base import Detector, score_stream  # noqa: E402
 from stream_guard.detect.ensemble import CalibratedEnsemble  # noqa: E402
@@ -81,13 +94,19 @@ def _ensemble(*extra: SeasonalResidual | RobustZScore) -> CalibratedEnsemble:
 CONFIGS: dict[str, Callable[[], Detector]] = {
     "tail_surprise": TailSurprise,
     "ts -median shift": lambda: TailSurprise(shift_window=None),
-    "ts -horizons 8,48": lambda: TailSurprise(horizons=(1,)),
-    "ts -horizon 8": lambda: TailSurprise(horizons=(1, 48)),
+    "ts -horizons 16,48": lambda: TailSurprise(horizons=(1,)),
+    "ts -horizon 16": lambda: TailSurprise(horizons=(1, 48)),
+    "ts horizons 1,16": lambda: TailSurprise(horizons=(1, 16)),
+    "ts horizons 1,8,48": lambda: TailSurprise(horizons=(1, 8, 48)),
+    "ts horizons 1,4,48": lambda: TailSurprise(horizons=(1, 4, 48)),
+    "ts -trust count": lambda: TailSurprise(trust_count=None),
     "ts -calibration clip": lambda: TailSurprise(clip=None),
     "ts -refractory": lambda: TailSurprise(hold=0),
     "ts -calibration": lambda: Refractory(RobustResidual(), level=3.5, damping=0.25),
     "ts -count floor": lambda: TailSurprise(count_floor=False),
     "ts +local scale 128": lambda: TailSurprise(local_scale_window=128),
+    # What a rule with no detector gets, on a plain series (5-minute windows: NAB's usual).
+    "auto": lambda: AutoDetector(window=300.0),
     "auto_seasonal": AutoSeasonal,
     "-slow level member": lambda: AutoSeasonal(slow_level_window=None),
     "-median shift member": lambda: AutoSeasonal(shift_window=None),
@@ -167,6 +186,99 @@ def load_corpus(data: Path, windows_file: Path) -> list[Series]:
         spans = [(datetime.fromisoformat(a), datetime.fromisoformat(b)) for a, b in labels[name]]
         values = [float(r["value"]) for r in rows]
         corpus.append(Series(name, stamps, values, window_indices(stamps, spans)))
+    return corpus
+
+
+# -- the stress corpus (--synthetic) ---------------------------------------------------------
+STRESS_ROWS = 4000  # about NAB's typical file (5-minute rows, two weeks)
+STRESS_DAY = 288  # rows per day
+STRESS_SEEDS = (1, 2, 3)
+
+
+def _poisson(rng: random.Random, lam: float) -> float:
+    """A Poisson draw (Knuth's method; normal approximation above 50)."""
+    if lam > 50:
+        return float(max(0, round(rng.gauss(lam, math.sqrt(lam)))))
+    limit, k, p = math.exp(-lam), 0, rng.random()
+    while p > limit:
+        k, p = k + 1, p * rng.random()
+    return float(k)
+
+
+def _cycle(i: int) -> float:
+    return math.sin(2 * math.pi * i / STRESS_DAY)
+
+
+def _student3(rng: random.Random) -> float:
+    return rng.gauss(0, 1) / math.sqrt(sum(rng.gauss(0, 1) ** 2 for _ in range(3)) / 3)
+
+
+def _counts(rng: random.Random, at: int, i: int) -> float:  # daily counts, a burst x4
+    return _poisson(rng, 20 * (1 + 0.6 * _cycle(i)) * (4 if at <= i < at + 12 else 1))
+
+
+def _sparse(rng: random.Random, at: int, i: int) -> float:  # rate 0.3, a burst of rate 5
+    return _poisson(rng, 5.0 if at <= i < at + 6 else 0.3)
+
+
+def _heavy(rng: random.Random, at: int, i: int) -> float:  # t(3) noise, a lasting +6 shift
+    return 50 + 10 * _cycle(i) + _student3(rng) + (6 if i >= at else 0)
+
+
+def _spiky(rng: random.Random, at: int, i: int) -> float:  # 1% spikes x2-5, a drop by a third
+    v = 30 + rng.gauss(0, 1) - (10 if i >= at else 0)
+    return v * rng.uniform(2, 5) if rng.random() < 0.01 else v
+
+
+def _regime(rng: random.Random, at: int, i: int) -> float:  # noise x3 (unlabelled), a spike
+    return 100 + rng.gauss(0, 3 if i >= STRESS_ROWS // 3 else 1) + (24 if i == at else 0)
+
+
+def _speed(rng: random.Random, at: int, i: int) -> float:  # integer speeds, halved a while
+    return float(round(rng.gauss(62, 3) * (0.5 if at <= i < at + 24 else 1)))
+
+
+def _drift(rng: random.Random, at: int) -> list[float]:  # a random walk, a step of 5 sigmas
+    level, out = 0.0, []
+    for i in range(STRESS_ROWS):
+        level += rng.gauss(0, 0.05)
+        out.append(level + rng.gauss(0, 1) + (5 if i >= at else 0))
+    return out
+
+
+def _stuck(rng: random.Random, at: int) -> list[float]:  # a daily cycle, frozen for a day
+    out: list[float] = []
+    for i in range(STRESS_ROWS):
+        v = 10 + 5 * _cycle(i) + rng.gauss(0, 0.5)
+        out.append(out[-1] if at <= i < at + STRESS_DAY else v)
+    return out
+
+
+_POINTWISE: dict[str, Callable[[random.Random, int, int], float]] = {
+    "counts": _counts, "sparse": _sparse, "heavy": _heavy, "spiky": _spiky,
+    "regime": _regime, "speed": _speed,
+}
+_WHOLE: dict[str, Callable[[random.Random, int], list[float]]] = {
+    "drift": _drift, "stuck": _stuck,
+}
+
+
+def stress_corpus(seeds: tuple[int, ...] = STRESS_SEEDS) -> list[Series]:
+    """Seeded stress series, one anomaly each, placed after the probation at random; its
+    window is 10% of the file wide and centred on the anomaly's first row, as NAB's are."""
+    start, step, half = datetime(2026, 1, 1), timedelta(minutes=5), STRESS_ROWS // 20
+    corpus = []
+    for seed in seeds:
+        for kind in [*_POINTWISE, *_WHOLE]:
+            rng = random.Random(f"{kind}-{seed}")
+            at = rng.randrange(int(0.4 * STRESS_ROWS), int(0.85 * STRESS_ROWS))
+            if kind in _POINTWISE:
+                values = [_POINTWISE[kind](rng, at, i) for i in range(STRESS_ROWS)]
+            else:
+                values = _WHOLE[kind](rng, at)
+            stamps = [start + k * step for k in range(STRESS_ROWS)]
+            corpus.append(Series(f"stress/{kind}-{seed}.csv", stamps, values,
+                                 [(at - half, at + half)]))
     return corpus
 
 
@@ -336,6 +448,48 @@ def detail_table(files: list[ScoredFile], threshold: float) -> Table:
     return table
 
 
+def category_table(ev: Evaluation, files: list[ScoredFile], folds: dict[str, str],
+                   directions: list[str]) -> Table:
+    """Each direction's scored fold, category by category, at the threshold chosen on the
+    other fold; false-positive rows at the standard profile's threshold."""
+    t = Table("chosen on", "scored on", "category", "files", "windows", "standard", "low FP",
+              "low FN", "FP rows", title=f"[bold]{ev.config}: held-out scores per category[/]")
+    for chosen_on in directions:
+        rs = ev.direction(chosen_on)
+        scored = [f for f in files if folds[f.name] == rs[0].scored_on]
+        for cat in sorted({category(f.name) for f in scored}):
+            members = [f for f in scored if category(f.name) == cat]
+            t.add_row(chosen_on, rs[0].scored_on, cat, str(len(members)),
+                      str(sum(f.n_windows for f in members)),
+                      *(f"{score_at(members, r.threshold, r.profile):.1f}" for r in rs),
+                      str(_fp_rows(members, rs[0].threshold)))
+        t.add_section()
+    return t
+
+
+def _fp_rows(files: list[ScoredFile], threshold: float) -> int:
+    return sum(int(((f.scores >= threshold) & f.scored & (f.window < 0)).sum()) for f in files)
+
+
+def stress_table(ev: Evaluation, stress: list[ScoredFile], directions: list[str]) -> Table:
+    """The stress corpus at each direction's chosen thresholds (nothing chosen on it)."""
+    kinds = sorted({f.name.split("/", 1)[1].rsplit("-", 1)[0] for f in stress})
+    t = Table("threshold chosen on", "standard", "low FP", "low FN",
+              *(f"{k} hit/FP" for k in kinds), title=f"[bold]{ev.config}: stress corpus "
+              f"({len(stress)} files; windows hit / false-positive rows, standard)[/]")
+    for chosen_on in directions:
+        rs = ev.direction(chosen_on)
+        cells = []
+        for kind in kinds:
+            mine = [f for f in stress if f.name.split("/", 1)[1].rsplit("-", 1)[0] == kind]
+            hit = sum(bool(((f.scores >= rs[0].threshold) & f.scored & (f.window >= 0)).any())
+                      for f in mine)
+            cells.append(f"{hit}/{len(mine)} {_fp_rows(mine, rs[0].threshold)}")
+        t.add_row(chosen_on, *(f"{score_at(stress, r.threshold, r.profile):.1f}" for r in rs),
+                  *cells)
+    return t
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, default=None)
@@ -356,6 +510,8 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="in-sample table: also each category at the threshold chosen on the others",
     )
+    parser.add_argument("--synthetic", action="store_true",
+                        help="also score the seeded stress corpus at the folds' thresholds")
     parser.add_argument("--jobs", type=int, default=None, help="worker processes (default: CPUs)")
     args = parser.parse_args(argv)
     data = args.data or default_data_dir()
@@ -377,6 +533,9 @@ def main(argv: list[str] | None = None) -> int:
                     title="in-sample: thresholds chosen on the files scored "
                           "(historical figure, not for quoting)")
     evaluations = []
+    first_files: list[ScoredFile] = []
+    stress = stress_corpus() if args.synthetic else []
+    stress_tables = []
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                TimeElapsedColumn())
     started = time.monotonic()
@@ -392,8 +551,12 @@ def main(argv: list[str] | None = None) -> int:
                 cells += [f"{v:.1f}" for v in ev.by_category]
             summary.add_row(config, *cells, f"{ev.cost:.1f}")
             if n == 0:
+                first_files = files
                 for s, scores in zip(corpus, raw, strict=True):
                     write_results(args.out, s, scores)
+            if stress:
+                stress_tables.append(stress_table(ev, evaluate(config, stress, pool, progress)[0],
+                                                  directions))
             if len(configs) > 1:
                 done = ", ".join(f"chosen on {k}: {_three([r.score for r in ev.direction(k)])}"
                                  for k in directions)
@@ -407,10 +570,13 @@ def main(argv: list[str] | None = None) -> int:
     console.print(summary)
     if len(evaluations) == 1:
         console.print(fold_table(evaluations[0], directions))
+        console.print(category_table(evaluations[0], first_files, folds, directions))
     else:
         console.print(ablation_table(evaluations, directions))
         for line in selection_lines(evaluations, directions):
             console.print(line, markup=False, highlight=False)
+    for table in stress_tables:
+        console.print(table)
     console.print(f"wall time {time.monotonic() - started:.0f} s", highlight=False)
     return 0
 

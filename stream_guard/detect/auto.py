@@ -10,6 +10,11 @@ A rule says ``detector: {type: auto}`` (or nothing: it is the default) and at mo
   count) gets the seasonal baseline on its value. The type is read from the first points
   (``value`` equals ``numerator`` for sums and counts; integral numerators for counted
   findings); those points are kept and replayed into the chosen model, so nothing is lost.
+  A plain series -- one event in each window, ``denominator`` 1 for `PLAIN_AFTER` windows in
+  a row: a gauge read once per window, or a series fed from outside such as NAB's -- has no
+  counts to model; it gets `TailSurprise`, which finds its own season and calibrates its
+  own tail (without it, `auto` read such a series as a sum of too few events and never
+  scored: 0 on NAB).
 - **The horizons, from the window.** Incidents last hours: the scan covers up to 3 hours (and
   at least 4 windows): 15 min -> 1, 2, 4, 6, 8, 12; 30 min -> 1, 2, 4, 6; 3 h -> 1, 2, 4.
   Every other time constant is a duration turned into windows: the level follows 5 hours, a
@@ -48,13 +53,16 @@ True
 from __future__ import annotations
 
 import math
-from typing import Literal
+from typing import TYPE_CHECKING, Literal, TypeAlias
 
 from stream_guard.detect.base import DetectorBase, Features
 from stream_guard.detect.rate import RateTest
 from stream_guard.detect.rolling import RollingQuantiles
 from stream_guard.detect.seasonal import SeasonalBaseline
 from stream_guard.detect.tail import MAX_SURPRISE
+
+if TYPE_CHECKING:  # imported when built: its period search needs numpy, sums and rates do not
+    from stream_guard.detect.tail_surprise import TailSurprise
 
 __all__ = [
     "FALSE_ALERTS_PER_SERIES_WEEK",
@@ -64,7 +72,8 @@ __all__ = [
 ]
 
 Sensitivity = Literal["low", "medium", "high"]
-Model = Literal["seasonal", "rate"]
+Model = Literal["seasonal", "rate", "series"]
+Inner: TypeAlias = "SeasonalBaseline | RateTest | TailSurprise"
 
 FALSE_ALERTS_PER_SERIES_WEEK: dict[str, float] = {"low": 0.003, "medium": 0.01, "high": 0.03}
 """The budget of each sensitivity: false alerts per watched series per week."""
@@ -87,6 +96,9 @@ _WEEK = 7 * _DAY
 _SCAN_S = 3 * _HOUR
 _CANDIDATE_HORIZONS = (1, 2, 4, 6, 8, 12, 16, 24, 32, 48, 64, 96)
 _UNDECIDED_MAX = 1000  # points kept before the type is read: a series that never says is a sum
+
+PLAIN_AFTER = 100
+"""Windows in a row with exactly one event that make a plain series (not a sum or a rate)."""
 
 
 def scan_horizons(window: float) -> tuple[int, ...]:
@@ -183,7 +195,8 @@ class AutoDetector(DetectorBase):
         # surprise at which a window is as rare as the budget allows
         self._bar = math.log10(max(_WEEK / window, 1.0) / budget)
         self.model: Model | None = None
-        self.inner: SeasonalBaseline | RateTest | None = None
+        self.inner: Inner | None = None
+        self._unit_run = 0  # windows in a row with exactly one event
         self._pending: list[Features] = []
         self._integral = True  # every numerator so far a whole number (counted findings)
         self._calibration = PriorTail(tests=len(self.horizons))
@@ -195,14 +208,21 @@ class AutoDetector(DetectorBase):
         num, den, value = x.get("numerator", 0.0), x.get("denominator", 0.0), x["value"]
         if num != int(num):
             self._integral = False
+        self._unit_run = self._unit_run + 1 if den == 1.0 else 0
+        if self._unit_run >= PLAIN_AFTER:
+            return "series"
         if num == 0.0 or den in (0.0, 1.0):
             return None
         if value == num:
             return "seasonal"
         return "rate" if self._integral else "seasonal"
 
-    def _build(self, model: Model) -> SeasonalBaseline | RateTest:
+    def _build(self, model: Model) -> Inner:
         w = self.window
+        if model == "series":
+            from stream_guard.detect.tail_surprise import TailSurprise
+
+            return TailSurprise()
         if model == "seasonal":
             return SeasonalBaseline(
                 window=w, period=_DAY, alpha=min(0.5, w / (5 * _HOUR)),
@@ -240,8 +260,14 @@ class AutoDetector(DetectorBase):
     def score_one(self, x: Features) -> float:
         if self.inner is None or self.inner.expect_one(x) is None:
             return 0.0
-        surprise = self._calibration.surprise(self._raw(x))
-        return max(0.0, WARNING + surprise - self._bar)
+        return max(0.0, WARNING + self._surprise(x) - self._bar)
+
+    def _surprise(self, x: Features) -> float:
+        """``-log10`` tail probability of `x`: TailSurprise's score is one already (it
+        calibrates itself); the count models' z-statistics go through `PriorTail`."""
+        if self.model == "series":
+            return self._raw(x)
+        return self._calibration.surprise(self._raw(x))
 
     def learn_one(self, x: Features) -> None:
         if self.inner is None:
@@ -252,7 +278,7 @@ class AutoDetector(DetectorBase):
     def _learn_inner(self, x: Features) -> None:
         inner = self.inner
         assert inner is not None
-        if inner.expect_one(x) is not None:
+        if self.model != "series" and inner.expect_one(x) is not None:
             self._calibration.update(self._raw(x))
         self._scored = None
         inner.learn_one(x)

@@ -91,6 +91,7 @@ class AutoSeasonal(DetectorBase):
         tail_fraction: float = 0.05,
         min_count: int = 100,
         clip: float | None = 3.0,
+        trust_count: int | None = None,
     ) -> None:
         self.horizons = tuple(horizons)
         self.level = level
@@ -109,6 +110,7 @@ class AutoSeasonal(DetectorBase):
         self.tail_fraction = tail_fraction
         self.min_count = min_count
         self.clip = clip
+        self.trust_count = trust_count
         level_windows = [level_window] + ([slow_level_window] if slow_level_window else [])
         horizons_per_member = [self.horizons, self.slow_horizons][: len(level_windows)]
         residuals = [self._residual(window) for window in level_windows]
@@ -124,6 +126,7 @@ class AutoSeasonal(DetectorBase):
             tail_fraction=tail_fraction,
             min_count=min_count,
             clip=clip,
+            trust_count=trust_count,
         )
         self._detector = Refractory(
             self.ensemble, level=level, hold=hold, damping=damping, margin=margin

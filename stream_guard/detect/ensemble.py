@@ -11,7 +11,8 @@ history on this series. Calibration is what makes the features (and series) comp
 ensemble score is the largest surprise less ``log10`` of the number of features (a Bonferroni
 correction, so that adding features does not by itself raise false alarms). A feature whose
 surprise exceeds ``clip`` enters its history winsorised (see `TailCalibrator`): incidents must
-not teach the reference that incidents are normal.
+not teach the reference that incidents are normal; with ``trust_count``, a feature value reached
+that many times in the window (as it came) is no rarer than its frequency (`TailCalibrator`).
 
 While a member warms up (``expect_one`` is None) its z's are not history: a run of warm-up
 zeros in the reference would make the first real residuals look extreme. Each feature then
@@ -67,6 +68,7 @@ class CalibratedEnsemble(DetectorBase):
         tail_fraction: float = 0.05,
         min_count: int = 100,
         clip: float | None = 3.0,
+        trust_count: int | None = None,
     ) -> None:
         self.members = members
         self.horizons = horizons
@@ -74,10 +76,12 @@ class CalibratedEnsemble(DetectorBase):
         self.tail_fraction = tail_fraction
         self.min_count = min_count
         self.clip = clip
+        self.trust_count = trust_count
         self._horizons = _per_member(horizons, len(members))
         self._z: list[deque[float]] = [deque(maxlen=max(h)) for h in self._horizons]
         self._calibrators = [
-            [TailCalibrator(calibration_window, tail_fraction, min_count, clip=clip) for _ in h]
+            [TailCalibrator(calibration_window, tail_fraction, min_count, clip=clip,
+                            trust_count=trust_count) for _ in h]
             for h in self._horizons
         ]
         self._correction = math.log10(sum(len(h) for h in self._horizons))

@@ -168,13 +168,14 @@ PARAMS: dict[str, DetectorParams] = {
             "tail_fraction": (float, 0.05),
             "min_count": (int, 100),
             "clip": (float | None, 3.0),
+            "trust_count": (int | None, None),
         },
     ),
     # One calibrated tail probability per point, fewest parts; chosen under the fold protocol.
     "tail_surprise": DetectorParams(
         "stream_guard.detect.tail_surprise", "TailSurprise",
         params={
-            "horizons": (_HORIZONS, (1, 8, 48)),
+            "horizons": (_HORIZONS, (1, 16, 48)),
             "shift_window": (int | None, 144),
             "count_floor": (bool, True),
             "local_scale_window": (int | None, None),
@@ -184,6 +185,7 @@ PARAMS: dict[str, DetectorParams] = {
             "level": (float, 3.5),
             "hold": (int, 100),
             "margin": (float, 5.0),
+            "trust_count": (int | None, 20),
         },
     ),
 }

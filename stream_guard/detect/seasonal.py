@@ -11,6 +11,8 @@ from stream_guard.detect.stats import Recent, ShiftCounter, median, supported_z
 
 __all__ = ["SeasonalBaseline"]
 
+MIN_FACTOR = 0.01  # the least factor a phase of the day is given
+MAX_REBASE = 100.0  # the most a rebase moves the level, either way (x100 or /100)
 _MEDIAN_CHI2_1 = 0.4549  # median of a chi-square with one degree of freedom (its mean is 1)
 _DAY_S = 86400.0
 
@@ -159,7 +161,9 @@ class SeasonalBaseline(DetectorBase):
     def _factor(self, b: int) -> float:
         """The phase's factor smoothed with its neighbours (1-2-1): one day of history per
         phase is noisy, and the cycle is smooth at the scale of a few windows."""
-        return self._smooth(self._profile, b, (0.25, 0.5)) or 1e-9
+        # Floored: a phase under 1% of the mean is as good as empty, and dividing by a factor
+        # near 0 (a first day of zeros) blew the level up to an overflow within a day.
+        return max(self._smooth(self._profile, b, (0.25, 0.5)), MIN_FACTOR)
 
     def _noise_var(self, expected: float, b: int) -> float:
         """Variance of one window that is independent from window to window: the compound
@@ -355,6 +359,8 @@ class SeasonalBaseline(DetectorBase):
         ratio of actual to expected, and forget the evidence already alerted on."""
         obs, exp, *_ = self._recent.sums(max(self.horizons), (value, expected, 0.0, 0.0))
         if self._level and exp > 0:
-            self._level *= max(obs / exp, 0.01)
+            # Bounded both ways: a level rebased on a near-zero expectation (a series of
+            # zeros and spikes) once multiplied by 1e10 at each rebase until it overflowed.
+            self._level *= min(max(obs / exp, 1 / MAX_REBASE), MAX_REBASE)
         self._recent.clear()
         self._held = None  # the shift it may have begun is now the baseline

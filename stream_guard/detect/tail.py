@@ -15,7 +15,9 @@ normal points mostly 0-3, anomalies 4 and more.
 
 from __future__ import annotations
 
+import bisect
 import math
+from collections import deque
 
 from stream_guard.detect.rolling import RollingQuantiles
 
@@ -48,6 +50,15 @@ class TailCalibrator:
         a regime that lasts (a few percent of the window) still lifts the tail step by step and
         becomes the new normal. (Clipping harder, at the tail threshold, made NAB's spiky series
         alarm without end: 45 instead of 64 on the standard profile.)
+    trust_count
+        If set, a score reached at least this many times in the window, counting the scores
+        as they came (before winsorising), is at most as surprising as its empirical
+        frequency. The clip keeps an incident from fattening the tail, but it also keeps a
+        series' *routine* events (a spike every hundred points) looking new every time: each
+        enters the history at the clip and the next one lies beyond it again. With 20 values
+        or more the frequency is a sound estimate (about +-22%); an incident of a few points
+        stays extrapolated. On a synthetic series with spikes of 2-5x at 1% of the points,
+        the clip alone let each spike fire (6-13 false alarms in 4,000 points).
 
     >>> import random
     >>> rng = random.Random(7)
@@ -65,14 +76,26 @@ class TailCalibrator:
         min_count: int,
         min_scale: float = 0.1,
         clip: float | None = None,
+        trust_count: int | None = None,
     ) -> None:
         self.window = window
         self.tail_fraction = tail_fraction
         self.min_count = min_count
         self.min_scale = min_scale
         self.clip = clip
+        self.trust_count = trust_count
         self._history = RollingQuantiles(window)
         self._fit: tuple[float, float] | None = None  # (u, scale) of the current history
+        # Scores winsorised by the clip, as they came: (update number, score), oldest first,
+        # and the same scores sorted. Few (the clip is rare), so kept in plain lists.
+        self._clipped: deque[tuple[int, float]] = deque()
+        self._clipped_sorted: list[float] = []
+        self._updates = 0
+
+    def __setstate__(self, state: dict[str, object]) -> None:
+        """Restore, giving a calibrator saved before `trust_count` existed its defaults."""
+        self.__dict__.update({"trust_count": None, "_clipped": deque(), "_clipped_sorted": [],
+                              "_updates": 0, **state})
 
 
     def surprise(self, s: float) -> float:
@@ -87,7 +110,17 @@ class TailCalibrator:
             p = (h.fraction_at_least(s) * n + 1.0) / (n + 1.0)
             return -math.log10(p)
         log_p = math.log10(self.tail_fraction) - (s - u) / scale / math.log(10.0)
-        return min(-log_p, MAX_SURPRISE)
+        return min(-log_p, self._frequent(s, n), MAX_SURPRISE)
+
+    def _frequent(self, s: float, n: int) -> float:
+        """Surprise of the empirical frequency of scores ``>= s`` as they came, if at least
+        `trust_count` reached it (else no bound: infinity)."""
+        if self.trust_count is None:
+            return math.inf
+        clipped = self._clipped_sorted
+        k = self._history.fraction_at_least(s) * n
+        k += len(clipped) - bisect.bisect_left(clipped, s)
+        return -math.log10((k + 1.0) / (n + 1.0)) if k >= self.trust_count else math.inf
 
     def _tail(self) -> tuple[float, float]:
         """Threshold ``u`` of the tail and scale of the exponential fitted beyond it.
@@ -106,9 +139,25 @@ class TailCalibrator:
         if self.clip is not None and len(self._history) >= self.min_count:
             u, scale = self._tail()
             excess = (self.clip + math.log10(self.tail_fraction)) * scale * math.log(10.0)
-            s = min(s, u + max(excess, 0.0))
+            cap = u + max(excess, 0.0)
+            if s > cap and self.trust_count is not None:
+                self._remember_clipped(s)
+            s = min(s, cap)
         self._history.update(s)
         self._fit = None
+        self._updates += 1
+        self._forget_clipped()
+
+    def _remember_clipped(self, s: float) -> None:
+        self._clipped.append((self._updates, s))
+        bisect.insort(self._clipped_sorted, s)
+
+    def _forget_clipped(self) -> None:
+        """Drop the clipped scores that have left the window."""
+        clipped = self._clipped
+        while clipped and clipped[0][0] <= self._updates - self.window:
+            _, s = clipped.popleft()
+            del self._clipped_sorted[bisect.bisect_left(self._clipped_sorted, s)]
 
     def __len__(self) -> int:
         return len(self._history)

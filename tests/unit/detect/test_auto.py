@@ -6,12 +6,13 @@ from __future__ import annotations
 
 import math
 import pickle
+import random
 
 import numpy as np
 import pytest
 
 from stream_guard.config.rules import DetectorSpec, MetricRule
-from stream_guard.detect.auto import AutoDetector, PriorTail, scan_horizons
+from stream_guard.detect.auto import WARNING, AutoDetector, PriorTail, scan_horizons
 from stream_guard.detect.base import score_stream
 from stream_guard.detect.rate import RateTest
 from stream_guard.detect.registry import build_detector
@@ -172,3 +173,43 @@ def test_an_intake_outage_is_a_drop_the_rate_test_sees() -> None:
     scores = score_stream(AutoDetector(window=1800.0), _complaints(300, seed=11, factor=outage))
     assert max(scores[i] for i in (150, 151)) >= 7
     assert max(s for i, s in enumerate(scores) if i not in outage and not 154 <= i < 160) < 4
+
+
+def test_a_plain_series_gets_tail_surprise_and_scores_its_outage() -> None:
+    """One event per window (a gauge read once per window, a series fed from outside): no
+    counts to model, so `auto` picks TailSurprise; before, it waited for events and stayed
+    at 0 on every point."""
+    rng = random.Random(8)
+    det = AutoDetector(window=300.0)
+    scores = []
+    for i in range(3000):
+        v = 100 + 30 * math.sin(2 * math.pi * i / 288) + rng.gauss(0, 3)
+        v = 20.0 if 2500 <= i < 2506 else v
+        x = {"t": 300.0 * i, "value": v, "numerator": v, "denominator": 1.0}
+        scores.append(det.score_one(x))
+        det.learn_one(x)
+    assert det.model == "series"
+    assert max(scores[1000:2500]) < WARNING < scores[2500]
+
+
+def test_a_tiny_slice_with_one_order_now_and_then_is_not_a_plain_series() -> None:
+    det = AutoDetector(window=900.0)
+    for i in range(300):  # 0 or 1 order per window: the run of single events keeps breaking
+        n = float(i % 3 == 0)
+        x = {"t": 900.0 * i, "value": 40.0 * n, "numerator": 40.0 * n, "denominator": n}
+        det.score_one(x)
+        det.learn_one(x)
+    assert det.model is None
+
+
+def test_a_plain_series_state_pickles_and_continues() -> None:
+    rng = random.Random(3)
+    xs = []
+    for i in range(1200):
+        v = 50 + 10 * math.sin(2 * math.pi * i / 288) + rng.gauss(0, 2)
+        xs.append({"t": 300.0 * i, "value": v, "numerator": v, "denominator": 1.0})
+    det = AutoDetector(window=300.0)
+    score_stream(det, xs[:700])
+    copy = pickle.loads(pickle.dumps(det))
+    assert copy.model == "series"
+    assert score_stream(copy, xs[700:]) == score_stream(det, xs[700:])

@@ -197,3 +197,51 @@ def test_median_shift_ignores_a_lone_spike_but_sees_a_slow_slide() -> None:
         det.learn_one(x)
     assert max(abs(z) for z in zs[790:900]) < 4  # the spike moves neither median
     assert min(zs[1100:1400]) < -8  # 0.08 sigma a point, yet 8 sigmas in all: far out
+
+
+def _spiky_history(cal: TailCalibrator, spikes: int, seed: int = 9) -> None:
+    """2,000 half-normal scores, `spikes` of them replaced by 40-60 (far beyond the clip)."""
+    rng = random.Random(seed)
+    at = set(rng.sample(range(2000), spikes))
+    for i in range(2000):
+        cal.update(rng.uniform(40.0, 60.0) if i in at else abs(rng.gauss(0.0, 1.0)))
+
+
+def test_trust_count_makes_routine_spikes_no_rarer_than_their_frequency() -> None:
+    routine = TailCalibrator(2000, 0.05, 100, clip=3.0, trust_count=20)
+    _spiky_history(routine, spikes=20)  # 1% of the points: routine
+    clipped_only = TailCalibrator(2000, 0.05, 100, clip=3.0)
+    _spiky_history(clipped_only, spikes=20)
+    # 20 of 2,000 scores reached 40: at most the surprise -log10(21 / 2001) = 1.98
+    assert routine.surprise(40.0) <= 1.98
+    assert clipped_only.surprise(40.0) > 5.0  # each spike looks new again
+
+
+def test_trust_count_leaves_a_rare_incident_extrapolated() -> None:
+    cal = TailCalibrator(2000, 0.05, 100, clip=3.0, trust_count=20)
+    _spiky_history(cal, spikes=5)  # five points of incident: fewer than the trust count
+    assert cal.surprise(40.0) == MAX_SURPRISE
+
+
+def test_trust_count_forgets_clipped_scores_that_left_the_window() -> None:
+    cal = TailCalibrator(500, 0.05, 100, clip=3.0, trust_count=20)
+    rng = random.Random(2)
+    for i in range(500):
+        cal.update(50.0 if i % 10 == 0 and i >= 200 else abs(rng.gauss(0.0, 1.0)))
+    assert cal.surprise(50.0) < 2.0  # 30 spikes in the window
+    for _ in range(500):
+        cal.update(abs(rng.gauss(0.0, 1.0)))
+    assert cal.surprise(50.0) == MAX_SURPRISE
+
+
+def test_tail_calibrator_saved_before_trust_count_still_loads() -> None:
+    cal = TailCalibrator(200, 0.05, 50, clip=3.0)
+    for i in range(300):
+        cal.update(float(i % 7))
+    state = dict(cal.__dict__)
+    for name in ("trust_count", "_clipped", "_clipped_sorted", "_updates"):
+        del state[name]
+    old = TailCalibrator.__new__(TailCalibrator)
+    old.__setstate__(state)
+    assert old.surprise(9.0) == cal.surprise(9.0)
+    old.update(9.0)  # and it keeps learning

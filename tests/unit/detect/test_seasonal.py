@@ -96,3 +96,22 @@ def test_the_onset_of_a_drop_does_not_widen_the_band() -> None:
     assert onset.expect_one(now[2]) == baseline  # the level held
     assert onset._dispersion == det._dispersion  # and the band did not widen
     assert lone._dispersion > det._dispersion
+
+
+def test_a_series_of_zeros_and_spikes_keeps_a_finite_baseline() -> None:
+    """Zeros with two spikes of 20 every 100 windows (NAB's art_increase_spike_density, as
+    `auto` configures a 5-minute sum): a first day winsorised to zeros gave factors near 0;
+    the level, divided by them, grew until the noise variance overflowed (OverflowError)."""
+    det = SeasonalBaseline(window=300.0, period=86400.0, alpha=300.0 / (5 * 3600.0),
+                           absorb_after=72, min_count=100.0,
+                           horizons=(1, 2, 4, 6, 8, 12, 16, 24, 32), weekly=True)
+    scores = []
+    for i in range(4000):
+        v = 20.0 if i % 100 in (0, 6) else 0.0
+        x = {"t": 300.0 * i, "value": v, "numerator": v, "denominator": 1.0}
+        scores.append(det.score_one(x))
+        det.learn_one(x)
+    expected = det.expect_one({"t": 300.0 * 4000, "value": 0.0, "numerator": 0.0,
+                               "denominator": 1.0})
+    assert expected is not None and math.isfinite(expected) and expected < 100.0
+    assert all(math.isfinite(s) for s in scores)
