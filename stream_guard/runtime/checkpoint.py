@@ -1,4 +1,4 @@
-"""The owner's write order, in one place: alerts → models → windows → acks.
+"""The owner's write order, in one place: alerts → models → windows → position.
 
 A crash (SIGKILL) can fall between any two writes; the order makes every such crash harmless:
 
@@ -7,15 +7,16 @@ A crash (SIGKILL) can fall between any two writes; the order makes every such cr
    verbatim (the notifier sends each once);
 2. **models** (per metric whose windows closed) before the **windows** they closed: a model
    ahead of its windows drops, on adoption, the open windows it has scored (runtime/owner.py);
-3. **windows** (the merger's state, with the source offsets merged) before the partials
-   messages merged into them are **acked**: a message re-read after a crash is dropped by its
-   offsets if its deltas were saved, merged if not.
-4. **positions** last: per partials partition, the offset before which every message is saved
-   (runtime/cursor.py), written after the windows it vouches for. A restarted or reassigned
-   owner starts from there, not from Faust's committed offset (which can be past messages
-   nobody processed: see cursor.py); a gap in what Faust delivers is read back from the log
-   (`read_log`) first. Acks still go in delivery order, so that the committed offset (consumer
-   lag) stays meaningful.
+3. **windows** (the merger's state, with the source offsets merged) before the **position**
+   that vouches for them: per partials partition, the offset before which every message is
+   saved (runtime/cursor.py). A restarted or reassigned owner starts there, whatever Faust
+   committed; a gap in what Faust delivers is read back from the log (`read_log`) first; a
+   message re-read is dropped by its source offsets if its deltas were saved, merged if not.
+
+Acks say progress only (consumer lag): each message is acked once processed, in order. Holding
+them until the windows were saved, as before, bought nothing (Faust commits past unacked
+messages anyway: cursor.py) and kept a stopping worker in Faust's `wait_empty` until it was
+killed (20 s on every clean stop with open windows).
 
 Windows are saved when windows close, on every tick of the metric and every `save_every`
 messages, never per message (a table write per report filled Faust's producer buffer).
@@ -27,7 +28,7 @@ from __future__ import annotations
 
 import base64
 import logging
-from collections import Counter, deque
+from collections import Counter
 from collections.abc import Awaitable, Callable, MutableMapping
 from dataclasses import dataclass, field
 
@@ -75,11 +76,8 @@ class Checkpoint:
     # so that windows keep their one order across metrics after a restart too
     siblings: Callable[[str], list[str]] | None = None
     read_log: ReadLog | None = None  # None: a gap is taken as it comes (with a warning)
-    # delivered, not acked, in delivery order: (delivery number, metric, position, ack)
-    _unacked: deque[tuple[int, str, Position, Ack]] = field(default_factory=deque)
     _cursor: Cursor = field(init=False)  # the position per partition (in `table`)
-    _delivered: int = 0
-    _saved_upto: dict[str, int] = field(default_factory=dict)  # metric -> last delivery saved
+    _first_unsaved: dict[str, Position] = field(default_factory=dict)  # per metric
     _unsaved: Counter[str] = field(default_factory=Counter)  # metric -> messages since saved
     _dirty: set[str] = field(default_factory=set)  # reports merged since windows were saved
 
@@ -100,15 +98,14 @@ class Checkpoint:
         return Closed.combine(steps)
 
     async def step(self, msg: Report | Tick, ack: Ack, at: Position) -> Closed:
-        """One partials message: merge (or tick), close, then save and ack in order."""
+        """One partials message: merge (or tick), close, save in order, then ack."""
         metric = msg.metric
         if not self.owner.owns(metric):
             for name in self._siblings(metric):
                 if not self.owner.owns(name):
                     self.adopt(name, msg.sent_ms)
-        self._delivered += 1
-        self._unacked.append((self._delivered, metric, at, ack))
         self._cursor.took(PARTIALS, *at)
+        self._first_unsaved.setdefault(metric, at)
         self._unsaved[metric] += 1
         if isinstance(msg, Report):
             self._dirty.add(metric)
@@ -123,6 +120,7 @@ class Checkpoint:
             self._save_windows(closed.metrics | ({metric} & self._dirty))
             self._saved(closed.metrics | {metric})
             self._save_position(at[0])
+        ack()
         return closed
 
     def adopt(self, metric: str, now_ms: int) -> None:
@@ -133,9 +131,8 @@ class Checkpoint:
     def revoke(self) -> None:
         """The partials partitions went elsewhere: forget what was not saved (redelivered to
         the new owner, which drops what was) and every metric (re-adopted from the table)."""
-        self._unacked.clear()
         self._cursor.forget()
-        self._saved_upto.clear()
+        self._first_unsaved.clear()
         self._unsaved.clear()
         self._dirty.clear()
         for rule in self.owner.engine.rules:
@@ -150,20 +147,16 @@ class Checkpoint:
         return self._unsaved[metric] >= self.save_every
 
     def _saved(self, metrics: frozenset[str] | set[str]) -> None:
-        """Everything delivered so far for `metrics` is saved: ack the head of the deliveries
-        up to the first message whose metric has unsaved state."""
+        """Everything delivered so far for `metrics` is saved."""
         for name in metrics:
-            self._saved_upto[name] = self._delivered
+            self._first_unsaved.pop(name, None)
             self._unsaved.pop(name, None)
-        unacked = self._unacked
-        while unacked and unacked[0][0] <= self._saved_upto.get(unacked[0][1], 0):
-            unacked.popleft()[3]()
 
     def _save_position(self, partition: int) -> None:
         """The offset of `partition` before which every message is saved (after the windows)."""
-        self._cursor.save(PARTIALS, partition, next(
-            (at[1] for _, _, at, _ in self._unacked if at[0] == partition),
-            self._cursor.next(PARTIALS, partition)))
+        self._cursor.save(PARTIALS, partition, min(
+            (at[1] for at in self._first_unsaved.values() if at[0] == partition),
+            default=self._cursor.next(PARTIALS, partition)))
 
     async def _read_gap(self, partition: int, missing: range) -> list[tuple[int, Report | Tick]]:
         """The messages of the `missing` offsets (Faust did not deliver them), from the log."""
