@@ -68,6 +68,10 @@ class PointBuilder:
                 )
         return points
 
+    def has_series(self, key: SliceKey) -> bool:
+        """Whether the slice has a series of its own (it was admitted and not forgotten)."""
+        return key in self._last_seen
+
     def _admit(self, slices: Accumulators) -> Accumulators:
         """The window with every slice that gets no series of its own folded into `other`."""
         known = self._last_seen

@@ -11,7 +11,9 @@ Two snapshots per metric, written at different rates (runtime/checkpoint.py owns
   persists by pickling, so the model is ``b"SGM" + version + pickle`` of one named, frozen type
   -- never an anonymous tuple. Version `MODEL_VERSION`: 2 since the episode tracker keeps a set
   of open episodes per metric (concurrent incidents) instead of one; 3 since the engine keeps
-  the recent windows of the slices it alerts on (`MetricState.history`, alert/record.py).
+  the recent windows of the slices it alerts on (`MetricState.history`, alert/record.py); 4
+  since it keeps the leaf cube's forecasts and the seller baseline (`MetricState.rca`,
+  explain/rootcause.py).
 
 A blob of another version (or none at all: state written before snapshots were versioned) is
 refused with a `SnapshotError` that says what was found and what this worker reads: state is
@@ -29,7 +31,7 @@ stream_guard.runtime.snapshot.SnapshotError: windows snapshot version 9: this wo
 >>> decode_model(b"SGM1...")
 Traceback (most recent call last):
 ...
-stream_guard.runtime.snapshot.SnapshotError: model snapshot version 1: this worker reads 3
+stream_guard.runtime.snapshot.SnapshotError: model snapshot version 1: this worker reads 4
 """
 
 from __future__ import annotations
@@ -48,8 +50,9 @@ __all__ = ["MODEL_VERSION", "WINDOWS_VERSION", "ModelSnapshot", "SnapshotError",
            "decode_model", "decode_windows", "encode_model", "encode_windows"]
 
 WINDOWS_VERSION = 1
-MODEL_VERSION = 3  # 1: one episode per metric (EpisodeTracker.current); 2: a set of them;
-# 3: MetricState.history (the recent windows behind a record's numbers and chart)
+MODEL_VERSION = 4  # 1: one episode per metric (EpisodeTracker.current); 2: a set of them;
+# 3: MetricState.history (the recent windows behind a record's numbers and chart);
+# 4: MetricState.rca (the leaf cube's forecasts, seller baseline, episodes' root causes)
 _WINDOWS, _MODEL = b"SGW", b"SGM"
 
 
