@@ -149,7 +149,7 @@ class Engine:
         folded = builder.folded
         slices, leaves, sellers = split_cube(slices)
         points = builder.build(start_ms, slices)
-        self._rca[m].observe(leaves, sellers, builder.has_series)
+        self._rca[m].observe(leaves, sellers, builder.has_series, builder.single_series())
         self.stats.folded_series[rule.metric] += builder.folded - folded
         for key in builder.forgotten:  # long idle: its state goes too
             self._detectors.pop((m, key), None)

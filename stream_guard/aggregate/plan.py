@@ -279,22 +279,32 @@ def _contribution_lines(
     add = _increments(c.side, "a" if c.field else "1.0")
     lines += [pad + line.replace("acc", "w.total") for line in add]
     raws = [fields[d] for d in c.dims] + [f"({fields[a]}, {fields[b]})" for a, b in c.pairs]
+    cube = []
     if c.leaf:
-        raws.append("(" + "".join(f"{fields[d]}, " for d in c.leaf) + ")")
+        cube.append("(" + "".join(f"{fields[d]}, " for d in c.leaf) + ")")
     if c.seller:  # the seller slot follows the leaf: slot numbers as `slot_key` reads them
-        raws.append(fields[c.seller])
+        cube.append(fields[c.seller])
+    if raws or cube:
+        n = len(raws) + len(cube)
+        rest = ", *_" if n < c.slots else ","  # a ratio's denominator: no seller
+        lines.append(pad + ", ".join(f"l{k}" for k in range(n)) + f"{rest} = w.lookups")
     if raws:
         # Accumulators by subscript (no method call); a value new in this window raises
         # KeyError once, and then every slot goes through `admit`, in slot order, before
         # anything is added: same slices, same order, same max_series verdicts.
         slots = range(len(raws))
-        rest = ", *_" if len(raws) < c.slots else ","  # a ratio's denominator: no seller
-        lines += [pad + ", ".join(f"l{k}" for k in slots) + f"{rest} = w.lookups", pad + "try:"]
+        lines.append(pad + "try:")
         lines += [pad + f"    s{k} = l{k}[{raws[k]}]" for k in slots]
         lines.append(pad + "except KeyError:")
         lines += [pad + f"    s{k} = l{k}.get({raws[k]}) or admit(w, {m}, {k}, {raws[k]})"
                   for k in slots]
         lines += [pad + line.replace("acc", f"s{k}") for k in slots for line in add]
+    for k, raw in enumerate(cube, start=len(raws)):
+        # Leaves and sellers miss often (a sparse cube, new in every hand-over): get, not
+        # try; their caps are their own, so their admission order does not matter.
+        lines += [pad + f"s{k} = l{k}.get({raw})", pad + f"if s{k} is None:",
+                  pad + f"    s{k} = admit(w, {m}, {k}, {raw})"]
+        lines += [pad + line.replace("acc", f"s{k}") for line in add]
     return lines
 
 

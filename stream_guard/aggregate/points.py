@@ -68,6 +68,10 @@ class PointBuilder:
                 )
         return points
 
+    def single_series(self) -> frozenset[SliceKey]:
+        """The single-dimension slices with a series of their own."""
+        return frozenset(k for k in self._last_seen if len(k) == 1)
+
     def has_series(self, key: SliceKey) -> bool:
         """Whether the slice has a series of its own (it was admitted and not forgotten)."""
         return key in self._last_seen

@@ -82,6 +82,15 @@ def heavy_hitters(
     return gone
 
 
+def _cube_acc(w: OpenWindow, key: SliceKey) -> list[float]:
+    """The accumulator of a leaf or seller key in `w`, created (and counted) if new."""
+    acc = w.slices.get(key)
+    if acc is None:
+        acc = w.slices[key] = [0.0, 0.0]
+        w.cube += 1
+    return acc
+
+
 def merge_into(acc: Accumulators, deltas: Accumulators) -> None:
     """Adds `deltas` to `acc`, slice by slice, in place."""
     for key, (a, b) in deltas.items():
@@ -133,6 +142,10 @@ class WindowAggregator:
         for c in (c for plan in self._plans.values() for c in plan):
             if c.seller or c.metric_index not in self._shape:
                 self._shape[c.metric_index] = c
+        self._cube_slot = [self._shape[m].leaf_slot if m in self._shape else 0
+                           for m in range(len(rules))]  # the first leaf or seller slot
+        self._leaf_slot = [c if m in self._shape and self._shape[m].leaf else -1
+                           for m, c in enumerate(self._cube_slot)]
         self._keys: list[list[dict[Any, SliceKey]]] = [  # [metric][slot]: raw -> slice key
             [{} for _ in range(self._shape[m].slots if m in self._shape else 0)]
             for m in range(len(rules))]
@@ -182,7 +195,7 @@ class WindowAggregator:
             if len(keys) >= KEYS_KEPT:
                 keys.clear()
             key = keys[raw] = slot_key(self._shape[m], slot, raw)
-        if slot >= self._shape[m].leaf_slot:
+        if slot >= self._cube_slot[m]:
             return self._admit_cube(w, m, slot, raw, key)
         slices = w.slices
         if len(slices) - w.cube < self._max_slices[m]:
@@ -201,21 +214,17 @@ class WindowAggregator:
         """A leaf or seller new in `w`: up to `max_series` leaves (beyond, a flood of junk
         values: the all-`other` leaf); sellers in a Misra-Gries summary of `SELLERS_KEPT`."""
         lookup = w.lookups[slot]
-        c = self._shape[m]
-        if c.leaf and slot == c.leaf_slot and len(lookup) >= self.rules[m].max_series:
-            return self._cube_acc(w, tuple((d, OTHER) for d, _ in key))
-        if (slot != c.leaf_slot or not c.leaf) and len(lookup) >= SELLERS_KEPT:
-            other = self._cube_acc(w, ((key[0][0], OTHER),))
-            w.cube -= heavy_hitters(w.slices, lookup, partial(slot_key, c, slot), other)
-        acc = lookup[raw] = self._cube_acc(w, key)
-        return acc
-
-    @staticmethod
-    def _cube_acc(w: OpenWindow, key: SliceKey) -> list[float]:
-        acc = w.slices.get(key)
-        if acc is None:
-            acc = w.slices[key] = [0.0, 0.0]
-            w.cube += 1
+        if slot == self._leaf_slot[m]:
+            if len(lookup) >= self.rules[m].max_series:
+                key = tuple((d, OTHER) for d, _ in key)
+                raw = None  # not remembered: every update of a flood goes through here
+        elif len(lookup) >= SELLERS_KEPT:
+            other = _cube_acc(w, ((key[0][0], OTHER),))
+            w.cube -= heavy_hitters(w.slices, lookup, partial(slot_key, self._shape[m], slot),
+                                    other)
+        acc = _cube_acc(w, key)
+        if raw is not None:
+            lookup[raw] = acc
         return acc
 
     def _late(self, topic: str, m: int) -> None:

@@ -50,7 +50,7 @@ def split_cube(slices: Accumulators) -> tuple[Accumulators, Accumulators, Accumu
     leaves: Accumulators = {}
     sellers: Accumulators = {}
     for key, acc in slices.items():
-        mark = key[0][0][:1] if key else ""
+        mark = key[0][0][0] if key else ""
         if mark == LEAF_MARK:
             leaves[key] = acc
         elif mark == SELLER_MARK:
@@ -60,18 +60,25 @@ def split_cube(slices: Accumulators) -> tuple[Accumulators, Accumulators, Accumu
     return plain, leaves, sellers
 
 
-def fold_leaves(leaves: Accumulators, known: Callable[[SliceKey], bool]) -> Leaves:
+def fold_leaves(
+    leaves: Accumulators, known: Callable[[SliceKey], bool],
+    memo: dict[SliceKey, tuple[str, ...]] | None = None,
+) -> Leaves:
     """The window's leaves with every value that has no series of its own folded into its
-    dimension's ``other`` (`known` says which single-dimension slices have one).
+    dimension's ``other`` (`known` says which single-dimension slices have one); `memo`
+    remembers each leaf key's folded leaf (valid while `known` says the same).
 
     >>> leaves = {(("#region", "EU"), ("#tier", "x1")): [1.0, 1.0],
     ...           (("#region", "EU"), ("#tier", "x2")): [2.0, 1.0]}
     >>> fold_leaves(leaves, lambda key: key == (("region", "EU"),))
     {('EU', 'other'): [3.0, 2.0]}
     """
+    memo = {} if memo is None else memo
     out: Leaves = {}
     for key, (num, den) in leaves.items():
-        leaf = tuple(v if known(((d[1:], v),)) else OTHER for d, v in key)
+        leaf = memo.get(key)
+        if leaf is None:
+            leaf = memo[key] = tuple(v if known(((d[1:], v),)) else OTHER for d, v in key)
         acc = out.get(leaf)
         if acc is None:
             out[leaf] = [num, den]
@@ -94,27 +101,33 @@ class LeafModel:
         self.max_leaves = max_leaves
         self.ttl = ttl
         self.sums: dict[tuple[str, ...], list[float]] = {}  # leaf -> [num, den, last learned]
-        self.total = [0.0, 0.0]
+        self.total = [0.0, 0.0]  # like the sums: divided by `scale`
+        self.scale = 1.0
         self.learned = 0  # windows learned
 
     def learn(self, window: Leaves) -> None:
-        """One normal window's folded leaves."""
-        keep, n = self.keep, self.learned
-        for past in self.sums.values():
-            past[0] *= keep
-            past[1] *= keep
-        self.total = [keep * self.total[0], keep * self.total[1]]
+        """One normal window's folded leaves. The sums decay lazily: they are kept divided by
+        `scale` (keep ** windows learned), so a window costs its own leaves, not all of them."""
+        n = self.learned
+        self.scale *= self.keep
+        if self.scale < 1e-100:  # renormalise before the stored sums overflow
+            for past in self.sums.values():
+                past[0] *= self.scale
+                past[1] *= self.scale
+            self.total = [self.total[0] * self.scale, self.total[1] * self.scale]
+            self.scale = 1.0
+        up = 1.0 / self.scale
         for leaf, (num, den) in window.items():
             acc = self.sums.get(leaf)
             if acc is None and len(self.sums) >= self.max_leaves:
                 continue  # bounded: a leaf beyond leans on the platform
             if acc is None:
                 acc = self.sums[leaf] = [0.0, 0.0, float(n)]
-            acc[0] += num
-            acc[1] += den
+            acc[0] += num * up
+            acc[1] += den * up
             acc[2] = float(n)
-            self.total[0] += num
-            self.total[1] += den
+            self.total[0] += num * up
+            self.total[1] += den * up
         self.learned = n + 1
         if self.learned % 64 == 0:  # forget leaves long unseen (cheap: now and then)
             self.sums = {k: v for k, v in self.sums.items() if n - v[2] < self.ttl}
@@ -129,11 +142,11 @@ class LeafModel:
                        dtype=np.float64).reshape(-1, 2)
         num, den = now[:, 0], now[:, 1]
         past = np.array([self.sums.get(k, (0.0, 0.0))[:2] for k in leaves],
-                        dtype=np.float64).reshape(-1, 2)
+                        dtype=np.float64).reshape(-1, 2) * self.scale
         if self.ratio:
             rate = self._rate(past, expected)
             return LeafTable.from_columns(columns, num, den * rate, den, den)
-        total = self.total[0]
+        total = self.total[0] * self.scale
         level = expected if expected is not None else total * (1.0 - self.keep)
         share = past[:, 0] / total if total > 0 else np.zeros(len(leaves))
         return LeafTable.from_columns(columns, num, share * max(level, 0.0))
@@ -141,7 +154,7 @@ class LeafModel:
     def _rate(self, past: np.ndarray, expected: float | None) -> np.ndarray:
         """Each leaf's decayed rate with one pseudo-event at the platform's rate."""
         glob = expected if expected is not None and expected > 0 else (
-            self.total[0] / self.total[1] if self.total[1] > 0 else 0.0)
+            self.total[0] / self.total[1] if self.total[1] > 0 else 0.0)  # (scales cancel)
         if glob <= 0:
             return np.zeros(len(past))
         return np.asarray((past[:, 0] + 1.0) / (past[:, 1] + 1.0 / glob))

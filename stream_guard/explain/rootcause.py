@@ -66,6 +66,12 @@ class RootCause:
     _counts: dict[str, float] = field(default_factory=dict)
     _found: Localisation | None = None  # this window's, computed once
     _lagged: list[tuple[Leaves, dict[str, float]]] = field(default_factory=list)
+    _memo: dict[SliceKey, tuple[str, ...]] = field(default_factory=dict)  # fold_leaves'
+    _series: frozenset[SliceKey] = frozenset()
+
+    def __getstate__(self) -> dict[str, object]:
+        """Saved without the fold cache (rebuilt in a window)."""
+        return {**self.__dict__, "_memo": {}, "_series": frozenset()}
 
     @classmethod
     def for_rule(cls, rule: MetricRule) -> RootCause:
@@ -84,10 +90,15 @@ class RootCause:
         return cls(leaves, sellers, seller_field, top, rule.explain.max_hints, unit, ratio)
 
     def observe(
-        self, leaves: Accumulators, sellers: Accumulators, known: Callable[[SliceKey], bool]
+        self, leaves: Accumulators, sellers: Accumulators, known: Callable[[SliceKey], bool],
+        series: frozenset[SliceKey] = frozenset(),
     ) -> None:
-        """This window's leaves (folded to the values with a series) and seller counts."""
-        self._window = fold_leaves(leaves, known) if self.leaves is not None else {}
+        """This window's leaves (folded to the values with a series: `known`, which answers
+        as long as `series`, the single-dimension slices with one, stays) and seller counts."""
+        if series != self._series or len(self._memo) > 4 * (self.leaves.max_leaves
+                                                            if self.leaves else 0):
+            self._memo, self._series = {}, series
+        self._window = fold_leaves(leaves, known, self._memo) if self.leaves is not None else {}
         self._counts = {key[0][1]: acc[0] for key, acc in sellers.items()}
         self._found = None
 

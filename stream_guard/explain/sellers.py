@@ -4,8 +4,9 @@ Sources keep a Misra-Gries summary of the sellers behind each window's counted e
 (aggregate/windows.py `heavy_hitters`); the owner merges them. Here, per metric:
 
 - `SellerBaseline`: each seller's usual count per window, an exponentially weighted mean over
-  the normal windows learned, for at most `capacity` sellers (the largest; a seller beyond is
-  presumed to usually have at most the smallest count kept, the Space-Saving bound).
+  the normal windows learned (corrected for its start from zero), for at most `capacity`
+  sellers (the largest; a seller beyond is presumed to usually have at most the smallest
+  count kept, the Space-Saving bound).
 - `carrying_sellers`: the test. The null is "the change is spread over the sellers in
   proportion to their usual counts": seller *s* then counts Poisson(λ_s), λ_s its usual count
   times the platform's factor (1 + its relative change). A seller is flagged when its count is
@@ -20,7 +21,7 @@ Sources keep a Misra-Gries summary of the sellers behind each window's counted e
 >>> window = {f"s{i}": 2.0 for i in range(20)} | {"s3": 40.0, "s7": 25.0}
 >>> found = carrying_sellers(window, base, change=61.0, expected=40.0, up=True, top=5)
 >>> [(s.seller, s.change) for s in found.sellers], round(found.share, 2)
-([('s3', 39.0), ('s7', 24.0)], 1.0)
+([('s3', 38.0), ('s7', 23.0)], 1.0)
 >>> carrying_sellers({f"s{i}": 4.0 for i in range(20)}, base, 40.0, 40.0, True, 5) is None
 True
 """
@@ -63,6 +64,7 @@ class SellerBaseline:
         self.capacity = capacity
         self.usual: dict[str, float] = {}
         self.floor = 0.0  # the usual count of a seller not kept (Space-Saving bound)
+        self.weight = 0.0  # 1 - keep ** windows learned: the means' start-up bias
 
     def learn(self, window: Mapping[str, float]) -> None:
         keep = self.keep
@@ -75,14 +77,15 @@ class SellerBaseline:
             self.floor = max(self.floor * keep, ranked[self.capacity][1])
             usual = dict(ranked[: self.capacity])
         self.usual = {s: v for s, v in usual.items() if v > 1e-6}
+        self.weight = keep * self.weight + (1.0 - keep)
 
     def expected(self, seller: str) -> float:
         """Its usual count; a seller never kept: the floor, or half an event over the
         baseline's memory (~half_life / ln 2 windows) while nothing was ever dropped."""
         found = self.usual.get(seller)
         if found is not None:
-            return max(found, self.floor)
-        return self.floor or 0.5 * math.log(2) / self.half_life
+            return max(found, self.floor) / self.weight
+        return (self.floor or 0.5 * math.log(2) / self.half_life) / self.weight
 
 
 def poisson_tail(k: float, lam: float, up: bool) -> float:
@@ -110,8 +113,8 @@ def carrying_sellers(
     """The few sellers that carry `change` (the metric's actual − expected, counted events;
     `expected` the metric's expected count), or None (see the module docstring)."""
     sign = 1.0 if up else -1.0
-    if sign * change <= 0 or expected <= 0:
-        return None
+    if sign * change <= 0 or expected <= 0 or baseline.weight <= 0:
+        return None  # nothing learned yet: no seller is unusual
     factor = max(0.0, 1.0 + change / expected)
     names = [s for s in window if s not in (OTHER, MISSING_DIM)]
     looked_at = max(1, len(set(names) | baseline.usual.keys()))

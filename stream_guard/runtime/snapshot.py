@@ -37,7 +37,7 @@ stream_guard.runtime.snapshot.SnapshotError: model snapshot version 1: this work
 from __future__ import annotations
 
 import pickle
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from typing import Any
 
 import orjson
@@ -69,9 +69,12 @@ class ModelSnapshot:
 
 
 def encode_windows(state: MergerState) -> bytes:
-    plain = asdict(state)
-    plain["open"] = [[start, [[list(map(list, key)), a, b] for key, (a, b) in acc.items()]]
-                     for start, acc in state.open.items()]
+    # Field by field, not asdict: asdict deep-copies every slice key of the open windows
+    # (thousands with the leaf cube) before they are re-encoded anyway.
+    plain: dict[str, Any] = {f.name: getattr(state, f.name) for f in fields(state)}
+    plain["sources"] = {name: asdict(mark) for name, mark in state.sources.items()}
+    plain["open"] = [[start, [(key, a, b) for key, (a, b) in acc.items()]]  # orjson writes
+                     for start, acc in state.open.items()]  # tuples as arrays: no copies
     return _WINDOWS + str(WINDOWS_VERSION).encode() + orjson.dumps(plain)
 
 
