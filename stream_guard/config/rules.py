@@ -22,6 +22,7 @@ from pydantic import (
     ConfigDict,
     Field,
     ValidationError,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
@@ -214,11 +215,16 @@ class MetricRule(_Strict):
             raise ValueError(f"value {self.value!r} needs `source`, no numerator/denominator")
         if self.value in ("sum", "mean") and self.source and not self.source.field:
             raise ValueError(f"value {self.value!r} needs `source.field`")
-        if "sellers" in self.explain.model_fields_set and self.explain.sellers is not None \
-                and self.value not in ("count", "ratio"):
-            raise ValueError(f"explain.sellers: only count and ratio metrics name sellers, "
-                             f"not {self.value!r}")
         return self
+
+    @field_validator("explain")
+    @classmethod
+    def _sellers_counted(cls, v: ExplainPolicy, info: ValidationInfo) -> ExplainPolicy:
+        value = info.data.get("value")
+        if "sellers" in v.model_fields_set and v.sellers is not None \
+                and value not in ("count", "ratio", None):
+            raise ValueError(f"sellers: only count and ratio metrics name sellers, not {value!r}")
+        return v
 
     @property
     def seller_field(self) -> str | None:
