@@ -29,6 +29,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 from stream_guard.config.rules import MetricRule, Source
@@ -201,16 +202,27 @@ def compile_function(
     return fn
 
 
+def _admit_leaf(admit: Admit, m: int, slot: int, w: OpenWindow, raw: Any) -> list[float]:
+    return admit(w, m, slot, raw)
+
+
+AdmitLeaf = Callable[[OpenWindow, Any], list[float]]
+"""``leaf(window, raw)``: `Admit` for a metric's leaf slot (one call on the hot path)."""
+
+
 def feeder_env(
     contributions: list[Contribution], windows: list[dict[int, OpenWindow]], admit: Admit,
-    late: Late,
+    late: Late, leaves: Mapping[int, AdmitLeaf] | None = None,
 ) -> dict[str, Any]:
     """The globals `feeder_lines` reads: `windows[m]` (window start -> open window) belongs to
-    the caller and is updated in place."""
+    the caller and is updated in place; `leaves[m]` admits metric m's new leaves (default:
+    through `admit`)."""
     env: dict[str, Any] = {"OpenWindow": OpenWindow,
                            "admit": admit, "late": late, "MISSING_DIM": MISSING_DIM}
     for c in contributions:
         env[f"open{c.metric_index}"] = windows[c.metric_index]
+        env[f"leaf{c.metric_index}"] = (leaves or {}).get(c.metric_index) or partial(
+            _admit_leaf, admit, c.metric_index, c.leaf_slot)
         for j, (_name, allowed) in enumerate(c.where):
             env[f"where{c.metric_index}_{c.side}_{j}"] = allowed
     return env
@@ -302,8 +314,9 @@ def _contribution_lines(
     for k, raw in enumerate(cube, start=len(raws)):
         # Leaves and sellers miss often (a sparse cube, new in every hand-over): get, not
         # try; their caps are their own, so their admission order does not matter.
+        new = f"leaf{m}(w, {raw})" if c.leaf and k == c.leaf_slot else f"admit(w, {m}, {k}, {raw})"
         lines += [pad + f"s{k} = l{k}.get({raw})", pad + f"if s{k} is None:",
-                  pad + f"    s{k} = admit(w, {m}, {k}, {raw})"]
+                  pad + f"    s{k} = {new}"]
         lines += [pad + line.replace("acc", f"s{k}") for line in add]
     return lines
 

@@ -23,6 +23,7 @@ from stream_guard.aggregate.plan import (
     compile_plans,
     feeder_env,
     feeder_lines,
+    leaf_key,
     slot_key,
 )
 from stream_guard.config.rules import MetricRule
@@ -170,7 +171,9 @@ class WindowAggregator:
 
         `env` holds what `head` reads; the aggregator adds what the rest reads."""
         plan = self._plans.get(topic, [])
-        env.update(feeder_env(plan, self._open, self._admit, self._late),
+        leaves = {m: self._leaf_admitter(m) for m in range(len(self.rules))
+                  if self._leaf_slot[m] >= 0}
+        env.update(feeder_env(plan, self._open, self._admit, self._late, leaves),
                    top=self._top, NO_TIME=_NO_TIME)
         lines = [*head, *_WATERMARK.splitlines()]
         if plan:
@@ -207,6 +210,26 @@ class WindowAggregator:
             return slices.setdefault(tuple((d, OTHER) for d, _ in key), [0.0, 0.0])
         w.lookups[slot][raw] = acc
         return acc
+
+    def _leaf_admitter(self, m: int) -> Callable[[OpenWindow, Any], list[float]]:
+        """`_admit` for metric m's leaf slot, as one closure (a sparse cube misses often)."""
+        slot, cap = self._leaf_slot[m], self.rules[m].max_series
+        keys = self._keys[m][slot]
+        dims = self._shape[m].leaf
+
+        def admit_leaf(w: OpenWindow, raw: Any) -> list[float]:
+            key = keys.get(raw)
+            if key is None:  # kept across hand-overs, bounded like the slices' keys
+                if len(keys) >= KEYS_KEPT:
+                    keys.clear()
+                key = keys[raw] = leaf_key(dims, raw)
+            lookup = w.lookups[slot]
+            if len(lookup) >= cap:  # a flood of junk values: the all-other leaf
+                return _cube_acc(w, tuple((d, OTHER) for d, _ in key))
+            acc = lookup[raw] = _cube_acc(w, key)
+            return acc
+
+        return admit_leaf
 
     def _admit_cube(
         self, w: OpenWindow, m: int, slot: int, raw: Any, key: SliceKey
