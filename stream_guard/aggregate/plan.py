@@ -80,6 +80,7 @@ class Contribution:
     leaf: tuple[str, ...] = ()  # the leaf cube's dimensions (none: no leaf slot)
     seller: str | None = None  # the seller field, on the counted side of count/ratio metrics
     slots: int = 0  # the metric's window slots: dims, pairs, leaf, seller (whichever side)
+    leaf_cap: int = 0  # leaves per window and hand-over (beyond: the all-other leaf)
 
     @property
     def seller_fields(self) -> tuple[str, ...]:
@@ -141,7 +142,7 @@ def compile_plans(rules: list[MetricRule]) -> dict[str, list[Contribution]]:
             field = src.field if src.aggregate == "sum" or rule.value in ("sum", "mean") else None
             plans.setdefault(src.topic, []).append(Contribution(
                 i, width, field, side, _where(src), tuple(rule.dimensions), pairs,  # type: ignore[arg-type]
-                leaf, seller if side < 2 else None, slots))
+                leaf, seller if side < 2 else None, slots, rule.max_series))
     return plans
 
 
@@ -314,9 +315,14 @@ def _contribution_lines(
     for k, raw in enumerate(cube, start=len(raws)):
         # Leaves and sellers miss often (a sparse cube, new in every hand-over): get, not
         # try; their caps are their own, so their admission order does not matter.
-        new = f"leaf{m}(w, {raw})" if c.leaf and k == c.leaf_slot else f"admit(w, {m}, {k}, {raw})"
-        lines += [pad + f"s{k} = l{k}.get({raw})", pad + f"if s{k} is None:",
-                  pad + f"    s{k} = {new}"]
+        lines += [pad + f"s{k} = l{k}.get({raw})", pad + f"if s{k} is None:"]
+        if c.leaf and k == c.leaf_slot:  # leaves join the window's slices when handed over
+            lines += [pad + f"    if len(l{k}) < {c.leaf_cap}:",
+                      pad + f"        s{k} = l{k}[{raw}] = [0.0, 0.0]",
+                      pad + "    else:",
+                      pad + f"        s{k} = leaf{m}(w, {raw})"]
+        else:
+            lines.append(pad + f"    s{k} = admit(w, {m}, {k}, {raw})")
         lines += [pad + line.replace("acc", f"s{k}") for line in add]
     return lines
 

@@ -17,6 +17,7 @@ from functools import partial
 from typing import Any
 
 from stream_guard.aggregate.plan import (
+    LEAF_MARK,
     Contribution,
     OpenWindow,
     compile_function,
@@ -212,24 +213,35 @@ class WindowAggregator:
         return acc
 
     def _leaf_admitter(self, m: int) -> Callable[[OpenWindow, Any], list[float]]:
-        """`_admit` for metric m's leaf slot, as one closure (a sparse cube misses often)."""
-        slot, cap = self._leaf_slot[m], self.rules[m].max_series
-        keys = self._keys[m][slot]
+        """Metric m's leaves beyond `max_series` in a window (a flood of junk values): all
+        into the all-`other` leaf, among the slices at once (`_leaves_into`)."""
         dims = self._shape[m].leaf
 
-        def admit_leaf(w: OpenWindow, raw: Any) -> list[float]:
-            key = keys.get(raw)
-            if key is None:  # kept across hand-overs, bounded like the slices' keys
-                if len(keys) >= KEYS_KEPT:
-                    keys.clear()
-                key = keys[raw] = leaf_key(dims, raw)
-            lookup = w.lookups[slot]
-            if len(lookup) >= cap:  # a flood of junk values: the all-other leaf
-                return _cube_acc(w, tuple((d, OTHER) for d, _ in key))
-            acc = lookup[raw] = _cube_acc(w, key)
-            return acc
+        def flood(w: OpenWindow, raw: Any) -> list[float]:
+            return _cube_acc(w, tuple((LEAF_MARK + d, OTHER) for d in dims))
 
-        return admit_leaf
+        return flood
+
+    def _leaves_into(self, m: int, w: OpenWindow) -> None:
+        """The window's leaves (kept by raw values while it gathers: a new leaf costs a list)
+        joining its slices under their keys, at hand-over."""
+        slot = self._leaf_slot[m]
+        if slot < 0 or not w.lookups[slot]:
+            return
+        keys, dims, slices = self._keys[m][slot], self._shape[m].leaf, w.slices
+        if len(keys) >= KEYS_KEPT:
+            keys.clear()
+        for raw, acc in w.lookups[slot].items():
+            key = keys.get(raw)
+            if key is None:  # kept across hand-overs: a leaf's key is built once (bounded)
+                key = keys[raw] = leaf_key(dims, raw)
+            cur = slices.get(key)
+            if cur is None:
+                slices[key] = acc
+                w.cube += 1
+            else:  # a raw leaf of "other" values meets the flood's leaf
+                cur[0] += acc[0]
+                cur[1] += acc[1]
 
     def _admit_cube(
         self, w: OpenWindow, m: int, slot: int, raw: Any, key: SliceKey
@@ -260,6 +272,9 @@ class WindowAggregator:
         them and decides when a window closes. Lateness is still judged here, by this source's
         watermark.
         """
+        for m, windows in enumerate(self._open):
+            for window in windows.values():
+                self._leaves_into(m, window)
         out = [Partial(m, start, window.slices) for m, windows in enumerate(self._open)
                for start, window in sorted(windows.items())]
         for windows in self._open:
