@@ -329,6 +329,8 @@ def _best_sparse(
 def _sparse_search(
     v: FloatArray, f: FloatArray, cuboids: list[_Cuboid], params: Params
 ) -> list[_Pick] | None:
+    """The greedy element search; None when the whole table fits as well or is the only
+    significant change (platform-wide), [] when nothing is (too few events to say where)."""
     phi = _dispersion(v, f)
     v, a = v / phi, f / phi
     n = sum(len(c.keys) for c in cuboids)
@@ -338,20 +340,25 @@ def _sparse_search(
     picks: list[_Pick] = []
     while len(picks) < params.max_elements:
         pick = _best_sparse(v, a, cuboids, params.tolerance, floor)
+        if pick is None and not picks and root >= floor:
+            return None  # the platform moved significantly, no element did on its own
         if pick is None or (picks and pick.gain < params.relative_gain * picks[0].gain):
             break
         if not picks and root >= (1.0 - params.tolerance) * pick.gain:
             return None
         v, a = _explain(v, a, pick.mask())
         picks.append(pick)
-    return picks or None
+    return picks
 
 
 def localize_sparse(
     table: LeafTable, *, ratio: bool = False, params: Params | None = None
 ) -> Localisation:
     """`localize` for sparse cubes (a live window's): elements scored by their summed
-    Poisson likelihood ratio instead of a leaf-level fit (see above)."""
+    Poisson likelihood ratio instead of a leaf-level fit (see above). Unlike `localize`, a
+    table where nothing is significant is not called platform-wide: no elements and
+    ``external=False`` (the window has too few events to say where; the engine then keeps
+    the configured slices' hints, whose detectors see more than one window)."""
     params = params or DEFAULT
     if ratio and not table.is_ratio:
         raise ValueError("ratio=True needs a leaf table with denominators")
@@ -363,4 +370,4 @@ def localize_sparse(
     picks = _sparse_search(v, f, _cuboids(table.codes), params)
     if picks is None:
         return Localisation((), external=True)
-    return Localisation(tuple(_causes(table, v, f, picks)), external=False)
+    return Localisation(tuple(_causes(table, v, f, picks)), external=False)  # () : unsure
