@@ -22,8 +22,9 @@ never half-understood.
 >>> from stream_guard.aggregate.merger import MergerState, SourceMark
 >>> state = MergerState(open={0: {(("region", "EU"),): [2.0, 1.0]}}, closed_until=-900,
 ...                     sources={"orders/0": SourceMark(60_000)}, covered={"orders/0": 7})
->>> decode_windows(encode_windows(state)) == state
-True
+>>> back = decode_windows(encode_windows(state))
+>>> back.open == state.open, back.sources == state.sources, back.cubeless
+(True, True, [0])
 >>> decode_windows(b"SGW9{}")
 Traceback (most recent call last):
 ...
@@ -43,6 +44,7 @@ from typing import Any
 import orjson
 
 from stream_guard.aggregate.merger import MergerState, SourceMark
+from stream_guard.aggregate.plan import is_cube_key
 from stream_guard.engine import MetricState, SharedState
 from stream_guard.errors import StreamGuardError
 
@@ -73,8 +75,10 @@ def encode_windows(state: MergerState) -> bytes:
     # (thousands with the leaf cube) before they are re-encoded anyway.
     plain: dict[str, Any] = {f.name: getattr(state, f.name) for f in fields(state)}
     plain["sources"] = {name: asdict(mark) for name, mark in state.sources.items()}
-    plain["open"] = [[start, [(key, a, b) for key, (a, b) in acc.items()]]  # orjson writes
-                     for start, acc in state.open.items()]  # tuples as arrays: no copies
+    plain["open"] = [[start, [(key, a, b) for key, (a, b) in acc.items()  # orjson: tuples
+                              if not is_cube_key(key)]]  # as arrays; no leaf or seller keys
+                     for start, acc in state.open.items()]
+    plain["cubeless"] = sorted({*state.cubeless, *state.open})  # restored without their cube
     return _WINDOWS + str(WINDOWS_VERSION).encode() + orjson.dumps(plain)
 
 
