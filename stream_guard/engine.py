@@ -17,7 +17,13 @@ from typing import Any
 
 from stream_guard.aggregate.points import PointBuilder
 from stream_guard.aggregate.windows import OTHER, Accumulators
-from stream_guard.alert.episodes import Anomaly, EpisodeTracker, Update, group_slices
+from stream_guard.alert.episodes import (
+    Anomaly,
+    EpisodeTracker,
+    Transition,
+    Update,
+    group_slices,
+)
 from stream_guard.alert.record import SliceHistory, build_record
 from stream_guard.config.calendar import Calendar
 from stream_guard.config.rules import MetricRule
@@ -25,6 +31,8 @@ from stream_guard.detect.base import Detector
 from stream_guard.detect.registry import build_detector
 from stream_guard.explain.comoving import CoMoving
 from stream_guard.explain.context import InterventionLog, calendar_hints
+from stream_guard.explain.leaves import split_cube
+from stream_guard.explain.rootcause import RootCause
 from stream_guard.explain.slices import (
     SliceShare,
     attribute,
@@ -70,6 +78,7 @@ class MetricState:
     detectors: dict[SliceKey, Detector]
     last_dens: dict[SliceKey, tuple[float, float]]
     history: SliceHistory
+    rca: RootCause
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,7 +88,8 @@ class _Group:
     anomaly: Anomaly
     top: Score  # the anchor's score, else the platform's, else the strongest
     ordered: list[Score]  # moving the anomaly's way, most explanatory first
-    hints: list[RootCauseHint]
+    hints: list[RootCauseHint]  # from the configured slices (explain/slices.py)
+    mix: list[RootCauseHint]  # a ratio's mix shift, when the platform moved its way
 
 
 @dataclass
@@ -115,6 +125,7 @@ class Engine:
         self._comoving = CoMoving()
         self._last_dens: list[dict[SliceKey, tuple[float, float]]] = [{} for _ in rules]
         self._history = [SliceHistory(int(r.window.total_seconds() * 1000)) for r in rules]
+        self._rca = [RootCause.for_rule(r) for r in rules]
 
     def add_intervention(self, ts_ms: int, fields: Mapping[str, Any]) -> None:
         """A validated governance action (kept once per action id)."""
@@ -136,7 +147,9 @@ class Engine:
         self.stats.windows_closed[rule.metric] += 1
         builder = self._builders[m]
         folded = builder.folded
+        slices, leaves, sellers = split_cube(slices)
         points = builder.build(start_ms, slices)
+        self._rca[m].observe(leaves, sellers, builder.has_series, builder.single_series())
         self.stats.folded_series[rule.metric] += builder.folded - folded
         for key in builder.forgotten:  # long idle: its state goes too
             self._detectors.pop((m, key), None)
@@ -155,7 +168,9 @@ class Engine:
         updates = tracker.observe(end_ms, [g.anomaly for g in groups.values()])
         keep = {(), *tracker.anchors(), *(s.point.slice for s in firing)}
         self._history[m].observe(end_ms, scores, keep)
-        return [self._record(m, u, scores, groups, window) for u in updates]
+        records = [self._record(m, u, scores, groups, window) for u in updates]
+        self._rca[m].settle(normal=not firing)  # the leaves and sellers learn normal windows
+        return records
 
     def _record(
         self, m: int, update: Update, scores: list[Score],
@@ -166,9 +181,11 @@ class Engine:
         group = None if update.lead is None else groups[update.lead]
         fallback = None if group is None else group.top
         lead = next((s for s in scores if s.point.slice == ep.slice), fallback)
+        hints = [] if group is None else self._hints(m, update, scores, group, window)
+        if update.reason == Transition.RESOLVED:
+            self._rca[m].forget(ep.episode_id)
         record = build_record(rule, ep, update.reason, lead, window,
-                              [] if group is None else group.ordered,
-                              [] if group is None else group.hints,
+                              [] if group is None else group.ordered, hints,
                               self._history[m])
         self.stats.alerts[(rule.metric, ep.severity, record["status"])] += 1
         return record
@@ -230,20 +247,40 @@ class Engine:
         platform = glob is not None and glob.direction == direction
         hints = slice_hints(own_shares, platform, rule.explain.max_hints)
         per_unit = rule.value in ("ratio", "mean")
-        if platform and per_unit and all(h.details.get("effect") == "broad" for h in hints):
-            hints += self._mix_hints(m, rule, scores, direction)
-        focus = hints[0].details["slice"] if hints else slice_dict(anchor)
-        lookback = int(rule.explain.interventions_lookback.total_seconds() * 1000)
-        inside = scope_share(scores, direction, per_unit)  # the change inside a hint's scope
-        hints += self.interventions.hints(focus, window[0], window[1], lookback, inside)[:2]
-        hints += calendar_hints(self.calendar, focus, *window, inside)[:2]
-        hints += self._comoving.hints(rule.metric, *window, focus)[:2]
+        mix = self._mix_hints(m, rule, scores, direction) if platform and per_unit else []
         rank = {x.slice: i for i, x in enumerate(own_shares)}
         ordered = sorted(same_way, key=lambda s: (bool(s.point.slice),
                                                   rank.get(s.point.slice, len(rank)), -s.score))
         score = max(s.score for s in same_way)
         severity = rule.alert.severity.of(score) or "warning"
-        return _Group((severity, score, anchor, direction), top, ordered, hints)
+        return _Group((severity, score, anchor, direction), top, ordered, hints, mix)
+
+    def _hints(
+        self, m: int, update: Update, scores: list[Score], group: _Group,
+        window: tuple[int, int],
+    ) -> list[RootCauseHint]:
+        """An episode update's hints: where (the leaf cube's elements when it opens or
+        escalates, reused by its later records; else the configured slices'), which sellers,
+        then the causes whose scope fits where: interventions, calendar, co-moving metrics."""
+        rule, ep, rca = self.rules[m], update.episode, self._rca[m]
+        direction = group.anomaly[3]
+        if update.reason in (Transition.NEW, Transition.ESCALATED):
+            found = rca.localise(scores, ep.slice, direction) or []
+            seller = rca.seller_hint(scores, direction)
+            rca.remember(ep.episode_id, found + ([seller] if seller else []))
+        where = rca.recall(ep.episode_id) or []
+        slices = [h for h in where if h.kind == "slice"] or group.hints
+        if all(h.details.get("effect") == "broad" for h in slices):
+            slices = group.mix + slices  # the mix moved the rate, no slice's rate did
+        hints = slices + [h for h in where if h.kind != "slice"]
+        focus = slices[0].details["slice"] if slices else slice_dict(ep.slice)
+        per_unit = rule.value in ("ratio", "mean")
+        lookback = int(rule.explain.interventions_lookback.total_seconds() * 1000)
+        inside = scope_share(scores, direction, per_unit)  # the change inside a hint's scope
+        hints += self.interventions.hints(focus, window[0], window[1], lookback, inside)[:2]
+        hints += calendar_hints(self.calendar, focus, *window, inside)[:2]
+        hints += self._comoving.hints(rule.metric, *window, focus)[:2]
+        return hints
 
     def _mix_hints(
         self, m: int, rule: MetricRule, scores: list[Score], direction: Direction
@@ -267,13 +304,14 @@ class Engine:
     def metric_state(self, m: int) -> MetricState:
         detectors = {key: det for (i, key), det in self._detectors.items() if i == m}
         return MetricState(self._builders[m], self._trackers[m], detectors, self._last_dens[m],
-                           self._history[m])
+                           self._history[m], self._rca[m])
 
     def restore_metric_state(self, m: int, state: MetricState) -> None:
         self._builders[m] = state.builder
         self._trackers[m] = state.tracker
         self._last_dens[m] = state.last_dens
         self._history[m] = state.history
+        self._rca[m] = state.rca
         for key in [k for k in self._detectors if k[0] == m]:
             del self._detectors[key]
         self._detectors.update({(m, key): det for key, det in state.detectors.items()})

@@ -57,6 +57,8 @@ __all__ = [
     "MetricPoint",
     "RootCauseHint",
     "Score",
+    "SellerHint",
+    "SellerShare",
     "SeriesPoint",
     "SliceHint",
     "SliceKey",
@@ -72,7 +74,7 @@ __all__ = [
 
 SliceKey = tuple[tuple[str, str], ...]
 Direction = Literal["up", "down"]
-HintKind = Literal["slice", "metric", "intervention", "external"]
+HintKind = Literal["slice", "metric", "intervention", "external", "sellers"]
 
 
 def slice_key(labels: Mapping[str, Any]) -> SliceKey:
@@ -297,8 +299,27 @@ class ExternalHint(_Hint):
     scope: Labels
 
 
+class SellerShare(_Part):
+    """One seller named by a `SellerHint`."""
+
+    seller: str
+    change: float
+    """Its count in the window minus its usual count (complaints, violations...)."""
+
+
+class SellerHint(_Hint):
+    """A few sellers carry the change (explain/sellers.py): their `share` of it (more than
+    half) and each one's own change; `field` is the event field naming sellers."""
+
+    kind: Literal["sellers"]
+    field: str
+    share: float
+    sellers: tuple[SellerShare, ...]
+
+
 Hint = Annotated[
-    SliceHint | MetricHint | InterventionHint | ExternalHint, Field(discriminator="kind")
+    SliceHint | MetricHint | InterventionHint | ExternalHint | SellerHint,
+    Field(discriminator="kind"),
 ]
 
 

@@ -21,7 +21,10 @@ the same windows with the same contents whatever the batching.
   is what an outage looks like); the rest of an empty gap is skipped and counted.
 - **Crash safety (live).** Deltas carry the source offsets they cover, ``[first, next)``; the
   merger remembers per source the next offset it has merged, in the same state as the merged
-  windows, and drops a report it has merged already (see runtime/owner.py).
+  windows, and drops a report it has merged already (see runtime/owner.py). The leaf cube and
+  sellers of open windows are not saved (thousands of keys per window: a backlog of held-back
+  windows made a snapshot larger than a Kafka message); a window restored without them
+  (`cubeless`) closes without them, and its hints come from the configured slices.
 
 >>> m = WindowMerger(width_ms=10, lateness_ms=2, sources=frozenset({"t/0", "t/1"}))
 >>> m.merge("t/0", [(0, {(): [1.0, 1.0]})], watermark_ms=15)
@@ -40,6 +43,7 @@ import math
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 
+from stream_guard.aggregate.plan import is_cube_key
 from stream_guard.aggregate.windows import Accumulators, merge_into
 from stream_guard.config.rules import MetricRule
 
@@ -101,6 +105,7 @@ class MergerState:
     isolated_windows: int = 0  # windows alone in a long empty gap: dropped, their events late
     last_data: int | None = None  # start of the last closed window that held data
     late_deltas: int = 0  # deltas for windows already closed (their source had been idle)
+    cubeless: list[int] = field(default_factory=list)  # open windows restored without cube
 
 
 class WindowMerger:
@@ -246,6 +251,9 @@ class WindowMerger:
             if window is None and empty_run >= MAX_EMPTY_RUN:
                 start = self._skip(start, mark)
                 continue
+            if window is not None and start in st.cubeless:  # its cube was not saved
+                st.cubeless.remove(start)
+                window = {k: v for k, v in window.items() if not is_cube_key(k)}
             if window is not None and self._isolated(start, mark):
                 st.isolated_windows += 1
                 window = None

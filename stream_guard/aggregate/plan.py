@@ -13,23 +13,57 @@ accumulator found by one subscript on the raw dimension value (an `OpenWindow` k
 slot, raw value -> accumulator; the slice key is built only the first time a value shows up in
 a window). A week of replay is ~10 million slice updates, so this is where replay throughput is
 won or lost. tests/unit/aggregate/test_plan.py holds the generated code to `slice_keys`.
+
+Two more slots travel in the same accumulators, under keys no dimension can spell:
+
+- the **leaf** of the event, every dimension at once (``(("#region", "EU"), ("#category",
+  "toys"), ...)``, `leaf_key`), for the localisation over the window's leaf cube
+  (explain/localize.py) -- one dict increment per event and metric, like a pair;
+- the event's **seller** (``(("@seller_id", "s-000042"),)``, `seller_key`) on the counted side
+  of count and ratio metrics, for the sellers that carry a change (explain/sellers.py).
+
+Both merge by plain addition like every slice; aggregate/windows.py bounds them.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 from stream_guard.config.rules import MetricRule, Source
 from stream_guard.types import SliceKey
 
 __all__ = [
-    "Admit", "Contribution", "Feeder", "OpenWindow", "compile_feeder", "compile_function",
-    "compile_plans", "feeder_env", "feeder_lines", "slice_keys", "slot_key",
+    "LEAF_MARK", "SELLER_MARK", "Admit", "Contribution", "Feeder", "OpenWindow",
+    "compile_feeder", "compile_function", "compile_plans", "feeder_env", "feeder_lines",
+    "is_cube_key", "leaf_key", "seller_key", "slice_keys", "slot_key",
 ]
 
 MISSING_DIM = "(none)"
+LEAF_MARK = "#"
+"""Leaf keys name their dimensions ``#dimension``: no configured slice can (rule dimensions are
+event fields, which never start with # or @)."""
+SELLER_MARK = "@"
+
+
+def leaf_key(dims: tuple[str, ...], raw: tuple[str, ...]) -> SliceKey:
+    """The key of a leaf of the cube: every dimension's value, marked.
+
+    >>> leaf_key(("region", "category"), ("EU", "toys"))
+    (('#region', 'EU'), ('#category', 'toys'))
+    """
+    return tuple((LEAF_MARK + d, v) for d, v in zip(dims, raw, strict=True))
+
+
+def seller_key(field: str, raw: str) -> SliceKey:
+    return ((SELLER_MARK + field, raw),)
+
+
+def is_cube_key(key: SliceKey) -> bool:
+    """A leaf or seller key (not a slice with a series of its own)."""
+    return bool(key) and key[0][0][:1] in (LEAF_MARK, SELLER_MARK)
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,6 +77,22 @@ class Contribution:
     where: tuple[tuple[str, frozenset[Any]], ...]
     dims: tuple[str, ...]
     pairs: tuple[tuple[str, str], ...]  # each pair sorted by dimension name
+    leaf: tuple[str, ...] = ()  # the leaf cube's dimensions (none: no leaf slot)
+    seller: str | None = None  # the seller field, on the counted side of count/ratio metrics
+    slots: int = 0  # the metric's window slots: dims, pairs, leaf, seller (whichever side)
+    leaf_cap: int = 0  # leaves per window and hand-over (beyond: the all-other leaf)
+
+    @property
+    def seller_fields(self) -> tuple[str, ...]:
+        return (self.seller,) if self.seller else ()
+
+    @property
+    def leaf_slot(self) -> int:
+        return len(self.dims) + len(self.pairs)
+
+    @property
+    def seller_slot(self) -> int:
+        return self.leaf_slot + bool(self.leaf)
 
     def matches(self, obj: Mapping[str, Any]) -> bool:
         return all(obj.get(name) in allowed for name, allowed in self.where)
@@ -62,6 +112,10 @@ def slice_keys(c: Contribution, obj: Mapping[str, Any]) -> list[SliceKey]:
         keys.append(((d, str(get(d, MISSING_DIM))),))
     for a, b in c.pairs:
         keys.append(((a, str(get(a, MISSING_DIM))), (b, str(get(b, MISSING_DIM)))))
+    if c.leaf:
+        keys.append(leaf_key(c.leaf, tuple(str(get(d, MISSING_DIM)) for d in c.leaf)))
+    if c.seller:
+        keys.append(seller_key(c.seller, str(get(c.seller, MISSING_DIM))))
     return keys
 
 
@@ -81,12 +135,14 @@ def compile_plans(rules: list[MetricRule]) -> dict[str, list[Contribution]]:
             [(rule.numerator, 1), (rule.denominator, 2)] if rule.value == "ratio"
             else [(rule.source, 0)]
         )
+        leaf, seller = rule.leaf_dimensions, rule.seller_field
+        slots = len(rule.dimensions) + len(pairs) + bool(leaf) + bool(seller)
         for src, side in sides:
             assert src is not None  # guaranteed by MetricRule validation
             field = src.field if src.aggregate == "sum" or rule.value in ("sum", "mean") else None
-            plans.setdefault(src.topic, []).append(
-                Contribution(i, width, field, side, _where(src), tuple(rule.dimensions), pairs)  # type: ignore[arg-type]
-            )
+            plans.setdefault(src.topic, []).append(Contribution(
+                i, width, field, side, _where(src), tuple(rule.dimensions), pairs,  # type: ignore[arg-type]
+                leaf, seller if side < 2 else None, slots, rule.max_series))
     return plans
 
 
@@ -112,20 +168,26 @@ class OpenWindow:
     slice is `total`, created with the window, as the first event of a window always adds it.
     """
 
-    __slots__ = ("lookups", "slices", "total")
+    __slots__ = ("cube", "lookups", "slices", "total")
 
     def __init__(self, slots: int) -> None:
         self.total = [0.0, 0.0]
         self.slices: dict[SliceKey, list[float]] = {(): self.total}
         self.lookups: list[dict[Any, list[float]]] = [{} for _ in range(slots)]
+        self.cube = 0  # leaf and seller keys among `slices` (they have caps of their own)
 
 
 def slot_key(c: Contribution, slot: int, raw: Any) -> SliceKey:
     """The slice key of a slot's raw value(s), as `slice_keys` builds it."""
     if slot < len(c.dims):
         return ((c.dims[slot], raw),)
-    a, b = c.pairs[slot - len(c.dims)]
-    return ((a, raw[0]), (b, raw[1]))
+    if slot < c.leaf_slot:
+        a, b = c.pairs[slot - len(c.dims)]
+        return ((a, raw[0]), (b, raw[1]))
+    if c.leaf and slot == c.leaf_slot:
+        return leaf_key(c.leaf, raw)
+    assert c.seller is not None
+    return seller_key(c.seller, raw)
 
 
 def compile_function(
@@ -141,16 +203,27 @@ def compile_function(
     return fn
 
 
+def _admit_leaf(admit: Admit, m: int, slot: int, w: OpenWindow, raw: Any) -> list[float]:
+    return admit(w, m, slot, raw)
+
+
+AdmitLeaf = Callable[[OpenWindow, Any], list[float]]
+"""``leaf(window, raw)``: `Admit` for a metric's leaf slot (one call on the hot path)."""
+
+
 def feeder_env(
     contributions: list[Contribution], windows: list[dict[int, OpenWindow]], admit: Admit,
-    late: Late,
+    late: Late, leaves: Mapping[int, AdmitLeaf] | None = None,
 ) -> dict[str, Any]:
     """The globals `feeder_lines` reads: `windows[m]` (window start -> open window) belongs to
-    the caller and is updated in place."""
+    the caller and is updated in place; `leaves[m]` admits metric m's new leaves (default:
+    through `admit`)."""
     env: dict[str, Any] = {"OpenWindow": OpenWindow,
                            "admit": admit, "late": late, "MISSING_DIM": MISSING_DIM}
     for c in contributions:
         env[f"open{c.metric_index}"] = windows[c.metric_index]
+        env[f"leaf{c.metric_index}"] = (leaves or {}).get(c.metric_index) or partial(
+            _admit_leaf, admit, c.metric_index, c.leaf_slot)
         for j, (_name, allowed) in enumerate(c.where):
             env[f"where{c.metric_index}_{c.side}_{j}"] = allowed
     return env
@@ -178,7 +251,7 @@ def feeder_lines(topic: str, contributions: list[Contribution], lateness_ms: lis
     or added to every slice."""
     fields: dict[str, str] = {}  # dimension -> local variable holding str(value)
     for c in contributions:
-        for d in [*c.dims, *(d for pair in c.pairs for d in pair)]:
+        for d in [*c.dims, *(d for pair in c.pairs for d in pair), *c.leaf, *c.seller_fields]:
             fields.setdefault(d, f"d{len(fields)}")
     lines = []
     if fields:  # by subscript; when one is missing, all again with the "(none)" default
@@ -210,7 +283,7 @@ def _contribution_lines(
         "    try:",
         f"        w = open{m}[start]",
         "    except KeyError:",
-        f"        w = open{m}[start] = OpenWindow({len(c.dims) + len(c.pairs)})",
+        f"        w = open{m}[start] = OpenWindow({c.slots})",
     )]
     pad += "    "
     if c.field:
@@ -219,17 +292,38 @@ def _contribution_lines(
     add = _increments(c.side, "a" if c.field else "1.0")
     lines += [pad + line.replace("acc", "w.total") for line in add]
     raws = [fields[d] for d in c.dims] + [f"({fields[a]}, {fields[b]})" for a, b in c.pairs]
+    cube = []
+    if c.leaf:
+        cube.append("(" + "".join(f"{fields[d]}, " for d in c.leaf) + ")")
+    if c.seller:  # the seller slot follows the leaf: slot numbers as `slot_key` reads them
+        cube.append(fields[c.seller])
+    if raws or cube:
+        n = len(raws) + len(cube)
+        rest = ", *_" if n < c.slots else ","  # a ratio's denominator: no seller
+        lines.append(pad + ", ".join(f"l{k}" for k in range(n)) + f"{rest} = w.lookups")
     if raws:
         # Accumulators by subscript (no method call); a value new in this window raises
         # KeyError once, and then every slot goes through `admit`, in slot order, before
         # anything is added: same slices, same order, same max_series verdicts.
         slots = range(len(raws))
-        lines += [pad + ", ".join(f"l{k}" for k in slots) + ", = w.lookups", pad + "try:"]
+        lines.append(pad + "try:")
         lines += [pad + f"    s{k} = l{k}[{raws[k]}]" for k in slots]
         lines.append(pad + "except KeyError:")
         lines += [pad + f"    s{k} = l{k}.get({raws[k]}) or admit(w, {m}, {k}, {raws[k]})"
                   for k in slots]
         lines += [pad + line.replace("acc", f"s{k}") for k in slots for line in add]
+    for k, raw in enumerate(cube, start=len(raws)):
+        # Leaves and sellers miss often (a sparse cube, new in every hand-over): get, not
+        # try; their caps are their own, so their admission order does not matter.
+        lines += [pad + f"s{k} = l{k}.get({raw})", pad + f"if s{k} is None:"]
+        if c.leaf and k == c.leaf_slot:  # leaves join the window's slices when handed over
+            lines += [pad + f"    if len(l{k}) < {c.leaf_cap}:",
+                      pad + f"        s{k} = l{k}[{raw}] = [0.0, 0.0]",
+                      pad + "    else:",
+                      pad + f"        s{k} = leaf{m}(w, {raw})"]
+        else:
+            lines.append(pad + f"    s{k} = admit(w, {m}, {k}, {raw})")
+        lines += [pad + line.replace("acc", f"s{k}") for line in add]
     return lines
 
 

@@ -68,6 +68,14 @@ class PointBuilder:
                 )
         return points
 
+    def single_series(self) -> frozenset[SliceKey]:
+        """The single-dimension slices with a series of their own."""
+        return frozenset(k for k in self._last_seen if len(k) == 1)
+
+    def has_series(self, key: SliceKey) -> bool:
+        """Whether the slice has a series of its own (it was admitted and not forgotten)."""
+        return key in self._last_seen
+
     def _admit(self, slices: Accumulators) -> Accumulators:
         """The window with every slice that gets no series of its own folded into `other`."""
         known = self._last_seen

@@ -13,23 +13,26 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 from stream_guard.aggregate.plan import (
+    LEAF_MARK,
     Contribution,
     OpenWindow,
     compile_function,
     compile_plans,
     feeder_env,
     feeder_lines,
+    leaf_key,
     slot_key,
 )
 from stream_guard.config.rules import MetricRule
 from stream_guard.types import SliceKey
 
 __all__ = [
-    "OTHER", "ROBUST_RANK", "SOURCE_SLICES_PER_SERIES", "Accumulators", "Partial",
-    "WindowAggregator", "merge_into",
+    "OTHER", "ROBUST_RANK", "SELLERS_KEPT", "SOURCE_SLICES_PER_SERIES", "Accumulators",
+    "Partial", "WindowAggregator", "heavy_hitters", "merge_into",
 ]
 
 Accumulators = dict[SliceKey, list[float]]
@@ -44,6 +47,50 @@ OTHER = "other"
 _NO_TIME = -(2**63)  # before any event time: an empty slot of the top-3
 KEYS_KEPT = 10_000
 """Slice keys remembered per source, metric and slot (raw value -> key); beyond, started over."""
+SELLERS_KEPT = 256
+"""Sellers one source window counts at most (a Misra-Gries summary: `heavy_hitters`)."""
+
+
+def heavy_hitters(
+    slices: Accumulators, lookup: dict[Any, list[float]], key_of: Callable[[Any], SliceKey],
+    other: list[float],
+) -> int:
+    """Misra-Gries, batched: every counter of `lookup` (raw seller -> its accumulator in
+    `slices`, under `key_of(raw)`) drops by the median count, and those left at zero go; what
+    was taken goes to `other`, so the window's seller counts still add up to its events.
+    A seller with more than 2/`SELLERS_KEPT` of the window's updates is never dropped, and the
+    summaries merge by addition (Agarwal et al. 2012, "Mergeable summaries"). Runs once per
+    `SELLERS_KEPT` / 2 new sellers: amortised O(1) per event. Returns how many keys went.
+
+    >>> slices = {(("@s", k),): [n, 0.0] for k, n in (("a", 5.0), ("b", 1.0), ("c", 2.0))}
+    >>> other = slices[(("@s", "other"),)] = [0.0, 0.0]
+    >>> lookup = {k: slices[(("@s", k),)] for k in "abc"}
+    >>> heavy_hitters(slices, lookup, lambda k: (("@s", k),), other), lookup, other
+    (2, {'a': [3.0, 0.0]}, [5.0, 0.0])
+    """
+    cut = sorted(acc[0] for acc in lookup.values())[len(lookup) // 2]
+    gone = 0
+    for raw, acc in list(lookup.items()):
+        if acc is other:
+            continue
+        taken = min(acc[0], cut)
+        acc[0] -= taken
+        other[0] += taken
+        if acc[0] <= 0:
+            other[1] += acc[1]
+            del lookup[raw]
+            del slices[key_of(raw)]
+            gone += 1
+    return gone
+
+
+def _cube_acc(w: OpenWindow, key: SliceKey) -> list[float]:
+    """The accumulator of a leaf or seller key in `w`, created (and counted) if new."""
+    acc = w.slices.get(key)
+    if acc is None:
+        acc = w.slices[key] = [0.0, 0.0]
+        w.cube += 1
+    return acc
 
 
 def merge_into(acc: Accumulators, deltas: Accumulators) -> None:
@@ -93,11 +140,17 @@ class WindowAggregator:
         self._lateness = [int(r.lateness.total_seconds() * 1000) for r in rules]
         self._max_slices = [SOURCE_SLICES_PER_SERIES * r.max_series for r in rules]
         self._open: list[dict[int, OpenWindow]] = [{} for _ in rules]
-        self._shape: dict[int, Contribution] = {
-            c.metric_index: c for plan in self._plans.values() for c in plan
-        }  # any contribution of a metric: its dimensions and pairs
+        self._shape: dict[int, Contribution] = {}  # per metric, one with its seller if any
+        for c in (c for plan in self._plans.values() for c in plan):
+            if c.seller or c.metric_index not in self._shape:
+                self._shape[c.metric_index] = c
+        self._cube_slot = [self._shape[m].leaf_slot if m in self._shape else 0
+                           for m in range(len(rules))]  # the first leaf or seller slot
+        self._leaf_slot = [c if m in self._shape and self._shape[m].leaf else -1
+                           for m, c in enumerate(self._cube_slot)]
         self._keys: list[list[dict[Any, SliceKey]]] = [  # [metric][slot]: raw -> slice key
-            [{} for _ in range(len(r.dimensions) + len(r.pairs))] for r in rules]
+            [{} for _ in range(self._shape[m].slots if m in self._shape else 0)]
+            for m in range(len(rules))]
         self._top = [_NO_TIME] * ROBUST_RANK  # the 3 largest event times, ascending
         self._adders: dict[str, Callable[[int, Mapping[str, Any]], None]] = {}
         self.late: Counter[tuple[str, str]] = Counter()  # (topic, metric) -> events
@@ -119,7 +172,9 @@ class WindowAggregator:
 
         `env` holds what `head` reads; the aggregator adds what the rest reads."""
         plan = self._plans.get(topic, [])
-        env.update(feeder_env(plan, self._open, self._admit, self._late),
+        leaves = {m: self._leaf_admitter(m) for m in range(len(self.rules))
+                  if self._leaf_slot[m] >= 0}
+        env.update(feeder_env(plan, self._open, self._admit, self._late, leaves),
                    top=self._top, NO_TIME=_NO_TIME)
         lines = [*head, *_WATERMARK.splitlines()]
         if plan:
@@ -144,8 +199,10 @@ class WindowAggregator:
             if len(keys) >= KEYS_KEPT:
                 keys.clear()
             key = keys[raw] = slot_key(self._shape[m], slot, raw)
+        if slot >= self._cube_slot[m]:
+            return self._admit_cube(w, m, slot, raw, key)
         slices = w.slices
-        if len(slices) < self._max_slices[m]:
+        if len(slices) - w.cube < self._max_slices[m]:
             acc = slices.setdefault(key, [0.0, 0.0])  # one hash of the key, not two
         elif key in slices:
             acc = slices[key]
@@ -153,6 +210,56 @@ class WindowAggregator:
             self.dropped_series[self.rules[m].metric] += 1  # update of it is counted)
             return slices.setdefault(tuple((d, OTHER) for d, _ in key), [0.0, 0.0])
         w.lookups[slot][raw] = acc
+        return acc
+
+    def _leaf_admitter(self, m: int) -> Callable[[OpenWindow, Any], list[float]]:
+        """Metric m's leaves beyond `max_series` in a window (a flood of junk values): all
+        into the all-`other` leaf, among the slices at once (`_leaves_into`)."""
+        dims = self._shape[m].leaf
+
+        def flood(w: OpenWindow, raw: Any) -> list[float]:
+            return _cube_acc(w, tuple((LEAF_MARK + d, OTHER) for d in dims))
+
+        return flood
+
+    def _leaves_into(self, m: int, w: OpenWindow) -> None:
+        """The window's leaves (kept by raw values while it gathers: a new leaf costs a list)
+        joining its slices under their keys, at hand-over."""
+        slot = self._leaf_slot[m]
+        if slot < 0 or not w.lookups[slot]:
+            return
+        keys, dims, slices = self._keys[m][slot], self._shape[m].leaf, w.slices
+        if len(keys) >= KEYS_KEPT:
+            keys.clear()
+        for raw, acc in w.lookups[slot].items():
+            key = keys.get(raw)
+            if key is None:  # kept across hand-overs: a leaf's key is built once (bounded)
+                key = keys[raw] = leaf_key(dims, raw)
+            cur = slices.get(key)
+            if cur is None:
+                slices[key] = acc
+                w.cube += 1
+            else:  # a raw leaf of "other" values meets the flood's leaf
+                cur[0] += acc[0]
+                cur[1] += acc[1]
+
+    def _admit_cube(
+        self, w: OpenWindow, m: int, slot: int, raw: Any, key: SliceKey
+    ) -> list[float]:
+        """A leaf or seller new in `w`: up to `max_series` leaves (beyond, a flood of junk
+        values: the all-`other` leaf); sellers in a Misra-Gries summary of `SELLERS_KEPT`."""
+        lookup = w.lookups[slot]
+        if slot == self._leaf_slot[m]:
+            if len(lookup) >= self.rules[m].max_series:
+                key = tuple((d, OTHER) for d, _ in key)
+                raw = None  # not remembered: every update of a flood goes through here
+        elif len(lookup) >= SELLERS_KEPT:
+            other = _cube_acc(w, ((key[0][0], OTHER),))
+            w.cube -= heavy_hitters(w.slices, lookup, partial(slot_key, self._shape[m], slot),
+                                    other)
+        acc = _cube_acc(w, key)
+        if raw is not None:
+            lookup[raw] = acc
         return acc
 
     def _late(self, topic: str, m: int) -> None:
@@ -165,6 +272,9 @@ class WindowAggregator:
         them and decides when a window closes. Lateness is still judged here, by this source's
         watermark.
         """
+        for m, windows in enumerate(self._open):
+            for window in windows.values():
+                self._leaves_into(m, window)
         out = [Partial(m, start, window.slices) for m, windows in enumerate(self._open)
                for start, window in sorted(windows.items())]
         for windows in self._open:

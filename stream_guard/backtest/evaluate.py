@@ -7,6 +7,12 @@ episode); recall counts incidents. Delay is measured from the incident's start t
 episode's first window, in windows of the metric and in minutes (windows differ across metrics:
 two 15-minute windows are quicker than two 6-hour ones). The top hint is right when the first
 slice hint of the episode's first record names exactly the incident's slice.
+
+The **top-1 RCA hit** (`Evaluation.rca`, per incident) reads the same first record as an
+analyst would: for an incident that a few sellers carry (label `effect: sellers`), its
+seller hint must name some of the incident's sellers and no other; for any other incident,
+its first slice hint must name exactly the incident's slice (an element over several
+dimensions, a mix shift's slice, or the platform for "no slice explains it").
 """
 
 from __future__ import annotations
@@ -20,9 +26,10 @@ from typing import Any
 
 import orjson
 
-from stream_guard.types import AlertRecord, InterventionHint, SliceHint, epoch_ms
+from stream_guard.types import AlertRecord, InterventionHint, SellerHint, SliceHint, epoch_ms
 
-__all__ = ["EpisodeSummary", "Evaluation", "Incident", "MetricScore", "evaluate", "load_labels"]
+__all__ = ["EpisodeSummary", "Evaluation", "Incident", "MetricScore", "RcaResult", "evaluate",
+           "load_labels", "rca_hit"]
 
 
 def _ms(iso: str) -> int:
@@ -39,6 +46,8 @@ class Incident:
     end_ms: int
     cause: str
     description: str = ""
+    effect: str = "level"  # what moved (simulate/incidents.py Effect): level, mix, sellers
+    sellers: tuple[str, ...] = ()
 
 
 def load_labels(path: Path) -> list[Incident]:
@@ -46,7 +55,8 @@ def load_labels(path: Path) -> list[Incident]:
     return [
         Incident(i["id"], i["metric"], dict(i.get("slice") or {}), i.get("direction", ""),
                  _ms(i["start"]), _ms(i["end"]), i.get("cause", "external"),
-                 i.get("description", ""))
+                 i.get("description", ""), i.get("effect") or "level",
+                 tuple(i.get("sellers") or ()))
         for i in data["incidents"]
     ]
 
@@ -61,6 +71,8 @@ class EpisodeSummary:
     first_end_ms: int
     records: int
     intervention: bool
+    top_effect: str = ""  # of the first slice hint ("" without one)
+    sellers: tuple[str, ...] = ()  # named by the first seller hint
 
 
 def summarise_episodes(
@@ -76,9 +88,12 @@ def summarise_episodes(
     for eid, a in first.items():
         slice_hint = next((h for h in a.hints if isinstance(h, SliceHint)), None)
         top = slice_hint.slice if slice_hint else a.slice
+        seller_hint = next((h for h in a.hints if isinstance(h, SellerHint)), None)
         out.append(EpisodeSummary(
             eid, a.metric, a.slice, top, epoch_ms(a.window_start), epoch_ms(a.window_end),
             count[eid], any(isinstance(h, InterventionHint) for h in a.hints),
+            slice_hint.effect if slice_hint else "",
+            tuple(s.seller for s in seller_hint.sellers) if seller_hint else (),
         ))
     return sorted(out, key=lambda e: (e.first_end_ms, e.metric))
 
@@ -95,6 +110,7 @@ class MetricScore:
     top_hint_right: int = 0
     intervention_named: int = 0
     interventions: int = 0
+    rca_hits: int = 0  # detected incidents whose top-1 root cause is right (`rca_hit`)
 
     @property
     def recall(self) -> float:
@@ -116,12 +132,17 @@ class MetricScore:
     def top_hint_rate(self) -> float:
         return self.top_hint_right / self.detected if self.detected else 0.0
 
+    @property
+    def rca_top1_rate(self) -> float:
+        return self.rca_hits / self.detected if self.detected else 0.0
+
     def as_row(self) -> dict[str, Any]:
         return {"metric": self.metric, "incidents": self.incidents, "detected": self.detected,
                 "episodes": self.episodes, "precision": round(self.precision, 3),
                 "recall": round(self.recall, 3), "median_delay_windows": self.median_delay,
                 "median_delay_minutes": self.median_delay_minutes,
                 "top_hint_rate": round(self.top_hint_rate, 3),
+                "rca_top1": round(self.rca_top1_rate, 3),
                 "interventions_named": f"{self.intervention_named}/{self.interventions}"}
 
 
@@ -132,6 +153,30 @@ class Evaluation:
     matches: dict[str, list[str]]  # incident id -> episode ids
     false_episodes: list[EpisodeSummary]
     episodes: list[EpisodeSummary]
+    rca: dict[str, RcaResult] = field(default_factory=dict)  # detected incident id ->
+
+
+@dataclass(frozen=True)
+class RcaResult:
+    """What the first record of an incident's first episode named, and whether it is right."""
+
+    named: str  # "category=fashion, region=EU (level)", "sellers s-1, s-2", "nothing"
+    hit: bool
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"named": self.named, "hit": self.hit}
+
+
+def rca_hit(inc: Incident, first: EpisodeSummary) -> RcaResult:
+    """The top-1 root cause of `first` against `inc` (see the module docstring)."""
+    if inc.effect == "sellers":
+        named = set(first.sellers)
+        hit = bool(named) and named <= set(inc.sellers)
+        return RcaResult(f"sellers {', '.join(first.sellers)}" if named else "no sellers", hit)
+    if not first.top_effect:
+        return RcaResult("nothing", False)
+    where = ", ".join(f"{k}={v}" for k, v in sorted(first.top_slice.items())) or "platform-wide"
+    return RcaResult(f"{where} ({first.top_effect})", first.top_slice == inc.slice)
 
 
 def evaluate(
@@ -145,6 +190,7 @@ def evaluate(
     total = MetricScore("all")
     matched_episodes: set[str] = set()
     matches: dict[str, list[str]] = {}
+    rca: dict[str, RcaResult] = {}
     for inc in incidents:
         width = windows_ms.get(inc.metric, 1)
         hits = [e for e in episodes if e.metric == inc.metric
@@ -158,6 +204,7 @@ def evaluate(
             continue
         matched_episodes.update(e.episode_id for e in hits)
         first = hits[0]
+        rca[inc.id] = rca_hit(inc, first)
         delay = max(0.0, (first.first_end_ms - inc.start_ms) / width)
         for s in (scores[inc.metric], total):
             s.detected += 1
@@ -165,9 +212,10 @@ def evaluate(
             s.delays_minutes.append(round(delay * width / 60_000, 1))
             s.top_hint_right += first.top_slice == inc.slice
             s.intervention_named += inc.cause == "intervention" and first.intervention
+            s.rca_hits += rca[inc.id].hit
     for e in episodes:
         for s in (scores.setdefault(e.metric, MetricScore(e.metric)), total):
             s.episodes += 1
             s.true_episodes += e.episode_id in matched_episodes
     false = [e for e in episodes if e.episode_id not in matched_episodes]
-    return Evaluation(scores, total, matches, false, episodes)
+    return Evaluation(scores, total, matches, false, episodes, rca)

@@ -24,7 +24,7 @@ __all__ = ["COLUMNS", "ConfigInfo", "EpisodeDiff", "SeriesRecorder", "diff_episo
            "to_datetime", "write_diff", "write_report"]
 
 COLUMNS = ("incidents", "detected", "episodes", "precision", "recall",
-            "median_delay_windows", "median_delay_minutes", "top_hint_rate",
+            "median_delay_windows", "median_delay_minutes", "top_hint_rate", "rca_top1",
             "interventions_named")
 
 
@@ -64,9 +64,12 @@ def score_rows(ev: Evaluation) -> list[dict[str, Any]]:
 
 
 def incident_rows(ev: Evaluation, incidents: list[Incident]) -> list[dict[str, Any]]:
-    """Per incident: id, metric, slice, cause and the episodes that detected it (empty: missed)."""
+    """Per incident: id, metric, slice, cause, the episodes that detected it (empty: missed)
+    and its top-1 root cause (`evaluate.rca_hit`; None when missed)."""
     return [{"id": inc.id, "metric": inc.metric, "slice": format_slice(slice_key(inc.slice)),
-             "cause": inc.cause, "episodes": ev.matches.get(inc.id) or []} for inc in incidents]
+             "cause": inc.cause, "episodes": ev.matches.get(inc.id) or [],
+             "rca_top1": ev.rca[inc.id].as_dict() if inc.id in ev.rca else None}
+            for inc in incidents]
 
 
 def score_table(evals: dict[str, Evaluation]) -> Table:
@@ -109,6 +112,7 @@ def write_report(
         "metrics": [m.as_row() for m in ev.by_metric.values()],
         "total": ev.total.as_row(),
         "matches": ev.matches,
+        "incidents": incident_rows(ev, incidents),
         "false_episodes": [e.episode_id for e in ev.false_episodes],
     }
     (out_dir / "summary.json").write_bytes(orjson.dumps(summary, option=orjson.OPT_INDENT_2))
@@ -182,8 +186,11 @@ def _markdown(out_dir: Path, info: ConfigInfo, ev: Evaluation, incidents: list[I
     lines += ["", "## Incidents", ""]
     for inc in incident_rows(ev, incidents):
         eps = inc["episodes"] or ["**missed**"]
+        rca = inc["rca_top1"]
+        top1 = "" if rca is None else \
+            f"; top-1 RCA {'hit' if rca['hit'] else 'miss'}: {rca['named']}"
         lines.append(f"- {inc['id']} {inc['metric']} {inc['slice']} ({inc['cause']}): "
-                     f"{', '.join(eps)}")
+                     f"{', '.join(eps)}{top1}")
     lines += ["", "## False episodes", ""]
     lines += [f"- {e.episode_id} ({format_slice(slice_key(e.slice))})" for e in ev.false_episodes]
     lines += ["", "![metrics](metrics.png)", "", "![incidents](incidents.png)"]

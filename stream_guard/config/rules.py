@@ -22,6 +22,7 @@ from pydantic import (
     ConfigDict,
     Field,
     ValidationError,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
@@ -127,9 +128,23 @@ class AlertPolicy(_Strict):
     max_slices: int = Field(5, ge=1, description="firing slices listed in one alert")
 
 
+class SellerPolicy(_Strict):
+    """Which sellers carry a count or ratio metric's change (explain/sellers.py)."""
+
+    field: str = Field("seller_id", pattern=r"^[A-Za-z_][A-Za-z0-9_]*$",
+                       description="the event field naming the seller")
+    top: int = Field(5, ge=1, le=20, description="sellers named at most: 'a few'")
+
+
 class ExplainPolicy(_Strict):
     interventions_lookback: Annotated[Duration, between(timedelta(0), _WEEK)] = timedelta(hours=2)
     max_hints: int = Field(5, ge=1)
+    localize: bool = Field(True, description="keep each window's leaf cube (every combination "
+                           "of the dimensions) and name the elements that explain an episode "
+                           "(explain/localize.py); needs 2 dimensions or more")
+    sellers: SellerPolicy | None = Field(
+        SellerPolicy.model_validate({}), description="count and ratio metrics: per-window "
+        "seller heavy hitters and the sellers that carry the change, if a few do; null: off")
 
 
 LinkTemplate = Annotated[str, AfterValidator(check_template)]
@@ -202,6 +217,27 @@ class MetricRule(_Strict):
             raise ValueError(f"value {self.value!r} needs `source.field`")
         return self
 
+    @field_validator("explain")
+    @classmethod
+    def _sellers_counted(cls, v: ExplainPolicy, info: ValidationInfo) -> ExplainPolicy:
+        value = info.data.get("value")
+        if "sellers" in v.model_fields_set and v.sellers is not None \
+                and value not in ("count", "ratio", None):
+            raise ValueError(f"sellers: only count and ratio metrics name sellers, not {value!r}")
+        return v
+
+    @property
+    def seller_field(self) -> str | None:
+        """The field whose values the metric counts per seller (count and ratio metrics)."""
+        sellers = self.explain.sellers
+        return sellers.field if sellers is not None and self.value in ("count", "ratio") else None
+
+    @property
+    def leaf_dimensions(self) -> tuple[str, ...]:
+        """The dimensions of the window's leaf cube (none: no cube, hints from the slices)."""
+        dims = tuple(self.dimensions)
+        return dims if self.explain.localize and len(dims) >= 2 else ()
+
     @property
     def sources(self) -> list[Source]:
         return [s for s in (self.source, self.numerator, self.denominator) if s is not None]
@@ -224,10 +260,22 @@ class MetricRule(_Strict):
             for name in src.where:
                 if name not in props:
                     raise ValueError(f"{side}.where.{name}: no such field in {src.topic}")
+            self._check_seller_field(side, src.topic, props)
             for i, dim in enumerate([*self.dimensions, *(d for p in self.pairs for d in p)]):
                 if dim not in props:
                     where = "dimensions" if i < len(self.dimensions) else "pairs"
                     raise ValueError(f"{where}: {dim!r} is not a field of topic {src.topic}")
+
+
+    def _check_seller_field(self, side: str, topic: str, props: dict[str, Any]) -> None:
+        """An explicit `explain.sellers.field` must be a field of the counted topic (the
+        default, seller_id, simply counts under "(none)" where a topic has no such field)."""
+        sellers = self.explain.sellers
+        if sellers is None or "sellers" not in self.explain.model_fields_set \
+                or side == "denominator" or sellers.field in props:
+            return
+        raise ValueError(f"explain.sellers.field: {sellers.field!r} is not a field of topic "
+                         f"{topic}")
 
 
 def _finite(value: Any) -> bool:

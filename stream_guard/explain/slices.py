@@ -34,18 +34,21 @@ from stream_guard.types import (
 )
 
 __all__ = [
+    "MIN_SHARE",
     "MIX_HALF_LIFE",
     "MixTable",
     "SliceShare",
     "attribute",
     "blend_mix",
+    "broad_hint",
+    "level_hint",
     "mix_shift",
     "scope_share",
     "slice_hints",
 ]
 
 _REL_FLOOR = 0.01  # a global change under 1% is treated as 1% when computing lifts
-_MIN_SHARE = 0.2  # slices explaining less than this are not worth a line
+MIN_SHARE = 0.2  # slices explaining less than this are not worth a line
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,13 +133,10 @@ def slice_hints(shares: list[SliceShare], global_fired: bool, limit: int) -> lis
     region=NA) claims none, and says which slice it overlaps: the same change seen along
     another dimension, most likely inside their intersection.
     """
-    top = [s for s in shares if s.power > 0 and s.share >= _MIN_SHARE][:limit]
+    top = [s for s in shares if s.power > 0 and s.share >= MIN_SHARE][:limit]
     hints = []
     if global_fired and not top:
-        hints.append(RootCauseHint(
-            "slice", "platform-wide: no slice stands out, all moved alike",
-            {"slice": {}, "share": 1.0, "effect": "broad"},
-        ))
+        hints.append(broad_hint("no slice stands out, all moved alike"))
     named: list[SliceKey] = []
     left = 1.0
     for s in top:
@@ -151,14 +151,25 @@ def slice_hints(shares: list[SliceShare], global_fired: bool, limit: int) -> lis
     return hints
 
 
-def _level_hint(s: SliceShare, share: float) -> RootCauseHint:
+def broad_hint(why: str) -> RootCauseHint:
+    """The verdict "platform-wide": no slice explains the change."""
+    return RootCauseHint("slice", f"platform-wide: {why}",
+                         {"slice": {}, "share": 1.0, "effect": "broad"})
+
+
+def level_hint(key: SliceKey, share: float, relative_change: float) -> RootCauseHint:
+    """A slice (or an element over several dimensions) that explains `share` of the change."""
     return RootCauseHint(
         "slice",
-        f"{format_slice(s.slice)} explains {share:.0%} of the change "
-        f"({s.relative_change:+.0%} in the slice)",
-        {"slice": slice_dict(s.slice), "share": round(share, 4),
-         "relative_change": round(s.relative_change, 4), "effect": "level"},
+        f"{format_slice(key)} explains {share:.0%} of the change "
+        f"({relative_change:+.0%} in the slice)",
+        {"slice": slice_dict(key), "share": round(share, 4),
+         "relative_change": round(relative_change, 4), "effect": "level"},
     )
+
+
+def _level_hint(s: SliceShare, share: float) -> RootCauseHint:
+    return level_hint(s.slice, share, s.relative_change)
 
 
 def _overlap_hint(s: SliceShare, over: SliceKey) -> RootCauseHint:

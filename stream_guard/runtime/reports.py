@@ -65,7 +65,7 @@ def encode(r: Report) -> bytes:
     return orjson.dumps({
         "metric": r.metric, "source": r.source, "watermark_ms": r.watermark_ms,
         "windows": [
-            [start, [[list(map(list, key)), acc[0], acc[1]] for key, acc in slices.items()]]
+            [start, [(key, acc[0], acc[1]) for key, acc in slices.items()]]  # tuples: arrays
             for start, slices in r.windows
         ],
         "interventions": r.interventions, "sent_ms": r.sent_ms,

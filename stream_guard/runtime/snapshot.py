@@ -11,7 +11,9 @@ Two snapshots per metric, written at different rates (runtime/checkpoint.py owns
   persists by pickling, so the model is ``b"SGM" + version + pickle`` of one named, frozen type
   -- never an anonymous tuple. Version `MODEL_VERSION`: 2 since the episode tracker keeps a set
   of open episodes per metric (concurrent incidents) instead of one; 3 since the engine keeps
-  the recent windows of the slices it alerts on (`MetricState.history`, alert/record.py).
+  the recent windows of the slices it alerts on (`MetricState.history`, alert/record.py); 4
+  since it keeps the leaf cube's forecasts and the seller baseline (`MetricState.rca`,
+  explain/rootcause.py).
 
 A blob of another version (or none at all: state written before snapshots were versioned) is
 refused with a `SnapshotError` that says what was found and what this worker reads: state is
@@ -20,8 +22,9 @@ never half-understood.
 >>> from stream_guard.aggregate.merger import MergerState, SourceMark
 >>> state = MergerState(open={0: {(("region", "EU"),): [2.0, 1.0]}}, closed_until=-900,
 ...                     sources={"orders/0": SourceMark(60_000)}, covered={"orders/0": 7})
->>> decode_windows(encode_windows(state)) == state
-True
+>>> back = decode_windows(encode_windows(state))
+>>> back.open == state.open, back.sources == state.sources, back.cubeless
+(True, True, [0])
 >>> decode_windows(b"SGW9{}")
 Traceback (most recent call last):
 ...
@@ -29,18 +32,19 @@ stream_guard.runtime.snapshot.SnapshotError: windows snapshot version 9: this wo
 >>> decode_model(b"SGM1...")
 Traceback (most recent call last):
 ...
-stream_guard.runtime.snapshot.SnapshotError: model snapshot version 1: this worker reads 3
+stream_guard.runtime.snapshot.SnapshotError: model snapshot version 1: this worker reads 4
 """
 
 from __future__ import annotations
 
 import pickle
-from dataclasses import dataclass, fields
+from dataclasses import asdict, dataclass, fields
 from typing import Any
 
 import orjson
 
 from stream_guard.aggregate.merger import MergerState, SourceMark
+from stream_guard.aggregate.plan import is_cube_key
 from stream_guard.engine import MetricState, SharedState
 from stream_guard.errors import StreamGuardError
 
@@ -48,8 +52,9 @@ __all__ = ["MODEL_VERSION", "WINDOWS_VERSION", "ModelSnapshot", "SnapshotError",
            "decode_model", "decode_windows", "encode_model", "encode_windows"]
 
 WINDOWS_VERSION = 1
-MODEL_VERSION = 3  # 1: one episode per metric (EpisodeTracker.current); 2: a set of them;
-# 3: MetricState.history (the recent windows behind a record's numbers and chart)
+MODEL_VERSION = 4  # 1: one episode per metric (EpisodeTracker.current); 2: a set of them;
+# 3: MetricState.history (the recent windows behind a record's numbers and chart);
+# 4: MetricState.rca (the leaf cube's forecasts, seller baseline, episodes' root causes)
 _WINDOWS, _MODEL = b"SGW", b"SGM"
 
 
@@ -66,11 +71,14 @@ class ModelSnapshot:
 
 
 def encode_windows(state: MergerState) -> bytes:
-    """(Fields read, not `asdict`: that deep-copies every open window first, 20x the cost of
-    the encoding on a worker that saves windows on every tick; orjson encodes the marks.)"""
-    plain = {f.name: getattr(state, f.name) for f in fields(state)}
-    plain["open"] = [[start, [[list(map(list, key)), a, b] for key, (a, b) in acc.items()]]
+    """Field by field, not `asdict`: that deep-copies every slice key of the open windows
+    (thousands with the leaf cube) before they are re-encoded anyway."""
+    plain: dict[str, Any] = {f.name: getattr(state, f.name) for f in fields(state)}
+    plain["sources"] = {name: asdict(mark) for name, mark in state.sources.items()}
+    plain["open"] = [[start, [(key, a, b) for key, (a, b) in acc.items()  # orjson: tuples
+                              if not is_cube_key(key)]]  # as arrays; no leaf or seller keys
                      for start, acc in state.open.items()]
+    plain["cubeless"] = sorted({*state.cubeless, *state.open})  # restored without their cube
     return _WINDOWS + str(WINDOWS_VERSION).encode() + orjson.dumps(plain)
 
 

@@ -70,6 +70,7 @@ _HINT_LABEL = {
     "metric": "Co-moving metric",
     "intervention": "Intervention",
     "external": "External factor",
+    "sellers": "Sellers",
 }
 
 

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from stream_guard.aggregate.plan import compile_plans, slice_keys
+from stream_guard.aggregate.plan import compile_plans, is_cube_key, slice_keys
 from stream_guard.aggregate.windows import Partial, WindowAggregator
 from stream_guard.config.rules import MetricRule
 from tests.conftest import T0
@@ -25,6 +25,7 @@ class ReferenceAggregator:
         self.seen: list[int] = []
         self.late: Counter[tuple[str, str]] = Counter()
         self.dropped: Counter[str] = Counter()
+        self.leaves: dict[tuple[int, int], set[Any]] = {}  # leaves admitted per window
 
     def add(self, topic: str, ts: int, obj: dict[str, Any]) -> None:
         self.seen.append(ts)
@@ -39,9 +40,16 @@ class ReferenceAggregator:
                 self.late[(topic, rule.metric)] += 1
                 continue
             bucket = self.open[m].setdefault(start, {})
+            leaves = self.leaves.setdefault((m, start), set())
             a, b = c.increments(obj)
             for key in slice_keys(c, obj):
-                if key not in bucket and len(bucket) >= 10 * rule.max_series:
+                if is_cube_key(key):  # leaves: max_series per window, then the all-other leaf
+                    if key[0][0].startswith("#") and key not in leaves:
+                        if len(leaves) >= rule.max_series:
+                            key = tuple((d, "other") for d, _ in key)
+                        else:
+                            leaves.add(key)
+                elif key not in bucket and _slices(bucket) >= 10 * rule.max_series:
                     self.dropped[rule.metric] += 1
                     key = tuple((d, "other") for d, _ in key)
                 acc = bucket.setdefault(key, [0.0, 0.0])
@@ -52,7 +60,13 @@ class ReferenceAggregator:
         out = [Partial(m, s, acc) for m, w in enumerate(self.open) for s, acc in sorted(w.items())]
         for w in self.open:
             w.clear()
+        self.leaves.clear()
         return out
+
+
+def _slices(bucket: dict[Any, list[float]]) -> int:
+    """Slices of a window, leaves and sellers aside (they have their own caps)."""
+    return sum(not is_cube_key(k) for k in bucket)
 
 
 def _event(rng: random.Random, topic: str) -> dict[str, Any]:
@@ -75,9 +89,12 @@ def _event(rng: random.Random, topic: str) -> dict[str, Any]:
     return event
 
 
-def _snapshot(parts: list[Partial]) -> list[tuple[int, int, list[tuple[Any, list[float]]]]]:
-    # list(items()): the order slices were first seen matters too (max_series admits by it)
-    return [(p.metric_index, p.window_start_ms, list(p.slices.items())) for p in parts]
+def _snapshot(parts: list[Partial]) -> list[tuple[Any, ...]]:
+    # list(items()): the order slices were first seen matters too (max_series admits by it);
+    # leaves and sellers have caps of their own: their order does not matter
+    return [(p.metric_index, p.window_start_ms,
+             [(k, v) for k, v in p.slices.items() if not is_cube_key(k)],
+             {k: v for k, v in p.slices.items() if is_cube_key(k)}) for p in parts]
 
 
 @pytest.mark.parametrize("max_series", [5000, 2, 1])

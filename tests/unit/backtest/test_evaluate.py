@@ -53,3 +53,44 @@ def test_records_read_as_json_are_evaluated_alike() -> None:
     as_json = [a.to_dict() for a in alerts]
     assert evaluate(as_json, [incident], WINDOWS).episodes == (
         evaluate(alerts, [incident], WINDOWS).episodes)
+
+
+def _first_record(inc: Incident, hints: list[dict[str, object]]) -> AlertRecord:
+    """An episode of `inc`'s metric opened in its second window, with `hints`."""
+    base = _alert(inc.metric, f"episode of {inc.id}", inc.start_ms + 15 * MIN, inc.slice)
+    return AlertRecord.parse({**base.to_dict(), "hints": hints})
+
+
+def _slice_hint(where: dict[str, str], effect: str = "level") -> dict[str, object]:
+    return {"kind": "slice", "summary": "", "slice": where, "share": 0.9, "effect": effect}
+
+
+def _sellers_hint(*sellers: str) -> dict[str, object]:
+    return {"kind": "sellers", "summary": "", "field": "seller_id", "share": 0.8,
+            "sellers": [{"seller": s, "change": 10.0} for s in sellers]}
+
+
+def test_the_top_1_root_cause_of_each_detected_incident() -> None:
+    element = {"region": "EU", "category": "beauty", "payment_method": "card"}
+    incidents = [
+        Incident("element", "gmv", element, "down", 60 * MIN, 120 * MIN, "external"),
+        Incident("parent", "gmv", element, "down", 600 * MIN, 660 * MIN, "external"),
+        Incident("sellers", "gmv", {"category": "toys"}, "up", 1200 * MIN, 1260 * MIN,
+                 "external", effect="sellers", sellers=("s-1", "s-2", "s-3")),
+        Incident("wrong seller", "gmv", {"category": "toys"}, "up", 1800 * MIN, 1860 * MIN,
+                 "external", effect="sellers", sellers=("s-1", "s-2", "s-3")),
+        Incident("missed", "gmv", {}, "down", 2400 * MIN, 2460 * MIN, "external"),
+    ]
+    hints = [
+        [_slice_hint(element)],
+        [_slice_hint({"region": "EU"})],
+        [_slice_hint({"category": "toys"}), _sellers_hint("s-2", "s-1")],
+        [_sellers_hint("s-1", "s-9")],
+    ]  # the last incident is missed: no episode
+    alerts = [_first_record(inc, h) for inc, h in zip(incidents, hints, strict=False)]
+    ev = evaluate(alerts, incidents, WINDOWS)
+    assert {k: v.hit for k, v in ev.rca.items()} == {
+        "element": True, "parent": False, "sellers": True, "wrong seller": False}
+    assert ev.rca["element"].named == "category=beauty, payment_method=card, region=EU (level)"
+    assert ev.rca["sellers"].named == "sellers s-2, s-1"
+    assert ev.total.as_row()["rca_top1"] == 0.5  # of the 4 detected

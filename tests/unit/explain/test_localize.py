@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from stream_guard.explain.cube import LeafTable
-from stream_guard.explain.localize import Localisation, localize
+from stream_guard.explain.localize import Localisation, localize, localize_sparse
 
 REPO = Path(__file__).resolve().parents[3]
 LEVELS = {"x": 4, "y": 5, "z": 3}
@@ -47,6 +47,36 @@ def columns(rows: list[Leaf]) -> dict[str, list[str]]:
 
 def found(result: Localisation) -> list[Leaf]:
     return [dict(c.attrs) for c in result.elements]
+
+
+def sparse(changes: list[tuple[Leaf, float]], seed: int = 5, mean: float = 2.0) -> LeafTable:
+    """A live window's cube: Poisson counts of ~`mean` per leaf around a known forecast."""
+    rng = np.random.default_rng(seed)
+    rows = leaves()
+    forecast = rng.gamma(2.0, mean / 2.0, len(rows))
+    rate = forecast.copy()
+    for element, change in changes:
+        rate *= np.array([1.0 + change if inside(r, element) else 1.0 for r in rows])
+    return LeafTable.from_columns(columns(rows), rng.poisson(rate), forecast)
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_sparse_cubes_name_a_two_attribute_element(seed: int) -> None:
+    result = localize_sparse(sparse([({"x": "x1", "y": "y3"}, 4.0)], seed))
+    assert found(result)[:1] == [{"x": "x1", "y": "y3"}]
+    assert sum(c.share for c in result.elements) <= 1.0 + 1e-9
+    assert result.elements[0].share > 0.5
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_sparse_cubes_call_a_platform_wide_change_external(seed: int) -> None:
+    assert localize_sparse(sparse([({}, 0.8)], seed)).external
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_sparse_cubes_of_noise_alone_name_nothing(seed: int) -> None:
+    result = localize_sparse(sparse([], seed))
+    assert result.elements == ()
 
 
 def test_one_attribute_cause() -> None:

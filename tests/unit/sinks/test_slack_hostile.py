@@ -67,6 +67,9 @@ def hostile_alert(value: str, n_slices: int = 3) -> AlertRecord:
          "calendar_kind": "campaign", "scope": where},
         {"kind": "metric", "summary": f"complaint_rate also anomalous in region={value}",
          "metric": "complaint_rate", "slice": {"region": value}, "direction": "up"},
+        {"kind": "sellers", "summary": f"2 sellers explain 80%: {value} (+40 complaints), "
+         f"s{value} (+9)", "field": "seller_id", "share": 0.8,
+         "sellers": [{"seller": value, "change": 40.0}, {"seller": f"s{value}", "change": 9.0}]},
     ]
     return record(slice={"seller_id": value}, firing_slices=slices, hints=hints * 3)
 
@@ -127,7 +130,7 @@ def test_many_long_hostile_slices_fit_in_3000_characters_and_say_what_was_cut() 
     assert slices.endswith(f"… {40 - shown} more slices")
     assert "…" in slices.split("\n")[1]  # one value was clipped, and says so
     hints = next(s for s in sections if s.startswith("*Root-cause hints*"))
-    assert hints.endswith(f"… {12 - hints.count(chr(10) + '• ')} more hints")
+    assert hints.endswith(f"… {15 - hints.count(chr(10) + '• ')} more hints")
 
 
 def test_under_the_limits_nothing_is_cut() -> None:
