@@ -27,7 +27,9 @@ NO_FLOOD: dict[int, int] = {}
 
 
 def complaints_rule(**explain: Any) -> MetricRule:
-    """Complaints counted per 30 minutes over three dimensions and no configured pair."""
+    """Complaints counted per 30 minutes over three dimensions and no configured pair; leaf cube
+    and sellers on unless `explain` says otherwise (both are opt-in per rule)."""
+    explain = {"localize": True, "sellers": {}, **explain}
     return MetricRule.model_validate({
         "metric": "complaints", "value": "count", "source": {"topic": "complaints"},
         "window": "30m", "dimensions": ["region", "category", "seller_tier"],
