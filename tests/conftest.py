@@ -55,3 +55,12 @@ def order(ts_ms: int, i: int = 0, **overrides: Any) -> dict[str, Any]:
 def make_order() -> Callable[..., dict[str, Any]]:
     return order
 
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    """With `--dist loadscope` (scripts/test.sh): tests/xdist_schedule.py's order and grouping."""
+    if config.getoption("dist") != "loadscope":
+        return None
+    from tests.xdist_schedule import make_scheduler
+
+    return make_scheduler(config, log)
