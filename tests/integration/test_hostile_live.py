@@ -205,13 +205,10 @@ def _reader(c: Any, into: list[dict[str, Any]], want: int) -> Callable[[], bool]
 
 @pytest.fixture(scope="module")
 def live(bootstrap: str, topics: dict[str, TopicSpec], rules: list[MetricRule],
-         dumps: Dumps, tmp_path_factory: pytest.TempPathFactory) -> Live:
+         request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Live:
     root = tmp_path_factory.mktemp("hostile-live")
     prefix = f"hostile-live-{uuid.uuid4().hex[:8]}-"
     create_topics(bootstrap, topics.values(), prefix=prefix)
-    expected = dumps.produced.replayer.stats
-    want = (sum(expected.events.values()) + sum(expected.duplicates.values())
-            + sum(expected.invalid.values()))
     env = {
         "STREAM_GUARD_BROKER": bootstrap, "STREAM_GUARD_TOPIC_PREFIX": prefix,
         "STREAM_GUARD_APP_ID": f"hostile-live-{uuid.uuid4().hex[:8]}",
@@ -227,6 +224,11 @@ def live(bootstrap: str, topics: dict[str, TopicSpec], rules: list[MetricRule],
             consumer(bootstrap, auto_offset_reset="earliest") as dead_topic:
         alerts_topic.subscribe([prefix + "alerts"])
         dead_topic.subscribe([prefix + "dead_letters"])
+        # the dumps and their replays are built while the worker starts (imports, group join)
+        dumps: Dumps = request.getfixturevalue("dumps")
+        expected = dumps.produced.replayer.stats
+        want = (sum(expected.events.values()) + sum(expected.duplicates.values())
+                + sum(expected.invalid.values()))
 
         def owning() -> bool:  # the owner adopts a metric on its first tick (runtime/app.py)
             log = worker.log_path.read_text(errors="replace")
