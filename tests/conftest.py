@@ -12,6 +12,7 @@ from stream_guard.config.rules import MetricRule, load_rules
 from stream_guard.config.topics import TopicSpec, load_topics
 from stream_guard.ingest.codec import Codec
 from stream_guard.types import iso_utc
+from tests.hostile import HostileRuns, make_hostile_runs
 
 REPO = Path(__file__).resolve().parents[1]
 T0 = 1_772_409_600_000  # 2026-03-02T00:00:00Z, a Monday
@@ -32,6 +33,13 @@ def rules(topics: dict[str, TopicSpec]) -> list[MetricRule]:
     return load_rules(REPO / "alert_rules", topics)
 
 
+@pytest.fixture(scope="session")
+def hostile_runs(tmp_path_factory: pytest.TempPathFactory) -> HostileRuns:
+    """The hostile-input dumps and their replays (tests/hostile.py): one set per session for
+    test_hostile.py and test_hostile_live.py."""
+    return make_hostile_runs(tmp_path_factory.mktemp("hostile"))
+
+
 def order(ts_ms: int, i: int = 0, **overrides: Any) -> dict[str, Any]:
     """A valid orders event; overrides replace fields."""
     event = {
@@ -46,3 +54,13 @@ def order(ts_ms: int, i: int = 0, **overrides: Any) -> dict[str, Any]:
 @pytest.fixture
 def make_order() -> Callable[..., dict[str, Any]]:
     return order
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    """With `--dist loadscope` (scripts/test.sh): tests/xdist_schedule.py's order and grouping."""
+    if config.getoption("dist") != "loadscope":
+        return None
+    from tests.xdist_schedule import make_scheduler
+
+    return make_scheduler(config, log)

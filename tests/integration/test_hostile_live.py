@@ -59,25 +59,12 @@ from stream_guard.ingest.kafka import consumer
 from stream_guard.ingest.kafka_produce import ProduceStats, produce_dump
 from stream_guard.ingest.kafka_topics import create_topics
 from stream_guard.runtime.local import LocalWorker
-from stream_guard.simulate.hostile import (
-    ALERT_KEY,
-    KINDS,
-    PENDING,
-    Injection,
-    ReplayRun,
-    line_of,
-    run_replay,
-    write_hostile,
-)
-from stream_guard.simulate.writer import write_simulation
-from tests.conftest import REPO
+from stream_guard.simulate.hostile import ALERT_KEY, Injection, ReplayRun, line_of
+from tests.hostile import ACTIVE, RULES, HostileRuns
 from tests.parity import comparable
 
 pytestmark = pytest.mark.integration
 
-RULES = REPO / "alert_rules"
-DAYS, SCALE, SEED = 3, 0.3, 11  # test_hostile's dump: ~150k lines, 9 alert records
-ACTIVE = [k for k in KINDS if k.name not in PENDING]
 IDLE_AFTER_S = 10.0  # > any stall of a partition here (see above): a pause is not the end
 QUIET_S = 2.0  # after the alerts and dead letters were read: nothing more comes
 READY_S = 60.0  # worker start, group join, first ticks
@@ -169,14 +156,11 @@ def _replay(records: Iterable[DumpRecord]) -> Replayed:
 
 
 @pytest.fixture(scope="module")
-def dumps(tmp_path_factory: pytest.TempPathFactory) -> Dumps:
-    root = tmp_path_factory.mktemp("hostile-live")
-    sim = write_simulation(root / "sim", days=DAYS, seed=SEED, scale=SCALE, invalid_fraction=0)
-    dump = root / "dirty.jsonl"
-    injections = write_hostile(sim.events_path, dump, ACTIVE, seed=SEED)
+def dumps(hostile_runs: HostileRuns) -> Dumps:
+    """test_hostile.py's dumps and replays (the session's: tests/hostile.py)."""
+    dump, injections = hostile_runs.dirty_dump, hostile_runs.injections
     unsent = {inj.line for inj in injections if inj.kind in OFF_KAFKA | TOO_BIG_TO_PRODUCE}
-    clean = run_replay(sim.events_path, root / "clean", RULES, timeout_s=120)
-    dirty = run_replay(dump, root / "dirty", RULES, timeout_s=120)
+    clean, dirty = hostile_runs.clean, hostile_runs.dirty
     for run in (clean, dirty):
         assert run.exit_code == 0, run.stderr[-3000:]
     return Dumps(dump, injections, clean, dirty, _replay(_without(iter_dump(dump), unsent)))
@@ -221,13 +205,10 @@ def _reader(c: Any, into: list[dict[str, Any]], want: int) -> Callable[[], bool]
 
 @pytest.fixture(scope="module")
 def live(bootstrap: str, topics: dict[str, TopicSpec], rules: list[MetricRule],
-         dumps: Dumps) -> Live:
-    root = dumps.dump.parent
+         request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Live:
+    root = tmp_path_factory.mktemp("hostile-live")
     prefix = f"hostile-live-{uuid.uuid4().hex[:8]}-"
     create_topics(bootstrap, topics.values(), prefix=prefix)
-    expected = dumps.produced.replayer.stats
-    want = (sum(expected.events.values()) + sum(expected.duplicates.values())
-            + sum(expected.invalid.values()))
     env = {
         "STREAM_GUARD_BROKER": bootstrap, "STREAM_GUARD_TOPIC_PREFIX": prefix,
         "STREAM_GUARD_APP_ID": f"hostile-live-{uuid.uuid4().hex[:8]}",
@@ -243,6 +224,11 @@ def live(bootstrap: str, topics: dict[str, TopicSpec], rules: list[MetricRule],
             consumer(bootstrap, auto_offset_reset="earliest") as dead_topic:
         alerts_topic.subscribe([prefix + "alerts"])
         dead_topic.subscribe([prefix + "dead_letters"])
+        # the dumps and their replays are built while the worker starts (imports, group join)
+        dumps: Dumps = request.getfixturevalue("dumps")
+        expected = dumps.produced.replayer.stats
+        want = (sum(expected.events.values()) + sum(expected.duplicates.values())
+                + sum(expected.invalid.values()))
 
         def owning() -> bool:  # the owner adopts a metric on its first tick (runtime/app.py)
             log = worker.log_path.read_text(errors="replace")

@@ -30,17 +30,19 @@ DEADLINE_S = 180.0
 QUIET_S = 12.0  # > the workers' idle_after: the last windows have closed
 
 
-def _drain(bootstrap: str, topic: str, until: float, want: int) -> list[Any]:
-    """Values of `topic` (one partition) until `want` arrived and nothing more for QUIET_S."""
-    got: list[Any] = []
+def _drain(bootstrap: str, until: float, want: dict[str, int]) -> dict[str, list[Any]]:
+    """Values of each topic of `want` (one partition each) until each has its count and nothing
+    more came on any for QUIET_S (one quiet spell for all: they fill at the same time)."""
+    got: dict[str, list[Any]] = {topic: [] for topic in want}
     last = time.monotonic()
     with consumer(bootstrap, auto_offset_reset="earliest") as c:
-        c.subscribe([topic])
+        c.subscribe(list(want))
         while time.monotonic() < until:
-            for batch in c.poll(timeout_ms=300).values():
-                got += [orjson.loads(r.value) for r in batch]
+            for tp, batch in c.poll(timeout_ms=300).items():
+                got[tp.topic] += [orjson.loads(r.value) for r in batch]
                 last = time.monotonic()
-            if len(got) >= want and time.monotonic() - last > QUIET_S:
+            if all(len(got[t]) >= n for t, n in want.items()) and (
+                    time.monotonic() - last > QUIET_S):
                 break
     return got
 
@@ -67,8 +69,9 @@ def test_two_workers_on_four_partitions_alert_as_replay_does(
     }
     until = time.monotonic() + DEADLINE_S
     with LocalWorker(env, tmp_path / "w1.log"), LocalWorker(env, tmp_path / "w2.log"):
-        alerts = _drain(bootstrap, kafka_topics + "alerts", until, len(expected))
-        dead = _drain(bootstrap, kafka_topics + "dead_letters", until, sum(invalid.values()))
+        got = _drain(bootstrap, until, {kafka_topics + "alerts": len(expected),
+                                        kafka_topics + "dead_letters": sum(invalid.values())})
+    alerts, dead = got[kafka_topics + "alerts"], got[kafka_topics + "dead_letters"]
 
     assert [comparable(a) for a in alerts] == [comparable(a) for a in expected]
     assert Counter((d["topic"], d["reason"]) for d in dead) == invalid

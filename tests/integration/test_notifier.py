@@ -98,7 +98,7 @@ class Rig:
             broker=broker_url(self.bootstrap),
             store="memory://",
             datadir=str(self.datadir),  # Faust writes a data dir even with in-memory tables
-            broker_session_timeout=6,
+            broker_session_timeout=3,  # joins held 1.5 s (see _faust_harness.SESSION_TIMEOUT_S)
             broker_heartbeat_interval=1,
             broker_commit_interval=0.2,
             consumer_auto_offset_reset="earliest",

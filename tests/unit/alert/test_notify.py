@@ -56,7 +56,8 @@ class Harness:
         self.fake = fake
         self.store: dict[str, Any] = {} if store is None else store
         self.sleeps: list[float] = []
-        client = WebClient(token=FAKE_TOKEN, base_url=fake.base_url, timeout=0.1, retry_handlers=[])  # type: ignore[arg-type]
+        client = WebClient(token=FAKE_TOKEN, base_url=fake.base_url,  # type: ignore[arg-type]
+                           timeout=slack_fixtures.CLIENT_TIMEOUT_S, retry_handlers=[])
         self.notifier = Notifier(
             ROUTES, SlackIntegration(SlackSink(client)), self.store, sleep=self.sleeps.append
         )

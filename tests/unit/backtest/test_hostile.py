@@ -1,9 +1,10 @@
 """Hostile input (issue 10, item 8): a simulated dump with every kind of bad record injected
 (stream_guard/simulate/hostile.py) replays like a clean one.
 
-One clean and one dirty `stream-guard replay`, each in its own process, per session: both exit
-0; the dirty run's peak RSS stays within a margin of the clean run's; every injected line gets
-its kind's outcome (the dead-letter reasons on its line, or the summary counter it belongs in);
+One clean and one dirty `stream-guard replay`, each in its own process, per session (made by
+tests/hostile.py, shared with tests/integration/test_hostile_live.py): both exit 0; the dirty
+run's peak RSS stays within a margin of the clean run's; every injected line gets its kind's
+outcome (the dead-letter reasons on its line, or the summary counter it belongs in);
 no record of the clean dump is dead-lettered; the alert records are the clean run's. Kinds in
 `PENDING` are neither injected nor judged: their test is skipped with the reason.
 """
@@ -23,17 +24,13 @@ from stream_guard.simulate.hostile import (
     Verdict,
     counter_deltas,
     judge,
-    run_replay,
     stray_dead_letters,
     write_hostile,
 )
-from stream_guard.simulate.writer import write_simulation
+from tests.hostile import ACTIVE, SEED, HostileRuns
 
-RULES = Path(__file__).resolve().parents[3] / "alert_rules"
-DAYS, SCALE, SEED = 3, 0.3, 11  # 140k records, 9 alert records in 4 episodes
 RSS_MARGIN_MB = 64
 """What the dirty run may use beyond the clean run's peak (measured: +3 MB)."""
-ACTIVE = [k for k in KINDS if k.name not in PENDING]
 
 
 @dataclass(frozen=True)
@@ -47,15 +44,11 @@ class Runs:
 
 
 @pytest.fixture(scope="session")
-def runs(tmp_path_factory: pytest.TempPathFactory) -> Runs:
-    root = tmp_path_factory.mktemp("hostile")
-    sim = write_simulation(root / "sim", days=DAYS, seed=SEED, scale=SCALE, invalid_fraction=0)
-    dirty_dump = root / "dirty.jsonl"
-    injections = write_hostile(sim.events_path, dirty_dump, ACTIVE, seed=SEED)
-    clean = run_replay(sim.events_path, root / "clean", RULES, timeout_s=120)
-    dirty = run_replay(dirty_dump, root / "dirty", RULES, timeout_s=120)
-    verdicts = judge(ACTIVE, injections, dirty.dead_letters, counter_deltas(clean, dirty))
-    return Runs(sim.events_path, dirty_dump, clean, dirty, injections,
+def runs(hostile_runs: HostileRuns) -> Runs:
+    """The session's dumps and replays (tests/hostile.py; test_hostile_live.py uses them too)."""
+    h = hostile_runs
+    verdicts = judge(ACTIVE, h.injections, h.dirty.dead_letters, counter_deltas(h.clean, h.dirty))
+    return Runs(h.clean_dump, h.dirty_dump, h.clean, h.dirty, h.injections,
                 {v.kind: v for v in verdicts})
 
 

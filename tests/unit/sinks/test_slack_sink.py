@@ -74,7 +74,7 @@ def test_server_errors_are_retryable(
 
 
 def test_slow_response_times_out_as_retryable(fake_slack: FakeSlack, slack_sink: SlackSink) -> None:
-    fake_slack.enqueue(Reply.slow(delay_s=5.0))  # released at teardown; the client waits 0.1 s
+    fake_slack.enqueue(Reply.slow(delay_s=5.0))  # released at teardown; the client waits 1 s
     with pytest.raises(RetryableSinkError, match=r"chat\.postMessage to #alerts"):
         slack_sink.post("#alerts", MESSAGE)
 
