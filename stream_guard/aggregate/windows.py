@@ -11,10 +11,10 @@ source at once, when a window is complete.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Hashable, Mapping
 from dataclasses import dataclass
 from functools import partial
-from typing import Any
+from typing import Any, TypeVar
 
 from stream_guard.aggregate.plan import (
     LEAF_MARK,
@@ -36,6 +36,7 @@ __all__ = [
 ]
 
 Accumulators = dict[SliceKey, list[float]]
+K = TypeVar("K", bound=Hashable)
 
 ROBUST_RANK = 3
 """The watermark is the 3rd largest event time seen: robust to two outlying events."""
@@ -96,12 +97,17 @@ def _cube_acc(w: OpenWindow, key: SliceKey) -> list[float]:
 def merge_into(acc: Accumulators, deltas: Accumulators) -> None:
     """Adds `deltas` to `acc`, slice by slice, in place."""
     for key, (a, b) in deltas.items():
-        cur = acc.get(key)
-        if cur is None:
-            acc[key] = [a, b]
-        else:
-            cur[0] += a
-            cur[1] += b
+        add_into(acc, key, a, b)
+
+
+def add_into(acc: dict[K, list[float]], key: K, a: float, b: float) -> None:
+    """Adds (a, b) to the slice `key` of `acc`, in place."""
+    cur = acc.get(key)
+    if cur is None:
+        acc[key] = [a, b]
+    else:
+        cur[0] += a
+        cur[1] += b
 
 
 @dataclass(frozen=True, slots=True)

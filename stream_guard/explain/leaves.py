@@ -34,7 +34,7 @@ from collections.abc import Callable
 import numpy as np
 
 from stream_guard.aggregate.plan import LEAF_MARK, SELLER_MARK
-from stream_guard.aggregate.windows import OTHER, Accumulators
+from stream_guard.aggregate.windows import OTHER, Accumulators, add_into
 from stream_guard.explain.cube import LeafTable
 from stream_guard.types import SliceKey
 
@@ -79,12 +79,7 @@ def fold_leaves(
         leaf = memo.get(key)
         if leaf is None:
             leaf = memo[key] = tuple(v if known(((d[1:], v),)) else OTHER for d, v in key)
-        acc = out.get(leaf)
-        if acc is None:
-            out[leaf] = [num, den]
-        else:
-            acc[0] += num
-            acc[1] += den
+        add_into(out, leaf, num, den)
     return out
 
 

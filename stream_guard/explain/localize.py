@@ -24,7 +24,7 @@ handful of ``np.bincount`` calls per cuboid, so a 21,600-leaf table takes millis
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from itertools import combinations
 from statistics import NormalDist
@@ -146,6 +146,11 @@ def _best(
         g = _significant(_gains(v, a, w, cub), live, cub, unit)
         i = int(np.argmax(g))
         picks.append(_Pick(cub, i, float(g[i])))
+    return _coarsest(picks, tol)
+
+
+def _coarsest(picks: list[_Pick], tol: float) -> _Pick | None:
+    """The coarsest of the picks within `tol` of the best gain (None: no gain)."""
     top = max((p.gain for p in picks), default=0.0)
     if top <= 0:
         return None
@@ -261,7 +266,14 @@ def localize(
     table: LeafTable, *, ratio: bool = False, params: Params | None = None
 ) -> Localisation:
     """The root-cause elements of the change in `table`, most explanatory first."""
-    params = params or (DEFAULT_RATIO if ratio else DEFAULT)
+    return _localize(table, ratio, params or (DEFAULT_RATIO if ratio else DEFAULT), _search)
+
+
+Search = Callable[[FloatArray, FloatArray, list[_Cuboid], Params], list[_Pick] | None]
+"""(actual, forecast, cuboids, params) -> the picks, or None for "platform-wide"."""
+
+
+def _localize(table: LeafTable, ratio: bool, params: Params, search: Search) -> Localisation:
     if ratio and not table.is_ratio:
         raise ValueError("ratio=True needs a leaf table with denominators")
     if not ratio and table.is_ratio:
@@ -269,10 +281,10 @@ def localize(
     v, f = _units(table)
     if len(table) == 0 or not np.any(v != f):
         return Localisation((), external=False)
-    picks = _search(v, f, _cuboids(table.codes), params)
+    picks = search(v, f, _cuboids(table.codes), params)
     if picks is None:
         return Localisation((), external=True)
-    return Localisation(tuple(_causes(table, v, f, picks)), external=False)
+    return Localisation(tuple(_causes(table, v, f, picks)), external=False)  # () : unsure
 
 
 # --- sparse cubes: element-level Poisson likelihood ------------------------------------------
@@ -319,11 +331,7 @@ def _best_sparse(
         g = np.where(g >= floor, g, 0.0)
         i = int(np.argmax(g))
         picks.append(_Pick(cub, i, float(g[i])))
-    top = max((p.gain for p in picks), default=0.0)
-    if top <= 0:
-        return None
-    near = [p for p in picks if p.gain >= (1.0 - tol) * top]
-    return min(near, key=lambda p: (p.layer, -p.gain))
+    return _coarsest(picks, tol)
 
 
 def _sparse_search(
@@ -359,15 +367,4 @@ def localize_sparse(
     table where nothing is significant is not called platform-wide: no elements and
     ``external=False`` (the window has too few events to say where; the engine then keeps
     the configured slices' hints, whose detectors see more than one window)."""
-    params = params or DEFAULT
-    if ratio and not table.is_ratio:
-        raise ValueError("ratio=True needs a leaf table with denominators")
-    if not ratio and table.is_ratio:
-        table = LeafTable(table.attributes, table.values, table.codes, table.actual, table.forecast)
-    v, f = _units(table)
-    if len(table) == 0 or not np.any(v != f):
-        return Localisation((), external=False)
-    picks = _sparse_search(v, f, _cuboids(table.codes), params)
-    if picks is None:
-        return Localisation((), external=True)
-    return Localisation(tuple(_causes(table, v, f, picks)), external=False)  # () : unsure
+    return _localize(table, ratio, params or DEFAULT, _sparse_search)
