@@ -85,11 +85,11 @@ class SourceStage:
         self, topic: str, value: Any, origin: str
     ) -> list[tuple[int, Mapping[str, Any], str]]:
         """The valid events of a record as (ts_ms, fields, origin); the rest dead-lettered."""
-        if isinstance(value, bytes | str):
-            events, dead = self.codec.decode(topic, value, origin)
+        if isinstance(value, bytes | str):  # (no `Event` built: the live hot path)
+            valid, dead = self.codec.values(topic, value, origin)
             for dl in dead:
                 self.dead(dl)
-            return [(ev.ts_ms, ev.fields, origin) for ev in events]
+            return [(ts_ms, fields, origin) for ts_ms, fields in valid]
         try:
             return [(self.codec.validate(topic, value), value, origin)]
         except InvalidEvent as err:

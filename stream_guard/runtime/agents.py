@@ -29,6 +29,7 @@ from stream_guard.ingest.codec import DeadLetter
 from stream_guard.ingest.kafka_batch import partition_for
 from stream_guard.observability.metrics import RuntimeMetrics
 from stream_guard.runtime.checkpoint import Checkpoint, ReadLog
+from stream_guard.runtime.cursor import read_gap
 from stream_guard.runtime.owner import Closed, Owner
 from stream_guard.runtime.reports import (
     NO_WATERMARK,
@@ -38,7 +39,7 @@ from stream_guard.runtime.reports import (
     encode,
     encode_tick,
 )
-from stream_guard.runtime.resume import Reported, history, read_range, reported_offsets
+from stream_guard.runtime.resume import history, read_range, reported_offsets
 from stream_guard.runtime.sources import SourcePool, source_name
 from stream_guard.types import AlertRecord
 
@@ -99,10 +100,9 @@ class SourceAgent:
     async def _fill(self, topic: str, partition: int, lo: int, hi: int) -> None:
         """Ingests events [lo, hi) of a partition from the log: Faust's stream acks, without
         delivering them, events fetched around a rebalance (see runtime/checkpoint.py)."""
-        records = await read_range(self.topics.bootstrap, self.topics.prefix + topic, partition,
-                                   lo, hi)
-        log.warning("%s: offsets %d to %d were not delivered: read %d back from the log",
-                    source_name(topic, partition), lo, hi - 1, len(records))
+        name = self.topics.prefix + topic
+        records = await read_gap(source_name(topic, partition), range(lo, hi), lambda a, b:
+                                 read_range(self.topics.bootstrap, name, partition, a, b))
         for r in records:  # (aiokafka's timestamps are ms)
             self.pool.ingest(topic, partition, r.offset, r.value or b"", r.timestamp or None)
 
@@ -130,7 +130,7 @@ class SourceAgent:
             {source_name(*tp): first for tp, first in firsts.items()})
         # reports ending before the first offset delivered: the events between were never
         # reported (skipped by Faust, then committed); start there, and `on_batch` reads them
-        starts = {tp: min(first, _end(reported[source_name(*tp)], first))
+        starts = {tp: _start(first, reported[source_name(*tp)].end)
                   for tp, first in firsts.items()}
         past = await history(
             t.bootstrap, {(prefix + tp, p): start for (tp, p), start in starts.items()},
@@ -225,10 +225,10 @@ class Ticker:
         return status
 
 
-def _end(reported: Reported, first: int) -> int:
-    """Where a resumed source must start ingesting: the end of its last report when that is
-    before `first` (a gap), else `first`."""
-    return first if reported.end is None else reported.end
+def _start(first: int, reported_until: int | None) -> int:
+    """Where a resumed source starts: the first offset delivered, or before it where its
+    reports end (the events between were never reported)."""
+    return first if reported_until is None else min(first, reported_until)
 
 
 async def publish(

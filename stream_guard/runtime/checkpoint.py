@@ -27,12 +27,11 @@ dict-backed table and checks the restarted owner gives the alerts of an uninterr
 from __future__ import annotations
 
 import base64
-import logging
 from collections import Counter
 from collections.abc import Awaitable, Callable, MutableMapping
 from dataclasses import dataclass, field
 
-from stream_guard.runtime.cursor import Cursor
+from stream_guard.runtime.cursor import Cursor, read_gap
 from stream_guard.runtime.owner import Closed, Owner
 from stream_guard.runtime.reports import Report, Tick
 from stream_guard.types import AlertRecord
@@ -49,8 +48,6 @@ Position = tuple[int, int]
 """(partials partition, offset) of a message."""
 ReadLog = Callable[[int, int, int], Awaitable[list[tuple[int, Report | Tick]]]]
 """(partition, lo, hi) -> the partials messages of offsets [lo, hi), in offset order."""
-
-log = logging.getLogger(__name__)
 
 PARTIALS = "partials"
 """The cursor's name for the partials topic (`position/partials/<partition>` in the table)."""
@@ -92,8 +89,11 @@ class Checkpoint:
         if missing is None:
             ack()  # its effect is saved (a redelivery after a restart or rebalance)
             return Closed.combine([])
+        read = self.read_log
         steps = [await self.step(gap_msg, _noop, (at[0], gap_offset))
-                 for gap_offset, gap_msg in await self._read_gap(at[0], missing)]
+                 for gap_offset, gap_msg in await read_gap(
+                     f"{PARTIALS}/{at[0]}", missing,
+                     None if read is None else lambda lo, hi: read(at[0], lo, hi))]
         steps.append(await self.step(msg, ack, at))
         return Closed.combine(steps)
 
@@ -157,19 +157,6 @@ class Checkpoint:
         self._cursor.save(PARTIALS, partition, min(
             (at[1] for at in self._first_unsaved.values() if at[0] == partition),
             default=self._cursor.next(PARTIALS, partition)))
-
-    async def _read_gap(self, partition: int, missing: range) -> list[tuple[int, Report | Tick]]:
-        """The messages of the `missing` offsets (Faust did not deliver them), from the log."""
-        if not missing:
-            return []
-        if self.read_log is None:
-            log.warning("partials/%d: offsets %d to %d were not delivered; no log to read them",
-                        partition, missing.start, missing.stop - 1)
-            return []
-        found = await self.read_log(partition, missing.start, missing.stop)
-        log.warning("partials/%d: offsets %d to %d were not delivered: read %d back from the log",
-                    partition, missing.start, missing.stop - 1, len(found))
-        return found
 
     def _save_windows(self, metrics: frozenset[str] | set[str]) -> None:
         for name in sorted(metrics):

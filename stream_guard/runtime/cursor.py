@@ -27,10 +27,15 @@ range(13, 13)
 
 from __future__ import annotations
 
-from collections.abc import MutableMapping
+import logging
+from collections.abc import Awaitable, Callable, MutableMapping
 from dataclasses import dataclass, field
+from typing import TypeVar
 
-__all__ = ["Cursor"]
+__all__ = ["Cursor", "read_gap"]
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 @dataclass
@@ -71,6 +76,25 @@ class Cursor:
         """Partitions revoked: read the positions again from the table when they come back."""
         self._next.clear()
         self._saved.clear()
+
+
+async def read_gap(
+    label: str, missing: range, read: Callable[[int, int], Awaitable[list[T]]] | None
+) -> list[T]:
+    """The records of the `missing` offsets of partition `label` (Faust did not deliver them),
+    read back from the log with `read(lo, hi)`; none to read for an empty range or no `read`.
+    A gap with no record in the log is not a loss (transaction markers, compaction)."""
+    if not missing:
+        return []
+    if read is None:
+        log.warning("%s: offsets %d to %d were not delivered; no log to read them", label,
+                    missing.start, missing.stop - 1)
+        return []
+    found = await read(missing.start, missing.stop)
+    (log.warning if found else log.info)(
+        "%s: offsets %d to %d were not delivered: read %d back from the log", label,
+        missing.start, missing.stop - 1, len(found))
+    return found
 
 
 def _key(topic: str, partition: int) -> str:

@@ -63,7 +63,7 @@ from stream_guard.clock import Clock, SystemClock
 from stream_guard.config.routes import load_routes
 from stream_guard.errors import ConfigError, InvalidEvent
 from stream_guard.ingest.kafka_batch import partition_for
-from stream_guard.runtime.cursor import Cursor
+from stream_guard.runtime.cursor import Cursor, read_gap
 from stream_guard.runtime.ends import new_reader
 from stream_guard.runtime.resume import read_range
 from stream_guard.sinks.interactivity import AlertAction, interactivity_handler
@@ -193,12 +193,9 @@ class Intake:
         missing = self.cursor.gap("alerts", partition, offset)
         if missing is None:
             return  # handled, and its notification-log entries saved, before
-        if missing:
-            records = await self.read(partition, missing.start, missing.stop)
-            log.warning("alerts/%d: offsets %d to %d were not delivered: read %d back from the "
-                        "log", partition, missing.start, missing.stop - 1, len(records))
-            for record in records:
-                await self.handle(record)
+        for record in await read_gap(f"alerts/{partition}", missing,
+                                     lambda lo, hi: self.read(partition, lo, hi)):
+            await self.handle(record)
         await self.handle(value)
         self.cursor.took("alerts", partition, offset)
         self.cursor.save("alerts", partition, offset + 1)  # after the log entries (flushed)

@@ -104,17 +104,7 @@ class SourcePool:
                 self._sealed.append(segment)
             while src.cuts and src.cuts[0] <= offset:
                 del src.cuts[0]
-        origin, stage = f"{partition}:{offset}", src.stage
-        if type(value) is bytes:  # what Kafka gives: `SourceStage.ingest`, minus its `Event`s
-            valid, dead = stage.codec.values(topic, value, origin)
-            for dl in dead:
-                stage.dead(dl)
-            if valid:
-                accept = stage.acceptor(topic)
-                for ts_ms, fields in valid:
-                    accept(ts_ms, fields, arrival_ms, origin)
-        else:  # a null value (a tombstone): dead-lettered the general way
-            stage.ingest(topic, value, origin, arrival_ms)
+        src.stage.ingest(topic, value, f"{partition}:{offset}", arrival_ms)
         if not src.dirty:
             src.dirty, src.first_offset = True, offset
         src.next_offset = offset + 1
