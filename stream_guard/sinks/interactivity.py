@@ -17,6 +17,13 @@ checked in this order, so nothing unsigned is ever parsed:
 - 400: a signed body that is not a form with a JSON object `payload`, nested too deeply, or a
   `block_actions` payload with wrong types (`user` not an object, `actions` not a list...).
 
+An action's time (`AlertAction.at_ms`) is the signed request timestamp, not the receiving
+worker's clock: the same request gives the same control records whichever worker takes it. The
+replay guard is per process, so behind a load balancer (docker-compose's `ingress`: any worker
+may take a press) a replay, or Slack's own retry of a slow answer, can reach a second worker
+within the window; it then writes byte-identical records (a silence's id is derived from its
+content), which changes nothing.
+
     app = web.Application()
     app.router.add_post("/slack/interactivity",
                         interactivity_handler(settings.signing_secret, SystemClock(), on_action))
@@ -128,10 +135,10 @@ def interactivity_handler(
     async def handle(request: web.Request) -> web.StreamResponse:
         try:
             body = await _read_body(request)
-            sig = _verify(key, body, request.headers, clock.now_ms() / 1000)
+            sig, stamp_s = _verify(key, body, request.headers, clock.now_ms() / 1000)
             if not replays.first_time(sig, clock.now_ms() / 1000):
                 raise _Refused(401, "replayed request")
-            actions = _parse(body, clock.now_ms())
+            actions = _parse(body, stamp_s * 1000)
         except _Refused as refused:
             log.warning("interactivity: refused (%d): %s", refused.status, refused.reason)
             return web.Response(status=refused.status, text=refused.reason)
@@ -154,8 +161,11 @@ async def _read_body(request: web.Request) -> bytes:
     return bytes(body)
 
 
-def _verify(key: bytes, body: bytes, headers: Mapping[str, str], now_s: float) -> str:
-    """The request's signature when it is well-formed, fresh and Slack's; else 401."""
+def _verify(
+    key: bytes, body: bytes, headers: Mapping[str, str], now_s: float
+) -> tuple[str, int]:
+    """The request's signature and signed timestamp (s) when it is well-formed, fresh and
+    Slack's; else 401."""
     stamp = headers.get("X-Slack-Request-Timestamp", "")
     sig = headers.get("X-Slack-Signature", "")
     if not (_TIMESTAMP.fullmatch(stamp) and _SIGNATURE.fullmatch(sig)):
@@ -165,7 +175,7 @@ def _verify(key: bytes, body: bytes, headers: Mapping[str, str], now_s: float) -
     digest = hmac.new(key, b"v0:" + stamp.encode() + b":" + body, hashlib.sha256).hexdigest()
     if not hmac.compare_digest(f"v0={digest}", sig):
         raise _Refused(401, "invalid signature")
-    return sig
+    return sig, int(stamp)
 
 
 def _parse(body: bytes, at_ms: int) -> list[AlertAction]:

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
+import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -47,7 +49,7 @@ def _listeners(value: str) -> dict[str, str]:
 
 
 def test_the_stack_and_its_start_order(services: dict[str, Any]) -> None:
-    assert set(services) == {"kafka", "topics", "worker", "prometheus", "grafana"}
+    assert set(services) == {"kafka", "topics", "worker", "ingress", "prometheus", "grafana"}
     worker = services["worker"]
     assert worker["command"] == ["worker"]
     assert worker["deploy"]["replicas"] == 2
@@ -168,3 +170,48 @@ def test_yaml_files_under_deploy_parse() -> None:
     assert paths
     for path in paths:
         assert isinstance(yaml.safe_load(Path(path).read_text()), dict), path
+
+
+INGRESS = REPO / "deploy" / "ingress" / "slack.conf"
+
+
+def _directives(conf: str) -> list[list[str]]:
+    """nginx directives as word lists (comments dropped; blocks' braces kept as words)."""
+    text = re.sub(r"#[^\n]*", "", conf).replace("{", " { ;").replace("}", " } ;")
+    return [d.split() for d in text.split(";") if d.split()]
+
+
+def test_the_ingress_forwards_only_the_interactivity_path_to_every_worker(
+    services: dict[str, Any],
+) -> None:
+    """`--scale worker=N` needs no change: the workers publish no port and Slack's one request
+    URL reaches any of them through the ingress, which resolves the service name per request."""
+    from stream_guard.runtime.notifier import NotifierSettings
+    from stream_guard.sinks.interactivity import MAX_BODY
+
+    ingress = services["ingress"]
+    assert len(ingress["ports"]) == 1 and ingress["ports"][0].endswith(":8080")
+    assert ingress["volumes"] == ["./deploy/ingress/slack.conf:/etc/nginx/conf.d/default.conf:ro"]
+    words = _directives(INGRESS.read_text())
+    web_port = _env(services["worker"])["STREAM_GUARD_WEB_PORT"]
+    path = NotifierSettings.__dataclass_fields__["interactivity_path"].default
+    assert ["set", "$workers", "worker"] in words  # the compose service: every replica
+    assert ["resolver", "127.0.0.11", "valid=10s", "ipv6=off"] in words
+    assert ["listen", "8080"] in words
+    assert ["client_max_body_size", f"{MAX_BODY // 1024}k"] in words
+    proxied = [w for w in words if w[0] == "proxy_pass"]
+    assert proxied == [["proxy_pass", f"http://$workers:{web_port}"]]
+    locations = [w[1:-1] for w in words if w[0] == "location"]
+    assert locations == [["=", path], ["/"]]  # everything else: 404
+    assert "container_name" not in services["worker"] and "ports" not in services["worker"]
+
+
+@pytest.mark.skipif(shutil.which("nginx") is None,
+                    reason="nginx not installed (Debian's nginx-light): syntax not checked")
+def test_the_ingress_config_is_valid_nginx(tmp_path: Path) -> None:
+    main = tmp_path / "nginx.conf"
+    main.write_text(f"pid {tmp_path}/nginx.pid; error_log {tmp_path}/error.log;\n"
+                    f"events {{}}\nhttp {{ access_log off; include {INGRESS}; }}\n")
+    done = subprocess.run(["nginx", "-t", "-p", str(tmp_path), "-c", str(main)],
+                          capture_output=True, text=True, timeout=30)
+    assert done.returncode == 0, done.stderr

@@ -16,6 +16,8 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 from pydantic import SecretStr
 
+from stream_guard.alert.feedback import action_to_control
+from stream_guard.alert.silences import Silence
 from stream_guard.clock import ManualClock
 from stream_guard.errors import ConfigError
 from stream_guard.sinks.interactivity import (
@@ -322,3 +324,27 @@ def test_every_button_of_a_parent_parses_to_its_action() -> None:
                                           "snooze_24h", "feedback_real", "feedback_false_alarm"]
     assert {a.action for a in parsed} == set(ACTIONS.values())
     assert {(a.metric, tuple(a.slice.items())) for a in parsed} == {("gmv", (("region", "EU"),))}
+
+
+def test_the_same_press_on_two_workers_writes_the_same_control_records() -> None:
+    """Behind the compose ingress any worker may take a request; each guards replays only
+    locally, so a replay (or Slack's retry) can reach a second worker. The action's time is the
+    signed timestamp, not the worker's clock: both write identical records, which is a no-op."""
+    button = json.dumps({"episode_id": "gmv-ep", "metric": "gmv", "slice": {"region": "EU"}})
+    body = payload(SNOOZE_ACTION_ID, episode=button)
+    headers = signed(body)
+
+    def worker(arrives_after_ms: int) -> list[AlertAction]:
+        async def scenario(
+            client: TestClient[web.Request, web.Application], clock: ManualClock
+        ) -> None:
+            clock.advance(arrives_after_ms)
+            assert (await client.post(PATH, data=body, headers=headers)).status == 200
+
+        return run(scenario)
+
+    first, second = worker(2_000), worker(95_000)
+    assert first[0].at_ms == NOW_S * 1000  # when Slack signed it, not when it arrived
+    records = [action_to_control(a) for a in first + second]
+    assert records[0] is not None and records[0] == records[1]
+    assert isinstance(records[0], Silence) and records[0].starts_ms == NOW_S * 1000
