@@ -199,6 +199,41 @@ def test_median_shift_ignores_a_lone_spike_but_sees_a_slow_slide() -> None:
     assert min(zs[1100:1400]) < -8  # 0.08 sigma a point, yet 8 sigmas in all: far out
 
 
+
+def _integer_speeds(det: MedianShift, n: int, halve_from: int | None = None) -> list[float]:
+    """Integer speeds of sd 3 around 62 (a loop detector's), halved from ``halve_from``."""
+    rng = random.Random(4)
+    zs = []
+    for i in range(n):
+        v = float(round(rng.gauss(62.0, 3.0) * (0.5 if halve_from and i >= halve_from else 1)))
+        zs.append(det.z_one(_x(i, v, 300.0)))
+        det.learn_one(_x(i, v, 300.0))
+    return zs
+
+
+def test_median_shift_on_integers_is_not_moved_by_one_unit() -> None:
+    # Medians of integers tie: most differences are exactly 0, their spread is 0. A median
+    # moving by one unit was a z of millions; the series' resolution (1) floors the scale.
+    zs = _integer_speeds(MedianShift(k=144), 3000)
+    assert max(abs(z) for z in zs) <= 2.0
+
+
+def test_median_shift_on_integers_still_sees_a_halving() -> None:
+    zs = _integer_speeds(MedianShift(k=144), 3000, halve_from=2500)
+    assert min(zs[2500:]) < -20  # 31 units down: far beyond the resolution
+
+
+def test_median_shift_saved_before_the_resolution_floor_still_loads() -> None:
+    det = MedianShift(k=16)
+    _integer_speeds(det, 400)
+    state = dict(det.__dict__)
+    del state["_resolution"], state["_previous"]
+    old = MedianShift.__new__(MedianShift)
+    old.__setstate__(state)
+    old.learn_one(_x(400, 61.0))  # it keeps learning, and finds the resolution again
+    old.learn_one(_x(401, 62.0))
+    assert old._resolution == 1.0
+
 def _spiky_history(cal: TailCalibrator, spikes: int, seed: int = 9) -> None:
     """2,000 half-normal scores, `spikes` of them replaced by 40-60 (far beyond the clip)."""
     rng = random.Random(seed)
