@@ -106,6 +106,44 @@ def test_refractory_margin_counts_from_the_episode_peak_so_a_creeping_score_fire
     assert outs[False][2] == 7.0  # measured from the opening score, the climb fires again
 
 
+
+def _echoed(det: Refractory, values: list[float]) -> list[float]:
+    out = []
+    for i, v in enumerate(values):
+        out.append(det.score_one(_x(i, v)))
+        det.learn_one(_x(i, v))
+    return out
+
+
+def test_run_rule_reports_a_run_under_the_level_once_and_a_ramp_as_it_climbs() -> None:
+    # Scores creeping along between an alert threshold (3.3) and the level (3.5): without the
+    # rule each of them fires; with it the run passes at 3.33, then only what is 0.3 rarer.
+    run = [2.9, 3.33, 3.36, 3.4, 3.35, 3.45, 2.0, 3.34]
+    plain = _echoed(Refractory(_Echo(), level=3.5, damping=0.25), run)
+    ruled = _echoed(Refractory(_Echo(), level=3.5, damping=0.25, run_level=2.5), run)
+    assert sum(z >= 3.3 for z in plain) == 6
+    assert ruled[:2] == [2.9, 3.33] and max(ruled[2:6]) < 3.3  # 3.36-3.45 < 3.33 + 0.3
+    assert ruled[7] == 3.34  # 2.0 ended the run: a new one reports again
+    ramp = _echoed(Refractory(_Echo(), level=3.5, damping=0.25, run_level=2.5),
+                   [2.6, 2.8, 3.0, 3.2, 3.4])
+    assert ramp == [2.6, 0.7, 3.0, 0.8, 3.4]
+
+
+def test_run_rule_leaves_scores_at_the_level_alone() -> None:
+    values = [3.4, 3.6, 9.0, 1.0]
+    assert _echoed(Refractory(_Echo(), level=3.5, damping=0.25, run_level=2.5), values) == \
+        _echoed(Refractory(_Echo(), level=3.5, damping=0.25), values)
+
+
+def test_refractory_saved_before_the_run_rule_still_loads() -> None:
+    det = Refractory(_Echo(), level=3.5)
+    state = dict(det.__dict__)
+    for name in ("run_level", "run_margin", "_record"):
+        del state[name]
+    old = Refractory.__new__(Refractory)
+    old.__setstate__(state)
+    assert _echoed(old, [3.4, 3.45, 5.0, 5.0]) == [3.4, 3.45, 5.0, 2.5]  # no run rule
+
 def test_seasonal_residual_finds_the_season_and_ignores_its_edges() -> None:
     # A noiseless daily square wave (NAB's art_daily_perfect_square_wave): the daily jumps are
     # normal once the period is known, so scores stay at zero; a missing "day" then stands out.
