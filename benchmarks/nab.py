@@ -88,6 +88,13 @@ def _ensemble(*extra: SeasonalResidual | RobustZScore) -> CalibratedEnsemble:
     return CalibratedEnsemble(members, horizons=horizons)
 
 
+def _run_rule(run_level: float = 2.5) -> Refractory:
+    """TailSurprise with `Refractory`'s opt-in run rule (docs/validation.md, third pass)."""
+    ts = TailSurprise()
+    return Refractory(ts.ensemble, level=ts.level, hold=ts.hold, damping=ts.damping,
+                      margin=ts.margin, run_level=run_level)
+
+
 # The configurations the ablation compares; the first is the default. Each "ts" line removes (-)
 # or adds (+) one part of TailSurprise; the lines after "auto_seasonal" (the default before
 # TailSurprise, which is TailSurprise plus a slow-level member) do the same for AutoSeasonal.
@@ -105,6 +112,8 @@ CONFIGS: dict[str, Callable[[], Detector]] = {
     "ts -calibration": lambda: Refractory(RobustResidual(), level=3.5, damping=0.25),
     "ts -count floor": lambda: TailSurprise(count_floor=False),
     "ts +local scale 128": lambda: TailSurprise(local_scale_window=128),
+    "ts +run rule 2.5": _run_rule,
+    "ts +run rule 3.0": lambda: _run_rule(3.0),
     # What a rule with no detector gets, on a plain series (5-minute windows: NAB's usual).
     "auto": lambda: AutoDetector(window=300.0),
     "auto_seasonal": AutoSeasonal,

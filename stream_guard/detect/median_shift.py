@@ -13,6 +13,13 @@ turns every spike into ``k`` points of shift and alarmed all over NAB's spiky se
 The difference is scaled by the robust spread (inter-quartile range) of its own history over
 ``scale_window`` points, so the z reads "how unusual a shift of this size is on this series";
 the ensemble's `TailCalibrator` then turns it into a surprise like any other member.
+
+The scale is never below the series' *resolution*, the smallest non-zero step seen between two
+consecutive values (1 for integer speeds, a cent for prices; about 0 for continuous readings,
+where it changes nothing). On quantised values the two medians tie most of the time, the
+differences are mostly exactly 0 and their inter-quartile range is 0: without the floor a
+median moving by one unit was a z of millions (integer speeds of sd 3 alarmed 4 times a file
+on that alone). A shift smaller than what the series can even express is no evidence.
 """
 
 from __future__ import annotations
@@ -51,6 +58,8 @@ class MedianShift(ZScored):
         self._recent = RollingQuantiles(k)  # the last k values
         self._older = RollingQuantiles(k)  # the k values before them
         self._diffs = RollingQuantiles(scale_window)
+        self._resolution = math.inf  # smallest non-zero step between consecutive values
+        self._previous: float | None = None
         # Robust spread of the differences: a function of the history only, so it is computed
         # once per learnt point rather than at every score, expect and learn call.
         self._scale: float | None = None
@@ -69,7 +78,9 @@ class MedianShift(ZScored):
             if len(d) >= MIN_HISTORY:
                 iqr = (d.quantile(0.75) - d.quantile(0.25)) / IQR_TO_SIGMA
                 # A series that never moves would otherwise turn rounding errors into huge z's.
-                self._scale = max(iqr, 1e-9 * abs(self._older.quantile(0.5)), 1e-12)
+                floor = max(1e-9 * abs(self._older.quantile(0.5)), 1e-12)
+                resolution = self._resolution if math.isfinite(self._resolution) else 0.0
+                self._scale = max(iqr, resolution, floor)
         return self._scale
 
     def expect_one(self, x: Features) -> float | None:
@@ -80,10 +91,17 @@ class MedianShift(ZScored):
         diff, scale = self._diff(x["value"]), self._spread()
         return 0.0 if diff is None or scale == 0.0 else diff / scale
 
+    def __setstate__(self, state: dict[str, object]) -> None:
+        """Restore, giving a detector saved before the resolution floor none yet."""
+        self.__dict__.update({"_resolution": math.inf, "_previous": None, **state})
+
     def learn_one(self, x: Features) -> None:
         value = x["value"]
         if not math.isfinite(value):
             return
+        if self._previous is not None and value != self._previous:
+            self._resolution = min(self._resolution, abs(value - self._previous))
+        self._previous = value
         diff = self._diff(value)
         if diff is not None:
             self._diffs.update(diff)

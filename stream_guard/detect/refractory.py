@@ -14,6 +14,13 @@ per step would otherwise climb past ``peak + margin`` and fire again within the 
 
 ``level`` should sit at or below the level alerts are read at: scores between the two would fire
 on every point of an episode without ever opening a refractory period.
+
+``run_level`` (off by default) groups those: within a *run* of consecutive scores of at least
+``run_level``, a score below ``level`` passes only if ``run_margin`` above the last score of
+the run that passed (0.3: about twice as rare), so an episode creeping along just under
+``level`` reports once rather than on every point, and a ramp still reports as it climbs.
+Scores at or above ``level`` are untouched. On NAB it gains on one fold direction and ties
+the other (docs/validation.md, third pass), so nothing turns it on yet.
 """
 
 from __future__ import annotations
@@ -51,6 +58,8 @@ class Refractory(DetectorBase):
         damping: float = 0.5,
         margin: float = 2.0,
         follow_peak: bool = True,
+        run_level: float | None = None,
+        run_margin: float = 0.3,
     ) -> None:
         self.detector = detector
         self.level = level
@@ -58,6 +67,9 @@ class Refractory(DetectorBase):
         self.damping = damping
         self.margin = margin
         self.follow_peak = follow_peak
+        self.run_level = run_level
+        self.run_margin = run_margin
+        self._record: float | None = None  # last score of the current run that passed
         self._left = 0  # points still inside the refractory period
         self._peak = 0.0  # the score that opened the refractory period
         self._last: tuple[tuple[float, float], float] | None = None  # (t, value) -> inner score
@@ -77,11 +89,19 @@ class Refractory(DetectorBase):
         params["detector"] = inner.clone()
         return type(self)(**params)
 
+    def __setstate__(self, state: dict[str, object]) -> None:
+        """Restore, giving a wrapper saved before runs existed no run rule."""
+        self.__dict__.update({"run_level": None, "run_margin": 0.3, "_record": None, **state})
+
+    def _damped(self, raw: float) -> bool:
+        if self._left > 0 and raw <= self._peak + self.margin:
+            return True
+        record = self._record
+        return record is not None and raw < self.level and raw <= record + self.run_margin
+
     def score_one(self, x: Features) -> float:
         raw = self._inner(x)
-        if self._left > 0 and raw <= self._peak + self.margin:
-            return raw * self.damping
-        return raw
+        return raw * self.damping if self._damped(raw) else raw
 
     def expect_one(self, x: Features) -> float | None:
         return self.detector.expect_one(x)
@@ -89,6 +109,7 @@ class Refractory(DetectorBase):
     def learn_one(self, x: Features) -> None:
         raw = self._inner(x)
         self._last = None
+        self._follow_run(raw)
         if self._left > 0:
             self._left -= 1
             if raw > self._peak + self.margin:  # clearly worse: restart the period from here
@@ -98,3 +119,10 @@ class Refractory(DetectorBase):
         elif raw >= self.level:
             self._left, self._peak = self.hold, raw
         self.detector.learn_one(x)
+
+    def _follow_run(self, raw: float) -> None:
+        """A run is consecutive scores >= `run_level`; its record, the last one that passed."""
+        if self.run_level is None or raw < self.run_level:
+            self._record = None
+        elif not self._damped(raw):
+            self._record = raw

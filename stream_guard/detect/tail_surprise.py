@@ -16,7 +16,9 @@ both held-out directions:
    billion, and a burst still is.
 2. **Median shift** (`MedianShift`, ``shift_window`` k): the median of the last k values
    against the median of the k before. Sees slides to a new level slow enough for the
-   residual's level correction to follow, and days far under their usual shape.
+   residual's level correction to follow, and days far under their usual shape. Its scale
+   is at least the series' resolution (integer values: 1), so tied medians of quantised
+   values do not turn a one-unit move into a huge z.
 3. **Calibration** (`CalibratedEnsemble`): the residual's z averaged over each of
    ``horizons`` points (a spike, a shift over hours, an episode of a few hours) and the
    shift's z are each turned into a surprise against that feature's own history (empirical

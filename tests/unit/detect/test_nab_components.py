@@ -106,6 +106,44 @@ def test_refractory_margin_counts_from_the_episode_peak_so_a_creeping_score_fire
     assert outs[False][2] == 7.0  # measured from the opening score, the climb fires again
 
 
+
+def _echoed(det: Refractory, values: list[float]) -> list[float]:
+    out = []
+    for i, v in enumerate(values):
+        out.append(det.score_one(_x(i, v)))
+        det.learn_one(_x(i, v))
+    return out
+
+
+def test_run_rule_reports_a_run_under_the_level_once_and_a_ramp_as_it_climbs() -> None:
+    # Scores creeping along between an alert threshold (3.3) and the level (3.5): without the
+    # rule each of them fires; with it the run passes at 3.33, then only what is 0.3 rarer.
+    run = [2.9, 3.33, 3.36, 3.4, 3.35, 3.45, 2.0, 3.34]
+    plain = _echoed(Refractory(_Echo(), level=3.5, damping=0.25), run)
+    ruled = _echoed(Refractory(_Echo(), level=3.5, damping=0.25, run_level=2.5), run)
+    assert sum(z >= 3.3 for z in plain) == 6
+    assert ruled[:2] == [2.9, 3.33] and max(ruled[2:6]) < 3.3  # 3.36-3.45 < 3.33 + 0.3
+    assert ruled[7] == 3.34  # 2.0 ended the run: a new one reports again
+    ramp = _echoed(Refractory(_Echo(), level=3.5, damping=0.25, run_level=2.5),
+                   [2.6, 2.8, 3.0, 3.2, 3.4])
+    assert ramp == [2.6, 0.7, 3.0, 0.8, 3.4]
+
+
+def test_run_rule_leaves_scores_at_the_level_alone() -> None:
+    values = [3.4, 3.6, 9.0, 1.0]
+    assert _echoed(Refractory(_Echo(), level=3.5, damping=0.25, run_level=2.5), values) == \
+        _echoed(Refractory(_Echo(), level=3.5, damping=0.25), values)
+
+
+def test_refractory_saved_before_the_run_rule_still_loads() -> None:
+    det = Refractory(_Echo(), level=3.5)
+    state = dict(det.__dict__)
+    for name in ("run_level", "run_margin", "_record"):
+        del state[name]
+    old = Refractory.__new__(Refractory)
+    old.__setstate__(state)
+    assert _echoed(old, [3.4, 3.45, 5.0, 5.0]) == [3.4, 3.45, 5.0, 2.5]  # no run rule
+
 def test_seasonal_residual_finds_the_season_and_ignores_its_edges() -> None:
     # A noiseless daily square wave (NAB's art_daily_perfect_square_wave): the daily jumps are
     # normal once the period is known, so scores stay at zero; a missing "day" then stands out.
@@ -198,6 +236,41 @@ def test_median_shift_ignores_a_lone_spike_but_sees_a_slow_slide() -> None:
     assert max(abs(z) for z in zs[790:900]) < 4  # the spike moves neither median
     assert min(zs[1100:1400]) < -8  # 0.08 sigma a point, yet 8 sigmas in all: far out
 
+
+
+def _integer_speeds(det: MedianShift, n: int, halve_from: int | None = None) -> list[float]:
+    """Integer speeds of sd 3 around 62 (a loop detector's), halved from ``halve_from``."""
+    rng = random.Random(4)
+    zs = []
+    for i in range(n):
+        v = float(round(rng.gauss(62.0, 3.0) * (0.5 if halve_from and i >= halve_from else 1)))
+        zs.append(det.z_one(_x(i, v, 300.0)))
+        det.learn_one(_x(i, v, 300.0))
+    return zs
+
+
+def test_median_shift_on_integers_is_not_moved_by_one_unit() -> None:
+    # Medians of integers tie: most differences are exactly 0, their spread is 0. A median
+    # moving by one unit was a z of millions; the series' resolution (1) floors the scale.
+    zs = _integer_speeds(MedianShift(k=144), 3000)
+    assert max(abs(z) for z in zs) <= 2.0
+
+
+def test_median_shift_on_integers_still_sees_a_halving() -> None:
+    zs = _integer_speeds(MedianShift(k=144), 3000, halve_from=2500)
+    assert min(zs[2500:]) < -20  # 31 units down: far beyond the resolution
+
+
+def test_median_shift_saved_before_the_resolution_floor_still_loads() -> None:
+    det = MedianShift(k=16)
+    _integer_speeds(det, 400)
+    state = dict(det.__dict__)
+    del state["_resolution"], state["_previous"]
+    old = MedianShift.__new__(MedianShift)
+    old.__setstate__(state)
+    old.learn_one(_x(400, 61.0))  # it keeps learning, and finds the resolution again
+    old.learn_one(_x(401, 62.0))
+    assert old._resolution == 1.0
 
 def _spiky_history(cal: TailCalibrator, spikes: int, seed: int = 9) -> None:
     """2,000 half-normal scores, `spikes` of them replaced by 40-60 (far beyond the clip)."""
