@@ -61,9 +61,10 @@ class PointBuilder:
         for key in slices:
             self._last_seen[key] = window_start_ms
         horizon = window_start_ms - self.ttl_windows * self.width_ms
-        self.forgotten = evicted + [k for k, seen in self._last_seen.items() if seen < horizon]
-        for key in self.forgotten:
+        expired = [k for k, seen in self._last_seen.items() if seen < horizon]
+        for key in expired:
             del self._last_seen[key]
+        self.forgotten = evicted + expired  # evicted: already out of _last_seen
         end = window_start_ms + self.width_ms
         points = []
         for key in sorted(self._last_seen):
