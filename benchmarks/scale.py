@@ -55,6 +55,7 @@ from rich.console import Console  # noqa: E402
 
 from stream_guard.backtest.replay import Replayer, build_replayer, iter_inputs, run_replayer  # noqa: E402
 from stream_guard.broker import EmbeddedBroker  # noqa: E402
+from stream_guard.config.rules import load_rules  # noqa: E402
 from stream_guard.config.topics import load_topics  # noqa: E402
 from stream_guard.ingest.files import count_lines, iter_dump  # noqa: E402
 from stream_guard.ingest.kafka_produce import produce_dump  # noqa: E402
@@ -65,11 +66,14 @@ from stream_guard.simulate.writer import write_simulation  # noqa: E402
 
 console = Console(width=120)
 MB = 1_000_000
-QUIET_S = 60.0
-"""A drain is over when neither events nor closed windows moved for this long (the owner may
-lag the sources by minutes with 100 metrics) and no worker was busy (`BUSY_CPU_S`). Long: a
-worker of 100 metrics was seen to stall 20-30 s mid-drain (Faust's producer buffer full of the
-owner's snapshots), neither counting nor busy."""
+QUIET_S = 300.0
+"""A drain gives up when neither events nor closed windows moved for this long and no worker
+was busy (`BUSY_CPU_S`). Long: with 100 metrics the owner closed nothing for minutes after the
+sources had counted every event (its reports queued behind Faust's full producer buffer), and
+its workers used little CPU meanwhile."""
+WINDOWS_DONE = 0.97
+"""A drain is over once the owner closed 97% of the windows expected (`expected_windows`): the
+last windows of each metric close only once sources go idle, or not at all."""
 BUSY_CPU_S = 2.5
 """A worker that used more than 2.5 CPU-seconds between two scrapes (5 s apart) is still busy
 (an idle owner of 100 metrics uses ~1.5: their ticks, runtime/agents.py)."""
@@ -160,10 +164,13 @@ class WorkerFigures:
 class LiveFigures:
     workers: int
     partials_partitions: int
+    complete: bool  # the owner closed (nearly) every window
     events: float
-    wall_s: float
-    events_per_s: float
-    events_per_cpu_s: float  # all workers' events over all workers' CPU
+    events_s: float  # wall, first event counted -> last
+    total_s: float  # wall, first event counted -> last window closed
+    events_per_s: float  # the sources' rate
+    end_to_end_per_s: float  # events / total_s: detection included
+    events_per_cpu_s: float  # all workers' events over all workers' CPU, detection included
     owner_cpu_share: float
     p50_ms: float
     p99_ms: float
@@ -197,13 +204,21 @@ def _peak_rss_mb(worker: LocalWorker) -> float:
     return int(line.split()[1]) * 1024 / MB
 
 
-def drain(workers: list[LocalWorker], expected: int, label: str) -> tuple[float, list[Any]]:
-    """Waits until every event is counted and the owner closed its windows (nothing moved and
-    no worker busy for `QUIET_S`); returns (wall seconds from the first event to the last
-    change, per worker (first, last) scrapes)."""
+@dataclass
+class Drained:
+    events_s: float  # wall seconds from the first event counted to the last
+    total_s: float  # ... to the last window closed (the owner done)
+    spans: list[Any]  # per worker: (first, last) scrapes
+    complete: bool  # the owner closed `WINDOWS_DONE` of the expected windows
+
+
+def drain(workers: list[LocalWorker], expected: int, windows: int, label: str) -> Drained:
+    """Waits until every event is counted and the owner has closed `WINDOWS_DONE` of the
+    `windows` expected, then `SETTLE_S` of quiet; gives up after `QUIET_S` with nothing moving
+    and no worker busy."""
     first: list[Any] = [(0.0, 0.0, 0.0)] * len(workers)
     last = list(first)
-    t_first = t_change = None
+    t_first = t_events = t_change = None
     moved = time.monotonic()
     while time.monotonic() - moved < (QUIET_S if t_first else live.JOIN_S * 2):
         now, snaps = time.monotonic(), [_scrape(w) for w in workers]
@@ -213,12 +228,26 @@ def drain(workers: list[LocalWorker], expected: int, label: str) -> tuple[float,
             moved = t_change = now
         elif any(s[1] - p[1] > BUSY_CPU_S for s, p in zip(snaps, last, strict=True)):
             moved = now  # busy: an owner behind its reports, a source behind the producer
+        n, closed = sum(s[0] for s in snaps), sum(s[2] for s in snaps)
+        if sum(s[0] for s in last) != n:
+            t_events = now
         last = snaps
-        console.print(f"  {label}: {int(sum(s[0] for s in last)):,}/{expected:,} events, "
-                      f"{int(sum(s[2] for s in last)):,} windows closed", markup=False)
+        print(f"  {label}: {int(n):,}/{expected:,} events, {int(closed):,}/{windows:,} windows "
+              "closed", flush=True)
+        if n >= expected and closed >= WINDOWS_DONE * windows and now - moved >= live.SETTLE_S:
+            break
         time.sleep(5.0)
-    spans = list(zip(first, last, strict=True))
-    return (t_change or 0.0) - (t_first or 0.0), spans
+    t0 = t_first or 0.0
+    done = sum(s[2] for s in last) >= WINDOWS_DONE * windows
+    return Drained((t_events or t0) - t0, (t_change or t0) - t0,
+                   list(zip(first, last, strict=True)), done)
+
+
+def expected_windows(rules: Path, days: int) -> int:
+    """Windows the owner closes over `days` simulated days, every metric (about: the first and
+    last may or may not be there)."""
+    return sum(days * 86_400 // int(r.window.total_seconds())
+               for r in load_rules(rules, load_topics()))
 
 
 def _per_worker(spans: list[Any], workers: list[LocalWorker]) -> list[WorkerFigures]:
@@ -230,21 +259,22 @@ def _per_worker(spans: list[Any], workers: list[LocalWorker]) -> list[WorkerFigu
     return out
 
 
-def run_live(bootstrap: str, events: Path, rules: Path, n: int, expected: int, work: Path,
-             after: Callable[[str, Path], dict[str, float]] | None = None) -> LiveFigures:
+def run_live(bootstrap: str, events: Path, rules: Path, n: int, expected: tuple[int, int],
+             work: Path, after: Callable[[str, Path], dict[str, float]] | None = None
+             ) -> LiveFigures:
+    """`n` workers drain the backlog; `expected`: (events, windows)."""
     prefix = f"scale{n}-{uuid.uuid4().hex[:6]}-"
     topics = load_topics()
     create_topics(bootstrap, topics.values(), prefix=prefix)
-    with console.status(f"producing {expected:,} events"):
+    with console.status(f"producing {expected[0]:,} events"):
         produce_dump(bootstrap, iter_dump(events), prefix=prefix, batch=1)
     workers = [LocalWorker(_env(bootstrap, prefix, work / prefix / f"w{i}", rules, "warning"),
                            work / f"{prefix}w{i}.log") for i in range(n)]
     try:
         for w in workers:
             w.start()
-        wall, spans = drain(workers, expected, f"{n} worker(s)")
-        time.sleep(live.SETTLE_S)
-        per = _per_worker(spans, workers)
+        drained = drain(workers, *expected, f"{n} worker(s)")
+        per = _per_worker(drained.spans, workers)
         buckets: dict[float, float] = {}
         for w in workers:
             for le, v in live._latency_buckets(w.metrics()).items():
@@ -256,8 +286,10 @@ def run_live(bootstrap: str, events: Path, rules: Path, n: int, expected: int, w
     total_cpu = sum(p.cpu_s for p in per) or 1e-9
     events_n = sum(p.events for p in per)
     owner = max(per, key=lambda p: p.windows)
-    figures = LiveFigures(n, topics["partials"].partitions, events_n, wall,
-                          events_n / max(wall, 1e-9), events_n / total_cpu,
+    figures = LiveFigures(n, topics["partials"].partitions, drained.complete, events_n,
+                          drained.events_s, drained.total_s,
+                          events_n / max(drained.events_s, 1e-9),
+                          events_n / max(drained.total_s, 1e-9), events_n / total_cpu,
                           owner.cpu_s / total_cpu, 1000 * live._quantile(buckets, 0.5),
                           1000 * live._quantile(buckets, 0.99), per, changelog)
     if after is not None:
@@ -361,7 +393,8 @@ def live_runs(args: argparse.Namespace, rules: Path, events: Path,
         console.print(f"fresh worker to Ready on empty topics: {fresh:.1f} s")
         for n in (int(x) for x in args.workers.split(",")):
             after = restart(broker.bootstrap, rules) if n == 1 else None
-            f = run_live(broker.bootstrap, events, rules, n, expected, args.work, after)
+            f = run_live(broker.bootstrap, events, rules, n,
+                         (expected, expected_windows(rules, args.days)), args.work, after)
             f.changelog["fresh_to_ready_s"] = fresh
             console.print(asdict(f))
             figures.append(asdict(f))
