@@ -215,15 +215,19 @@ class Drained:
 def drain(workers: list[LocalWorker], expected: int, windows: int, label: str) -> Drained:
     """Waits until every event is counted and the owner has closed `WINDOWS_DONE` of the
     `windows` expected, then `SETTLE_S` of quiet; gives up after `QUIET_S` with nothing moving
-    and no worker busy."""
+    and no worker busy. Measured from the last scrape where every worker answered and none had
+    counted an event (a busy worker's /metrics may not answer for seconds)."""
     first: list[Any] = [(0.0, 0.0, 0.0)] * len(workers)
     last = list(first)
     t_first = t_events = t_change = None
+    zero: tuple[float, list[Any]] | None = None
     moved = time.monotonic()
     while time.monotonic() - moved < (QUIET_S if t_first else live.JOIN_S * 2):
         now, snaps = time.monotonic(), [_scrape(w) for w in workers]
+        if t_first is None and all(s[1] for s in snaps) and not any(s[0] for s in snaps):
+            zero = now, snaps  # every worker up, no event yet: what the drain is measured from
         if t_first is None and any(s[0] for s in snaps):
-            t_first, first = now, snaps  # every worker's CPU from the first event counted
+            t_first, first = zero if zero else (now, snaps)
         if [(s[0], s[2]) for s in snaps] != [(s[0], s[2]) for s in last]:
             moved = t_change = now
         elif any(s[1] - p[1] > BUSY_CPU_S for s, p in zip(snaps, last, strict=True)):
