@@ -146,13 +146,14 @@ class Engine:
         rule = self.rules[m]
         self.stats.windows_closed[rule.metric] += 1
         builder = self._builders[m]
-        folded = builder.folded
+        counts = builder.folded, builder.admitted, builder.bound.evicted
         slices, leaves, sellers = split_cube(slices)
         points = builder.build(start_ms, slices)
         self._rca[m].observe(leaves, sellers, builder.has_series, builder.single_series())
-        self.stats.folded_series[rule.metric] += builder.folded - folded
-        for key in builder.forgotten:  # long idle: its state goes too
+        self.stats.count_series(rule.metric, counts, builder)
+        for key in builder.forgotten:  # long idle or evicted (aggregate/bounds.py): state goes
             self._detectors.pop((m, key), None)
+            self._last_dens[m].pop(key, None)
         scores = [self._score(m, rule, p) for p in points]
         if self.on_score is not None:
             for s in scores:

@@ -8,6 +8,10 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from stream_guard.aggregate.points import PointBuilder
 
 __all__ = ["EngineStats"]
 
@@ -20,6 +24,8 @@ class EngineStats:
     late: Counter[tuple[str, str]] = field(default_factory=Counter)  # (topic, metric)
     dropped_series: Counter[str] = field(default_factory=Counter)  # metric: folded at a source
     folded_series: Counter[str] = field(default_factory=Counter)  # metric: new slices folded
+    admitted_series: Counter[str] = field(default_factory=Counter)  # metric: new series
+    evicted_series: Counter[str] = field(default_factory=Counter)  # metric: silent, at the cap
     windows_closed: Counter[str] = field(default_factory=Counter)  # metric
     skipped_windows: Counter[str] = field(default_factory=Counter)  # metric: empty gap skipped
     isolated_windows: Counter[str] = field(default_factory=Counter)  # metric: far-past, dropped
@@ -30,3 +36,12 @@ class EngineStats:
     # deltas that arrived for a window already closed (its source had been idle) per metric
     reports: Counter[tuple[str, str]] = field(default_factory=Counter)
     late_partials: Counter[str] = field(default_factory=Counter)
+
+    def count_series(self, metric: str, before: tuple[int, int, int],
+                     builder: PointBuilder) -> None:
+        """What one window's admission did to `metric`'s series: `before` is the builder's
+        (folded, admitted, evicted) counts before the window (aggregate/bounds.py)."""
+        folded, admitted, evicted = before
+        self.folded_series[metric] += builder.folded - folded
+        self.admitted_series[metric] += builder.admitted - admitted
+        self.evicted_series[metric] += builder.bound.evicted - evicted

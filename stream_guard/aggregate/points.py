@@ -9,7 +9,9 @@ one that already has a series -- always keeps it, so a flood of new values can n
 out. A value new in this window earns a series of its own only with volume (at least
 `MIN_NEW_EVENTS` events and 0.1% of the window's total) and while the metric has fewer than
 `max_series` series, at most `MAX_NEW_PER_WINDOW` per window, largest first; the rest are
-added up into the `other` value of their dimension(s), counted in `folded`.
+added up into the `other` value of their dimension(s), counted in `folded`. At the cap, series
+silent for hours give way to new ones, and the cap also bounds the detectors' bytes
+(aggregate/bounds.py: `evicted`, `admitted`).
 
 >>> from datetime import timedelta
 >>> from stream_guard.config.rules import MetricRule
@@ -28,6 +30,7 @@ added up into the `other` value of their dimension(s), counted in `folded`.
 
 from __future__ import annotations
 
+from stream_guard.aggregate.bounds import SeriesBound
 from stream_guard.aggregate.windows import OTHER, Accumulators, merge_into
 from stream_guard.config.rules import MetricRule
 from stream_guard.types import MetricPoint, SliceKey
@@ -41,6 +44,9 @@ MAX_NEW_PER_WINDOW = 50
 class PointBuilder:
     """Turns the accumulators of a closed window of one metric into points."""
 
+    admitted = 0  # class defaults: a builder saved before these existed reads them as 0
+    _bound: SeriesBound | None = None
+
     def __init__(self, rule: MetricRule, ttl_windows: int | None = None) -> None:
         self.rule = rule
         self.width_ms = int(rule.window.total_seconds() * 1000)
@@ -50,13 +56,15 @@ class PointBuilder:
         self.forgotten: list[SliceKey] = []  # slices forgotten by the last build
 
     def build(self, window_start_ms: int, slices: Accumulators) -> list[MetricPoint]:
-        slices = self._admit(slices)
+        evicted: list[SliceKey] = []
+        slices = self._admit(slices, window_start_ms, evicted)
         for key in slices:
             self._last_seen[key] = window_start_ms
         horizon = window_start_ms - self.ttl_windows * self.width_ms
-        self.forgotten = [k for k, seen in self._last_seen.items() if seen < horizon]
-        for key in self.forgotten:
+        expired = [k for k, seen in self._last_seen.items() if seen < horizon]
+        for key in expired:
             del self._last_seen[key]
+        self.forgotten = evicted + expired  # evicted: already out of _last_seen
         end = window_start_ms + self.width_ms
         points = []
         for key in sorted(self._last_seen):
@@ -76,18 +84,29 @@ class PointBuilder:
         """Whether the slice has a series of its own (it was admitted and not forgotten)."""
         return key in self._last_seen
 
-    def _admit(self, slices: Accumulators) -> Accumulators:
-        """The window with every slice that gets no series of its own folded into `other`."""
+    @property
+    def bound(self) -> SeriesBound:
+        if self._bound is None:
+            self._bound = SeriesBound(self.rule)
+        return self._bound
+
+    def _admit(self, slices: Accumulators, start_ms: int, evicted: list[SliceKey]
+               ) -> Accumulators:
+        """The window with every slice that gets no series of its own folded into `other`
+        (long-silent series evicted, into `evicted`, to make room at the cap)."""
         known = self._last_seen
         new = [k for k in slices if k and k not in known]
         if not new:
             return slices
         total = slices.get((), (0.0, 0.0))
         floor = max(MIN_NEW_EVENTS, 0.001 * _volume(total))
-        room = min(MAX_NEW_PER_WINDOW, max(0, self.rule.max_series - len(known)))
         ranked = sorted((k for k in new if _volume(slices[k]) >= floor and k[0][1] != OTHER),
                         key=lambda k: (-_volume(slices[k]), k))
+        wanted = min(MAX_NEW_PER_WINDOW, len(ranked))
+        evicted += self.bound.make_room(known, wanted, start_ms)
+        room = min(wanted, self.bound.room(len(known)))
         admitted = set(ranked[:room])
+        self.admitted += len(admitted)
         out = {k: acc for k, acc in slices.items() if not k or k in known or k in admitted}
         for key in new:
             if key not in admitted and key not in out:

@@ -89,6 +89,12 @@ ENGINE_COUNTERS: tuple[CounterSpec, ...] = (
     CounterSpec("folded_series", "stream_guard_series_folded",
                 "New slices given no series of their own (too little volume, or max_series "
                 "reached), added to their dimension's `other`, per window.", ("metric",)),
+    CounterSpec("admitted_series", "stream_guard_series_admitted",
+                "New slices given a series (and a detector) of their own.", ("metric",)),
+    CounterSpec("evicted_series", "stream_guard_series_evicted",
+                "Series silent for hours dropped, with their detector, to make room for new "
+                "slices at the metric's cap (max_series, or what ~2 MB of its detectors hold: "
+                "aggregate/bounds.py).", ("metric",)),
     CounterSpec("skipped_windows", "stream_guard_windows_skipped",
                 "Empty windows skipped when the watermark jumped far (bounded catch-up).",
                 ("metric",)),
@@ -313,7 +319,8 @@ def _expect_metric(zero: EngineStats, metric: str, topics: Iterable[str]) -> Non
     """One metric's label sets at 0 in `zero`."""
     for topic in topics:
         zero.late[(topic, metric)] += 0
-    for counter in (zero.dropped_series, zero.folded_series, zero.windows_closed,
+    for counter in (zero.dropped_series, zero.folded_series, zero.admitted_series,
+                    zero.evicted_series, zero.windows_closed,
                     zero.skipped_windows, zero.isolated_windows, zero.points,
                     zero.anomalous_points, zero.late_partials):
         counter[metric] += 0
