@@ -202,6 +202,7 @@ class Owners:
         self.stats = stats or EngineStats()
         self.units: dict[int, Owner] = {}
         self._known = {rule.metric for rule in rules}
+        self._warned: set[tuple[str, int]] = set()
 
     def of(self, partition: int) -> Owner | None:
         """The owner of the metrics homed on `partition` (None: none is)."""
@@ -227,8 +228,11 @@ class Owners:
         another partitioner, or an unknown metric): dropped, counted and logged."""
         known = metric if metric in self._known else "unknown"  # (bounded label values)
         self.stats.reports[(known, "misrouted")] += 1
-        log.warning("partials/%d: a message of metric %r, homed on partition %s: dropped",
-                    partition, metric[:80], home(metric, self.partitions))
+        if (known, partition) not in self._warned:  # once: a wrong topic misroutes them all
+            self._warned.add((known, partition))
+            log.warning("partials/%d: a message of metric %r, homed on partition %s of %d: "
+                        "dropped (counted as misrouted from now on)", partition, metric[:80],
+                        home(metric, self.partitions), self.partitions)
 
     def release(self) -> None:
         """Every partials partition was revoked: owners are made again from the table."""
