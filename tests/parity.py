@@ -1,9 +1,13 @@
 """Shared by the parity tests (tests/unit/runtime, tests/integration): the input and how alerts
-are compared. Parity is exact: no event is left out."""
+are compared. Parity is exact: no event is left out.
+
+Alerts are compared per owner (`per_owner`): the metrics of one partials partition have one
+owner, whose alerts are in one order in replay and live; owners on different workers publish
+side by side, in no fixed order between them."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 import orjson
@@ -12,6 +16,7 @@ from stream_guard.backtest.replay import Replayer, run_replayer
 from stream_guard.ingest.arrival import arrival_times
 from stream_guard.ingest.files import DumpRecord
 from stream_guard.ingest.kafka_batch import event_time
+from stream_guard.ownership import home
 from stream_guard.simulate.simulation import Simulation, SimulationConfig
 from stream_guard.types import AlertRecord
 
@@ -45,6 +50,16 @@ def comparable(alert: AlertRecord | Mapping[str, Any]) -> tuple[Any, ...]:
     a = AlertRecord.parse(alert).to_dict()
     return (a["fingerprint"], a["status"], a["window_start"], a["window_end"], a["severity"],
             round(a["value"], 6), a["hints"])
+
+
+def per_owner(
+    alerts: Iterable[AlertRecord | Mapping[str, Any]], partitions: int
+) -> dict[int, list[tuple[Any, ...]]]:
+    """Partials partition -> its owner's alerts (`comparable`), in their order."""
+    owners: dict[int, list[tuple[Any, ...]]] = {}
+    for alert in alerts:
+        owners.setdefault(home(str(alert["metric"]), partitions), []).append(comparable(alert))
+    return dict(sorted(owners.items()))
 
 
 def replay_alerts(replayer: Replayer, records: list[dict[str, Any]]) -> list[AlertRecord]:

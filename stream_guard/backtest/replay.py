@@ -4,10 +4,12 @@ The driver wires the same pieces as the live worker, the same way: records are p
 key as the producer partitions them (murmur2, as Kafka clients do; keyless records go to
 partition 0), each partition has its own source stage (aggregate/source.py), each metric a
 window merger (aggregate/merger.py) fed every `ADVANCE_EVERY` records with every source's
-deltas and watermark, and the engine gets the closed windows in `Engine.close_order`. A file
-has no arrival times: ingest/arrival.py estimates them from the stream itself, for the
-future-timestamp check. Every source is live until the input ends, then every complete window
-closes (`final`).
+deltas and watermark, and the closed windows go to the owner of their metric: one engine per
+partials partition, over the metrics keyed there, each getting its windows in its own
+`Engine.close_order` (stream_guard/ownership.py: as live, so co-moving hints relate the metrics
+of one partials partition). A file has no arrival times: ingest/arrival.py estimates them from
+the stream itself, for the future-timestamp check. Every source is live until the input ends,
+then every complete window closes (`final`).
 """
 
 from __future__ import annotations
@@ -20,13 +22,7 @@ from itertools import chain
 from pathlib import Path
 from typing import IO, Any
 
-from stream_guard.aggregate.merger import (
-    WindowMerger,
-    close_in_order,
-    expected_sources,
-    merger_for,
-    source_name,
-)
+from stream_guard.aggregate.merger import WindowMerger, expected_sources, merger_for, source_name
 from stream_guard.aggregate.source import Accept, SourceStage
 from stream_guard.config.calendar import Calendar, load_calendar
 from stream_guard.config.rules import MetricRule, load_rules
@@ -37,6 +33,7 @@ from stream_guard.ingest.arrival import BLOCK, WINDOW, ArrivalClock
 from stream_guard.ingest.codec import Codec, DeadLetter
 from stream_guard.ingest.files import Record, iter_records
 from stream_guard.ingest.kafka_batch import event_time, partition_for
+from stream_guard.ownership import PARTIALS, close_windows, owner_groups
 from stream_guard.stats import EngineStats
 from stream_guard.types import AlertRecord, Score
 
@@ -73,11 +70,16 @@ class Replayer:
         self.rules = rules
         self.codec = codec
         self.stats = EngineStats()
-        self.engine = Engine(rules, calendar, on_score, self.stats)
         self.partitions = {name: spec.partitions for name, spec in codec.topics.items()}
         self.partitions.update(partitions or {})
         expected = expected_sources(rules, self.partitions)
         self.mergers: list[WindowMerger] = [merger_for(r, expected[r.metric]) for r in rules]
+        # one owner (engine and mergers) per partials partition, as live (stream_guard/ownership.py)
+        index = {r.metric: m for m, r in enumerate(rules)}
+        self.owners: list[tuple[Engine, dict[int, WindowMerger]]] = [
+            (Engine(group, calendar, on_score, self.stats),
+             {i: self.mergers[index[r.metric]] for i, r in enumerate(group)})
+            for group in owner_groups(rules, self.partitions.get(PARTIALS, 1)).values()]
         self._on_dead_letter = on_dead_letter or (lambda _dl: None)
         self._sources: dict[tuple[str, int], SourceStage] = {}
         self._routes: dict[str, Route] = {}  # topic -> route (str keys cached)
@@ -162,7 +164,8 @@ class Replayer:
         """Merges what every source gathered; closes what is complete (everything if `final`)."""
         for (topic, p), src in self._sources.items():
             for ts_ms, fields in src.take_interventions():
-                self.engine.add_intervention(ts_ms, fields)
+                for engine, _mergers in self.owners:  # every owner is told of every action
+                    engine.add_intervention(ts_ms, fields)
             watermark, partials = src.take()
             if watermark is None:
                 continue
@@ -175,14 +178,9 @@ class Replayer:
         return self._close(final)
 
     def _close(self, final: bool) -> list[AlertRecord]:
-        closable = close_in_order(dict(enumerate(self.mergers)), self.engine.close_order, final)
-        for m, merger in enumerate(self.mergers):
-            self.stats.skipped_windows[self.rules[m].metric] = merger.state.skipped_windows
-            self.stats.isolated_windows[self.rules[m].metric] = merger.state.isolated_windows
-        records: list[AlertRecord] = []
-        for m, start, acc in closable:
-            records.extend(self.engine.on_window(m, start, acc))
-        return records
+        """What every owner closes, owner after owner (each in its own close order)."""
+        return [record for engine, mergers in self.owners
+                for record in close_windows(engine, mergers, final)[0]]
 
 
 @dataclass

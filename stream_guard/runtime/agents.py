@@ -3,8 +3,9 @@
 1. `SourceAgent`, per batch of event messages: resume the partitions this worker has no source
    for yet (runtime/resume.py), ingest (runtime/sources.py → aggregate/source.py), send dead
    letters and one report per metric, then ack the batch;
-2. `OwnerAgent`, per partials message: `Checkpoint.step` (merge, close, detect; alerts → models
-   → windows → acks: runtime/checkpoint.py), then metrics;
+2. `OwnerAgent`, per partials message: `Checkpoint.step` by the owner of the message's partition
+   (merge, close, detect; alerts → models → windows → acks: runtime/checkpoint.py), then
+   metrics;
 3. `Ticker`, on a timer: a tick per metric onto the partials topic, carrying the end offset of
    every event partition this worker consumes, so idleness is decided by the owner, in a stream
    event, as table writes require.
@@ -16,7 +17,7 @@ shared mutable state.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -24,13 +25,11 @@ import faust
 import orjson
 
 from stream_guard.clock import Clock
-from stream_guard.config.rules import MetricRule
 from stream_guard.ingest.codec import DeadLetter
-from stream_guard.ingest.kafka_batch import partition_for
 from stream_guard.observability.metrics import RuntimeMetrics
 from stream_guard.runtime.checkpoint import Checkpoint, ReadLog
 from stream_guard.runtime.cursor import read_gap
-from stream_guard.runtime.owner import Closed, Owner
+from stream_guard.runtime.owner import Closed, Owner, Owners
 from stream_guard.runtime.reports import (
     NO_WATERMARK,
     Report,
@@ -43,8 +42,7 @@ from stream_guard.runtime.resume import history, read_range, reported_offsets
 from stream_guard.runtime.sources import SourcePool, source_name
 from stream_guard.types import AlertRecord
 
-__all__ = ["OwnerAgent", "SourceAgent", "Ticker", "Topics", "partials_log", "publish",
-           "siblings_of"]
+__all__ = ["OwnerAgent", "SourceAgent", "Ticker", "Topics", "partials_log", "publish"]
 
 log = logging.getLogger(__name__)
 
@@ -155,46 +153,40 @@ def partials_log(topics: Topics) -> ReadLog:
     return read
 
 
-def siblings_of(rules: list[MetricRule], partitions: int) -> Callable[[str], list[str]]:
-    """metric -> the metrics keyed to the same partials partition (murmur2, as Faust's)."""
-    home = {r.metric: partition_for(r.metric.encode(), partitions) for r in rules}
-    return lambda metric: [m for m, p in home.items() if p == home[metric]]
-
-
 class OwnerAgent:
-    """Per partials message: the checkpointed step of the owner, then its metrics."""
+    """Per partials message: the checkpointed step of its partition's owner, then metrics."""
 
-    def __init__(
-        self, checkpoint: Checkpoint, siblings: Callable[[str], list[str]],
-        metrics: RuntimeMetrics, clock: Clock,
-    ) -> None:
-        self.checkpoint, self.siblings = checkpoint, siblings
-        self.owner: Owner = checkpoint.owner
+    def __init__(self, checkpoint: Checkpoint, metrics: RuntimeMetrics, clock: Clock) -> None:
+        self.checkpoint = checkpoint
+        self.owners: Owners = checkpoint.owners
         self.metrics, self.clock = metrics, clock
 
     async def on_event(self, event: Any) -> None:
         msg = decode(event.value)
-        adopting = [m for m in self.siblings(msg.metric) if not self.owner.owns(m)]
         at = (event.message.partition, event.message.offset)
+        adopting = [m for m in self.owners.metrics(at[0]) if not self.owners.owns(m)]
         closed = await self.checkpoint.on_message(at, msg, event.ack)
-        for metric in filter(self.owner.owns, adopting):  # (none for a redelivered message)
-            _log_adopted(self.owner, metric)
+        for metric in adopting:  # (none for a redelivered message)
+            if (owner := self.owners.owner_of(metric)) is not None:
+                _log_adopted(owner, metric)
         self._observe(closed)
 
     def _observe(self, closed: Closed) -> None:
         """Close-to-alert latency and watermarks of the metrics whose windows closed; sources
         active or idle."""
         idle: dict[str, bool] = {}  # source -> idle for every merger that heard of it
-        for merger in self.owner.mergers.values():
-            now_idle = merger.idle_sources()
-            for source in merger.state.sources:
-                idle[source] = idle.get(source, True) and source in now_idle
+        for owner in self.owners:
+            for merger in owner.mergers.values():
+                now_idle = merger.idle_sources()
+                for source in merger.state.sources:
+                    idle[source] = idle.get(source, True) and source in now_idle
         self.metrics.set_sources(active=sum(not v for v in idle.values()), idle=sum(idle.values()))
         for metric in closed.metrics:
             if closed.report_sent_ms is not None:
                 self.metrics.observe_alert_latency(
                     metric, (self.clock.now_ms() - closed.report_sent_ms) / 1000)
-            mark, _final = self.owner.watermark(self.owner.index[metric])
+            holder = self.owners.owner_of(metric)
+            mark = None if holder is None else holder.watermark(holder.index[metric])[0]
             if mark is not None:
                 self.metrics.set_watermark(metric, mark)
 

@@ -5,8 +5,10 @@ Topology (DESIGN.md, "runtime/"):
     event topics ──▶ agent `sources` (per partition: decode, validate, window deltas)
         │  invalid records ──▶ dead_letters (key: topic)
         ▼  one Report per metric and batch
-    partials (keyed by metric) ──▶ agent `owners` (merge, close, detect, explain, episodes)
-        │  state: table `owner-state` (per metric: open windows + model), changelog-backed
+    partials (keyed by metric) ──▶ agent `owners`: per partials partition, the owner of the
+        │  metrics homed there (merge, close, detect, explain, episodes: runtime/owner.py)
+        │  state: table `owner-state` (per metric: open windows + model; per partition: the
+        │  position), co-partitioned with partials: an owner's writes stay in its partition
         ▼
     alerts (keyed by fingerprint) ──▶ notifier agent (runtime/notifier.py, when Slack is set)
 
@@ -55,12 +57,11 @@ from stream_guard.runtime.agents import (
     Topics,
     partials_log,
     publish,
-    siblings_of,
 )
 from stream_guard.runtime.bulk import BulkStream, RawSchema
 from stream_guard.runtime.checkpoint import SAVE_EVERY, Checkpoint
 from stream_guard.runtime.notifier import NotifierSettings, install_notifier
-from stream_guard.runtime.owner import Owner
+from stream_guard.runtime.owner import Owner, Owners
 from stream_guard.runtime.settings import WorkerSettings
 from stream_guard.runtime.sources import SourcePool, expected_sources
 from stream_guard.runtime.transport import broker_url
@@ -95,7 +96,7 @@ class Runtime:
     settings: WorkerSettings
     metrics: RuntimeMetrics
     pool: SourcePool
-    owner: Owner
+    owners: Owners
     topics: dict[str, TopicSpec]
     server: Server | None = None
 
@@ -105,34 +106,40 @@ class Runtime:
 
 @dataclass
 class _Pieces:
-    """The pure pieces a worker wires: rules and topics loaded, sources, the owner."""
+    """The pure pieces a worker wires: rules and topics loaded, sources, the owners."""
 
     rules: list[MetricRule]
     topics: dict[str, TopicSpec]
     codec: Codec
     pool: SourcePool
     dead: list[DeadLetter]
-    owner: Owner
+    owners: Owners
     metrics: RuntimeMetrics
 
     @classmethod
     def load(cls, settings: WorkerSettings, metrics: RuntimeMetrics) -> _Pieces:
         """Rules, topics and calendar (ConfigError if broken), one source stage per consumed
-        partition (made on demand), the owner's engine; metrics told what to expect."""
+        partition and one owner per partials partition (made on demand); metrics told what
+        to expect."""
         topics = load_topics(settings.topics)
         rules = load_rules(settings.rules, topics)
         codec = Codec(topics)
         dead: list[DeadLetter] = []
         pool = SourcePool(lambda: SourceStage(rules, codec, EngineStats(), dead.append),
                           [r.metric for r in rules])
-        engine = Engine(rules, load_calendar(settings.rules / "calendar.yaml"),
-                        on_score=metrics.observe)  # scores and business gauges
+        calendar = load_calendar(settings.rules / "calendar.yaml")
         partitions = {name: spec.partitions for name, spec in topics.items()}
-        owner = Owner(engine, expected_sources(rules, partitions),
-                      int(settings.idle_after.total_seconds() * 1000))
+        sources = expected_sources(rules, partitions)
+        idle_ms = int(settings.idle_after.total_seconds() * 1000)
+
+        def new_owner(group: list[MetricRule], stats: EngineStats) -> Owner:
+            return Owner(Engine(group, calendar, on_score=metrics.observe, stats=stats),
+                         sources, idle_ms)  # scores and business gauges
+
+        owners = Owners(rules, partitions[PARTIALS_TOPIC], new_owner)
         metrics.expect({r.metric: [s.topic for s in r.sources] for r in rules}, codec.event_topics)
-        metrics.track_stats(lambda: [*pool.stats(), owner.engine.stats])
-        return cls(rules, topics, codec, pool, dead, owner, metrics)
+        metrics.track_stats(lambda: [*pool.stats(), owners.stats])
+        return cls(rules, topics, codec, pool, dead, owners, metrics)
 
 
 def build_runtime(
@@ -144,18 +151,16 @@ def build_runtime(
     clock = clock or SystemClock()
     p = _Pieces.load(settings, metrics or RuntimeMetrics())
     app = _app(settings, p.topics)
-    rt = Runtime(app, settings, p.metrics, p.pool, p.owner, p.topics)
+    rt = Runtime(app, settings, p.metrics, p.pool, p.owners, p.topics)
     topics = _declare_topics(app, settings, p)
-    n_partials = p.topics[PARTIALS_TOPIC].partitions
-    state = app.Table("owner-state", default=None, partitions=n_partials, key_type=str,
-                      value_type=str)
-    siblings = siblings_of(p.rules, n_partials)
-    checkpoint = Checkpoint(p.owner, state,
+    state = app.Table("owner-state", default=None, partitions=p.owners.partitions,
+                      key_type=str, value_type=str)
+    checkpoint = Checkpoint(p.owners, state,
                             lambda records: publish(topics.alerts, p.metrics, records),
-                            SAVE_EVERY, siblings, partials_log(topics))
+                            SAVE_EVERY, partials_log(topics))
     horizon_ms = p.pool.horizon_ms() + MAX_SKEW_MS  # what a resumed source re-reads (resume.py)
     sources = SourceAgent(p.pool, p.dead, topics, p.metrics, clock, horizon_ms)
-    owners = OwnerAgent(checkpoint, siblings, p.metrics, clock)
+    owners = OwnerAgent(checkpoint, p.metrics, clock)
     ticker = Ticker(app, topics, [r.metric for r in p.rules], clock)
     flush_s = settings.flush_interval.total_seconds()
 
@@ -220,8 +225,8 @@ def _declare_topics(app: faust.App, settings: WorkerSettings, p: _Pieces) -> Top
 
 
 def _on_revoked(rt: Runtime, topics: Topics, checkpoint: Checkpoint) -> Any:
-    """Revoked event partitions lose their sources (and their counters); a revoked partials
-    partition its owned metrics."""
+    """Revoked event partitions lose their sources (and their counters); revoked partials
+    partitions their owners."""
     async def on_revoked(_app: Any, revoked: set[TP], **_: Any) -> None:
         gone = [(topics.logical[tp.topic], tp.partition) for tp in revoked
                 if tp.topic in topics.logical]

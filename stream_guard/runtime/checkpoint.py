@@ -1,4 +1,9 @@
-"""The owner's write order, in one place: alerts → models → windows → position.
+"""The owners' write order, in one place: alerts → models → windows → position.
+
+A partials message is handled by the owner of its partition (runtime/owner.py `Owners`), which
+closes and saves only the metrics homed there: every write of a step lands in the changelog
+partition of the message's own partition, as Faust routes it, so the worker that takes the
+partition over after a rebalance restores exactly what that owner saved.
 
 A crash (SIGKILL) can fall between any two writes; the order makes every such crash harmless:
 
@@ -32,7 +37,7 @@ from collections.abc import Awaitable, Callable, MutableMapping
 from dataclasses import dataclass, field
 
 from stream_guard.runtime.cursor import Cursor, read_gap
-from stream_guard.runtime.owner import Closed, Owner
+from stream_guard.runtime.owner import Closed, Owner, Owners
 from stream_guard.runtime.reports import Report, Tick
 from stream_guard.types import AlertRecord
 
@@ -59,19 +64,17 @@ def _noop() -> None:
 
 @dataclass
 class Checkpoint:
-    """Runs the owner on each partials message and persists what it changed, in order.
+    """Runs the owner of its partition on each partials message and persists what it changed,
+    in order.
 
     `table` holds text values (Faust restores a changelog with the table's own serializer,
     whatever wrote it, so the snapshots' bytes travel as base64).
     """
 
-    owner: Owner
+    owners: Owners
     table: MutableMapping[str, str]
     publish: Publish
     save_every: int = SAVE_EVERY
-    # metric -> the metrics on the same partials partition (default: all): adopted together,
-    # so that windows keep their one order across metrics after a restart too
-    siblings: Callable[[str], list[str]] | None = None
     read_log: ReadLog | None = None  # None: a gap is taken as it comes (with a warning)
     _cursor: Cursor = field(init=False)  # the position per partition (in `table`)
     _first_unsaved: dict[str, Position] = field(default_factory=dict)  # per metric
@@ -99,49 +102,57 @@ class Checkpoint:
 
     async def step(self, msg: Report | Tick, ack: Ack, at: Position) -> Closed:
         """One partials message: merge (or tick), close, save in order, then ack."""
-        metric = msg.metric
-        if not self.owner.owns(metric):
-            for name in self._siblings(metric):
-                if not self.owner.owns(name):
-                    self.adopt(name, msg.sent_ms)
         self._cursor.took(PARTIALS, *at)
+        owner = self._owner(msg, at[0])
+        if owner is None:
+            ack()
+            return Closed.combine([])
+        metric = msg.metric
         self._first_unsaved.setdefault(metric, at)
         self._unsaved[metric] += 1
         if isinstance(msg, Report):
             self._dirty.add(metric)
-            closed = self.owner.on_report(msg)
+            closed = owner.on_report(msg)
         else:
-            closed = self.owner.on_tick(msg)
+            closed = owner.on_tick(msg)
         if closed.windows:
             await self.publish(closed.alerts)
             for name in sorted(closed.metrics):
-                self.table[f"{name}/model"] = _pack(self.owner.snapshot_model(name))
+                self.table[f"{name}/model"] = _pack(owner.snapshot_model(name))
         if closed.windows or isinstance(msg, Tick) or self._due(metric):
-            self._save_windows(closed.metrics | ({metric} & self._dirty))
+            self._save_windows(owner, closed.metrics | ({metric} & self._dirty))
             self._saved(closed.metrics | {metric})
             self._save_position(at[0])
         ack()
         return closed
 
-    def adopt(self, metric: str, now_ms: int) -> None:
-        """Takes `metric` over from what the table holds (nothing: a fresh start)."""
-        self.owner.adopt(metric, _unpack(self.table.get(f"{metric}/windows")),
-                         _unpack(self.table.get(f"{metric}/model")), now_ms)
+    def _owner(self, msg: Report | Tick, partition: int) -> Owner | None:
+        """The owner of `metric` on its home `partition`, every metric homed there adopted
+        together (so that their windows keep one order after a restart too); None, counted,
+        for a message on another partition than its metric's home."""
+        metric, owner = msg.metric, self.owners.of(partition)
+        if owner is None or metric not in owner.index:
+            self.owners.misrouted(metric, partition)
+            return None
+        if not owner.owns(metric):
+            for name in self.owners.metrics(partition):
+                if not owner.owns(name):
+                    self.adopt(owner, name, msg.sent_ms)
+        return owner
+
+    def adopt(self, owner: Owner, metric: str, now_ms: int) -> None:
+        """`owner` takes `metric` over from what the table holds (nothing: a fresh start)."""
+        owner.adopt(metric, _unpack(self.table.get(f"{metric}/windows")),
+                    _unpack(self.table.get(f"{metric}/model")), now_ms)
 
     def revoke(self) -> None:
         """The partials partitions went elsewhere: forget what was not saved (redelivered to
-        the new owner, which drops what was) and every metric (re-adopted from the table)."""
+        the new owner, which drops what was) and every owner (made again from the table)."""
         self._cursor.forget()
         self._first_unsaved.clear()
         self._unsaved.clear()
         self._dirty.clear()
-        for rule in self.owner.engine.rules:
-            self.owner.release(rule.metric)
-
-    def _siblings(self, metric: str) -> list[str]:
-        if self.siblings is not None:
-            return self.siblings(metric)
-        return [rule.metric for rule in self.owner.engine.rules]
+        self.owners.release()
 
     def _due(self, metric: str) -> bool:
         return self._unsaved[metric] >= self.save_every
@@ -158,9 +169,9 @@ class Checkpoint:
             (at[1] for at in self._first_unsaved.values() if at[0] == partition),
             default=self._cursor.next(PARTIALS, partition)))
 
-    def _save_windows(self, metrics: frozenset[str] | set[str]) -> None:
+    def _save_windows(self, owner: Owner, metrics: frozenset[str] | set[str]) -> None:
         for name in sorted(metrics):
-            self.table[f"{name}/windows"] = _pack(self.owner.snapshot_windows(name))
+            self.table[f"{name}/windows"] = _pack(owner.snapshot_windows(name))
             self._dirty.discard(name)
 
 

@@ -1,21 +1,29 @@
-"""③-⑤ on the live side: the owner of a metric feeds its window merger and engine.
+"""③-⑤ on the live side: the owners of metrics feed their window mergers and engines.
 
-The partials topic is keyed by metric, so one worker owns each metric. Its `WindowMerger`
-(aggregate/merger.py, the one replay uses) merges every source's window deltas and decides when a
-window is complete: watermark = minimum over live sources, lateness, idleness (a source is idle
-only once it said it is caught up with its partition and sent nothing for `idle_after_ms`).
-"Wall time" is the senders' clock carried by every report and tick (`sent_ms`), read in stream
-order: an owner that falls behind its input sees the same idleness as one that keeps up.
+The partials topic is keyed by metric, so each metric's reports and ticks meet on one partials
+partition (its *home*, stream_guard/ownership.py), and the worker holding that partition owns
+the metric. A worker has one `Owner` per partials partition it holds (`Owners`): one engine
+over the metrics homed there, with its own shared state (interventions, co-moving anomalies),
+so that a step for partition p closes and saves only p's metrics and every table value it
+writes lands in p's changelog partition (Faust writes to the partition of the message being
+processed). A rebalance then moves an owner whole: the worker given p restores exactly p's
+state. Co-moving hints relate only metrics of one partition; replay groups them the same way.
 
-Windows of all the metrics it owns reach the engine in one order, by close point
-(`close_in_order`, as replay does), so the same events give the same alerts (fingerprint,
-window, value, hints) whatever the number of partitions and workers and however their reports
-interleave.
+An `Owner`'s `WindowMerger`s (aggregate/merger.py, the ones replay uses) merge every source's
+window deltas and decide when a window is complete: watermark = minimum over live sources,
+lateness, idleness (a source is idle only once it said it is caught up with its partition and
+sent nothing for `idle_after_ms`). "Wall time" is the senders' clock carried by every report
+and tick (`sent_ms`), read in stream order: an owner that falls behind its input sees the same
+idleness as one that keeps up.
+
+Windows of all the metrics of an owner reach its engine in one order, by close point
+(`close_windows`, as replay does), so the same events give the same alerts (fingerprint,
+window, value, hints) whatever the number of workers and however their reports interleave.
 
 State that matters after a crash is exported per metric by `snapshot_windows` (the merger's
 state: open windows, source watermarks and offsets; changes with every report) and
-`snapshot_model` (detectors, episodes, interventions: changes when a window closes);
-runtime/app.py keeps both in a Faust table.
+`snapshot_model` (detectors, episodes, the owner's interventions and co-moving anomalies:
+changes when a window closes); runtime/app.py keeps both in a Faust table.
 
 Crash safety (no event counted twice, no window lost):
 
@@ -34,11 +42,14 @@ Crash safety (no event counted twice, no window lost):
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import logging
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 
-from stream_guard.aggregate.merger import MergerState, WindowMerger, close_in_order, merger_for
+from stream_guard.aggregate.merger import MergerState, WindowMerger, merger_for
+from stream_guard.config.rules import MetricRule
 from stream_guard.engine import Engine
+from stream_guard.ownership import close_windows, home, owner_groups
 from stream_guard.runtime.reports import NO_WATERMARK, Report, Tick
 from stream_guard.runtime.snapshot import (
     ModelSnapshot,
@@ -47,9 +58,12 @@ from stream_guard.runtime.snapshot import (
     encode_model,
     encode_windows,
 )
+from stream_guard.stats import EngineStats
 from stream_guard.types import AlertRecord
 
-__all__ = ["Closed", "Owner"]
+__all__ = ["Closed", "Owner", "Owners"]
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -153,16 +167,9 @@ class Owner:
         return self.mergers[m].watermark()
 
     def _close(self, sent_ms: int | None) -> Closed:
-        alerts: list[AlertRecord] = []
-        closed: set[str] = set()
-        for m, start, acc in close_in_order(self.mergers, self.engine.close_order):
-            alerts.extend(self.engine.on_window(m, start, acc))
-            metric = self.engine.rules[m].metric
-            closed.add(metric)
-            state = self.mergers[m].state
-            self.engine.stats.skipped_windows[metric] = state.skipped_windows
-            self.engine.stats.isolated_windows[metric] = state.isolated_windows
-        return Closed(alerts, frozenset(closed), sent_ms if closed else None)
+        alerts, closed = close_windows(self.engine, self.mergers)
+        metrics = frozenset(self.engine.rules[m].metric for m in closed)
+        return Closed(alerts, metrics, sent_ms if metrics else None)
 
     # --- state -------------------------------------------------------------------------------
     def snapshot_windows(self, metric: str) -> bytes:
@@ -175,3 +182,61 @@ class Owner:
         return encode_model(ModelSnapshot(self.engine.metric_state(m),
                                           self.engine.shared_state(),
                                           self.mergers[m].state.closed_until, self._seq))
+
+
+class Owners:
+    """A worker's owners: one per partials partition it is handed messages of, over the metrics
+    homed there (stream_guard/ownership.py); made on first use, dropped when revoked.
+
+    `new_owner(rules, stats)` makes the owner of a group of rules; every owner counts into the
+    one `stats` (a revoked owner's counters stay counted)."""
+
+    def __init__(
+        self, rules: list[MetricRule], partitions: int,
+        new_owner: Callable[[list[MetricRule], EngineStats], Owner],
+        stats: EngineStats | None = None,
+    ) -> None:
+        self.partitions = partitions
+        self.groups = owner_groups(rules, partitions)
+        self.new_owner = new_owner
+        self.stats = stats or EngineStats()
+        self.units: dict[int, Owner] = {}
+        self._known = {rule.metric for rule in rules}
+        self._warned: set[tuple[str, int]] = set()
+
+    def of(self, partition: int) -> Owner | None:
+        """The owner of the metrics homed on `partition` (None: none is)."""
+        unit = self.units.get(partition)
+        if unit is None and partition in self.groups:
+            unit = self.units[partition] = self.new_owner(self.groups[partition], self.stats)
+        return unit
+
+    def metrics(self, partition: int) -> list[str]:
+        """The metrics homed on `partition`, in rule order."""
+        return [rule.metric for rule in self.groups.get(partition, [])]
+
+    def owner_of(self, metric: str) -> Owner | None:
+        """The owner holding `metric` now (None: not adopted on this worker)."""
+        unit = self.units.get(home(metric, self.partitions))
+        return unit if unit is not None and unit.owns(metric) else None
+
+    def owns(self, metric: str) -> bool:
+        return self.owner_of(metric) is not None
+
+    def misrouted(self, metric: str, partition: int) -> None:
+        """A partials message on a partition that is not its metric's home (a producer with
+        another partitioner, or an unknown metric): dropped, counted and logged."""
+        known = metric if metric in self._known else "unknown"  # (bounded label values)
+        self.stats.reports[(known, "misrouted")] += 1
+        if (known, partition) not in self._warned:  # once: a wrong topic misroutes them all
+            self._warned.add((known, partition))
+            log.warning("partials/%d: a message of metric %r, homed on partition %s of %d: "
+                        "dropped (counted as misrouted from now on)", partition, metric[:80],
+                        home(metric, self.partitions), self.partitions)
+
+    def release(self) -> None:
+        """Every partials partition was revoked: owners are made again from the table."""
+        self.units.clear()
+
+    def __iter__(self) -> Iterator[Owner]:
+        return iter(list(self.units.values()))

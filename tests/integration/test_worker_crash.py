@@ -9,7 +9,10 @@ alone. (Both failed, about one run in two under load, until the owner stopped tr
 committed offsets: runtime/cursor.py.)
 What a crash may leave is the last alert records written a second time, verbatim (alerts are
 sent before the model that produced them is saved); the notifier sends each (episode, status,
-sequence) once, so an analyst never sees them twice."""
+sequence) once, so an analyst never sees them twice.
+
+Alerts are compared owner by owner (tests/parity.py `per_owner`): with several partials
+partitions, owners on different workers publish side by side."""
 
 from __future__ import annotations
 
@@ -33,7 +36,7 @@ from stream_guard.runtime.local import LocalWorker, wait_for
 from stream_guard.simulate.simulation import Simulation, SimulationConfig
 from stream_guard.types import AlertRecord
 from tests.conftest import REPO
-from tests.parity import comparable, replay_alerts
+from tests.parity import comparable, per_owner, replay_alerts
 
 pytestmark = pytest.mark.integration
 
@@ -75,17 +78,22 @@ def _key(alert: AlertRecord | dict[str, Any]) -> bytes:
 class _Scenario:
     """Replay's alerts for two simulated days, and the same records on the topics."""
 
-    expected: list[bytes]
+    expected: list[AlertRecord]
     windows: int
     events: int
     env: dict[str, str]
+    partitions: int  # of the partials topic: one owner each
+
+    def owners(self, alerts: list[Any]) -> dict[int, list[tuple[Any, ...]]]:
+        """Each owner's alerts in order (those of different owners interleave freely)."""
+        return per_owner(alerts, self.partitions)
 
 
 def _scenario(bootstrap: str, prefix: str, tmp_path: Path, rules: list[MetricRule],
               codec: Codec) -> _Scenario:
     records = list(Simulation(SimulationConfig(days=2, seed=3, scale=0.3)).records())
     replayer = Replayer(rules, codec)
-    expected = [_key(a) for a in replay_alerts(replayer, records)]
+    expected = replay_alerts(replayer, records)
     assert len(expected) >= 2
     dump = tmp_path / "dump.jsonl"
     dump.write_bytes(b"".join(orjson.dumps(r, option=orjson.OPT_APPEND_NEWLINE) for r in records))
@@ -98,7 +106,8 @@ def _scenario(bootstrap: str, prefix: str, tmp_path: Path, rules: list[MetricRul
         "STREAM_GUARD_BATCH_MAX": "500", "STREAM_GUARD_STORE": "memory://",
     }
     return _Scenario(expected, sum(replayer.stats.windows_closed.values()),
-                     sum(replayer.stats.events.values()), env)
+                     sum(replayer.stats.events.values()), env,
+                     codec.topics["partials"].partitions)
 
 
 class _Alerts:
@@ -123,10 +132,12 @@ class _Alerts:
             if self.poll():
                 quiet_since = time.monotonic()
 
-    def unique(self, tmp_path: Path, expected: list[bytes]) -> list[bytes]:
-        unique = list(dict.fromkeys(_key(a) for a in self.got))
-        (tmp_path / "alerts.got.jsonl").write_bytes(b"\n".join(unique))  # for a post-mortem
-        (tmp_path / "alerts.expected.jsonl").write_bytes(b"\n".join(expected))
+    def unique(self, tmp_path: Path, expected: list[AlertRecord]) -> list[dict[str, Any]]:
+        """The records got, each first copy only (a crash may write the last ones again)."""
+        firsts = {_key(a): a for a in reversed(self.got)}
+        unique = [firsts[k] for k in dict.fromkeys(_key(a) for a in self.got)]
+        (tmp_path / "alerts.got.jsonl").write_bytes(b"\n".join(map(_key, unique)))  # post-mortem
+        (tmp_path / "alerts.expected.jsonl").write_bytes(b"\n".join(map(_key, expected)))
         return unique
 
 
@@ -164,25 +175,29 @@ def test_sigkill_then_restart_gives_replays_alerts(
             (tmp_path / "w2.metrics").write_text(second.metrics())  # for a post-mortem
 
     unique = alerts.unique(tmp_path, sc.expected)
-    assert unique == sc.expected
+    assert sc.owners(unique) == sc.owners(sc.expected)
     # only records the crash interrupted are written again (verbatim)
     assert len(alerts.got) - len(unique) <= published_first
 
 
-def test_three_workers_the_owner_killed_and_one_added_give_replays_alerts(
+def test_three_workers_an_owner_killed_and_one_added_give_replays_alerts(
     bootstrap: str, kafka_topics: str, tmp_path: Path, rules: list[MetricRule], codec: Codec,
 ) -> None:
-    """Rebalances mid-stream: three workers share the event partitions; the one that owns the
-    metrics is SIGKILLed once part of the windows closed, and a fourth joins. The survivors
-    take its partitions over (sources resume, the owner restores and reads its gaps)."""
+    """Rebalances mid-stream: three workers share the event and partials partitions, so the
+    owners of the metrics are spread over them (asserted: two workers have merged reports);
+    one owner is SIGKILLed once part of the windows closed, and a fourth worker joins. The
+    survivors take its partitions over (sources resume, the owners restore from their own
+    changelog partitions and read their gaps)."""
     sc = _scenario(bootstrap, kafka_topics, tmp_path, rules, codec)
+    assert sc.partitions > 1
     workers = [LocalWorker(sc.env, tmp_path / f"w{i}.log").start() for i in (1, 2, 3)]
     try:
         with consumer(bootstrap, auto_offset_reset="earliest") as reader:
             reader.subscribe([kafka_topics + "alerts"])
             alerts = _Alerts(reader, time.monotonic() + DEADLINE_S)
-            owner = _wait_for_owner(workers, sc.windows * KILL_AT, alerts)
-            owner.kill()
+            owners = _wait_for_owners(workers, sc.windows * KILL_AT, alerts)
+            assert len(owners) >= 2, f"one worker owns every metric: {owners}"
+            workers[max(owners, key=lambda i: sum(owners[i].values()))].kill()
             workers.append(LocalWorker(sc.env, tmp_path / "w4.log").start())
             alerts.settle(len(sc.expected))
             for i, w in enumerate(workers, 1):
@@ -190,15 +205,29 @@ def test_three_workers_the_owner_killed_and_one_added_give_replays_alerts(
     finally:
         for w in workers:
             w.stop()
-    assert alerts.unique(tmp_path, sc.expected) == sc.expected
+    assert sc.owners(alerts.unique(tmp_path, sc.expected)) == sc.owners(sc.expected)
 
 
-def _wait_for_owner(workers: list[LocalWorker], closed: float, alerts: _Alerts) -> LocalWorker:
-    """The worker that merges reports (the owner), once `closed` windows are."""
+def _wait_for_owners(
+    workers: list[LocalWorker], closed: float, alerts: _Alerts
+) -> dict[int, dict[str, int]]:
+    """Once `closed` windows are: worker index -> metric -> reports it merged, for the workers
+    that merged any (the owners; an owner that has caught up merges nothing for a while, so
+    the counts are since the worker started)."""
     while time.monotonic() < alerts.deadline:
         alerts.poll()
         texts = [w.metrics() for w in workers]
         if sum(_total(t, "stream_guard_windows_closed_total") for t in texts) >= closed:
-            return max(zip(texts, workers, strict=True),
-                       key=lambda tw: _total(tw[0], "stream_guard_partial_reports_total"))[1]
+            return {i: merged for i, text in enumerate(texts) if (merged := _merged(text))}
     raise AssertionError("the workers closed too few windows in time")
+
+
+def _merged(metrics_text: str) -> dict[str, int]:
+    """Metric -> reports merged, of one worker's /metrics (the metrics it owned)."""
+    merged: dict[str, int] = {}
+    for line in metrics_text.splitlines():
+        if line.startswith("stream_guard_partial_reports_total{") and 'outcome="merged"' in line:
+            metric = line.split('metric="', 1)[1].split('"', 1)[0]
+            if (n := int(float(line.rsplit(" ", 1)[1]))) > 0:
+                merged[metric] = n
+    return merged

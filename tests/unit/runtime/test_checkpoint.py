@@ -19,7 +19,7 @@ from stream_guard.engine import Engine
 from stream_guard.ingest.codec import Codec
 from stream_guard.ingest.kafka_batch import partition_for
 from stream_guard.runtime.checkpoint import Checkpoint
-from stream_guard.runtime.owner import Owner
+from stream_guard.runtime.owner import Owner, Owners
 from stream_guard.runtime.reports import Report, Tick
 from stream_guard.runtime.sources import SourcePool, expected_sources
 from stream_guard.simulate.simulation import Simulation, SimulationConfig
@@ -94,8 +94,9 @@ class Run:
 
     def __call__(self, first: int, last: int, skip: range = range(0)) -> int | None:
         """Delivers messages [first, last) but those in `skip` (dropped by Faust's stream)."""
-        owner = Owner(Engine(self.rules), self.sources, 10_000)
-        checkpoint = Checkpoint(owner, self.table, self._publish, save_every=7,
+        owners = Owners(self.rules, 1, lambda group, stats: Owner(
+            Engine(group, stats=stats), self.sources, 10_000))
+        checkpoint = Checkpoint(owners, self.table, self._publish, save_every=7,
                                 read_log=self._read_log)
         acked: set[int] = set()
 

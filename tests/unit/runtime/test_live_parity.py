@@ -1,5 +1,6 @@
-"""Replay parity, without Kafka: the live split (a source per partition, one owner per metric,
-reports in arrival order, a wall clock) gives the alerts replay gives (invariant 1)."""
+"""Replay parity, without Kafka: the live split (a source per partition, one owner per partials
+partition over the metrics homed there, reports in arrival order, a wall clock) gives the alerts
+replay gives (invariant 1), owner by owner."""
 
 from __future__ import annotations
 
@@ -15,12 +16,13 @@ from stream_guard.config.topics import TopicSpec
 from stream_guard.engine import Engine
 from stream_guard.ingest.codec import Codec
 from stream_guard.ingest.kafka_batch import partition_for
-from stream_guard.runtime.owner import Owner
+from stream_guard.ownership import home
+from stream_guard.runtime.owner import Owner, Owners
 from stream_guard.runtime.reports import Report, Tick, decode, encode
 from stream_guard.runtime.sources import SourcePool, expected_sources, source_name
 from stream_guard.stats import EngineStats
 from stream_guard.types import AlertRecord
-from tests.parity import arrivals, comparable, parity_records, raw_value, replay_alerts
+from tests.parity import arrivals, parity_records, per_owner, raw_value, replay_alerts
 
 IDLE_MS = 10_000
 
@@ -33,21 +35,24 @@ def records() -> list[dict[str, Any]]:
 def _live(
     rules: list[MetricRule], codec: Codec, topics: dict[str, TopicSpec],
     records: list[dict[str, Any]], batch: int,
-) -> tuple[list[AlertRecord], Owner]:
+) -> tuple[list[AlertRecord], Owners]:
     pool = SourcePool(lambda: SourceStage(rules, codec, EngineStats(), lambda _dl: None),
                       [r.metric for r in rules])
     partitions = {name: spec.partitions for name, spec in topics.items()}
-    owner = Owner(Engine(rules), expected_sources(rules, partitions), IDLE_MS)
-    for r in rules:
-        owner.adopt(r.metric, None, None, 0)
+    sources = expected_sources(rules, partitions)
+    owners = Owners(rules, partitions["partials"],
+                    lambda group, stats: Owner(Engine(group, stats=stats), sources, IDLE_MS))
+    for rule in rules:
+        _owner(owners, rule.metric).adopt(rule.metric, None, None, 0)
     alerts: list[AlertRecord] = []
     now = 0
 
-    def deliver(reports: list[Report]) -> None:
+    def deliver(reports: list[Report | Tick]) -> None:
         for r in reports:
-            wire = decode(encode(r))  # through the partials topic's format
-            assert isinstance(wire, Report)
-            alerts.extend(owner.on_report(wire).alerts)
+            wire = decode(encode(r)) if isinstance(r, Report) else r  # as on the topic
+            owner = _owner(owners, r.metric)
+            closed = owner.on_report(wire) if isinstance(wire, Report) else owner.on_tick(wire)
+            alerts.extend(closed.alerts)
 
     arrival = arrivals(records)  # the Kafka timestamps `stream-guard produce` gives them
     for chunk in _chunks(records, batch):
@@ -56,17 +61,22 @@ def _live(
             p = 0 if key is None or n == 1 else partition_for(str(key).encode(), n)
             pool.ingest(rec["topic"], p, i, raw_value(rec), arrival[i])
         now += 5
-        deliver(pool.reports(now))
+        deliver(list(pool.reports(now)))
     # the input has ended: every source is caught up and, IDLE_MS later, idle; the owner closes
     # what is complete
     # (end, first) = (0, 0): nothing left to merge anywhere
     caught_up = {source_name(t, p): (0, 0) for t, n in partitions.items() for p in range(n)}
-    for r in rules:
-        alerts.extend(owner.on_tick(Tick(r.metric, now, caught_up)).alerts)
+    deliver([Tick(r.metric, now, caught_up) for r in rules])
     now += IDLE_MS
-    for r in rules:
-        alerts.extend(owner.on_tick(Tick(r.metric, now, caught_up)).alerts)
-    return alerts, owner
+    deliver([Tick(r.metric, now, caught_up) for r in rules])
+    return alerts, owners
+
+
+def _owner(owners: Owners, metric: str) -> Owner:
+    """The owner of `metric`'s home partition (where its partials messages go)."""
+    owner = owners.of(home(metric, owners.partitions))
+    assert owner is not None
+    return owner
 
 
 def _chunks(records: list[dict[str, Any]], n: int) -> Iterator[list[tuple[int, dict[str, Any]]]]:
@@ -87,7 +97,8 @@ def test_live_split_gives_the_alerts_of_replay(
     records: list[dict[str, Any]], replayed: list[AlertRecord], batch: int,
 ) -> None:
     expected = replayed
-    got, owner = _live(rules, codec, topics, records, batch)
+    got, owners = _live(rules, codec, topics, records, batch)
     assert len(expected) >= 4  # the simulated incidents do page
-    assert [comparable(a) for a in got] == [comparable(a) for a in expected]
-    assert sum(owner.engine.stats.late_partials.values()) == 0
+    n = owners.partitions
+    assert per_owner(got, n) == per_owner(expected, n)
+    assert sum(owners.stats.late_partials.values()) == 0

@@ -13,7 +13,7 @@ from stream_guard.engine import Engine
 from stream_guard.observability.metrics import RuntimeMetrics
 from stream_guard.runtime.agents import OwnerAgent
 from stream_guard.runtime.checkpoint import Checkpoint
-from stream_guard.runtime.owner import Owner
+from stream_guard.runtime.owner import Owner, Owners
 from stream_guard.runtime.reports import Report, Tick, decode, encode_tick
 
 
@@ -35,14 +35,16 @@ class _Event:
 
 def _agent(rules: list[MetricRule], table: dict[str, str], log: dict[int, bytes],
            reads: list[tuple[int, int]]) -> OwnerAgent:
-    owner = Owner(Engine(rules), {r.metric: frozenset({"orders/0"}) for r in rules}, 10_000)
+    sources = {r.metric: frozenset({"orders/0"}) for r in rules}
+    owners = Owners(rules, 1, lambda group, stats: Owner(Engine(group, stats=stats), sources,
+                                                         10_000))
 
     async def read_log(partition: int, lo: int, hi: int) -> list[tuple[int, Report | Tick]]:
         reads.append((lo, hi))
         return [(o, decode(log[o])) for o in range(lo, hi)]
 
-    return OwnerAgent(Checkpoint(owner, table, _publish, read_log=read_log),
-                      lambda metric: [r.metric for r in rules], RuntimeMetrics(), SystemClock())
+    return OwnerAgent(Checkpoint(owners, table, _publish, read_log=read_log), RuntimeMetrics(),
+                      SystemClock())
 
 
 async def _publish(records: list[Any]) -> None:
@@ -57,8 +59,8 @@ def test_redelivered_messages_are_acked_and_a_gap_is_read_first(rules: list[Metr
     old, later = _Event(log[5], _Message(0, 5)), _Event(log[12], _Message(0, 12))
 
     asyncio.run(agent.on_event(old))
-    assert old.acked == [5] and not agent.owner.owns("gmv")  # saved before the crash
+    assert old.acked == [5] and not agent.owners.owns("gmv")  # saved before the crash
     asyncio.run(agent.on_event(later))
-    assert reads == [(10, 12)] and agent.owner.owns("gmv")
+    assert reads == [(10, 12)] and agent.owners.owns("gmv")
     assert agent.checkpoint.table["position/partials/0"] == "13"  # ticks save: 10-12 all saved
     assert later.acked == [12]
