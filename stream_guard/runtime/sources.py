@@ -4,8 +4,9 @@ Each partition of an event topic gets its own `SourceStage`, exactly as in repla
 and validates (dead letters), refuses events dated after their Kafka timestamp by more than the
 allowed skew, drops duplicate event ids, counts late events against this partition's robust
 watermark, and gathers window deltas. It never closes a window: after each batch,
-`SourcePool.reports` hands every metric's owner the deltas gathered since the previous batch, so
-a source keeps no window state that a crash between two batches would lose -- the batch's
+`SourcePool.reports` hands the owner of every metric it feeds the deltas gathered since the
+previous batch (and every owner the governance actions it consumed), so a source keeps no
+window state that a crash between two batches would lose -- the batch's
 offsets are acknowledged only after its reports were sent (at-least-once, see runtime/app.py).
 
 Each report says which offsets of its partition it covers, so that the owner can drop one it has
