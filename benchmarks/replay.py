@@ -3,6 +3,7 @@
     python benchmarks/replay.py [--data DIR] [--days 7] [--seed 11] [--repeat 3] [--profile]
     python benchmarks/replay.py --save-reference ref.json   # fingerprint of the results
     python benchmarks/replay.py --check ref.json            # same results as the reference?
+    python benchmarks/replay.py --split                     # CPU time per stage
 
 The dump (``events.jsonl``, ~1.1M records for a week at scale 1) is simulated once and cached
 under ``benchmarks/.data/`` (gitignored). Each run builds a fresh engine and feeds it with
@@ -38,7 +39,12 @@ from rich.table import Table
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from stream_guard.backtest.replay import build_replayer, iter_inputs, run_replayer  # noqa: E402
+from stream_guard.backtest.replay import (  # noqa: E402
+    Replayer,
+    build_replayer,
+    iter_inputs,
+    run_replayer,
+)
 from stream_guard.ingest.codec import DeadLetter  # noqa: E402
 from stream_guard.ingest.files import count_lines  # noqa: E402
 from stream_guard.simulate.writer import write_simulation  # noqa: E402
@@ -78,14 +84,18 @@ def _bar(label: str, total: int | None = None) -> Iterator[tuple[Progress, Any]]
 
 
 def replay_once(events: Path, rules: Path, total: int, label: str,
-                wrap: Callable[[Callable[[], int]], int] | None = None) -> Run:
-    """One replay through a fresh engine; `wrap` runs the feeding (e.g. under cProfile)."""
+                wrap: Callable[[Callable[[], int]], int] | None = None,
+                instrument: Callable[[Replayer], None] | None = None) -> Run:
+    """One replay through a fresh engine; `wrap` runs the feeding (e.g. under cProfile),
+    `instrument` may wrap the replayer's steps first."""
     dead: list[bytes] = []
 
     def keep(dl: DeadLetter) -> None:
         dead.append(orjson.dumps(dl.to_json()) + b"\n")
 
     replayer = build_replayer(rules, on_dead_letter=keep)
+    if instrument is not None:
+        instrument(replayer)
     alerts: list[AlertRecord] = []
     with _bar(label, total) as (progress, task):
         def feed() -> int:
@@ -150,6 +160,45 @@ def profile(events: Path, rules: Path, total: int, top: int) -> None:
     out.print(table)
 
 
+def split(events: Path, rules: Path, total: int) -> None:
+    """One more run, its CPU time split by stage with `time.process_time` around the
+    replayer's steps (a few calls per batch: unlike cProfile, it does not inflate code that
+    makes many small calls): reading (JSON, validation, routing to a source stage), the
+    engine (a closed window scored, explained, its episode), merging and closing, and the rest:
+    the source stages' acceptors, the arrival estimate and the feeding loop."""
+    spent: dict[str, float] = dict.fromkeys(("read", "advance", "engine"), 0.0)
+
+    def timed(stage: str, step: Callable[..., Any]) -> Callable[..., Any]:
+        def run(*args: Any, **kwargs: Any) -> Any:
+            started = time.process_time()
+            try:
+                return step(*args, **kwargs)
+            finally:
+                spent[stage] += time.process_time() - started
+        return run
+
+    def instrument(replayer: Replayer) -> None:
+        replayer.read = timed("read", replayer.read)  # type: ignore[method-assign]
+        replayer.advance = timed("advance", replayer.advance)  # type: ignore[method-assign]
+        engine = replayer.engine
+        engine.on_window = timed("engine", engine.on_window)  # type: ignore[method-assign]
+
+    run = replay_once(events, rules, total, "split", instrument=instrument)
+    stages = {
+        "read: JSON, validation, routing": spent["read"],
+        "source stages: acceptors, arrival estimate, loop": run.cpu - spent["read"]
+        - spent["advance"],
+        "merging and closing": spent["advance"] - spent["engine"],
+        "engine: detect, explain, episodes": spent["engine"],
+    }
+    table = Table("stage", "CPU s", "share", "µs per record",
+                  title=f"CPU time by stage ({run.cpu:.2f} s, {run.records:,} records)")
+    for stage, cpu in stages.items():
+        table.add_row(stage, f"{cpu:.2f}", f"{100 * cpu / run.cpu:.0f}%",
+                      f"{1e6 * cpu / run.records:.2f}")
+    out.print(table)
+
+
 def _entries(prof: cProfile.Profile) -> dict[tuple[str, int, str], tuple[int, float, float]]:
     """(file, line, name) -> (calls, own time, cumulative), summed over code objects.
 
@@ -189,6 +238,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--repeat", type=int, default=3, help="timed runs (median reported)")
     p.add_argument("--profile", action="store_true", help="one more run under cProfile")
     p.add_argument("--top", type=int, default=15, help="functions shown by --profile")
+    p.add_argument("--split", action="store_true", help="one more run, CPU time per stage")
     p.add_argument("--save-reference", type=Path, default=None, help="write the fingerprint")
     p.add_argument("--check", type=Path, default=None, help="compare with a saved fingerprint")
     args = p.parse_args(argv)
@@ -217,6 +267,8 @@ def main(argv: list[str] | None = None) -> int:
               f"{fp['dead_letters_sha256'][:16]}…", markup=False)
     if args.profile:
         profile(events, args.rules, total, args.top)
+    if args.split:
+        split(events, args.rules, total)
     if args.save_reference:
         args.save_reference.write_bytes(orjson.dumps(fp, option=orjson.OPT_INDENT_2))
         out.print(f"fingerprint saved to {args.save_reference}")

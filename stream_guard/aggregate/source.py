@@ -68,10 +68,19 @@ class SourceStage:
         self.horizon_ms = max((int((r.window + r.lateness).total_seconds() * 1000)
                                for r in rules), default=0)
         """How far back in event time a decision can look (the longest window + lateness)."""
+        self._feeds: dict[str, frozenset[int]] = {}  # topic -> the metrics reading it
+        for m, rule in enumerate(rules):
+            for src in rule.sources:
+                self._feeds[src.topic] = self._feeds.get(src.topic, frozenset()) | {m}
         self._seen: dict[Any, int] = {}  # event_id -> event time, in arrival order
         self._acceptors: dict[str, Accept] = {}
         self._envs: list[dict[str, Any]] = []  # the acceptors' globals (counters rebound)
         self._count_into(stats)
+
+    def feeds(self, topic: str) -> frozenset[int]:
+        """The metrics (indexes) reading `topic`: whose windows its partitions gate, as
+        `merger.expected_sources` says."""
+        return self._feeds.get(topic, frozenset())
 
     def ingest(self, topic: str, value: Any, origin: str, arrival_ms: int | None) -> None:
         """One record's value (bytes/str still to decode, or a decoded JSON value)."""

@@ -1,13 +1,14 @@
 """What a source partition tells the owner of a metric: the partials topic's messages.
 
 A source (one partition of an event topic) pre-aggregates events into window deltas and, after
-each batch, sends every metric's owner one `Report`: the deltas of the windows it touched, its
-watermark (the largest event time it has seen) and the raw governance records it consumed, so that
-every owner can name interventions (validated ``[ts, fields]`` pairs). A `Report` without
-deltas still matters: it moves the watermark and shows the source is alive. Ticks carry no
-data: they bring wall-clock time into the owner's ordered stream, because Faust tables can only
-be written while processing a message of the table's partition, and the extent of every
-partition the sending worker consumes (`status`: source -> [end offset, first offset]): the
+each batch, sends the owner of every metric its topic feeds one `Report`: the deltas of the
+windows it touched, its watermark (the largest event time it has seen) and the raw governance
+records it consumed; a report carrying governance actions goes to every owner, so that every
+owner can name interventions (validated ``[ts, fields]`` pairs; see `sources._needs`). A
+`Report` without deltas still matters: it moves the watermark and shows the source is alive.
+Ticks carry no data: they bring wall-clock time into the owner's ordered stream, because Faust
+tables can only be written while processing a message of the table's partition, and the extent
+of every partition the sending worker consumes (`status`: source -> [end offset, first offset]): the
 owner calls a source caught up once it has merged its reports up to that end (or the partition
 is empty), which is what lets the window merger call it idle -- judged from what the owner has
 merged, never from what a consumer has merely fetched. Both carry the sender's wall clock
