@@ -20,6 +20,7 @@ from itertools import chain
 from pathlib import Path
 from typing import IO, Any
 
+from stream_guard.aggregate.cube import WindowCube
 from stream_guard.aggregate.merger import (
     WindowMerger,
     close_in_order,
@@ -167,11 +168,14 @@ class Replayer:
             if watermark is None:
                 continue
             by_metric: list[list[tuple[int, Any]]] = [[] for _ in self.rules]
+            cubes: list[list[tuple[int, WindowCube]]] = [[] for _ in self.rules]
             for part in partials:
                 by_metric[part.metric_index].append((part.window_start_ms, part.slices))
+                if part.cube is not None:
+                    cubes[part.metric_index].append((part.window_start_ms, part.cube))
             name = source_name(topic, p)
-            for merger, windows in zip(self.mergers, by_metric, strict=True):
-                merger.merge(name, windows, watermark)
+            for m, merger in enumerate(self.mergers):
+                merger.merge(name, by_metric[m], watermark, cubes=cubes[m])
         return self._close(final)
 
     def _close(self, final: bool) -> list[AlertRecord]:
@@ -180,8 +184,8 @@ class Replayer:
             self.stats.skipped_windows[self.rules[m].metric] = merger.state.skipped_windows
             self.stats.isolated_windows[self.rules[m].metric] = merger.state.isolated_windows
         records: list[AlertRecord] = []
-        for m, start, acc in closable:
-            records.extend(self.engine.on_window(m, start, acc))
+        for m, start, acc, cube in closable:
+            records.extend(self.engine.on_window(m, start, acc, cube))
         return records
 
 

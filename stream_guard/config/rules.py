@@ -139,16 +139,15 @@ class SellerPolicy(_Strict):
 class ExplainPolicy(_Strict):
     interventions_lookback: Annotated[Duration, between(timedelta(0), _WEEK)] = timedelta(hours=2)
     max_hints: int = Field(5, ge=1)
-    # Both off unless a rule asks (session 7): the cube halves replay's speed, and a window
-    # restored after a restart or rebalance closes without its cube and sellers (they are not
-    # saved: they made the owner's state exceed the producer's 8 MB), so its hints can differ
-    # from replay's. See the README's measured table.
-    localize: bool = Field(False, description="keep each window's leaf cube (every combination "
+    # Both on by default (session 8): sources hand a window's cube over once, it is bounded
+    # and saved with the open windows (aggregate/cube.py, runtime/snapshot.py), and replay
+    # with them is within ~0.9x of replay without (docs/rca.md has the figures).
+    localize: bool = Field(True, description="keep each window's leaf cube (every combination "
                            "of the dimensions) and name the elements that explain an episode "
                            "(explain/localize.py); needs 2 dimensions or more")
     sellers: SellerPolicy | None = Field(
-        None, description="count and ratio metrics: per-window seller heavy hitters and the "
-        "sellers that carry the change, if a few do ({} for the defaults); null: off")
+        SellerPolicy(), description="count and ratio metrics: per-window seller heavy hitters "
+        "and the sellers that carry the change, if a few do; null: off")
 
 
 LinkTemplate = Annotated[str, AfterValidator(check_template)]

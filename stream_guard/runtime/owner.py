@@ -130,7 +130,7 @@ class Owner:
         late_before = merger.state.late_deltas
         watermark = None if r.watermark_ms == NO_WATERMARK else r.watermark_ms
         outcome = merger.merge(r.source, r.windows, watermark,
-                               (r.first_offset, r.next_offset), r.sent_ms)
+                               (r.first_offset, r.next_offset), r.sent_ms, r.cubes)
         self.engine.stats.reports[(r.metric, outcome)] += 1
         self.engine.stats.late_partials[r.metric] += merger.state.late_deltas - late_before
         if outcome != "duplicate":
@@ -155,8 +155,8 @@ class Owner:
     def _close(self, sent_ms: int | None) -> Closed:
         alerts: list[AlertRecord] = []
         closed: set[str] = set()
-        for m, start, acc in close_in_order(self.mergers, self.engine.close_order):
-            alerts.extend(self.engine.on_window(m, start, acc))
+        for m, start, acc, cube in close_in_order(self.mergers, self.engine.close_order):
+            alerts.extend(self.engine.on_window(m, start, acc, cube))
             metric = self.engine.rules[m].metric
             closed.add(metric)
             state = self.mergers[m].state
