@@ -146,7 +146,8 @@ class ExplainPolicy(_Strict):
                            "of the dimensions) and name the elements that explain an episode "
                            "(explain/localize.py); needs 2 dimensions or more")
     sellers: SellerPolicy | None = Field(
-        SellerPolicy(), description="count and ratio metrics: per-window seller heavy hitters "
+        SellerPolicy.model_validate({}), description="count and ratio metrics: per-window "
+        "seller heavy hitters "
         "and the sellers that carry the change, if a few do; null: off")
 
 
