@@ -34,7 +34,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from stream_guard.aggregate.cube import OTHER, add_into
+from stream_guard.aggregate.cube import OTHER
 from stream_guard.explain.cube import LeafTable
 from stream_guard.types import SliceKey
 
@@ -58,12 +58,18 @@ def fold_leaves(
     """
     memo = {} if memo is None else memo
     out: Leaves = {}
+    seen, get = memo.get, out.get
     for raw, (num, den) in leaves.items():
-        leaf = memo.get(raw)
+        leaf = seen(raw)
         if leaf is None:
             leaf = memo[raw] = tuple(v if known(((d, v),)) else OTHER
                                      for d, v in zip(dims, raw, strict=True))
-        add_into(out, leaf, num, den)
+        cur = get(leaf)  # add_into, inlined (thousands of leaves per window)
+        if cur is None:
+            out[leaf] = [num, den]
+        else:
+            cur[0] += num
+            cur[1] += den
     return out
 
 
@@ -95,18 +101,22 @@ class LeafModel:
                 past[1] *= self.scale
             self.total = [self.total[0] * self.scale, self.total[1] * self.scale]
             self.scale = 1.0
-        up = 1.0 / self.scale
+        up, sums, last = 1.0 / self.scale, self.sums, float(n)
+        get, full = sums.get, len(sums) >= self.max_leaves
+        total_num, total_den = self.total
         for leaf, (num, den) in window.items():
-            acc = self.sums.get(leaf)
-            if acc is None and len(self.sums) >= self.max_leaves:
-                continue  # bounded: a leaf beyond leans on the platform
+            acc = get(leaf)
             if acc is None:
-                acc = self.sums[leaf] = [0.0, 0.0, float(n)]
+                if full:
+                    continue  # bounded: a leaf beyond leans on the platform
+                acc = sums[leaf] = [0.0, 0.0, last]
+                full = len(sums) >= self.max_leaves
             acc[0] += num * up
             acc[1] += den * up
-            acc[2] = float(n)
-            self.total[0] += num * up
-            self.total[1] += den * up
+            acc[2] = last
+            total_num += num * up
+            total_den += den * up
+        self.total = [total_num, total_den]
         self.learned = n + 1
         if self.learned % 64 == 0:  # forget leaves long unseen (cheap: now and then)
             self.sums = {k: v for k, v in self.sums.items() if n - v[2] < self.ttl}

@@ -7,9 +7,9 @@ Two snapshots per metric, written at different rates (runtime/checkpoint.py owns
   data, so it is JSON: ``b"SGW" + version + JSON``, readable by any tool, changed with every
   report. Version `WINDOWS_VERSION`: 2 since open windows keep their cubes, in their compact
   form (aggregate/cube.py `encode_cube`: each dimension's values once, then value codes and
-  numbers), oldest window first up to `CUBE_BUDGET` entries; a window beyond (a backlog of
-  held-back windows) is restored without its cube (`cubeless`), so a snapshot stays far below
-  a Kafka message's 8 MB whatever the backlog.
+  numbers), oldest window first up to `CUBE_BUDGET` bytes; a window beyond (a backlog of
+  held-back windows) is restored without its cube (`cubeless`), so the cubes take at most
+  3 MB of a snapshot (4 MB in the table's base64), whatever the backlog.
 - **model** -- the engine's state for the metric (point builder, episode tracker, detectors)
   plus the state shared across metrics (interventions, co-moving windows) and the window it
   has closed up to. Detectors are arbitrary River-contract objects, which River itself
@@ -61,10 +61,9 @@ __all__ = ["CUBE_BUDGET", "MODEL_VERSION", "WINDOWS_VERSION", "ModelSnapshot", "
            "decode_model", "decode_windows", "encode_model", "encode_windows"]
 
 WINDOWS_VERSION = 2  # 1: no cubes (open windows restored without them); 2: cubes saved
-CUBE_BUDGET = 60_000
-"""Cube entries (leaves and sellers) one windows snapshot saves at most: ~25-35 bytes each
-encoded, so about 2 MB of JSON (2.7 MB in the table's base64). A window of the simulated
-week's gmv holds ~1,500 leaves merged: 40 held-back windows fit."""
+CUBE_BUDGET = 3_000_000
+"""Bytes of encoded cubes one windows snapshot saves at most (JSON; 4 MB in the table's
+base64, half a Kafka message). See docs/rca.md for the sizes measured."""
 MODEL_VERSION = 4  # 1: one episode per metric (EpisodeTracker.current); 2: a set of them;
 # 3: MetricState.history (the recent windows behind a record's numbers and chart);
 # 4: MetricState.rca (the leaf cube's forecasts, seller baseline, episodes' root causes)
@@ -91,20 +90,23 @@ def encode_windows(state: MergerState) -> bytes:
     plain["open"] = [[start, [(key, a, b) for key, (a, b) in acc.items()]]  # orjson: tuples
                      for start, acc in state.open.items()]  # as arrays
     saved, over = _within_budget(state.cubes)
-    plain["cubes"] = [[start, encode_cube(cube)] for start, cube in saved]
+    plain["cubes"] = [[start, orjson.Fragment(blob)] for start, blob in saved]
     plain["due"] = [[start, sorted(sources)] for start, sources in state.due.items()]
     plain["cubeless"] = sorted({*state.cubeless, *over})  # restored without their cube
     return _WINDOWS + str(WINDOWS_VERSION).encode() + orjson.dumps(plain)
 
 
-def _within_budget(cubes: dict[int, WindowCube]
-                   ) -> tuple[list[tuple[int, WindowCube]], list[int]]:
-    """The cubes saved, oldest window first, up to `CUBE_BUDGET` entries; the starts left out."""
-    saved, over, used = [], [], 0
+def _within_budget(cubes: dict[int, WindowCube]) -> tuple[list[tuple[int, bytes]], list[int]]:
+    """The cubes saved (encoded), oldest window first, up to `CUBE_BUDGET` bytes; the starts
+    of the windows left out."""
+    saved: list[tuple[int, bytes]] = []
+    over: list[int] = []
+    used = 0
     for start in sorted(cubes):
-        used += len(cubes[start])
-        if used <= CUBE_BUDGET:
-            saved.append((start, cubes[start]))
+        blob = orjson.dumps(encode_cube(cubes[start]))
+        used += len(blob)
+        if used <= CUBE_BUDGET and not over:
+            saved.append((start, blob))
         else:
             over.append(start)
     return saved, over
