@@ -139,10 +139,14 @@ class SellerPolicy(_Strict):
 class ExplainPolicy(_Strict):
     interventions_lookback: Annotated[Duration, between(timedelta(0), _WEEK)] = timedelta(hours=2)
     max_hints: int = Field(5, ge=1)
-    # Both on by default (session 8): sources hand a window's cube over once, it is bounded
-    # and saved with the open windows (aggregate/cube.py, runtime/snapshot.py), and replay
-    # with them is within ~0.9x of replay without (docs/rca.md has the figures).
-    localize: bool = Field(True, description="keep each window's leaf cube (every combination "
+    # Sellers on by default, the leaf cube opt-in (session 8, measured with benchmarks/
+    # replay.py, interleaved): both are now handed over once per window, bounded and saved
+    # with the open windows (aggregate/cube.py, runtime/snapshot.py), so a restart no longer
+    # changes hints. Sellers cost nothing measurable (a few counted topics); the cube on every
+    # rule still runs replay at ~0.6x of cube-off (a new leaf per event or two on orders:
+    # ~1 us each, and the per-window merge, fold and learning), under the ~0.9x it needs to be
+    # on by default. docs/rca.md has the figures.
+    localize: bool = Field(False, description="keep each window's leaf cube (every combination "
                            "of the dimensions) and name the elements that explain an episode "
                            "(explain/localize.py); needs 2 dimensions or more")
     sellers: SellerPolicy | None = Field(

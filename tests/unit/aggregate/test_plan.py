@@ -117,7 +117,8 @@ def _snapshot(parts: list[Partial]) -> list[tuple[Any, ...]]:
 
 @pytest.mark.parametrize("max_series", [5000, 2, 1])
 def test_feeders_match_the_reference_rule(rules: list[MetricRule], max_series: int) -> None:
-    rules = [r.model_copy(update={"max_series": max_series}) for r in rules]
+    rules = [r.model_copy(update={"max_series": max_series, "explain": r.explain.model_copy(
+        update={"localize": True})}) for r in rules]  # the leaf cube: opt-in
     fast, ref = WindowAggregator(rules), ReferenceAggregator(rules)
     rng = random.Random(max_series)
     topics = ["orders", "complaints", "listings", "violations", "seller_onboarding",

@@ -29,7 +29,8 @@ NO_FLOOD: dict[int, int] = {}
 
 def complaints_rule(**explain: Any) -> MetricRule:
     """Complaints counted per 30 minutes over three dimensions and no configured pair; leaf cube
-    and sellers on (the defaults) unless `explain` says otherwise."""
+    (opt-in) and sellers (the default) on unless `explain` says otherwise."""
+    explain = {"localize": True, **explain}
     return MetricRule.model_validate({
         "metric": "complaints", "value": "count", "source": {"topic": "complaints"},
         "window": "30m", "dimensions": ["region", "category", "seller_tier"],
