@@ -15,6 +15,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from stream_guard.aggregate.cube import WindowCube
 from stream_guard.aggregate.points import PointBuilder
 from stream_guard.aggregate.windows import OTHER, Accumulators
 from stream_guard.alert.episodes import (
@@ -31,7 +32,6 @@ from stream_guard.detect.base import Detector
 from stream_guard.detect.registry import build_detector
 from stream_guard.explain.comoving import CoMoving
 from stream_guard.explain.context import InterventionLog, calendar_hints
-from stream_guard.explain.leaves import split_cube
 from stream_guard.explain.rootcause import RootCause
 from stream_guard.explain.slices import (
     SliceShare,
@@ -141,15 +141,18 @@ class Engine:
         return end + int(rule.lateness.total_seconds() * 1000), m, start_ms
 
     # ③-⑤ the owner of a metric ---------------------------------------------------------------
-    def on_window(self, m: int, start_ms: int, slices: Accumulators) -> list[AlertRecord]:
-        """A closed, fully merged window of metric `m`: detect, explain, update the episode."""
+    def on_window(
+        self, m: int, start_ms: int, slices: Accumulators, cube: WindowCube | None = None
+    ) -> list[AlertRecord]:
+        """A closed, fully merged window of metric `m` and its cube, if complete (the leaves
+        and sellers the root cause needs: aggregate/cube.py): detect, explain, update the
+        episode."""
         rule = self.rules[m]
         self.stats.windows_closed[rule.metric] += 1
         builder = self._builders[m]
         counts = builder.folded, builder.admitted, builder.bound.evicted
-        slices, leaves, sellers = split_cube(slices)
         points = builder.build(start_ms, slices)
-        self._rca[m].observe(leaves, sellers, builder.has_series, builder.single_series())
+        self._rca[m].observe(cube, builder.has_series, builder.single_series())
         self.stats.count_series(rule.metric, counts, builder)
         for key in builder.forgotten:  # long idle or evicted (aggregate/bounds.py): state goes
             self._detectors.pop((m, key), None)

@@ -74,8 +74,8 @@ def close_windows(
     skipped or dropped in `engine.stats`."""
     records: list[AlertRecord] = []
     closed: list[int] = []
-    for m, start, acc in close_in_order(mergers, engine.close_order, final):
-        records.extend(engine.on_window(m, start, acc))
+    for m, start, acc, cube in close_in_order(mergers, engine.close_order, final):
+        records.extend(engine.on_window(m, start, acc, cube))
         closed.append(m)
     for m, merger in mergers.items():
         metric = engine.rules[m].metric

@@ -29,11 +29,11 @@ the same windows with the same contents whatever the batching.
 >>> m = WindowMerger(width_ms=10, lateness_ms=2, sources=frozenset({"t/0", "t/1"}))
 >>> m.merge("t/0", [(0, {(): [1.0, 1.0]})], watermark_ms=15)
 'merged'
->>> [start for start, _ in m.close()]  # t/1 not heard from: nothing closes
+>>> [start for start, _, _ in m.close()]  # t/1 not heard from: nothing closes
 []
 >>> m.merge("t/1", [(0, {(): [2.0, 1.0]})], watermark_ms=12)
 'merged'
->>> [(start, acc[()]) for start, acc in m.close()]
+>>> [(start, acc[()]) for start, acc, _cube in m.close()]
 [(0, [3.0, 2.0])]
 """
 
@@ -43,14 +43,17 @@ import math
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 
-from stream_guard.aggregate.plan import is_cube_key
+from stream_guard.aggregate.cube import WindowCube
 from stream_guard.aggregate.windows import Accumulators, merge_into
 from stream_guard.config.rules import MetricRule
 
 __all__ = [
-    "MAX_EMPTY_RUN", "MergerState", "SourceMark", "WindowMerger", "close_in_order",
+    "MAX_EMPTY_RUN", "Closable", "MergerState", "SourceMark", "WindowMerger", "close_in_order",
     "expected_sources", "merger_for", "source_name",
 ]
+
+Closable = tuple[int, Accumulators, WindowCube | None]
+"""A closed window: its start, its merged slices and its cube (None: no cube, or incomplete)."""
 
 MAX_EMPTY_RUN = 96
 """Consecutive empty windows closed at most when the watermark jumps (a day of 15-minute
@@ -79,7 +82,8 @@ def merger_for(
     state: MergerState | None = None,
 ) -> WindowMerger:
     return WindowMerger(int(rule.window.total_seconds() * 1000),
-                        int(rule.lateness.total_seconds() * 1000), sources, idle_after_ms, state)
+                        int(rule.lateness.total_seconds() * 1000), sources, idle_after_ms, state,
+                        cube=bool(rule.leaf_dimensions or rule.seller_field))
 
 
 @dataclass
@@ -106,14 +110,17 @@ class MergerState:
     last_data: int | None = None  # start of the last closed window that held data
     late_deltas: int = 0  # deltas for windows already closed (their source had been idle)
     cubeless: list[int] = field(default_factory=list)  # open windows restored without cube
+    cubes: dict[int, WindowCube] = field(default_factory=dict)  # start -> merged cube
+    due: dict[int, set[str]] = field(default_factory=dict)  # start -> sources whose cube is due
 
 
 class WindowMerger:
     def __init__(
         self, width_ms: int, lateness_ms: int, sources: frozenset[str],
-        idle_after_ms: int | None = None, state: MergerState | None = None,
+        idle_after_ms: int | None = None, state: MergerState | None = None, cube: bool = False,
     ) -> None:
         self.width_ms = width_ms
+        self.cube = cube  # every source with data in a window hands over its cube
         self.lateness_ms = lateness_ms
         self.expected = sources
         self.idle_after_ms = idle_after_ms  # None: sources are never idle (replay)
@@ -124,9 +131,11 @@ class WindowMerger:
     def merge(
         self, source: str, windows: Iterable[tuple[int, Accumulators]],
         watermark_ms: int | None, offsets: tuple[int, int] | None = None, now_ms: int = 0,
+        cubes: Iterable[tuple[int, WindowCube]] = (),
     ) -> str:
-        """One source's deltas since its last report: 'merged', or 'duplicate' (dropped: it
-        was merged before a crash) or 'overlapping' (merged; should never happen)."""
+        """One source's deltas since its last report and the cubes it hands over: 'merged',
+        or 'duplicate' (dropped: it was merged before a crash) or 'overlapping' (merged; should
+        never happen)."""
         outcome = "merged"
         if offsets is not None:
             covered = self.state.covered.get(source, -1)
@@ -135,20 +144,36 @@ class WindowMerger:
             outcome = "overlapping" if offsets[0] < covered else "merged"
             self.state.covered[source] = offsets[1]
         for start, deltas in windows:
-            self._add(start, deltas)
+            if self._add(start, deltas) and deltas and self.cube:
+                self.state.due.setdefault(start, set()).add(source)
+        for start, cube in cubes:
+            self._add_cube(source, start, cube)
         if source in self.expected:
             self._heard(source, watermark_ms, now_ms)
         return outcome
 
-    def _add(self, start: int, deltas: Accumulators) -> None:
+    def _add(self, start: int, deltas: Accumulators) -> bool:
         st = self.state
         if st.closed_until is not None and start < st.closed_until:
             st.late_deltas += 1
-            return
+            return False
         acc = st.open.get(start)
         if acc is None:
             acc = st.open[start] = {}  # never the caller's dict: it is added to in place
         merge_into(acc, deltas)
+        return True
+
+    def _add_cube(self, source: str, start: int, cube: WindowCube) -> None:
+        st = self.state
+        if st.closed_until is not None and start < st.closed_until:
+            return  # its window closed without it (counted with its deltas, `due`)
+        due = st.due.get(start)
+        if due is not None:
+            due.discard(source)
+        merged = st.cubes.get(start)
+        if merged is None:
+            merged = st.cubes[start] = WindowCube()  # never the caller's: added to in place
+        merged.add(cube)
 
     def _heard(self, source: str, watermark_ms: int | None, now_ms: int) -> None:
         self.now_ms = max(self.now_ms, now_ms)
@@ -222,9 +247,7 @@ class WindowMerger:
             return -math.inf
         return math.inf if final else mark
 
-    def close(
-        self, final: bool = False, until: float = math.inf
-    ) -> Iterator[tuple[int, Accumulators]]:
+    def close(self, final: bool = False, until: float = math.inf) -> Iterator[Closable]:
         """Pops every window complete by the watermark, oldest first (all complete windows up to
         the largest watermark when `final`: the input has ended) whose close point is at most
         `until` (see `close_in_order`)."""
@@ -238,7 +261,7 @@ class WindowMerger:
         if limit > -math.inf:
             yield from self._close_until(int(limit))
 
-    def _close_until(self, mark: int) -> Iterator[tuple[int, Accumulators]]:
+    def _close_until(self, mark: int) -> Iterator[Closable]:
         st, width = self.state, self.width_ms
         start = st.closed_until
         if start is None:
@@ -251,9 +274,7 @@ class WindowMerger:
             if window is None and empty_run >= MAX_EMPTY_RUN:
                 start = self._skip(start, mark)
                 continue
-            if window is not None and start in st.cubeless:  # its cube was not saved
-                st.cubeless.remove(start)
-                window = {k: v for k, v in window.items() if not is_cube_key(k)}
+            cube = self._cube(start)
             if window is not None and self._isolated(start, mark):
                 st.isolated_windows += 1
                 window = None
@@ -261,8 +282,21 @@ class WindowMerger:
                 st.last_data = start
             empty_run = 0 if window is not None else empty_run + 1
             st.closed_until = start + width
-            yield start, window if window is not None else {}
+            yield start, window if window is not None else {}, cube if window else None
             start += width
+        for stale in [s for s in (*st.cubes, *st.due) if s < start]:  # windows dropped
+            st.cubes.pop(stale, None)  # unclosed (an owner's restore: runtime/owner.py)
+            st.due.pop(stale, None)
+
+    def _cube(self, start: int) -> WindowCube | None:
+        """The closing window's merged cube; None if a source's is missing (`due`) or it was
+        not saved (`cubeless`)."""
+        st = self.state
+        cube, due = st.cubes.pop(start, None), st.due.pop(start, None)
+        if start in st.cubeless:
+            st.cubeless.remove(start)
+            return None
+        return None if due else cube
 
     def _isolated(self, start: int, mark: int) -> bool:
         """A window with data alone in the middle of a long empty gap (MAX_EMPTY_RUN windows
@@ -287,12 +321,12 @@ class WindowMerger:
         return target
 
 
-
 def close_in_order(
     mergers: Mapping[int, WindowMerger], order: Callable[[int, int], tuple[int, ...]],
     final: bool = False,
-) -> list[tuple[int, int, Accumulators]]:
-    """`(metric index, start, window)` of every window complete across `mergers`, in `order`.
+) -> list[tuple[int, int, Accumulators, WindowCube | None]]:
+    """`(metric index, start, window, cube)` of every window complete across `mergers`, in
+    `order`.
 
     Hints relate metrics (co-moving anomalies look at windows of other metrics closed before),
     so windows must reach the engine in one order whatever the batching: by close point
@@ -300,7 +334,7 @@ def close_in_order(
     earlier close point -- its close point is at most every merger's `frontier`.
     """
     until = math.inf if final else min((m.frontier() for m in mergers.values()), default=0.0)
-    closable = [(m, start, acc) for m, merger in mergers.items()
-                for start, acc in merger.close(final, until)]
+    closable = [(m, start, acc, cube) for m, merger in mergers.items()
+                for start, acc, cube in merger.close(final, until)]
     closable.sort(key=lambda c: order(c[0], c[1]))
     return closable

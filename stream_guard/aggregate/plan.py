@@ -14,56 +14,34 @@ slot, raw value -> accumulator; the slice key is built only the first time a val
 a window). A week of replay is ~10 million slice updates, so this is where replay throughput is
 won or lost. tests/unit/aggregate/test_plan.py holds the generated code to `slice_keys`.
 
-Two more slots travel in the same accumulators, under keys no dimension can spell:
+Two more slots travel in the same shape, apart from the slices (aggregate/cube.py):
 
-- the **leaf** of the event, every dimension at once (``(("#region", "EU"), ("#category",
-  "toys"), ...)``, `leaf_key`), for the localisation over the window's leaf cube
-  (explain/localize.py) -- one dict increment per event and metric, like a pair;
-- the event's **seller** (``(("@seller_id", "s-000042"),)``, `seller_key`) on the counted side
-  of count and ratio metrics, for the sellers that carry a change (explain/sellers.py).
+- the **leaf** of the event, every dimension at once (a raw tuple such as ``("EU", "toys")``,
+  `cube_entry`), for the localisation over the window's leaf cube (explain/localize.py) -- one
+  dict increment per event and metric, like a pair;
+- the event's **seller** (a raw ``seller_id``) on the counted side of count and ratio
+  metrics, for the sellers that carry a change (explain/sellers.py).
 
-Both merge by plain addition like every slice; aggregate/windows.py bounds them.
+They are gathered in the window's `WindowCube`, which the source holds across batches and
+hands over once per window; aggregate/windows.py bounds them.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from functools import partial
 from typing import Any
 
+from stream_guard.aggregate.cube import LEAF_CAP
 from stream_guard.config.rules import MetricRule, Source
 from stream_guard.types import SliceKey
 
 __all__ = [
-    "LEAF_MARK", "SELLER_MARK", "Admit", "Contribution", "Feeder", "OpenWindow",
-    "compile_feeder", "compile_function", "compile_plans", "feeder_env", "feeder_lines",
-    "is_cube_key", "leaf_key", "seller_key", "slice_keys", "slot_key",
+    "Admit", "Contribution", "Feeder", "OpenWindow", "compile_feeder", "compile_function",
+    "compile_plans", "cube_entry", "feeder_env", "feeder_lines", "slice_keys", "slot_key",
 ]
 
 MISSING_DIM = "(none)"
-LEAF_MARK = "#"
-"""Leaf keys name their dimensions ``#dimension``: no configured slice can (rule dimensions are
-event fields, which never start with # or @)."""
-SELLER_MARK = "@"
-
-
-def leaf_key(dims: tuple[str, ...], raw: tuple[str, ...]) -> SliceKey:
-    """The key of a leaf of the cube: every dimension's value, marked.
-
-    >>> leaf_key(("region", "category"), ("EU", "toys"))
-    (('#region', 'EU'), ('#category', 'toys'))
-    """
-    return tuple((LEAF_MARK + d, v) for d, v in zip(dims, raw, strict=True))
-
-
-def seller_key(field: str, raw: str) -> SliceKey:
-    return ((SELLER_MARK + field, raw),)
-
-
-def is_cube_key(key: SliceKey) -> bool:
-    """A leaf or seller key (not a slice with a series of its own)."""
-    return bool(key) and key[0][0][:1] in (LEAF_MARK, SELLER_MARK)
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,7 +58,8 @@ class Contribution:
     leaf: tuple[str, ...] = ()  # the leaf cube's dimensions (none: no leaf slot)
     seller: str | None = None  # the seller field, on the counted side of count/ratio metrics
     slots: int = 0  # the metric's window slots: dims, pairs, leaf, seller (whichever side)
-    leaf_cap: int = 0  # leaves per window and hand-over (beyond: the all-other leaf)
+    leaf_cap: int = 0  # leaves per source window (beyond: the all-other leaf)
+    cube: bool = False  # the metric keeps a window cube (leaves or sellers, either side)
 
     @property
     def seller_fields(self) -> tuple[str, ...]:
@@ -112,11 +91,15 @@ def slice_keys(c: Contribution, obj: Mapping[str, Any]) -> list[SliceKey]:
         keys.append(((d, str(get(d, MISSING_DIM))),))
     for a, b in c.pairs:
         keys.append(((a, str(get(a, MISSING_DIM))), (b, str(get(b, MISSING_DIM)))))
-    if c.leaf:
-        keys.append(leaf_key(c.leaf, tuple(str(get(d, MISSING_DIM)) for d in c.leaf)))
-    if c.seller:
-        keys.append(seller_key(c.seller, str(get(c.seller, MISSING_DIM))))
     return keys
+
+
+def cube_entry(c: Contribution, obj: Mapping[str, Any]) -> tuple[tuple[str, ...] | None,
+                                                                 str | None]:
+    """The event's leaf (every cube dimension's value) and seller, None where not kept."""
+    get = obj.get
+    leaf = tuple(str(get(d, MISSING_DIM)) for d in c.leaf) if c.leaf else None
+    return leaf, str(get(c.seller, MISSING_DIM)) if c.seller else None
 
 
 def _where(src: Source) -> tuple[tuple[str, frozenset[Any]], ...]:
@@ -137,12 +120,13 @@ def compile_plans(rules: list[MetricRule]) -> dict[str, list[Contribution]]:
         )
         leaf, seller = rule.leaf_dimensions, rule.seller_field
         slots = len(rule.dimensions) + len(pairs) + bool(leaf) + bool(seller)
+        cap = min(rule.max_series, LEAF_CAP)
         for src, side in sides:
             assert src is not None  # guaranteed by MetricRule validation
             field = src.field if src.aggregate == "sum" or rule.value in ("sum", "mean") else None
             plans.setdefault(src.topic, []).append(Contribution(
                 i, width, field, side, _where(src), tuple(rule.dimensions), pairs,  # type: ignore[arg-type]
-                leaf, seller if side < 2 else None, slots, rule.max_series))
+                leaf, seller if side < 2 else None, slots, cap, bool(leaf or seller)))
     return plans
 
 
@@ -168,26 +152,20 @@ class OpenWindow:
     slice is `total`, created with the window, as the first event of a window always adds it.
     """
 
-    __slots__ = ("cube", "lookups", "slices", "total")
+    __slots__ = ("lookups", "slices", "total")
 
     def __init__(self, slots: int) -> None:
         self.total = [0.0, 0.0]
         self.slices: dict[SliceKey, list[float]] = {(): self.total}
         self.lookups: list[dict[Any, list[float]]] = [{} for _ in range(slots)]
-        self.cube = 0  # leaf and seller keys among `slices` (they have caps of their own)
 
 
 def slot_key(c: Contribution, slot: int, raw: Any) -> SliceKey:
-    """The slice key of a slot's raw value(s), as `slice_keys` builds it."""
+    """The slice key of a (dimension or pair) slot's raw value(s), as `slice_keys` builds it."""
     if slot < len(c.dims):
         return ((c.dims[slot], raw),)
-    if slot < c.leaf_slot:
-        a, b = c.pairs[slot - len(c.dims)]
-        return ((a, raw[0]), (b, raw[1]))
-    if c.leaf and slot == c.leaf_slot:
-        return leaf_key(c.leaf, raw)
-    assert c.seller is not None
-    return seller_key(c.seller, raw)
+    a, b = c.pairs[slot - len(c.dims)]
+    return ((a, raw[0]), (b, raw[1]))
 
 
 def compile_function(
@@ -203,27 +181,27 @@ def compile_function(
     return fn
 
 
-def _admit_leaf(admit: Admit, m: int, slot: int, w: OpenWindow, raw: Any) -> list[float]:
-    return admit(w, m, slot, raw)
-
-
 AdmitLeaf = Callable[[OpenWindow, Any], list[float]]
-"""``leaf(window, raw)``: `Admit` for a metric's leaf slot (one call on the hot path)."""
+"""``leaf(window, raw)``: a leaf beyond its window's cap (one call on the hot path)."""
+NewWindow = Callable[[int], OpenWindow]
+"""``new(start)``: a metric's window at `start`, its cube slots bound to the window's cube."""
 
 
 def feeder_env(
     contributions: list[Contribution], windows: list[dict[int, OpenWindow]], admit: Admit,
-    late: Late, leaves: Mapping[int, AdmitLeaf] | None = None,
+    late: Late, leaves: Mapping[int, AdmitLeaf], new: Mapping[int, NewWindow],
 ) -> dict[str, Any]:
     """The globals `feeder_lines` reads: `windows[m]` (window start -> open window) belongs to
-    the caller and is updated in place; `leaves[m]` admits metric m's new leaves (default:
-    through `admit`)."""
+    the caller and is updated in place; `new[m]` makes metric m's windows when it keeps a cube,
+    `leaves[m]` takes its leaves beyond the cap."""
     env: dict[str, Any] = {"OpenWindow": OpenWindow,
                            "admit": admit, "late": late, "MISSING_DIM": MISSING_DIM}
     for c in contributions:
         env[f"open{c.metric_index}"] = windows[c.metric_index]
-        env[f"leaf{c.metric_index}"] = (leaves or {}).get(c.metric_index) or partial(
-            _admit_leaf, admit, c.metric_index, c.leaf_slot)
+        if c.leaf:
+            env[f"leaf{c.metric_index}"] = leaves[c.metric_index]
+        if c.cube:
+            env[f"new{c.metric_index}"] = new[c.metric_index]
         for j, (_name, allowed) in enumerate(c.where):
             env[f"where{c.metric_index}_{c.side}_{j}"] = allowed
     return env
@@ -237,8 +215,10 @@ def compile_feeder(
     admit: Admit,
     late: Late,
 ) -> Feeder:
-    """One function feeding an event of `topic` into every metric (see the module docstring)."""
-    env = feeder_env(contributions, windows, admit, late)
+    """One function feeding an event of `topic` into every metric (see the module docstring);
+    no cube (aggregate/windows.py `WindowAggregator` keeps them)."""
+    assert not any(c.cube for c in contributions), "cubes: WindowAggregator.compile"
+    env = feeder_env(contributions, windows, admit, late, {}, {})
     lines = feeder_lines(topic, contributions, lateness_ms)
     return compile_function(f"feeder {topic}", "feed(ts, obj, max_ts)", lines, env)
 
@@ -283,7 +263,8 @@ def _contribution_lines(
         "    try:",
         f"        w = open{m}[start]",
         "    except KeyError:",
-        f"        w = open{m}[start] = OpenWindow({c.slots})",
+        f"        w = open{m}[start] = " + (f"new{m}(start)" if c.cube
+                                            else f"OpenWindow({c.slots})"),
     )]
     pad += "    "
     if c.field:
@@ -313,10 +294,10 @@ def _contribution_lines(
                   for k in slots]
         lines += [pad + line.replace("acc", f"s{k}") for k in slots for line in add]
     for k, raw in enumerate(cube, start=len(raws)):
-        # Leaves and sellers miss often (a sparse cube, new in every hand-over): get, not
-        # try; their caps are their own, so their admission order does not matter.
+        # Leaves and sellers miss often (a sparse cube): get, not try; their caps are their
+        # own, so their admission order does not matter.
         lines += [pad + f"s{k} = l{k}.get({raw})", pad + f"if s{k} is None:"]
-        if c.leaf and k == c.leaf_slot:  # leaves join the window's slices when handed over
+        if c.leaf and k == c.leaf_slot:  # a new leaf costs a list, up to the cap
             lines += [pad + f"    if len(l{k}) < {c.leaf_cap}:",
                       pad + f"        s{k} = l{k}[{raw}] = [0.0, 0.0]",
                       pad + "    else:",

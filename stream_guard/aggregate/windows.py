@@ -6,37 +6,40 @@ single event (nor two) can move it. An event whose window the watermark has pass
 the metric's allowed lateness is *late*: counted, never merged. The source never closes a
 window: `take_open` hands its deltas to the window merger (merger.py), which decides, for every
 source at once, when a window is complete.
+
+A metric's leaf cube and sellers (aggregate/cube.py) are gathered apart, across batches, and
+handed over once per window: with the first `take_open` after this source's watermark passed
+the window's close point (end + lateness), when every later event of the window is late here.
+A restarted source rebuilds the cubes it had not handed over by re-reading its partition's
+recent records (`SourceStage.warm`), which hand over exactly what the crashed one would have.
 """
 
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable, Hashable, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from functools import partial
-from typing import Any, TypeVar
+from typing import Any
 
+from stream_guard.aggregate.cube import OTHER, SELLERS_KEPT, WindowCube, add_into, heavy_hitters
 from stream_guard.aggregate.plan import (
-    LEAF_MARK,
     Contribution,
     OpenWindow,
     compile_function,
     compile_plans,
     feeder_env,
     feeder_lines,
-    leaf_key,
     slot_key,
 )
 from stream_guard.config.rules import MetricRule
 from stream_guard.types import SliceKey
 
 __all__ = [
-    "OTHER", "ROBUST_RANK", "SELLERS_KEPT", "SOURCE_SLICES_PER_SERIES", "Accumulators",
-    "Partial", "WindowAggregator", "heavy_hitters", "merge_into",
+    "OTHER", "ROBUST_RANK", "SELLERS_KEPT", "SOURCE_SLICES_PER_SERIES",
+    "Accumulators", "Partial", "WindowAggregator", "add_into", "merge_into",
 ]
 
 Accumulators = dict[SliceKey, list[float]]
-K = TypeVar("K", bound=Hashable)
 
 ROBUST_RANK = 3
 """The watermark is the 3rd largest event time seen: robust to two outlying events."""
@@ -44,54 +47,9 @@ SOURCE_SLICES_PER_SERIES = 10
 """A source window holds up to 10 x max_series slices; beyond (a flood of junk values), new
 values go to their dimension's `other` at once. The owner decides which slices get a series
 (points.py): with room for 10x, a flood does not crowd out real slices before that."""
-OTHER = "other"
 _NO_TIME = -(2**63)  # before any event time: an empty slot of the top-3
 KEYS_KEPT = 10_000
 """Slice keys remembered per source, metric and slot (raw value -> key); beyond, started over."""
-SELLERS_KEPT = 256
-"""Sellers one source window counts at most (a Misra-Gries summary: `heavy_hitters`)."""
-
-
-def heavy_hitters(
-    slices: Accumulators, lookup: dict[Any, list[float]], key_of: Callable[[Any], SliceKey],
-    other: list[float],
-) -> int:
-    """Misra-Gries, batched: every counter of `lookup` (raw seller -> its accumulator in
-    `slices`, under `key_of(raw)`) drops by the median count, and those left at zero go; what
-    was taken goes to `other`, so the window's seller counts still add up to its events.
-    A seller with more than 2/`SELLERS_KEPT` of the window's updates is never dropped, and the
-    summaries merge by addition (Agarwal et al. 2012, "Mergeable summaries"). Runs once per
-    `SELLERS_KEPT` / 2 new sellers: amortised O(1) per event. Returns how many keys went.
-
-    >>> slices = {(("@s", k),): [n, 0.0] for k, n in (("a", 5.0), ("b", 1.0), ("c", 2.0))}
-    >>> other = slices[(("@s", "other"),)] = [0.0, 0.0]
-    >>> lookup = {k: slices[(("@s", k),)] for k in "abc"}
-    >>> heavy_hitters(slices, lookup, lambda k: (("@s", k),), other), lookup, other
-    (2, {'a': [3.0, 0.0]}, [5.0, 0.0])
-    """
-    cut = sorted(acc[0] for acc in lookup.values())[len(lookup) // 2]
-    gone = 0
-    for raw, acc in list(lookup.items()):
-        if acc is other:
-            continue
-        taken = min(acc[0], cut)
-        acc[0] -= taken
-        other[0] += taken
-        if acc[0] <= 0:
-            other[1] += acc[1]
-            del lookup[raw]
-            del slices[key_of(raw)]
-            gone += 1
-    return gone
-
-
-def _cube_acc(w: OpenWindow, key: SliceKey) -> list[float]:
-    """The accumulator of a leaf or seller key in `w`, created (and counted) if new."""
-    acc = w.slices.get(key)
-    if acc is None:
-        acc = w.slices[key] = [0.0, 0.0]
-        w.cube += 1
-    return acc
 
 
 def merge_into(acc: Accumulators, deltas: Accumulators) -> None:
@@ -100,23 +58,15 @@ def merge_into(acc: Accumulators, deltas: Accumulators) -> None:
         add_into(acc, key, a, b)
 
 
-def add_into(acc: dict[K, list[float]], key: K, a: float, b: float) -> None:
-    """Adds (a, b) to the slice `key` of `acc`, in place."""
-    cur = acc.get(key)
-    if cur is None:
-        acc[key] = [a, b]
-    else:
-        cur[0] += a
-        cur[1] += b
-
-
 @dataclass(frozen=True, slots=True)
 class Partial:
-    """One source's accumulators for one metric window (possibly empty: "nothing here")."""
+    """One source's accumulators for one metric window (possibly empty: "nothing here"), and
+    the window's cube when this source hands it over (once: see the module docstring)."""
 
     metric_index: int
     window_start_ms: int
     slices: Accumulators
+    cube: WindowCube | None = None
 
 
 _WATERMARK = """\
@@ -146,16 +96,13 @@ class WindowAggregator:
         self._lateness = [int(r.lateness.total_seconds() * 1000) for r in rules]
         self._max_slices = [SOURCE_SLICES_PER_SERIES * r.max_series for r in rules]
         self._open: list[dict[int, OpenWindow]] = [{} for _ in rules]
+        self._held: list[dict[int, WindowCube]] = [{} for _ in rules]  # cubes not handed over
         self._shape: dict[int, Contribution] = {}  # per metric, one with its seller if any
         for c in (c for plan in self._plans.values() for c in plan):
             if c.seller or c.metric_index not in self._shape:
                 self._shape[c.metric_index] = c
-        self._cube_slot = [self._shape[m].leaf_slot if m in self._shape else 0
-                           for m in range(len(rules))]  # the first leaf or seller slot
-        self._leaf_slot = [c if m in self._shape and self._shape[m].leaf else -1
-                           for m, c in enumerate(self._cube_slot)]
         self._keys: list[list[dict[Any, SliceKey]]] = [  # [metric][slot]: raw -> slice key
-            [{} for _ in range(self._shape[m].slots if m in self._shape else 0)]
+            [{} for _ in range(self._shape[m].leaf_slot if m in self._shape else 0)]
             for m in range(len(rules))]
         self._top = [_NO_TIME] * ROBUST_RANK  # the 3 largest event times, ascending
         self._adders: dict[str, Callable[[int, Mapping[str, Any]], None]] = {}
@@ -178,9 +125,10 @@ class WindowAggregator:
 
         `env` holds what `head` reads; the aggregator adds what the rest reads."""
         plan = self._plans.get(topic, [])
-        leaves = {m: self._leaf_admitter(m) for m in range(len(self.rules))
-                  if self._leaf_slot[m] >= 0}
-        env.update(feeder_env(plan, self._open, self._admit, self._late, leaves),
+        cubed = {m: c for m, c in self._shape.items() if c.cube}
+        env.update(feeder_env(plan, self._open, self._admit, self._late,
+                              {m: self._flood(c) for m, c in cubed.items() if c.leaf},
+                              {m: self._new_window(m, c) for m, c in cubed.items()}),
                    top=self._top, NO_TIME=_NO_TIME)
         lines = [*head, *_WATERMARK.splitlines()]
         if plan:
@@ -199,16 +147,16 @@ class WindowAggregator:
         adder(ts_ms, obj)
 
     def _admit(self, w: OpenWindow, m: int, slot: int, raw: Any) -> list[float]:
+        if slot >= len(self._keys[m]):  # the seller slot
+            return _admit_seller(w.lookups[slot], raw)
         keys = self._keys[m][slot]
         key = keys.get(raw)
         if key is None:  # kept across hand-overs: a value's key is built once (bounded)
             if len(keys) >= KEYS_KEPT:
                 keys.clear()
             key = keys[raw] = slot_key(self._shape[m], slot, raw)
-        if slot >= self._cube_slot[m]:
-            return self._admit_cube(w, m, slot, raw, key)
         slices = w.slices
-        if len(slices) - w.cube < self._max_slices[m]:
+        if len(slices) < self._max_slices[m]:
             acc = slices.setdefault(key, [0.0, 0.0])  # one hash of the key, not two
         elif key in slices:
             acc = slices[key]
@@ -218,71 +166,68 @@ class WindowAggregator:
         w.lookups[slot][raw] = acc
         return acc
 
-    def _leaf_admitter(self, m: int) -> Callable[[OpenWindow, Any], list[float]]:
-        """Metric m's leaves beyond `max_series` in a window (a flood of junk values): all
-        into the all-`other` leaf, among the slices at once (`_leaves_into`)."""
-        dims = self._shape[m].leaf
+    def _new_window(self, m: int, c: Contribution) -> Callable[[int], OpenWindow]:
+        """Metric m's window at a start, its cube slots bound to the window's held cube."""
+        held, slots, leaf, seller = self._held[m], c.slots, c.leaf_slot, c.seller_slot
+
+        def new(start: int) -> OpenWindow:
+            w = OpenWindow(slots)
+            cube = held.get(start)
+            if cube is None:
+                cube = held[start] = WindowCube()
+            if c.leaf:
+                w.lookups[leaf] = cube.leaves
+            if c.seller:
+                w.lookups[seller] = cube.sellers
+            return w
+
+        return new
+
+    @staticmethod
+    def _flood(c: Contribution) -> Callable[[OpenWindow, Any], list[float]]:
+        """A leaf beyond the window's cap (a flood of junk values): into the all-`other` leaf."""
+        other, slot = (OTHER,) * len(c.leaf), c.leaf_slot
 
         def flood(w: OpenWindow, raw: Any) -> list[float]:
-            return _cube_acc(w, tuple((LEAF_MARK + d, OTHER) for d in dims))
+            return w.lookups[slot].setdefault(other, [0.0, 0.0])
 
         return flood
-
-    def _leaves_into(self, m: int, w: OpenWindow) -> None:
-        """The window's leaves (kept by raw values while it gathers: a new leaf costs a list)
-        joining its slices under their keys, at hand-over."""
-        slot = self._leaf_slot[m]
-        if slot < 0 or not w.lookups[slot]:
-            return
-        keys, dims, slices = self._keys[m][slot], self._shape[m].leaf, w.slices
-        if len(keys) >= KEYS_KEPT:
-            keys.clear()
-        for raw, acc in w.lookups[slot].items():
-            key = keys.get(raw)
-            if key is None:  # kept across hand-overs: a leaf's key is built once (bounded)
-                key = keys[raw] = leaf_key(dims, raw)
-            cur = slices.get(key)
-            if cur is None:
-                slices[key] = acc
-                w.cube += 1
-            else:  # a raw leaf of "other" values meets the flood's leaf
-                cur[0] += acc[0]
-                cur[1] += acc[1]
-
-    def _admit_cube(
-        self, w: OpenWindow, m: int, slot: int, raw: Any, key: SliceKey
-    ) -> list[float]:
-        """A leaf or seller new in `w`: up to `max_series` leaves (beyond, a flood of junk
-        values: the all-`other` leaf); sellers in a Misra-Gries summary of `SELLERS_KEPT`."""
-        lookup = w.lookups[slot]
-        if slot == self._leaf_slot[m]:
-            if len(lookup) >= self.rules[m].max_series:
-                key = tuple((d, OTHER) for d, _ in key)
-                raw = None  # not remembered: every update of a flood goes through here
-        elif len(lookup) >= SELLERS_KEPT:
-            other = _cube_acc(w, ((key[0][0], OTHER),))
-            w.cube -= heavy_hitters(w.slices, lookup, partial(slot_key, self._shape[m], slot),
-                                    other)
-        acc = _cube_acc(w, key)
-        if raw is not None:
-            lookup[raw] = acc
-        return acc
 
     def _late(self, topic: str, m: int) -> None:
         self.late[(topic, self.rules[m].metric)] += 1
 
-    def take_open(self) -> list[Partial]:
-        """Hands over (and forgets) what every open window gathered since the last call.
+    def take_open(self, flush: bool = False) -> list[Partial]:
+        """Hands over (and forgets) what every open window gathered since the last call, and
+        the cubes of the windows whose close point this source's watermark has passed (every
+        cube held, with `flush`).
 
-        A live source sends these deltas on and keeps nothing: the owner of the metric merges
-        them and decides when a window closes. Lateness is still judged here, by this source's
-        watermark.
+        A live source sends these deltas on and keeps nothing but the cubes not handed over
+        yet: the owner of the metric merges them and decides when a window closes. Lateness
+        is still judged here, by this source's watermark.
         """
+        out: list[Partial] = []
         for m, windows in enumerate(self._open):
-            for window in windows.values():
-                self._leaves_into(m, window)
-        out = [Partial(m, start, window.slices) for m, windows in enumerate(self._open)
-               for start, window in sorted(windows.items())]
-        for windows in self._open:
+            cubes = self._due(m, flush)
+            for start in sorted(windows.keys() | cubes.keys()):
+                w = windows.get(start)
+                out.append(Partial(m, start, {} if w is None else w.slices, cubes.get(start)))
             windows.clear()
         return out
+
+    def _due(self, m: int, flush: bool) -> dict[int, WindowCube]:
+        """Takes metric m's held cubes that are complete here (or all of them, `flush`)."""
+        held = self._held[m]
+        if not held:
+            return {}
+        mark = self.watermark_ms
+        after = self._width[m] + self._lateness[m]
+        due = [s for s in held if flush or (mark is not None and s + after <= mark)]
+        return {s: held.pop(s) for s in due}
+
+
+def _admit_seller(sellers: dict[Any, list[float]], raw: Any) -> list[float]:
+    """A seller new in its window: into the window's Misra-Gries summary of `SELLERS_KEPT`."""
+    if len(sellers) >= SELLERS_KEPT:
+        heavy_hitters(sellers)
+    acc = sellers[raw] = [0.0, 0.0]
+    return acc

@@ -22,6 +22,7 @@ from itertools import chain
 from pathlib import Path
 from typing import IO, Any
 
+from stream_guard.aggregate.cube import WindowCube
 from stream_guard.aggregate.merger import WindowMerger, expected_sources, merger_for, source_name
 from stream_guard.aggregate.source import Accept, SourceStage
 from stream_guard.config.calendar import Calendar, load_calendar
@@ -170,11 +171,14 @@ class Replayer:
             if watermark is None:
                 continue
             by_metric: list[list[tuple[int, Any]]] = [[] for _ in self.rules]
+            cubes: list[list[tuple[int, WindowCube]]] = [[] for _ in self.rules]
             for part in partials:
                 by_metric[part.metric_index].append((part.window_start_ms, part.slices))
+                if part.cube is not None:
+                    cubes[part.metric_index].append((part.window_start_ms, part.cube))
             name = source_name(topic, p)
-            for merger, windows in zip(self.mergers, by_metric, strict=True):
-                merger.merge(name, windows, watermark)
+            for m, merger in enumerate(self.mergers):
+                merger.merge(name, by_metric[m], watermark, cubes=cubes[m])
         return self._close(final)
 
     def _close(self, final: bool) -> list[AlertRecord]:

@@ -139,16 +139,20 @@ class SellerPolicy(_Strict):
 class ExplainPolicy(_Strict):
     interventions_lookback: Annotated[Duration, between(timedelta(0), _WEEK)] = timedelta(hours=2)
     max_hints: int = Field(5, ge=1)
-    # Both off unless a rule asks (session 7): the cube halves replay's speed, and a window
-    # restored after a restart or rebalance closes without its cube and sellers (they are not
-    # saved: they made the owner's state exceed the producer's 8 MB), so its hints can differ
-    # from replay's. See the README's measured table.
+    # Sellers on by default, the leaf cube opt-in (session 8, measured with benchmarks/
+    # replay.py, interleaved): both are now handed over once per window, bounded and saved
+    # with the open windows (aggregate/cube.py, runtime/snapshot.py), so a restart no longer
+    # changes hints. Sellers cost nothing measurable (a few counted topics); the cube on every
+    # rule still runs replay at ~0.6x of cube-off (a new leaf per event or two on orders:
+    # ~1 us each, and the per-window merge, fold and learning), under the ~0.9x it needs to be
+    # on by default. docs/rca.md has the figures.
     localize: bool = Field(False, description="keep each window's leaf cube (every combination "
                            "of the dimensions) and name the elements that explain an episode "
                            "(explain/localize.py); needs 2 dimensions or more")
     sellers: SellerPolicy | None = Field(
-        None, description="count and ratio metrics: per-window seller heavy hitters and the "
-        "sellers that carry the change, if a few do ({} for the defaults); null: off")
+        SellerPolicy.model_validate({}), description="count and ratio metrics: per-window "
+        "seller heavy hitters "
+        "and the sellers that carry the change, if a few do; null: off")
 
 
 LinkTemplate = Annotated[str, AfterValidator(check_template)]

@@ -2,7 +2,8 @@
 forecast per leaf learned online, as the `LeafTable` that `localize` reads.
 
 Sources count every event into its leaf, every dimension at once (aggregate/plan.py
-`leaf_key`); the owner receives the window's leaves merged. Here:
+`cube_entry`), and hand a window's leaves over once; the owner receives them merged
+(aggregate/cube.py `WindowCube`). Here:
 
 - **Folding.** A leaf value that has no series of its own in the metric (points.py admits the
   heavy hitters of each dimension: volume, `max_series`) becomes its dimension's ``other``, so
@@ -33,53 +34,42 @@ from collections.abc import Callable
 
 import numpy as np
 
-from stream_guard.aggregate.plan import LEAF_MARK, SELLER_MARK
-from stream_guard.aggregate.windows import OTHER, Accumulators, add_into
+from stream_guard.aggregate.cube import OTHER
 from stream_guard.explain.cube import LeafTable
 from stream_guard.types import SliceKey
 
-__all__ = ["LeafModel", "Leaves", "fold_leaves", "split_cube"]
+__all__ = ["LeafModel", "Leaves", "fold_leaves"]
 
 Leaves = dict[tuple[str, ...], list[float]]
 """A window's leaves: the value of each cube dimension -> [numerator, denominator]."""
 
 
-def split_cube(slices: Accumulators) -> tuple[Accumulators, Accumulators, Accumulators]:
-    """(slices, leaves, sellers) of a merged window: the cube's keys apart from the slices."""
-    plain: Accumulators = {}
-    leaves: Accumulators = {}
-    sellers: Accumulators = {}
-    for key, acc in slices.items():
-        mark = key[0][0][0] if key else ""
-        if mark == LEAF_MARK:
-            leaves[key] = acc
-        elif mark == SELLER_MARK:
-            sellers[key] = acc
-        else:
-            plain[key] = acc
-    return plain, leaves, sellers
-
-
 def fold_leaves(
-    leaves: Accumulators, known: Callable[[SliceKey], bool],
-    memo: dict[SliceKey, tuple[str, ...]] | None = None,
+    leaves: Leaves, dims: tuple[str, ...], known: Callable[[SliceKey], bool],
+    memo: dict[tuple[str, ...], tuple[str, ...]] | None = None,
 ) -> Leaves:
-    """The window's leaves with every value that has no series of its own folded into its
-    dimension's ``other`` (`known` says which single-dimension slices have one); `memo`
-    remembers each leaf key's folded leaf (valid while `known` says the same).
+    """The window's leaves (values of `dims`) with every value that has no series of its own
+    folded into its dimension's ``other`` (`known` says which single-dimension slices have
+    one); `memo` remembers each leaf's folded leaf (valid while `known` says the same).
 
-    >>> leaves = {(("#region", "EU"), ("#tier", "x1")): [1.0, 1.0],
-    ...           (("#region", "EU"), ("#tier", "x2")): [2.0, 1.0]}
-    >>> fold_leaves(leaves, lambda key: key == (("region", "EU"),))
+    >>> leaves = {("EU", "x1"): [1.0, 1.0], ("EU", "x2"): [2.0, 1.0]}
+    >>> fold_leaves(leaves, ("region", "tier"), lambda key: key == (("region", "EU"),))
     {('EU', 'other'): [3.0, 2.0]}
     """
     memo = {} if memo is None else memo
     out: Leaves = {}
-    for key, (num, den) in leaves.items():
-        leaf = memo.get(key)
+    seen, get = memo.get, out.get
+    for raw, (num, den) in leaves.items():
+        leaf = seen(raw)
         if leaf is None:
-            leaf = memo[key] = tuple(v if known(((d[1:], v),)) else OTHER for d, v in key)
-        add_into(out, leaf, num, den)
+            leaf = memo[raw] = tuple(v if known(((d, v),)) else OTHER
+                                     for d, v in zip(dims, raw, strict=True))
+        cur = get(leaf)  # add_into, inlined (thousands of leaves per window)
+        if cur is None:
+            out[leaf] = [num, den]
+        else:
+            cur[0] += num
+            cur[1] += den
     return out
 
 
@@ -111,18 +101,22 @@ class LeafModel:
                 past[1] *= self.scale
             self.total = [self.total[0] * self.scale, self.total[1] * self.scale]
             self.scale = 1.0
-        up = 1.0 / self.scale
+        up, sums, last = 1.0 / self.scale, self.sums, float(n)
+        get, full = sums.get, len(sums) >= self.max_leaves
+        total_num, total_den = self.total
         for leaf, (num, den) in window.items():
-            acc = self.sums.get(leaf)
-            if acc is None and len(self.sums) >= self.max_leaves:
-                continue  # bounded: a leaf beyond leans on the platform
+            acc = get(leaf)
             if acc is None:
-                acc = self.sums[leaf] = [0.0, 0.0, float(n)]
+                if full:
+                    continue  # bounded: a leaf beyond leans on the platform
+                acc = sums[leaf] = [0.0, 0.0, last]
+                full = len(sums) >= self.max_leaves
             acc[0] += num * up
             acc[1] += den * up
-            acc[2] = float(n)
-            self.total[0] += num * up
-            self.total[1] += den * up
+            acc[2] = last
+            total_num += num * up
+            total_den += den * up
+        self.total = [total_num, total_den]
         self.learned = n + 1
         if self.learned % 64 == 0:  # forget leaves long unseen (cheap: now and then)
             self.sums = {k: v for k, v in self.sums.items() if n - v[2] < self.ttl}

@@ -1,9 +1,10 @@
 """Root cause over the window's full cube, for one metric: the engine's per-metric RCA state.
 
-Every window the engine hands over the window's leaves and sellers (`observe`); nothing is
-computed then. When an episode opens or escalates, `localise` runs explain/localize.py
-(`localize_sparse`: a window's cube is sparse) on the leaf cube with the leaves' forecasts
-(explain/leaves.py) and turns the elements that lie in the episode's slice and move its way
+Every window the engine hands over the window's cube, its leaves and sellers (`observe`);
+nothing is computed then but the folding of leaves whose values have no series. When an
+episode opens or escalates, `localise` runs explain/localize.py (`localize_sparse`: a
+window's cube is sparse) on the leaf cube with the leaves' forecasts (explain/leaves.py) and
+turns the elements that lie in the episode's slice and move its way
 into slice hints, most explanatory first, each with its share of the change (they never add
 up to more than 100%; a fifth at least) and its own change; or the verdict
 "platform-wide: no slice explains it". `sellers` names the few sellers that carry the change
@@ -21,7 +22,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from stream_guard.aggregate.windows import Accumulators
+from stream_guard.aggregate.cube import WindowCube
 from stream_guard.config.rules import MetricRule
 from stream_guard.explain.leaves import LeafModel, Leaves, fold_leaves
 from stream_guard.explain.localize import Localisation, localize_sparse
@@ -66,7 +67,7 @@ class RootCause:
     _counts: dict[str, float] = field(default_factory=dict)
     _found: Localisation | None = None  # this window's, computed once
     _lagged: list[tuple[Leaves, dict[str, float]]] = field(default_factory=list)
-    _memo: dict[SliceKey, tuple[str, ...]] = field(default_factory=dict)  # fold_leaves'
+    _memo: dict[tuple[str, ...], tuple[str, ...]] = field(default_factory=dict)  # fold_leaves'
     _series: frozenset[SliceKey] = frozenset()
 
     def __getstate__(self) -> dict[str, object]:
@@ -90,16 +91,19 @@ class RootCause:
         return cls(leaves, sellers, seller_field, top, rule.explain.max_hints, unit, ratio)
 
     def observe(
-        self, leaves: Accumulators, sellers: Accumulators, known: Callable[[SliceKey], bool],
+        self, cube: WindowCube | None, known: Callable[[SliceKey], bool],
         series: frozenset[SliceKey] = frozenset(),
     ) -> None:
-        """This window's leaves (folded to the values with a series: `known`, which answers
-        as long as `series`, the single-dimension slices with one, stays) and seller counts."""
+        """This window's cube (None: none, or incomplete): its leaves, folded to the values
+        with a series (`known`, which answers as long as `series`, the single-dimension slices
+        with one, stays), and seller counts."""
         if series != self._series or len(self._memo) > 4 * (self.leaves.max_leaves
                                                             if self.leaves else 0):
             self._memo, self._series = {}, series
-        self._window = fold_leaves(leaves, known, self._memo) if self.leaves is not None else {}
-        self._counts = {key[0][1]: acc[0] for key, acc in sellers.items()}
+        leaves = self.leaves
+        self._window = {} if cube is None or leaves is None else fold_leaves(
+            cube.leaves, leaves.dimensions, known, self._memo)
+        self._counts = {} if cube is None else {s: acc[0] for s, acc in cube.sellers.items()}
         self._found = None
 
     def settle(self, normal: bool) -> None:

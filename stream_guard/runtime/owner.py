@@ -144,7 +144,7 @@ class Owner:
         late_before = merger.state.late_deltas
         watermark = None if r.watermark_ms == NO_WATERMARK else r.watermark_ms
         outcome = merger.merge(r.source, r.windows, watermark,
-                               (r.first_offset, r.next_offset), r.sent_ms)
+                               (r.first_offset, r.next_offset), r.sent_ms, r.cubes)
         self.engine.stats.reports[(r.metric, outcome)] += 1
         self.engine.stats.late_partials[r.metric] += merger.state.late_deltas - late_before
         if outcome != "duplicate":

@@ -16,7 +16,8 @@ merged, never from what a consumer has merely fetched. Both carry the sender's w
 its input does not mistake sources for idle.
 
 The wire format is JSON (orjson): the partials topic is internal but must stay readable with any
-Kafka tool. A slice key travels as its list of ``[dimension, value]`` pairs.
+Kafka tool. A slice key travels as its list of ``[dimension, value]`` pairs; a window's cube,
+which a source sends once (aggregate/cube.py), in its compact form (`encode_cube`).
 
 >>> r = Report("gmv", "orders/1", 60_000, [(0, {(("region", "EU"),): [2.0, 1.0]})], [], 7, 40, 42)
 >>> decode(encode(r)) == r
@@ -32,6 +33,7 @@ from typing import Any
 
 import orjson
 
+from stream_guard.aggregate.cube import WindowCube, decode_cube, encode_cube
 from stream_guard.aggregate.windows import Accumulators
 from stream_guard.types import SliceKey
 
@@ -53,6 +55,7 @@ class Report:
     # report it has already merged (a source re-reading after a crash), see runtime/owner.py.
     first_offset: int
     next_offset: int
+    cubes: list[tuple[int, WindowCube]] = field(default_factory=list)  # handed over once
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,6 +74,7 @@ def encode(r: Report) -> bytes:
         ],
         "interventions": r.interventions, "sent_ms": r.sent_ms,
         "offsets": [r.first_offset, r.next_offset],
+        **({"cubes": [[start, encode_cube(c)] for start, c in r.cubes]} if r.cubes else {}),
     })
 
 
@@ -91,8 +95,9 @@ def decode(raw: bytes) -> Report | Tick:
         for start, slices in obj["windows"]
     ]
     first, next_ = obj["offsets"]
+    cubes = [(int(start), decode_cube(c)) for start, c in obj.get("cubes", [])]
     return Report(obj["metric"], obj["source"], int(obj["watermark_ms"]), windows,
-                  list(obj["interventions"]), int(obj["sent_ms"]), int(first), int(next_))
+                  list(obj["interventions"]), int(obj["sent_ms"]), int(first), int(next_), cubes)
 
 
 def _key(pairs: list[list[str]]) -> SliceKey:

@@ -57,6 +57,8 @@ WARM_MAX = 200_000
 """Records of its partition a resumed source re-reads at most (`history`)."""
 
 HEAD = 32
+SLOW_POLLS = 50
+"""Empty polls a bounded read waits at most for records it knows are there (10 s)."""
 """`history` stops at a chunk whose first HEAD records are all older than the horizon."""
 
 
@@ -138,13 +140,21 @@ def _note(
 async def _read(
     consumer: AIOKafkaConsumer, tp: TopicPartition, lo: int, hi: int | None
 ) -> list[ConsumerRecord[bytes, bytes]]:
-    """Records of offsets [lo, hi) (hi None: to the live end), in offset order."""
+    """Records of offsets [lo, hi) (hi None: to the live end), in offset order. A bounded read
+    ends at an empty poll only once the fetch position has reached `hi` (or the log's end):
+    under load the first fetch can take longer than a poll, and a range read as empty then
+    dropped the reports in it (a restarted owner stalled, found by test_worker_crash)."""
     consumer.seek(tp, lo)
     records: list[ConsumerRecord[bytes, bytes]] = []
+    end = None if hi is None else min(hi, (await consumer.end_offsets([tp]))[tp])
+    empty = 0
     while True:
         batch = (await consumer.getmany(tp, timeout_ms=END_POLL_MS)).get(tp, [])
         if not batch:
-            return records
+            empty += 1
+            if end is None or empty > SLOW_POLLS or await consumer.position(tp) >= end:
+                return records
+            continue
         records += [m for m in batch if hi is None or m.offset < hi]
         if hi is not None and batch[-1].offset >= hi - 1:
             return records

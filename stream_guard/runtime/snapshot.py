@@ -3,8 +3,13 @@
 Two snapshots per metric, written at different rates (runtime/checkpoint.py owns the order):
 
 - **windows** -- the window merger's state (aggregate/merger.py: open windows, what each source
-  said, offsets merged). Plain data, so it is JSON: ``b"SGW" + version + JSON``, readable by
-  any tool, changed with every report. Version `WINDOWS_VERSION`.
+  said, offsets merged, the cubes handed over for open windows and which are still due). Plain
+  data, so it is JSON: ``b"SGW" + version + JSON``, readable by any tool, changed with every
+  report. Version `WINDOWS_VERSION`: 2 since open windows keep their cubes, in their compact
+  form (aggregate/cube.py `encode_cube`: each dimension's values once, then value codes and
+  numbers), oldest window first up to `CUBE_BUDGET` bytes; a window beyond (a backlog of
+  held-back windows) is restored without its cube (`cubeless`), so the cubes take at most
+  3 MB of a snapshot (4 MB in the table's base64), whatever the backlog.
 - **model** -- the engine's state for the metric (point builder, episode tracker, detectors)
   plus the state shared across metrics (interventions, co-moving windows) and the window it
   has closed up to. Detectors are arbitrary River-contract objects, which River itself
@@ -22,13 +27,17 @@ never half-understood.
 >>> from stream_guard.aggregate.merger import MergerState, SourceMark
 >>> state = MergerState(open={0: {(("region", "EU"),): [2.0, 1.0]}}, closed_until=-900,
 ...                     sources={"orders/0": SourceMark(60_000)}, covered={"orders/0": 7})
+>>> state.cubes[0] = WindowCube({("EU", "toys"): [2.0, 1.0]}, {"s-1": [1.0, 0.0]})
+>>> state.due[0] = {"orders/1"}
 >>> back = decode_windows(encode_windows(state))
->>> back.open == state.open, back.sources == state.sources, back.cubeless
-(True, True, [0])
->>> decode_windows(b"SGW9{}")
+>>> back.open == state.open, back.sources == state.sources, back.cubes == state.cubes
+(True, True, True)
+>>> back.due, back.cubeless
+({0: {'orders/1'}}, [])
+>>> decode_windows(b"SGW1{}")
 Traceback (most recent call last):
 ...
-stream_guard.runtime.snapshot.SnapshotError: windows snapshot version 9: this worker reads 1
+stream_guard.runtime.snapshot.SnapshotError: windows snapshot version 1: this worker reads 2
 >>> decode_model(b"SGM1...")
 Traceback (most recent call last):
 ...
@@ -43,15 +52,18 @@ from typing import Any
 
 import orjson
 
+from stream_guard.aggregate.cube import WindowCube, decode_cube, encode_cube
 from stream_guard.aggregate.merger import MergerState, SourceMark
-from stream_guard.aggregate.plan import is_cube_key
 from stream_guard.engine import MetricState, SharedState
 from stream_guard.errors import StreamGuardError
 
-__all__ = ["MODEL_VERSION", "WINDOWS_VERSION", "ModelSnapshot", "SnapshotError",
+__all__ = ["CUBE_BUDGET", "MODEL_VERSION", "WINDOWS_VERSION", "ModelSnapshot", "SnapshotError",
            "decode_model", "decode_windows", "encode_model", "encode_windows"]
 
-WINDOWS_VERSION = 1
+WINDOWS_VERSION = 2  # 1: no cubes (open windows restored without them); 2: cubes saved
+CUBE_BUDGET = 3_000_000
+"""Bytes of encoded cubes one windows snapshot saves at most (JSON; 4 MB in the table's
+base64, half a Kafka message). See docs/rca.md for the sizes measured."""
 MODEL_VERSION = 4  # 1: one episode per metric (EpisodeTracker.current); 2: a set of them;
 # 3: MetricState.history (the recent windows behind a record's numbers and chart);
 # 4: MetricState.rca (the leaf cube's forecasts, seller baseline, episodes' root causes)
@@ -72,22 +84,46 @@ class ModelSnapshot:
 
 def encode_windows(state: MergerState) -> bytes:
     """Field by field, not `asdict`: that deep-copies every slice key of the open windows
-    (thousands with the leaf cube) before they are re-encoded anyway."""
+    before they are re-encoded anyway."""
     plain: dict[str, Any] = {f.name: getattr(state, f.name) for f in fields(state)}
     plain["sources"] = {name: asdict(mark) for name, mark in state.sources.items()}
-    plain["open"] = [[start, [(key, a, b) for key, (a, b) in acc.items()  # orjson: tuples
-                              if not is_cube_key(key)]]  # as arrays; no leaf or seller keys
-                     for start, acc in state.open.items()]
-    plain["cubeless"] = sorted({*state.cubeless, *state.open})  # restored without their cube
+    plain["open"] = [[start, [(key, a, b) for key, (a, b) in acc.items()]]  # orjson: tuples
+                     for start, acc in state.open.items()]  # as arrays
+    saved, over = _within_budget(state.cubes)
+    plain["cubes"] = [[start, orjson.Fragment(blob)] for start, blob in saved]
+    plain["due"] = [[start, sorted(sources)] for start, sources in state.due.items()]
+    plain["cubeless"] = sorted({*state.cubeless, *over})  # restored without their cube
     return _WINDOWS + str(WINDOWS_VERSION).encode() + orjson.dumps(plain)
+
+
+def _within_budget(cubes: dict[int, WindowCube]) -> tuple[list[tuple[int, bytes]], list[int]]:
+    """The cubes saved (encoded), oldest window first, up to `CUBE_BUDGET` bytes; the starts
+    of the windows left out."""
+    saved: list[tuple[int, bytes]] = []
+    over: list[int] = []
+    used = 0
+    for start in sorted(cubes):
+        blob = orjson.dumps(encode_cube(cubes[start]))
+        used += len(blob)
+        if used <= CUBE_BUDGET and not over:
+            saved.append((start, blob))
+        else:
+            over.append(start)
+    return saved, over
 
 
 def decode_windows(blob: bytes) -> MergerState:
     plain: dict[str, Any] = orjson.loads(_body(blob, _WINDOWS, "windows", WINDOWS_VERSION))
-    plain["open"] = {int(start): {tuple((d, v) for d, v in key): [a, b] for key, a, b in acc}
-                     for start, acc in plain["open"]}
-    plain["sources"] = {name: SourceMark(**mark) for name, mark in plain["sources"].items()}
-    return MergerState(**plain)
+    try:
+        plain["open"] = {int(start): {tuple((d, v) for d, v in key): [a, b]
+                                      for key, a, b in acc} for start, acc in plain["open"]}
+        plain["sources"] = {name: SourceMark(**mark) for name, mark in plain["sources"].items()}
+        plain["cubes"] = {int(start): decode_cube(c) for start, c in plain["cubes"]}
+        plain["due"] = {int(start): set(map(str, sources)) for start, sources in plain["due"]}
+        return MergerState(**plain)
+    except (KeyError, TypeError, ValueError) as err:
+        raise SnapshotError(f"windows snapshot version {WINDOWS_VERSION} does not decode: "
+                            f"{err!r}") from err
 
 
 def encode_model(snapshot: ModelSnapshot) -> bytes:

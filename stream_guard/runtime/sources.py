@@ -21,6 +21,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from stream_guard.aggregate.cube import WindowCube
 from stream_guard.aggregate.merger import expected_sources, source_name
 from stream_guard.aggregate.source import SourceStage
 from stream_guard.runtime.reports import NO_WATERMARK, Report
@@ -48,6 +49,7 @@ class _Segment:
     feeds: frozenset[int]
     watermark_ms: int
     by_metric: list[list[tuple[int, Any]]]
+    cubes: list[list[tuple[int, WindowCube]]]  # per metric, the cubes handed over
     interventions: list[Any]
     first_offset: int
     next_offset: int
@@ -119,7 +121,8 @@ class SourcePool:
         segments, self._sealed = self._sealed, []
         segments += filter(None, map(self._segment, self._sources.values()))
         return [Report(metric, seg.source, seg.watermark_ms, seg.by_metric[m],
-                       seg.interventions, now_ms, seg.first_offset, seg.next_offset)
+                       seg.interventions, now_ms, seg.first_offset, seg.next_offset,
+                       seg.cubes[m])
                 for seg in segments for m, metric in enumerate(self.metrics)
                 if _needs(seg, m)]
 
@@ -133,9 +136,13 @@ class SourcePool:
         if watermark is None:  # only invalid events so far: no event time, offsets still count
             watermark = NO_WATERMARK
         by_metric: list[list[tuple[int, Any]]] = [[] for _ in self.metrics]
+        cubes: list[list[tuple[int, WindowCube]]] = [[] for _ in self.metrics]
         for partial in partials:
-            by_metric[partial.metric_index].append((partial.window_start_ms, partial.slices))
-        return _Segment(src.name, src.feeds, watermark, by_metric, interventions,
+            if partial.slices:
+                by_metric[partial.metric_index].append((partial.window_start_ms, partial.slices))
+            if partial.cube is not None:
+                cubes[partial.metric_index].append((partial.window_start_ms, partial.cube))
+        return _Segment(src.name, src.feeds, watermark, by_metric, cubes, interventions,
                         src.first_offset, src.next_offset)
 
     def forget(self, partitions: Iterable[tuple[str, int]]) -> list[EngineStats]:

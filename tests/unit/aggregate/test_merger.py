@@ -20,7 +20,7 @@ def _delta(start: int, value: float = 1.0) -> list[tuple[int, dict]]:
 
 
 def _starts(m: WindowMerger, final: bool = False) -> list[int]:
-    return [start for start, _ in m.close(final)]
+    return [start for start, _, _ in m.close(final)]
 
 
 def test_a_window_closes_once_every_source_is_past_its_end_plus_lateness() -> None:
@@ -30,7 +30,7 @@ def test_a_window_closes_once_every_source_is_past_its_end_plus_lateness() -> No
     m.merge("b", _delta(0, 2.0), watermark_ms=W + L - 1)
     assert _starts(m) == []  # b is 1 ms short of window 0's end plus lateness
     m.merge("b", [], watermark_ms=W + L)
-    assert [(s, acc[()]) for s, acc in m.close()] == [(0, [3.0, 2.0])]
+    assert [(s, acc[()]) for s, acc, _ in m.close()] == [(0, [3.0, 2.0])]
 
 
 def test_final_closes_every_complete_window_up_to_the_largest_watermark() -> None:
@@ -56,7 +56,7 @@ def test_skipping_never_closes_a_window_that_is_not_complete() -> None:
     closed = _starts(m)
     assert closed[0] == 0 and closed[-1] < DAY and m.state.closed_until == DAY
     m.merge("a", _delta(DAY, 5.0), watermark_ms=DAY + W + L)
-    assert [(s, acc[()]) for s, acc in m.close()] == [(DAY, [5.0, 1.0])]
+    assert [(s, acc[()]) for s, acc, _ in m.close()] == [(DAY, [5.0, 1.0])]
 
 
 def test_a_report_merged_before_is_dropped_by_its_offsets() -> None:
@@ -99,7 +99,7 @@ def test_a_source_waking_up_presumes_the_others_live_again() -> None:
     assert _starts(m) == []
     m.merge("b", _delta(0, 2.0), watermark_ms=10 * W, now_ms=10_100)
     closed = list(m.close())
-    assert closed[0] == (0, {(): [3.0, 2.0]}) and m.state.late_deltas == 0
+    assert closed[0] == (0, {(): [3.0, 2.0]}, None) and m.state.late_deltas == 0
 
 
 def test_a_partition_without_data_counts_once_it_says_it_is_caught_up() -> None:
@@ -131,6 +131,6 @@ def test_a_window_alone_far_in_the_past_is_dropped_not_learned() -> None:
     m.merge("a", _delta(0), watermark_ms=W)
     assert _starts(m) == []  # the gap after it is not known yet: nothing closes
     m.merge("a", _delta(YEAR) + _delta(YEAR + W), watermark_ms=YEAR + 3 * W)
-    closed = [(s, acc) for s, acc in m.close() if acc]
+    closed = [(s, acc) for s, acc, _ in m.close() if acc]
     assert [s for s, _ in closed] == [YEAR, YEAR + W]
     assert m.state.isolated_windows == 1

@@ -8,7 +8,8 @@ from typing import Any
 
 import pytest
 
-from stream_guard.aggregate.plan import compile_plans, is_cube_key, slice_keys
+from stream_guard.aggregate.cube import LEAF_CAP, WindowCube
+from stream_guard.aggregate.plan import compile_plans, cube_entry, slice_keys
 from stream_guard.aggregate.windows import Partial, WindowAggregator
 from stream_guard.config.rules import MetricRule
 from tests.conftest import T0
@@ -22,14 +23,17 @@ class ReferenceAggregator:
     def __init__(self, rules: list[MetricRule]) -> None:
         self.rules, self.plans = rules, compile_plans(rules)
         self.open: list[dict[int, dict[Any, list[float]]]] = [{} for _ in rules]
+        self.cubes: list[dict[int, WindowCube]] = [{} for _ in rules]  # held until complete
         self.seen: list[int] = []
         self.late: Counter[tuple[str, str]] = Counter()
         self.dropped: Counter[str] = Counter()
-        self.leaves: dict[tuple[int, int], set[Any]] = {}  # leaves admitted per window
+
+    def watermark(self) -> int:
+        return sorted(self.seen)[-3:][0]  # the 3rd largest event time (robust)
 
     def add(self, topic: str, ts: int, obj: dict[str, Any]) -> None:
         self.seen.append(ts)
-        watermark = sorted(self.seen)[-3:][0]  # the 3rd largest event time (robust)
+        watermark = self.watermark()
         for c in self.plans.get(topic, ()):
             if c.where and not c.matches(obj):
                 continue
@@ -40,33 +44,46 @@ class ReferenceAggregator:
                 self.late[(topic, rule.metric)] += 1
                 continue
             bucket = self.open[m].setdefault(start, {})
-            leaves = self.leaves.setdefault((m, start), set())
             a, b = c.increments(obj)
             for key in slice_keys(c, obj):
-                if is_cube_key(key):  # leaves: max_series per window, then the all-other leaf
-                    if key[0][0].startswith("#") and key not in leaves:
-                        if len(leaves) >= rule.max_series:
-                            key = tuple((d, "other") for d, _ in key)
-                        else:
-                            leaves.add(key)
-                elif key not in bucket and _slices(bucket) >= 10 * rule.max_series:
+                if key not in bucket and len(bucket) >= 10 * rule.max_series:
                     self.dropped[rule.metric] += 1
                     key = tuple((d, "other") for d, _ in key)
-                acc = bucket.setdefault(key, [0.0, 0.0])
-                acc[0] += a
-                acc[1] += b
+                _add(bucket, key, a, b)
+            if c.cube:
+                self._cube(c, m, start, obj, a, b)
+
+    def _cube(self, c: Any, m: int, start: int, obj: dict[str, Any], a: float, b: float
+              ) -> None:
+        """Leaves: up to min(max_series, LEAF_CAP) per source window, then the all-other
+        leaf; sellers: every one (these tests have fewer than the summary keeps)."""
+        cube = self.cubes[m].setdefault(start, WindowCube())
+        leaf, seller = cube_entry(c, obj)
+        if leaf is not None:
+            if leaf not in cube.leaves and len(cube.leaves) >= min(self.rules[m].max_series,
+                                                                     LEAF_CAP):
+                leaf = ("other",) * len(leaf)
+            _add(cube.leaves, leaf, a, b)
+        if seller is not None:
+            _add(cube.sellers, seller, a, b)
 
     def take_open(self) -> list[Partial]:
-        out = [Partial(m, s, acc) for m, w in enumerate(self.open) for s, acc in sorted(w.items())]
-        for w in self.open:
-            w.clear()
-        self.leaves.clear()
+        out = []
+        for m, windows in enumerate(self.open):
+            after = int((self.rules[m].window + self.rules[m].lateness).total_seconds() * 1000)
+            due = {s: cube for s, cube in self.cubes[m].items() if s + after <= self.watermark()}
+            for s in due:
+                del self.cubes[m][s]
+            out += [Partial(m, s, windows.get(s, {}), due.get(s))
+                    for s in sorted(windows.keys() | due.keys())]
+            windows.clear()
         return out
 
 
-def _slices(bucket: dict[Any, list[float]]) -> int:
-    """Slices of a window, leaves and sellers aside (they have their own caps)."""
-    return sum(not is_cube_key(k) for k in bucket)
+def _add(acc: dict[Any, list[float]], key: Any, a: float, b: float) -> None:
+    cur = acc.setdefault(key, [0.0, 0.0])
+    cur[0] += a
+    cur[1] += b
 
 
 def _event(rng: random.Random, topic: str) -> dict[str, Any]:
@@ -82,6 +99,7 @@ def _event(rng: random.Random, topic: str) -> dict[str, Any]:
         "seller_tier": pick(["gold", "new"]), "payment_method": pick(["card", "wallet"]),
         "channel": pick(["app", "web"]), "gmv": rng.choice([0.1, 2.5, 7, 1e-3, 12.75]),
         "decision": pick(["approved", "rejected"]), "flagged_bad": pick([True, False]),
+        "seller_id": pick(["s-1", "s-2", "s-3"]),
     }
     for name in rng.sample(sorted(event), 2):
         if rng.random() < 0.1 and name != "gmv":
@@ -92,19 +110,20 @@ def _event(rng: random.Random, topic: str) -> dict[str, Any]:
 def _snapshot(parts: list[Partial]) -> list[tuple[Any, ...]]:
     # list(items()): the order slices were first seen matters too (max_series admits by it);
     # leaves and sellers have caps of their own: their order does not matter
-    return [(p.metric_index, p.window_start_ms,
-             [(k, v) for k, v in p.slices.items() if not is_cube_key(k)],
-             {k: v for k, v in p.slices.items() if is_cube_key(k)}) for p in parts]
+    return [(p.metric_index, p.window_start_ms, list(p.slices.items()),
+             None if p.cube is None else (dict(p.cube.leaves), dict(p.cube.sellers)))
+            for p in parts]
 
 
 @pytest.mark.parametrize("max_series", [5000, 2, 1])
 def test_feeders_match_the_reference_rule(rules: list[MetricRule], max_series: int) -> None:
-    rules = [r.model_copy(update={"max_series": max_series}) for r in rules]
+    rules = [r.model_copy(update={"max_series": max_series, "explain": r.explain.model_copy(
+        update={"localize": True})}) for r in rules]  # the leaf cube: opt-in
     fast, ref = WindowAggregator(rules), ReferenceAggregator(rules)
     rng = random.Random(max_series)
     topics = ["orders", "complaints", "listings", "violations", "seller_onboarding",
               "governance_actions"]
-    ts = T0
+    ts, cubes = T0, 0
     for i in range(4000):
         ts += rng.randrange(0, 4) * 15_000  # on the second: window ends and lateness get hit
         at = ts - rng.choice([0, 0, 0, 3 * MIN, 20 * MIN, 3 * 3600_000])  # some arrive late
@@ -113,8 +132,12 @@ def test_feeders_match_the_reference_rule(rules: list[MetricRule], max_series: i
         fast.add(topic, at, event)
         ref.add(topic, at, event)
         if i % 97 == 0 or i % 500 == 499:
-            assert _snapshot(fast.take_open()) == _snapshot(ref.take_open())
+            parts = fast.take_open()
+            assert _snapshot(parts) == _snapshot(ref.take_open())
+            cubes += sum(p.cube is not None and bool(p.cube.leaves and p.cube.sellers)
+                         for p in parts)
     assert _snapshot(fast.take_open()) == _snapshot(ref.take_open())
+    assert cubes > 10  # leaves and sellers handed over, once per window
     assert fast.late == ref.late and sum(ref.late.values()) > 0
     assert fast.dropped_series == ref.dropped
     assert (sum(ref.dropped.values()) > 0) == (max_series < 5000)

@@ -22,7 +22,7 @@ def _closed(agg: WindowAggregator, merger: WindowMerger, m: int, final: bool = F
     assert watermark is not None
     merger.merge("s", [(p.window_start_ms, p.slices) for p in partials if p.metric_index == m],
                  watermark)
-    return list(merger.close(final))
+    return [(start, acc) for start, acc, _cube in merger.close(final)]
 
 
 def _one_source(rule: MetricRule) -> WindowMerger:

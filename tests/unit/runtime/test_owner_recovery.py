@@ -27,6 +27,15 @@ BATCH = 2_000
 
 
 @pytest.fixture(scope="module")
+def rules(rules: list[MetricRule]) -> list[MetricRule]:
+    """The shipped rules with the leaf cube on (opt-in) besides sellers (on by default): a
+    restored owner keeps the cubes of its open windows (runtime/snapshot.py), so its records,
+    hints included, are the steady owner's."""
+    return [r.model_copy(update={"explain": r.explain.model_copy(update={"localize": True})})
+            for r in rules]
+
+
+@pytest.fixture(scope="module")
 def reports(
     rules: list[MetricRule], codec: Codec, topics: dict[str, TopicSpec]
 ) -> list[Report]:
