@@ -18,7 +18,8 @@ checked in this order, so nothing unsigned is ever parsed:
   `block_actions` payload with wrong types (`user` not an object, `actions` not a list...).
 
 An action's time (`AlertAction.at_ms`) is the signed request timestamp, not the receiving
-worker's clock: the same request gives the same control records whichever worker takes it. The
+worker's clock (unless that clock is behind it: a snooze must be active at once), so the same
+request gives the same control records whichever worker takes it. The
 replay guard is per process, so behind a load balancer (docker-compose's `ingress`: any worker
 may take a press) a replay, or Slack's own retry of a slow answer, can reach a second worker
 within the window; it then writes byte-identical records (a silence's id is derived from its
@@ -138,7 +139,9 @@ def interactivity_handler(
             sig, stamp_s = _verify(key, body, request.headers, clock.now_ms() / 1000)
             if not replays.first_time(sig, clock.now_ms() / 1000):
                 raise _Refused(401, "replayed request")
-            actions = _parse(body, stamp_s * 1000)
+            # signed time, so every worker makes the same records; never ahead of our clock
+            # (a snooze starting in our future would not be active yet)
+            actions = _parse(body, min(stamp_s * 1000, clock.now_ms()))
         except _Refused as refused:
             log.warning("interactivity: refused (%d): %s", refused.status, refused.reason)
             return web.Response(status=refused.status, text=refused.reason)

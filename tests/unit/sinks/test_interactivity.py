@@ -348,3 +348,17 @@ def test_the_same_press_on_two_workers_writes_the_same_control_records() -> None
     records = [action_to_control(a) for a in first + second]
     assert records[0] is not None and records[0] == records[1]
     assert isinstance(records[0], Silence) and records[0].starts_ms == NOW_S * 1000
+
+
+def test_a_press_signed_ahead_of_our_clock_takes_our_time() -> None:
+    """Slack's clock a few seconds ahead of ours: the snooze must start now, not in our future
+    (a silence not yet active would not mute anything)."""
+    body = payload(SNOOZE_ACTION_ID)
+
+    async def scenario(
+        client: TestClient[web.Request, web.Application], clock: ManualClock
+    ) -> None:
+        assert (await client.post(PATH, data=body, headers=signed(body, NOW_S + 30))).status == 200
+
+    (action,) = run(scenario)
+    assert action.at_ms == NOW_S * 1000
