@@ -36,7 +36,7 @@ from stream_guard.types import SliceKey
 
 __all__ = [
     "OTHER", "ROBUST_RANK", "SELLERS_KEPT", "SOURCE_SLICES_PER_SERIES",
-    "Accumulators", "Partial", "WindowAggregator", "add_into", "merge_into",
+    "Accumulators", "Partial", "WindowAggregator", "add_into", "by_metric", "merge_into",
 ]
 
 Accumulators = dict[SliceKey, list[float]]
@@ -67,6 +67,27 @@ class Partial:
     window_start_ms: int
     slices: Accumulators
     cube: WindowCube | None = None
+
+
+def by_metric(
+    partials: list[Partial], metrics: int
+) -> tuple[list[list[tuple[int, Accumulators]]], list[list[tuple[int, WindowCube]]]]:
+    """Per metric index, what a source hands its window merger: the windows' deltas (a window
+    whose cube goes over alone has none) and the cubes handed over. The one split both
+    drivers use (backtest/replay.py, runtime/sources.py), so they merge the same things.
+
+    >>> deltas, cubes = by_metric([Partial(1, 0, {(): [1.0, 1.0]}), Partial(1, 60, {})], 2)
+    >>> deltas, cubes
+    ([[], [(0, {(): [1.0, 1.0]})]], [[], []])
+    """
+    deltas: list[list[tuple[int, Accumulators]]] = [[] for _ in range(metrics)]
+    cubes: list[list[tuple[int, WindowCube]]] = [[] for _ in range(metrics)]
+    for part in partials:
+        if part.slices:
+            deltas[part.metric_index].append((part.window_start_ms, part.slices))
+        if part.cube is not None:
+            cubes[part.metric_index].append((part.window_start_ms, part.cube))
+    return deltas, cubes
 
 
 _WATERMARK = """\

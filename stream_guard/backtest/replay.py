@@ -22,9 +22,9 @@ from itertools import chain
 from pathlib import Path
 from typing import IO, Any
 
-from stream_guard.aggregate.cube import WindowCube
 from stream_guard.aggregate.merger import WindowMerger, expected_sources, merger_for, source_name
 from stream_guard.aggregate.source import Accept, SourceStage
+from stream_guard.aggregate.windows import by_metric
 from stream_guard.config.calendar import Calendar, load_calendar
 from stream_guard.config.rules import MetricRule, load_rules
 from stream_guard.config.topics import load_topics
@@ -170,15 +170,10 @@ class Replayer:
             watermark, partials = src.take()
             if watermark is None:
                 continue
-            by_metric: list[list[tuple[int, Any]]] = [[] for _ in self.rules]
-            cubes: list[list[tuple[int, WindowCube]]] = [[] for _ in self.rules]
-            for part in partials:
-                by_metric[part.metric_index].append((part.window_start_ms, part.slices))
-                if part.cube is not None:
-                    cubes[part.metric_index].append((part.window_start_ms, part.cube))
+            deltas, cubes = by_metric(partials, len(self.rules))
             name = source_name(topic, p)
             for m, merger in enumerate(self.mergers):
-                merger.merge(name, by_metric[m], watermark, cubes=cubes[m])
+                merger.merge(name, deltas[m], watermark, cubes=cubes[m])
         return self._close(final)
 
     def _close(self, final: bool) -> list[AlertRecord]:

@@ -57,9 +57,10 @@ WARM_MAX = 200_000
 """Records of its partition a resumed source re-reads at most (`history`)."""
 
 HEAD = 32
+"""`history` stops at a chunk whose first HEAD records are all older than the horizon."""
+
 SLOW_POLLS = 50
 """Empty polls a bounded read waits at most for records it knows are there (10 s)."""
-"""`history` stops at a chunk whose first HEAD records are all older than the horizon."""
 
 
 

@@ -24,6 +24,7 @@ from typing import Any
 from stream_guard.aggregate.cube import WindowCube
 from stream_guard.aggregate.merger import expected_sources, source_name
 from stream_guard.aggregate.source import SourceStage
+from stream_guard.aggregate.windows import by_metric
 from stream_guard.runtime.reports import NO_WATERMARK, Report
 from stream_guard.stats import EngineStats
 
@@ -135,14 +136,8 @@ class SourcePool:
         interventions = [[ts, dict(fields)] for ts, fields in src.stage.take_interventions()]
         if watermark is None:  # only invalid events so far: no event time, offsets still count
             watermark = NO_WATERMARK
-        by_metric: list[list[tuple[int, Any]]] = [[] for _ in self.metrics]
-        cubes: list[list[tuple[int, WindowCube]]] = [[] for _ in self.metrics]
-        for partial in partials:
-            if partial.slices:
-                by_metric[partial.metric_index].append((partial.window_start_ms, partial.slices))
-            if partial.cube is not None:
-                cubes[partial.metric_index].append((partial.window_start_ms, partial.cube))
-        return _Segment(src.name, src.feeds, watermark, by_metric, cubes, interventions,
+        deltas, cubes = by_metric(partials, len(self.metrics))
+        return _Segment(src.name, src.feeds, watermark, deltas, cubes, interventions,
                         src.first_offset, src.next_offset)
 
     def forget(self, partitions: Iterable[tuple[str, int]]) -> list[EngineStats]:
