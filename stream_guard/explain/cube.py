@@ -3,7 +3,9 @@
 Attributes are integer-coded columns (``codes[:, j]`` indexes ``values[j]``) so that slices over any
 subset of attributes aggregate with ``np.bincount``. An additive measure has ``actual`` and
 ``forecast``; a ratio measure also carries its denominator's (``actual_den``, ``forecast_den``)
-and ``actual``/``forecast`` are then the numerator's.
+and ``actual``/``forecast`` are then the numerator's. A sum (GMV) may carry ``unit``, each leaf's
+mean value per event: a sum of event values is noisier per unit of value where events are
+bigger (compound Poisson: variance = events x mean square value), which `localize_sparse` weighs.
 """
 
 from __future__ import annotations
@@ -29,6 +31,13 @@ def _floats(x: ArrayLike, n: int, name: str) -> FloatArray:
     return arr
 
 
+def _positive(x: ArrayLike, n: int) -> FloatArray:
+    arr = _floats(x, n, "unit")
+    if np.any(arr <= 0):
+        raise ValueError("unit: values must be positive")
+    return arr
+
+
 @dataclass(frozen=True, eq=False)
 class LeafTable:
     attributes: tuple[str, ...]
@@ -38,6 +47,7 @@ class LeafTable:
     forecast: FloatArray
     actual_den: FloatArray | None = None
     forecast_den: FloatArray | None = None
+    unit: FloatArray | None = None  # a sum's mean value per event, per leaf (> 0)
 
     def __len__(self) -> int:
         return int(self.codes.shape[0])
@@ -54,6 +64,7 @@ class LeafTable:
         forecast: ArrayLike,
         actual_den: ArrayLike | None = None,
         forecast_den: ArrayLike | None = None,
+        unit: ArrayLike | None = None,
     ) -> LeafTable:
         """Encode one label column per attribute (labels are compared as strings)."""
         if not columns:
@@ -79,4 +90,5 @@ class LeafTable:
             forecast=_floats(forecast, n, "forecast"),
             actual_den=None if actual_den is None else _floats(actual_den, n, "actual_den"),
             forecast_den=None if forecast_den is None else _floats(forecast_den, n, "forecast_den"),
+            unit=None if unit is None else _positive(unit, n),
         )

@@ -13,7 +13,9 @@ Sources count every event into its leaf, every dimension at once (aggregate/plan
   windows learned (`half_life` windows, at most `max_leaves` leaves; a leaf unseen for
   `ttl` windows is forgotten). An additive metric's leaf forecast is its share of those sums
   times the platform's expected value (the platform detector's forecast: the level and its
-  seasonality come from there, the mix from the leaves). A ratio's leaf forecast is its
+  seasonality come from there, the mix from the leaves); its mean value per event (the
+  table's `unit`: how big its counting noise is) is its sums' ratio, given one pseudo-event at
+  the platform's mean. A ratio's leaf forecast is its
   decayed rate, given one pseudo-event at the platform's expected rate (a leaf seen rarely
   leans on the platform), times the leaf's actual denominator.
 
@@ -26,6 +28,8 @@ teach the leaves its own level before it is localised (explain/localize.py).
 >>> table = model.table({("EU", "toys"): [10.0, 1.0], ("NA", "toys"): [40.0, 4.0]}, 100.0)
 >>> table.forecast.tolist(), table.actual.tolist()
 ([60.0, 40.0], [10.0, 40.0])
+>>> table.unit.tolist()  # mean value per event: (60 + 10) / (6 + 1), (40 + 10) / (4 + 1)
+[10.0, 10.0]
 """
 
 from __future__ import annotations
@@ -138,7 +142,17 @@ class LeafModel:
         total = self.total[0] * self.scale
         level = expected if expected is not None else total * (1.0 - self.keep)
         share = past[:, 0] / total if total > 0 else np.zeros(len(leaves))
-        return LeafTable.from_columns(columns, num, share * max(level, 0.0))
+        return LeafTable.from_columns(columns, num, share * max(level, 0.0),
+                                      unit=self._unit(past))
+
+    def _unit(self, past: np.ndarray) -> np.ndarray | None:
+        """Each leaf's decayed mean value per event with one pseudo-event at the platform's
+        (None before any event or for a sum that is not positive)."""
+        glob = self.total[0] / self.total[1] if self.total[1] > 0 else 0.0  # (scales cancel)
+        if glob <= 0:
+            return None
+        unit = (past[:, 0] + glob) / (past[:, 1] + 1.0)
+        return np.asarray(np.where(unit > 0, unit, glob))
 
     def _rate(self, past: np.ndarray, expected: float | None) -> np.ndarray:
         """Each leaf's decayed rate with one pseudo-event at the platform's rate."""
