@@ -24,7 +24,7 @@ handful of ``np.bincount`` calls per cuboid, so a 21,600-leaf table takes millis
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from itertools import combinations
 from statistics import NormalDist
@@ -34,7 +34,7 @@ import numpy as np
 from stream_guard.explain.cube import FloatArray, IntArray, LeafTable
 
 __all__ = ["DEFAULT", "DEFAULT_RATIO", "Cause", "Localisation", "Params", "localize",
-           "localize_sparse"]
+           "localize_sparse", "shares_within"]
 
 
 @dataclass(frozen=True)
@@ -241,17 +241,25 @@ def _change(table: LeafTable, m: np.ndarray) -> tuple[float, float]:
     return act - exp, (act - exp) / exp if exp != 0 else 0.0
 
 
-def _causes(table: LeafTable, v: FloatArray, f: FloatArray, picks: list[_Pick]) -> list[Cause]:
+def _shares(v: FloatArray, f: FloatArray, masks: list[np.ndarray]) -> list[float]:
+    """Each element's share of the change of the leaves given (its leaves not yet covered by
+    an earlier element), clipped so that together they never exceed 1."""
     total = float((v - f).sum())
     covered = np.zeros(len(v), dtype=bool)
-    left = 1.0
-    out = []
-    for p in picks:
-        m = p.mask()
+    left, out = 1.0, []
+    for m in masks:
         own = float((v - f)[m & ~covered].sum())
         share = min(left, max(0.0, own / total)) if total != 0 else 0.0
         left -= share
         covered |= m
+        out.append(share)
+    return out
+
+
+def _causes(table: LeafTable, v: FloatArray, f: FloatArray, picks: list[_Pick]) -> list[Cause]:
+    masks = [p.mask() for p in picks]
+    out = []
+    for p, m, share in zip(picks, masks, _shares(v, f, masks), strict=True):
         key = p.cuboid.keys[p.element]
         attrs = {
             table.attributes[j]: table.values[j][int(c)]
@@ -260,6 +268,35 @@ def _causes(table: LeafTable, v: FloatArray, f: FloatArray, picks: list[_Pick]) 
         change, rel = _change(table, m)
         out.append(Cause(attrs, share, change, rel))
     return out
+
+
+def _mask(table: LeafTable, attrs: Mapping[str, str]) -> np.ndarray:
+    """The leaves of the slice `attrs` (a dimension the table does not have: any value)."""
+    m = np.ones(len(table), dtype=bool)
+    for name, value in attrs.items():
+        if name in table.attributes:
+            j = table.attributes.index(name)
+            labels = table.values[j]
+            m &= table.codes[:, j] == (labels.index(value) if value in labels else -1)
+    return m
+
+
+def shares_within(
+    table: LeafTable, causes: Sequence[Cause], scope: Mapping[str, str]
+) -> list[float]:
+    """Each cause's share of the change inside the slice `scope` (an alert's), as
+    `Cause.share` is of the whole table's: an element that explains an alert's slice can be a
+    small or even opposite part of the platform's change.
+
+    >>> t = LeafTable.from_columns({"r": ["EU", "EU", "NA"]}, [30.0, 10.0, 0.0],
+    ...                            [10.0, 10.0, 20.0])
+    >>> c = Cause({"r": "EU"}, 0.0, 20.0, 1.0)
+    >>> shares_within(t, [c], {}), shares_within(t, [c], {"r": "EU"})
+    ([0.0], [1.0])
+    """
+    v, f = _units(table)
+    inside = _mask(table, scope)
+    return _shares(v[inside], f[inside], [_mask(table, c.attrs)[inside] for c in causes])
 
 
 def localize(

@@ -3,10 +3,12 @@
 Every window the engine hands over the window's cube, its leaves and sellers (`observe`);
 nothing is computed then but the folding of leaves whose values have no series. When an
 episode opens or escalates, `localise` runs explain/localize.py (`localize_sparse`: a
-window's cube is sparse) on the leaf cube with the leaves' forecasts (explain/leaves.py) and
-turns the elements that lie in the episode's slice and move its way
-into slice hints, most explanatory first, each with its share of the change (they never add
-up to more than 100%; a fifth at least) and its own change; or the verdict
+window's cube is sparse) on the leaf cube with the leaves' forecasts (explain/leaves.py) --
+for a ratio whose window alone names nothing, summed with the normal windows before it not
+yet learned, one at a time, latest first (the incident may have begun in them before its
+detector fired) -- and turns the elements that lie in the episode's slice and move its way
+into slice hints, most explanatory first, each with its share of the change in the episode's
+slice (they never add up to more than 100%; a fifth at least) and its own change; or the verdict
 "platform-wide: no slice explains it". `sellers` names the few sellers that carry the change
 of a count or ratio metric, if a few do (explain/sellers.py). The episode's later records
 reuse what its opening or escalation found (`remember`/`recall`). Normal windows (nothing
@@ -24,8 +26,9 @@ from dataclasses import dataclass, field
 
 from stream_guard.aggregate.cube import WindowCube
 from stream_guard.config.rules import MetricRule
+from stream_guard.explain.cube import LeafTable
 from stream_guard.explain.leaves import LeafModel, Leaves, fold_leaves
-from stream_guard.explain.localize import Localisation, localize_sparse
+from stream_guard.explain.localize import Localisation, localize_sparse, shares_within
 from stream_guard.explain.sellers import SellerBaseline, Sellers, carrying_sellers
 from stream_guard.explain.slices import MIN_SHARE, broad_hint, level_hint
 from stream_guard.types import (
@@ -66,13 +69,16 @@ class RootCause:
     _window: Leaves = field(default_factory=dict)
     _counts: dict[str, float] = field(default_factory=dict)
     _found: Localisation | None = None  # this window's, computed once
+    _table: LeafTable | None = None  # the leaf table `_found` was found on
     _lagged: list[tuple[Leaves, dict[str, float]]] = field(default_factory=list)
     _memo: dict[tuple[str, ...], tuple[str, ...]] = field(default_factory=dict)  # fold_leaves'
     _series: frozenset[SliceKey] = frozenset()
 
     def __getstate__(self) -> dict[str, object]:
-        """Saved without the fold cache (rebuilt in a window)."""
-        return {**self.__dict__, "_memo": {}, "_series": frozenset()}
+        """Saved without the fold cache (rebuilt in a window) nor this window's localisation
+        (found again from the window and the leaf model, which are saved)."""
+        return {**self.__dict__, "_memo": {}, "_series": frozenset(), "_found": None,
+                "_table": None}
 
     @classmethod
     def for_rule(cls, rule: MetricRule) -> RootCause:
@@ -104,7 +110,7 @@ class RootCause:
         self._window = {} if cube is None or leaves is None else fold_leaves(
             cube.leaves, leaves.dimensions, known, self._memo)
         self._counts = {} if cube is None else {s: acc[0] for s, acc in cube.sellers.items()}
-        self._found = None
+        self._found, self._table = None, None
 
     def settle(self, normal: bool) -> None:
         """After the window's records: a normal window waits `LEARN_LAG` windows and is then
@@ -128,14 +134,16 @@ class RootCause:
         """Slice hints for an episode on `slice_` moving `direction`, from the leaf cube;
         None when the cube says nothing (no cube, or no element and no verdict)."""
         found = self._localisation(scores)
-        if found is None:
+        if found is None or self._table is None:
             return None
         sign = 1.0 if direction == "up" else -1.0
-        mine = [c for c in found.elements if sign * c.change > 0 and c.share >= MIN_SHARE
-                and overlaps(slice_key(c.attrs), slice_)]
+        moved = [c for c in found.elements if sign * c.change > 0
+                 and overlaps(slice_key(c.attrs), slice_)]
+        shares = shares_within(self._table, moved, dict(slice_))  # of the episode's change
+        mine = [(c, s) for c, s in zip(moved, shares, strict=True) if s >= MIN_SHARE]
         if mine:
-            return [level_hint(slice_key(c.attrs), c.share, c.relative_change)
-                    for c in mine[: self.max_hints]]
+            return [level_hint(slice_key(c.attrs), s, c.relative_change)
+                    for c, s in mine[: self.max_hints]]
         if found.external:
             return [broad_hint("no slice explains it")]
         return None
@@ -143,10 +151,17 @@ class RootCause:
     def _localisation(self, scores: list[Score]) -> Localisation | None:
         if self.leaves is None or not self._window or self.leaves.learned == 0:
             return None
-        if self._found is None:
+        if self._found is None or self._table is None:
             glob = next((s for s in scores if not s.point.slice), None)
-            table = self.leaves.table(self._window, None if glob is None else glob.expected)
-            self._found = localize_sparse(table, ratio=self.leaves.ratio)
+            expected = None if glob is None else glob.expected
+            window, earlier = self._window, [w for w, _ in reversed(self._lagged)]
+            table = self.leaves.table(window, expected)
+            found = localize_sparse(table, ratio=self.leaves.ratio)
+            while self.leaves.ratio and not found.elements and not found.external and earlier:
+                window = _summed(window, earlier.pop(0))  # the incident may have begun there
+                table = self.leaves.table(window, expected)
+                found = localize_sparse(table, ratio=True)
+            self._found, self._table = found, table
         return self._found
 
     def seller_hint(self, scores: list[Score], direction: Direction) -> RootCauseHint | None:
@@ -168,6 +183,20 @@ class RootCause:
 
     def forget(self, episode_id: str) -> None:
         self.hints.pop(episode_id, None)
+
+
+def _summed(a: Leaves, b: Leaves) -> Leaves:
+    """Two windows' leaves added up.
+
+    >>> _summed({("EU",): [1.0, 10.0]}, {("EU",): [2.0, 20.0], ("NA",): [0.0, 5.0]})
+    {('EU',): [3.0, 30.0], ('NA',): [0.0, 5.0]}
+    """
+    out = {k: list(v) for k, v in a.items()}
+    for k, (num, den) in b.items():
+        cur = out.setdefault(k, [0.0, 0.0])
+        cur[0] += num
+        cur[1] += den
+    return out
 
 
 def seller_hint(found: Sellers, field_name: str, unit: str) -> RootCauseHint:

@@ -146,3 +146,18 @@ def test_a_flood_of_sellers_keeps_a_bounded_summary_and_the_heavy_hitter(heavy: 
     assert sum(sellers.values()) == 10_000  # what the summary dropped went to `other`
     if heavy:  # a third of the window: never dropped, undercounted by at most n / (k / 2)
         assert sellers["s-heavy"] >= 10_000 / 3 - 10_000 / (SELLERS_KEPT / 2)
+
+
+def test_an_element_is_named_by_its_share_of_the_episodes_change_not_the_platforms(
+    codec: Codec,
+) -> None:
+    """EU x beauty x new spikes while NA's complaints fall by more: the platform's change is
+    negative, so the element's share of it is nothing, but it is all of EU's change."""
+    def spike(r: str, c: str, t: str) -> float:
+        return 15.0 if (r, c, t) == ("EU", "beauty", "new") else 0.3 if r == "NA" else 1.0
+
+    record = _first_record(complaints_rule(), codec, spike)
+    assert record.to_dict()["slice"] == {"region": "EU"}
+    slices = _slices(record)
+    assert slices[0]["slice"] == {"region": "EU", "category": "beauty", "seller_tier": "new"}
+    assert slices[0]["share"] > 0.8
