@@ -40,7 +40,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import Counter
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, cast
@@ -52,6 +52,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from faust.types import TableT
 from mode import Service, ServiceT
 
+from stream_guard.alert.correlate import Correlator
 from stream_guard.alert.dispatch import Dispatcher
 from stream_guard.alert.feedback import action_to_control, handling_of
 from stream_guard.alert.inhibit import Inhibitor
@@ -137,15 +138,18 @@ def install_notifier(
     if (ticks_topic.partitions or 1) != partitions:
         raise ConfigError(f"topic {ticks_topic.get_topic_name()} must have as many partitions "
                           f"as {alerts_topic.get_topic_name()} ({partitions})")
-    nflog, threads, firing = (app.Table(f"{settings.name}-{table}", partitions=partitions,
-                                        key_type=str) for table in ("nflog", "threads", "firing"))
+    nflog, threads, firing, comoving = (
+        app.Table(f"{settings.name}-{table}", partitions=partitions, key_type=str)
+        for table in ("nflog", "threads", "firing", "comoving"))
     control = ControlView()
     staged = WriteBehindStore(nflog)
+    correlator = Correlator(comoving)
     integration = SlackIntegration(SlackSink.from_settings(settings.slack, settings.timeout_s),
-                                   lambda episode, now_ms: handling_of(control, episode, now_ms))
+                                   lambda episode, now_ms: handling_of(control, episode, now_ms),
+                                   peers=correlator.peers)
     notifier = Notifier(settings.routes, integration, staged, policy=settings.policy)
     dispatcher = Dispatcher(Inhibitor(settings.routes.inhibit_rules, firing), control, threads)
-    runner = _Runner(settings, notifier, staged, dispatcher, alerts_topic)
+    runner = _Runner(settings, notifier, staged, dispatcher, alerts_topic, correlator)
     reader = ControlReader(_bootstrap(app), control_topic.get_topic_name(), control, runner.refresh)
     app.service(cast(type[ServiceT], reader))  # an instance is fine: Faust starts it as is
     ticks_name = ticks_topic.get_topic_name()
@@ -234,9 +238,11 @@ class _Runner:
         staged: WriteBehindStore,
         dispatcher: Dispatcher,
         alerts_topic: faust.TopicT,
+        correlator: Correlator,
     ) -> None:
         self.settings, self.notifier, self.staged = settings, notifier, staged
         self.dispatcher, self.alerts_topic = dispatcher, alerts_topic
+        self.correlator = correlator
         self.lock = asyncio.Lock()
         self.stats = dispatcher.stats
         self._gc_ms = 0  # last notification-log GC (sender clock)
@@ -251,16 +257,35 @@ class _Runner:
             return
         now_ms = self.settings.clock.now_ms()
         verdict = self.dispatcher.triage(alert, now_ms, has_thread=self._has_thread(alert))
+        self.correlator.observe(alert)  # before notifying: a first post names its peers
         if verdict.action == "silenced":
             await self._record_silenced(record, alert, list(verdict.by))
         elif verdict.action == "inhibited":
             log.info("inhibited %s #%d by %s", alert.episode_id, alert.sequence,
                      ", ".join(verdict.by))
-        if verdict.action != "notify":
-            return
-        await self._deliver(alert, self.notifier.notify)
+        if verdict.action == "notify":
+            outcomes = await self._deliver(alert, self.notifier.notify)
+            if outcomes and all(o.delivered for o in outcomes):  # every parent re-rendered
+                self.correlator.shown(alert.episode_id)
+            self.dispatcher.remember(alert, record, has_thread=self._has_thread(alert))
+        await self._show_peers([alert.episode_id, *self.correlator.linked_to(alert.episode_id)])
         await self._gc(now_ms)
-        self.dispatcher.remember(alert, record, has_thread=self._has_thread(alert))
+
+    async def _show_peers(
+        self, episode_ids: Iterable[str], owned: Callable[[AlertRecord], bool] | None = None,
+    ) -> None:
+        """Update the parents of those episodes (`owned` ones) that do not show all their
+        co-moving peers yet: one chat.update each, no new message; recorded once Slack took it."""
+        for episode_id in self.correlator.stale(episode_ids):
+            alert = self.dispatcher.latest(episode_id)
+            if alert is None or not self._has_thread(alert) or (owned and not owned(alert)):
+                continue  # no parent yet: the first one is posted with its peers
+            async with self.lock:
+                outcomes = await asyncio.to_thread(self.notifier.refresh, alert,
+                                                   self.settings.clock.now_ms())
+            if not any(o.retryable for o in outcomes):  # permanent failures are given up
+                self.correlator.shown(episode_id)
+                self.stats["linked", "", ""] += 1
 
     async def tick(self, partition: int) -> None:
         """The reminders due among the episodes of one alerts partition."""
@@ -272,6 +297,8 @@ class _Runner:
 
         for alert in list(self.dispatcher.due(now_ms, owned, self.notifier.reminders_due(now_ms))):
             await self._deliver(alert, self.notifier.remind)
+        # parents a failed chat.update left without a peer: tried again on every tick
+        await self._show_peers(list(self.dispatcher.threads), owned)
         await self._gc(now_ms)
 
     def _has_thread(self, alert: AlertRecord) -> bool:
@@ -287,6 +314,7 @@ class _Runner:
                 self.stats["forgotten", "", ""] += dropped
                 log.info("notification log: forgot %d entries past retention", dropped)
             self.dispatcher.forget(lambda episode_id: bool(self.notifier.log.threads(episode_id)))
+            self.stats["forgotten", "", "comoving"] += self.correlator.forget()
 
     async def _record_silenced(
         self, record: dict[str, Any], alert: AlertRecord, silences: list[str]

@@ -16,7 +16,7 @@ import socket
 import threading
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -430,11 +430,14 @@ def test_a_dead_route_does_not_block_another(rig: Rig) -> None:
         rig.fake.fail_channel("#trust-safety-page", "invalid_auth")
         async with worker(rig):
             await rig.push(complaints, gmv(0))
-            calls = await rig.calls(3)
+            calls = await rig.calls(4)
         assert calls == [
             ("post", "#trust-safety-page"),  # invalid_auth: logged once, not retried, not held
             ("post", "#trust-safety-alerts"),
             ("post", "#commerce-oncall"),
+            # gmv moved with complaint_rate in the same window: the complaint_rate thread that
+            # exists is updated to name it
+            ("update", FakeSlack.channel_id("#trust-safety-alerts"), posted_ts(1)),
         ]
         assert rig.handles is not None
         assert rig.handles.notifier.stats["failed", "trust-safety-page", "permanent"] == 1
@@ -491,13 +494,23 @@ inhibit_rules:
             await rig.push(complaints)  # before the outage: notified
             assert await rig.calls(1) == [("post", "#trust-safety-alerts")]
             await rig.push(outage)
-            assert await rig.calls(1) == [("post", "#commerce-oncall")]
+            assert await rig.calls(2) == [  # the outage co-moves with the complaints
+                ("post", "#commerce-oncall"),
+                ("update", FakeSlack.channel_id("#trust-safety-alerts"), posted_ts(0))]
             await rig.push(gmv(2, metric="complaint_rate", episode_id="cr-2", slice={"x": "y"},
                                route="trust-safety", fingerprint="0000000000000004"))
             await rig.push({**outage, "slice": {"region": "EU"}, "episode_id": "gmv-crit-eu",
                             "fingerprint": "0000000000000005"})
             await rig.push(other)  # muted by the critical gmv EU episode (built-in rule)
-            assert await rig.calls(1) == [("post", "#commerce-oncall")]  # only gmv-crit-eu
+            outage_ts, cr1 = posted_ts(1), (FakeSlack.channel_id("#trust-safety-alerts"),
+                                            posted_ts(0))
+            assert await rig.calls(4) == [
+                # muted episodes are still named by their co-moving peers' parents
+                ("update", FakeSlack.channel_id("#commerce-oncall"), outage_ts),  # cr-2
+                ("post", "#commerce-oncall"),  # only gmv-crit-eu is posted
+                ("update", *cr1),  # names gmv-crit-eu
+                ("update", *cr1),  # names the muted gmv EU warning
+            ]
             await rig.push({**complaints, "status": "resolved", "sequence": 1})
             assert [c[0] for c in await rig.calls(2)] == ["update", "reply"]  # closes its thread
         assert rig.handles is not None and rig.handles.stats["inhibited", "", ""] == 2
@@ -568,3 +581,78 @@ def test_buttons_signed_stale_replayed_and_the_parent_shows_the_ack(
                                                                      "U0ANALYST")
 
     run(scenario())
+
+
+# --------------------------------------------------------------------------- co-moving metrics
+
+
+def _no_engine_hint(record: dict[str, Any]) -> dict[str, Any]:
+    return {**record, "hints": [h for h in record["hints"] if h["kind"] != "metric"]}
+
+
+GMV_OWNER = [_no_engine_hint(gmv(line)) for line in (0, 2, 3)]  # new, escalated, resolved
+"""One owner's episode: gmv down in region=EU from 14:00 until its 14:45 window."""
+COMPLAINTS_OWNER = [
+    _no_engine_hint(gmv(0, metric="complaint_rate", episode_id="complaint_rate-1405-eu",
+                        fingerprint="00000000000000c1", route="default", direction="up",
+                        started_at="2026-03-04T14:05:00Z", window_start="2026-03-04T14:05:00Z",
+                        window_end="2026-03-04T14:10:00Z")),
+    _no_engine_hint(gmv(3, metric="complaint_rate", episode_id="complaint_rate-1405-eu",
+                        fingerprint="00000000000000c1", route="default", direction="up",
+                        sequence=1, started_at="2026-03-04T14:05:00Z")),
+]
+"""Another owner's episode: complaint_rate up in region=EU from 14:05, resolved."""
+ARRIVALS = {
+    "gmv first": [*GMV_OWNER, *COMPLAINTS_OWNER],
+    "complaints first": [*COMPLAINTS_OWNER, *GMV_OWNER],
+    "interleaved": [GMV_OWNER[0], COMPLAINTS_OWNER[0], GMV_OWNER[1], COMPLAINTS_OWNER[1],
+                    GMV_OWNER[2]],
+}
+
+
+def _workspace(fake: FakeSlack) -> list[tuple[str, str, str, str]]:
+    """What a reader of Slack sees at the end, whatever the ts: each message as (channel,
+    its thread parent's text or "" for a parent, text, blocks), sorted."""
+    messages = fake.messages()
+    parent_text = {ts: body["text"] for (_, ts), body in messages.items()
+                   if "thread_ts" not in body}
+    return sorted((FakeSlack.channel_id(body["channel"]),
+                   parent_text.get(body.get("thread_ts", ""), "?") if "thread_ts" in body else "",
+                   body["text"], json.dumps(body["blocks"], sort_keys=True))
+                  for body in messages.values())
+
+
+def _deliver_in_order(rig: Rig, order: str) -> list[tuple[str, str, str, str]]:
+    """One worker handles the records in this order; the workspace at the end."""
+
+    async def scenario() -> None:
+        await rig.topics()
+        async with worker(rig):
+            await rig.push(*ARRIVALS[order])
+            calls = await rig.calls(9, settle_s=1.0)
+        # 2 parents, 3 replies (an escalation, two resolutions), 4 updates: 3 of them with a
+        # record, 1 because the later episode linked the earlier one
+        assert sorted(kind for kind, *_ in calls) == ["post"] * 2 + ["reply"] * 3 + ["update"] * 4
+        assert rig.handles is not None and rig.handles.stats["linked", "", ""] == 1
+
+    run(scenario())
+    return _workspace(rig.fake)
+
+
+def test_co_moving_episodes_of_two_owners_name_each_other_whatever_the_order(
+    bootstrap: str, new_prefix: Callable[[], str], tmp_path: Path
+) -> None:
+    """Two owners' episodes overlap in event time and slice: the one notified later names the
+    earlier in its first post, the earlier's parent is updated once to name it (no new
+    top-level message, no reply), and Slack ends up the same in every arrival order."""
+    finals = {}
+    for n, order in enumerate(ARRIVALS):
+        with FakeSlack(token=FAKE_TOKEN) as fake:
+            finals[order] = _deliver_in_order(Rig(bootstrap, new_prefix(), fake, tmp_path / str(n)),
+                                              order)
+    final = finals["gmv first"]
+    assert all(other == final for other in finals.values())
+    parents = {text.split()[1]: blocks for _, thread, text, blocks in final if not thread}
+    assert set(parents) == {"gmv", "complaint_rate"}
+    assert "*complaint_rate* up in region=EU since 14:05 UTC" in parents["gmv"]
+    assert "*gmv* down in region=EU since 14:00 UTC" in parents["complaint_rate"]
