@@ -5,8 +5,9 @@ owner's metric moved at the same time; the notifier reads every alert record (as
 grouping sees every alert). `Correlator` keeps, per episode, what the records said so far --
 its metric, direction and slice, when it started, the last window it fired in, the slices that
 fired -- and links two episodes of *different metrics* whose event-time spans overlap
-(``[started_at, last firing window_end)``) in overlapping slices (`explain.context.overlaps`:
-no shared dimension with different values; the platform overlaps every slice).
+(``[started_at, last firing window_end)``) in overlapping slices: the slices that fired (the
+episode's own when a record names none; `explain.context.overlaps`: no shared dimension with
+different values, so the platform overlaps every slice).
 
 **Order does not matter.** An episode's span and slices only grow as its records arrive, and
 overlap only becomes true as they grow, so the links are a function of the *set* of records:
@@ -81,7 +82,7 @@ class _Episode:
 
     peer: Peer
     end_ms: int  # the end of the last window it fired in (its start before any fired)
-    slices: tuple[Mapping[str, str], ...]
+    slices: tuple[Mapping[str, str], ...]  # where it fired (its own slice when none said)
     links: tuple[Peer, ...] = ()
     shown: tuple[str, ...] = ()  # the episode ids of the links its parents show
 
@@ -185,10 +186,10 @@ def _grown(episode: _Episode | None, alert: AlertRecord) -> _Episode:
     if episode is None:
         started = epoch_ms(alert.started_at)
         peer = Peer(alert.episode_id, alert.metric, alert.direction, dict(alert.slice), started)
-        episode = _Episode(peer, started, (dict(alert.slice),))
+        episode = _Episode(peer, started, () if alert.status == "firing" else (peer.slice,))
     if alert.status != "firing":
         return episode
-    fired = [dict(s.slice) for s in alert.firing_slices]
+    fired = [dict(s.slice) for s in alert.firing_slices] or [dict(alert.slice)]
     slices = {format_slice(slice_key(s)): s for s in (*episode.slices, *fired)}
     kept = tuple(slices[k] for k in sorted(slices)[:MAX_SLICES])
     return replace(episode, end_ms=max(episode.end_ms, epoch_ms(alert.window_end)),

@@ -14,11 +14,18 @@ What it declares on `app`:
   again with capped backoff (`settings.hold`), so nothing is lost and delivery resumes in
   order; permanent errors (invalid_auth, channel_not_found) are logged once and skipped, and do
   not hold other routes;
-- three changelog-backed **tables**, co-partitioned with the alerts topic: ``<name>-nflog`` (the
+- four changelog-backed **tables**, co-partitioned with the alerts topic: ``<name>-nflog`` (the
   notification log: what was sent per (route, group key), with the thread's channel and ts, so a
   restarted worker continues the same thread instead of posting a second parent),
   ``<name>-threads`` (per episode with a thread, its latest update: what reminders and
-  refreshes show) and ``<name>-firing`` (the firing episodes, for inhibition);
+  refreshes show), ``<name>-firing`` (the firing episodes, for inhibition) and
+  ``<name>-comoving`` (alert/correlate.py: per episode, its span and slices, the other metrics'
+  episodes it co-moves with and those its parents show);
+- **co-moving metrics across owners**: every record, muted or not, goes through the
+  `Correlator` before it is notified, so a first post names the episodes it co-moves with;
+  the parents of episodes that gained a peer are then updated (one chat.update each, never a
+  new message), and the tick retries any such update Slack failed. The links depend on the set
+  of records, not on the order owners' records arrived in;
 - a **control reader** on every worker: it reads the control topic (silences, acks) from the
   beginning into a `ControlView` before the agent handles its first record, then follows it.
   Acks and snoozes that arrive while running refresh the episode's parent messages;

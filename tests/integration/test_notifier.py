@@ -656,3 +656,30 @@ def test_co_moving_episodes_of_two_owners_name_each_other_whatever_the_order(
     assert set(parents) == {"gmv", "complaint_rate"}
     assert "*complaint_rate* up in region=EU since 14:05 UTC" in parents["gmv"]
     assert "*gmv* down in region=EU since 14:00 UTC" in parents["complaint_rate"]
+
+
+def test_a_failed_link_update_is_made_once_after_a_restart(rig: Rig) -> None:
+    """Slack fails the chat.update that names the later episode on the earlier parent; the
+    worker stops (as a crash would) with the link saved and the parent behind it. The restarted
+    worker's tick updates that parent once; a redelivered record sends nothing."""
+
+    async def scenario() -> None:
+        await rig.topics()
+        async with worker(rig):
+            await rig.push(GMV_OWNER[0])
+            assert await rig.calls(1) == [("post", "#commerce-oncall")]
+            rig.fake.enqueue(*[Reply(status=503, method="chat.update")] * 2)
+            await rig.push(COMPLAINTS_OWNER[0])
+            assert await rig.calls(3) == [("post", "#trust-safety-alerts"),
+                                          ("update", COMMERCE, posted_ts(0)),
+                                          ("update", COMMERCE, posted_ts(0))]
+        rig.remind_every_s = 0.5  # the restarted worker looks for stale parents twice a second
+        async with worker(rig):
+            assert await rig.calls(1, settle_s=2.0) == [("update", COMMERCE, posted_ts(0))]
+            await rig.push(COMPLAINTS_OWNER[0])  # handled before: nothing
+            assert await rig.calls(0, settle_s=1.5) == []
+        parent = rig.fake.messages()[COMMERCE, posted_ts(0)]
+        assert "*complaint_rate* up in region=EU" in json.dumps(parent["blocks"])
+        assert rig.fake.methods().count("chat.postMessage") == 2
+
+    run(scenario())
