@@ -4,8 +4,9 @@ An owner sees only the metrics of its partials partition, so it cannot tell that
 owner's metric moved at the same time; the notifier reads every alert record (as Alertmanager's
 grouping sees every alert). `Correlator` keeps, per episode, what the records said so far --
 its metric, direction and slice, when it started, the last window it fired in, the slices that
-fired -- and links two episodes of *different metrics* whose event-time spans overlap
-(``[started_at, last firing window_end)``) in overlapping slices: the slices that fired (the
+fired -- and links two episodes of *different metrics* whose event-time spans overlap (from
+the start of the first window it fired in to the end of the last: ``started_at`` is the end of
+the first, when the engine opened it) in overlapping slices: the slices that fired (the
 episode's own when a record names none; `explain.context.overlaps`: no shared dimension with
 different values, so the platform overlaps every slice).
 
@@ -81,6 +82,7 @@ class _Episode:
     """One episode's entry: what its records said, its links and what its parents show."""
 
     peer: Peer
+    start_ms: int  # the start of the first window it fired in
     end_ms: int  # the end of the last window it fired in (its start before any fired)
     slices: tuple[Mapping[str, str], ...]  # where it fired (its own slice when none said)
     links: tuple[Peer, ...] = ()
@@ -90,7 +92,7 @@ class _Episode:
         """Different metrics, overlapping spans and overlapping slices."""
         mine, theirs = self.peer, other.peer
         return (mine.metric != theirs.metric
-                and mine.started_ms < other.end_ms and theirs.started_ms < self.end_ms
+                and self.start_ms < other.end_ms and other.start_ms < self.end_ms
                 and any(overlaps(a, b) for a in self.slices for b in other.slices))
 
     def linked(self, peer: Peer) -> _Episode:
@@ -98,13 +100,13 @@ class _Episode:
         return replace(self, links=tuple(sorted(links, key=Peer.order)[:MAX_LINKS]))
 
     def to_json(self) -> dict[str, Any]:
-        return {"peer": self.peer.to_json(), "end_ms": self.end_ms,
+        return {"peer": self.peer.to_json(), "start_ms": self.start_ms, "end_ms": self.end_ms,
                 "slices": [dict(s) for s in self.slices],
                 "links": [p.to_json() for p in self.links], "shown": list(self.shown)}
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> _Episode:
-        return cls(Peer(**data["peer"]), data["end_ms"], tuple(data["slices"]),
+        return cls(Peer(**data["peer"]), data["start_ms"], data["end_ms"], tuple(data["slices"]),
                    tuple(Peer(**p) for p in data["links"]), tuple(data["shown"]))
 
 
@@ -186,14 +188,15 @@ def _grown(episode: _Episode | None, alert: AlertRecord) -> _Episode:
     if episode is None:
         started = epoch_ms(alert.started_at)
         peer = Peer(alert.episode_id, alert.metric, alert.direction, dict(alert.slice), started)
-        episode = _Episode(peer, started, () if alert.status == "firing" else (peer.slice,))
+        slices = () if alert.status == "firing" else (peer.slice,)
+        episode = _Episode(peer, started, started, slices)
     if alert.status != "firing":
         return episode
     fired = [dict(s.slice) for s in alert.firing_slices] or [dict(alert.slice)]
     slices = {format_slice(slice_key(s)): s for s in (*episode.slices, *fired)}
     kept = tuple(slices[k] for k in sorted(slices)[:MAX_SLICES])
-    return replace(episode, end_ms=max(episode.end_ms, epoch_ms(alert.window_end)),
-                    slices=kept)
+    return replace(episode, start_ms=min(episode.start_ms, epoch_ms(alert.window_start)),
+                   end_ms=max(episode.end_ms, epoch_ms(alert.window_end)), slices=kept)
 
 
 def _example(metric: str, episode_id: str, start: str, end: str) -> AlertRecord:

@@ -16,8 +16,10 @@ DAY = "2026-03-04T"
 
 def record(metric: str, episode: str, start: str, end: str, *, sequence: int = 0,
            status: str = "firing", slice_: dict[str, str] | None = None,
-           fired: list[dict[str, str]] | None = None, direction: str = "up") -> AlertRecord:
-    """A record of `episode` (started at `start`) for the window ending at `end` (HH:MM)."""
+           fired: list[dict[str, str]] | None = None, direction: str = "up",
+           started: str | None = None) -> AlertRecord:
+    """A record of `episode` for the window [start, end) (HH:MM), the episode `started` then
+    (at `start` unless said)."""
     where = slice_ or {}
     return AlertRecord.parse({
         "schema": 1, "fingerprint": f"fp-{episode}", "episode_id": episode,
@@ -26,8 +28,8 @@ def record(metric: str, episode: str, start: str, end: str, *, sequence: int = 0
         "description": "", "rule_version": f"{metric}@1", "owner": None, "runbook": None,
         "dashboard": None, "route": "default", "slice": where, "direction": direction,
         "window_start": f"{DAY}{start}:00Z", "window_end": f"{DAY}{end}:00Z", "value": 1.0,
-        "expected": 0.5, "score": 5.0, "severity": "warning", "started_at": f"{DAY}{start}:00Z",
-        "peak_score": 5.0, "hints": [],
+        "expected": 0.5, "score": 5.0, "severity": "warning",
+        "started_at": f"{DAY}{started or start}:00Z", "peak_score": 5.0, "hints": [],
         "firing_slices": [{"slice": s, "value": 1.0, "expected": 0.5, "score": 5.0}
                           for s in (fired if fired is not None else [where])]})
 
@@ -93,6 +95,14 @@ def test_one_metric_never_links_to_itself_and_disjoint_slices_or_times_do_not_li
         record("violation_rate", "d", "14:15", "14:30", slice_=EU),  # starts as `a` ends
     ])
     assert links(corr, "a", "b", "c", "d") == {"a": [], "b": ["c"], "c": ["b"], "d": []}
+
+
+def test_episodes_of_one_window_link_by_the_window_not_by_started_at() -> None:
+    """The engine's `started_at` is the end of the first window (when it opened the episode):
+    a one-window episode spans that window."""
+    corr = observe_all([record("gmv", "a", "14:00", "14:15", started="14:15"),
+                        record("complaint_rate", "b", "14:10", "14:15", started="14:15")])
+    assert links(corr, "a", "b") == {"a": ["b"], "b": ["a"]}
 
 
 def test_a_firing_slice_inside_another_dimension_overlaps() -> None:
