@@ -188,8 +188,8 @@ def _grown(episode: _Episode | None, alert: AlertRecord) -> _Episode:
     if episode is None:
         started = epoch_ms(alert.started_at)
         peer = Peer(alert.episode_id, alert.metric, alert.direction, dict(alert.slice), started)
-        slices = () if alert.status == "firing" else (peer.slice,)
-        episode = _Episode(peer, started, started, slices)
+        own: tuple[Mapping[str, str], ...] = () if alert.status == "firing" else (peer.slice,)
+        episode = _Episode(peer, started, started, own)
     if alert.status != "firing":
         return episode
     fired = [dict(s.slice) for s in alert.firing_slices] or [dict(alert.slice)]
