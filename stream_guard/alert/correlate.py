@@ -44,6 +44,7 @@ from collections.abc import Iterable, Mapping, MutableMapping
 from dataclasses import asdict, dataclass, replace
 from typing import Any
 
+from stream_guard.errors import InvalidEvent
 from stream_guard.explain.context import overlaps
 from stream_guard.types import AlertRecord, epoch_ms, format_slice, slice_key
 
@@ -87,6 +88,7 @@ class _Episode:
     slices: tuple[Mapping[str, str], ...]  # where it fired (its own slice when none said)
     links: tuple[Peer, ...] = ()
     shown: tuple[str, ...] = ()  # the episode ids of the links its parents show
+    local: bool = False  # its records come to this notifier (else only its statuses)
 
     def overlaps(self, other: _Episode) -> bool:
         """Different metrics, overlapping spans and overlapping slices."""
@@ -95,6 +97,12 @@ class _Episode:
                 and self.start_ms < other.end_ms and other.start_ms < self.end_ms
                 and any(overlaps(a, b) for a in self.slices for b in other.slices))
 
+    def merged(self, other: _Episode) -> _Episode:
+        """This entry grown by what another notifier says of the same episode."""
+        return replace(self, start_ms=min(self.start_ms, other.start_ms),
+                       end_ms=max(self.end_ms, other.end_ms),
+                       slices=_union(self.slices, other.slices))
+
     def linked(self, peer: Peer) -> _Episode:
         links = {p.episode_id: p for p in (*self.links, peer)}.values()
         return replace(self, links=tuple(sorted(links, key=Peer.order)[:MAX_LINKS]))
@@ -102,12 +110,15 @@ class _Episode:
     def to_json(self) -> dict[str, Any]:
         return {"peer": self.peer.to_json(), "start_ms": self.start_ms, "end_ms": self.end_ms,
                 "slices": [dict(s) for s in self.slices],
-                "links": [p.to_json() for p in self.links], "shown": list(self.shown)}
+                "links": [p.to_json() for p in self.links], "shown": list(self.shown),
+                "local": self.local}
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> _Episode:
-        return cls(Peer(**data["peer"]), data["start_ms"], data["end_ms"], tuple(data["slices"]),
-                   tuple(Peer(**p) for p in data["links"]), tuple(data["shown"]))
+        return cls(Peer(**data["peer"]), int(data["start_ms"]), int(data["end_ms"]),
+                   tuple(dict(s) for s in data["slices"]),
+                   tuple(Peer(**p) for p in data["links"]), tuple(data["shown"]),
+                   bool(data.get("local", False)))
 
 
 class Correlator:
@@ -123,20 +134,47 @@ class Correlator:
 
     def observe(self, alert: AlertRecord) -> list[str]:
         """Learn from one record (firing or resolved; a silenced copy teaches nothing new);
-        returns the episodes that gained a link, sorted."""
+        returns the episodes that gained a link, sorted. Its episode is *local*: this
+        notifier has its records (and its parents)."""
         if alert.status not in ("firing", "resolved"):
             return []
         before = self._get(alert.episode_id)
-        episode = _grown(before, alert)
-        if episode == before:
-            return []
+        episode = replace(_grown(before, alert), local=True)
+        return [] if episode == before else self._settle(alert.episode_id, episode)
+
+    def status(self, episode_id: str) -> dict[str, Any] | None:
+        """What other notifiers learn of an episode (`learn`): its span and slices, no links."""
+        episode = self._get(episode_id)
+        if episode is None:
+            return None
+        return {k: v for k, v in episode.to_json().items() if k not in ("links", "shown", "local")}
+
+    def learn(self, status: Mapping[str, Any]) -> list[str]:
+        """Another notifier's `status` of one of its episodes (alerts with several partitions:
+        one notifier per partition, each told every other's statuses); merged, never shrunk,
+        so statuses may come in any order or twice. Returns the episodes that gained a link;
+        an unreadable status raises InvalidEvent."""
+        try:
+            incoming = _Episode.from_json({**status, "links": [], "shown": []})
+        except (KeyError, TypeError, ValueError) as exc:
+            raise InvalidEvent("invalid_comoving_status", repr(exc)) from None
+        before = self._get(incoming.peer.episode_id)
+        episode = incoming if before is None else before.merged(incoming)
+        return [] if episode == before else self._settle(incoming.peer.episode_id, episode)
+
+    def is_local(self, episode_id: str) -> bool:
+        episode = self._get(episode_id)
+        return episode is not None and episode.local
+
+    def _settle(self, episode_id: str, episode: _Episode) -> list[str]:
+        """Save the grown `episode`, linked both ways with every episode it now overlaps."""
         changed: set[str] = set()
-        for other_id, other in self._others(alert.episode_id):
+        for other_id, other in self._others(episode_id):
             if episode.overlaps(other) and other_id not in {p.episode_id for p in episode.links}:
                 episode = episode.linked(other.peer)
                 self._put(other_id, other.linked(episode.peer))
-                changed |= {other_id, alert.episode_id}
-        self._put(alert.episode_id, episode)
+                changed |= {other_id, episode_id}
+        self._put(episode_id, episode)
         return sorted(changed)
 
     def peers(self, episode_id: str) -> list[Peer]:
@@ -209,10 +247,17 @@ def _grown(episode: _Episode | None, alert: AlertRecord) -> _Episode:
     if alert.status != "firing":
         return episode
     fired = [dict(s.slice) for s in alert.firing_slices] or [dict(alert.slice)]
-    slices = {format_slice(slice_key(s)): s for s in (*episode.slices, *fired)}
-    kept = tuple(slices[k] for k in sorted(slices)[:MAX_SLICES])
     return replace(episode, start_ms=min(episode.start_ms, epoch_ms(alert.window_start)),
-                   end_ms=max(episode.end_ms, epoch_ms(alert.window_end)), slices=kept)
+                   end_ms=max(episode.end_ms, epoch_ms(alert.window_end)),
+                   slices=_union(episode.slices, fired))
+
+
+def _union(
+    mine: Iterable[Mapping[str, str]], theirs: Iterable[Mapping[str, str]]
+) -> tuple[Mapping[str, str], ...]:
+    """Both sets of slices, the first `MAX_SLICES` in slice order (whatever came first)."""
+    slices = {format_slice(slice_key(s)): s for s in (*mine, *theirs)}
+    return tuple(slices[k] for k in sorted(slices)[:MAX_SLICES])
 
 
 def _example(metric: str, episode_id: str, start: str, end: str) -> AlertRecord:

@@ -128,7 +128,9 @@ class NotifierHandles:
     reader: ControlReader
     notifier: Notifier
     # (outcome, route, reason) like `notifier.stats`: invalid, silenced, inhibited, held (a
-    # record waiting while Slack was unavailable for a route), forgotten (notification-log GC)
+    # record waiting while Slack was unavailable for a route), forgotten (notification-log GC;
+    # reason `comoving`: co-moving episodes past retention), linked (a parent updated to name
+    # a co-moving episode found after it, per route)
     stats: Counter[tuple[str, str, str]]
 
 
@@ -292,7 +294,9 @@ class _Runner:
                                                    self.settings.clock.now_ms())
             if not any(o.retryable for o in outcomes):  # permanent failures are given up
                 self.correlator.shown(episode_id)
-                self.stats["linked", "", ""] += 1
+            for outcome in outcomes:
+                if outcome.delivered:
+                    self.stats["linked", outcome.route, ""] += 1
 
     async def tick(self, partition: int) -> None:
         """The reminders due among the episodes of one alerts partition."""
@@ -321,7 +325,8 @@ class _Runner:
                 self.stats["forgotten", "", ""] += dropped
                 log.info("notification log: forgot %d entries past retention", dropped)
             self.dispatcher.forget(lambda episode_id: bool(self.notifier.log.threads(episode_id)))
-            self.stats["forgotten", "", "comoving"] += self.correlator.forget()
+            if forgotten := self.correlator.forget():
+                self.stats["forgotten", "", "comoving"] += forgotten
 
     async def _record_silenced(
         self, record: dict[str, Any], alert: AlertRecord, silences: list[str]

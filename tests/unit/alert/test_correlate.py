@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from stream_guard.alert.correlate import MAX_LINKS, RETENTION_MS, Correlator
+from stream_guard.errors import InvalidEvent
 from stream_guard.types import AlertRecord
 
 DAY = "2026-03-04T"
@@ -190,3 +191,35 @@ def test_forget_drops_episodes_long_past_the_newest_window(lag_ms: int, kept: bo
     assert corr.forget() == (0 if kept else 2)
     assert ("old" in corr.store) is kept
     assert corr.linked_to("new") == ["b", "old"]  # peers keep naming what was forgotten
+
+
+def test_notifiers_of_two_partitions_exchanging_statuses_link_as_one() -> None:
+    """Alerts with two partitions: each notifier observes its own episodes' records and learns
+    the other's statuses, late, out of order and twice; the links of its own episodes are
+    those one notifier reading everything makes."""
+    home = {name: i % 2 for i, name in enumerate(sorted(EPISODES))}
+    expected = links(observe_all(interleaving(random.Random(0))), *EPISODES)
+    rng = random.Random(41)
+    for _ in range(100):
+        notifiers = [Correlator({}), Correlator({})]
+        in_flight: list[tuple[int, dict[str, Any]]] = []
+        for r in interleaving(rng):
+            mine = home[r.episode_id]
+            notifiers[mine].observe(r)
+            status = notifiers[mine].status(r.episode_id)
+            assert status is not None
+            in_flight += [(1 - mine, status)] * rng.choice([1, 2])
+            rng.shuffle(in_flight)
+            while in_flight and rng.random() < 0.5:
+                to, delivered = in_flight.pop()
+                notifiers[to].learn(delivered)
+        for to, delivered in in_flight:
+            notifiers[to].learn(delivered)
+        for name, p in home.items():
+            assert notifiers[p].is_local(name) and not notifiers[1 - p].is_local(name)
+            assert notifiers[p].linked_to(name) == expected[name], name
+
+
+def test_an_unreadable_status_is_refused() -> None:
+    with pytest.raises(InvalidEvent):
+        Correlator({}).learn({"peer": {"episode_id": "x"}})
