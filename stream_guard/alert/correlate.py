@@ -186,11 +186,12 @@ class Correlator:
         return [p.episode_id for p in self.peers(episode_id)]
 
     def stale(self, episode_ids: Iterable[str]) -> list[str]:
-        """Those of `episode_ids` whose parents do not show all their links yet."""
+        """Those of `episode_ids` that are local and whose parents do not show all their links
+        yet (another notifier's episodes are its to show)."""
         out = []
         for episode_id in episode_ids:
             episode = self._get(episode_id)
-            if episode is not None and _ids(episode.links) != episode.shown:
+            if episode is not None and episode.local and _ids(episode.links) != episode.shown:
                 out.append(episode_id)
         return out
 

@@ -59,7 +59,6 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from faust.types import TableT
 from mode import Service, ServiceT
 
-from stream_guard.alert.correlate import Correlator
 from stream_guard.alert.dispatch import Dispatcher
 from stream_guard.alert.feedback import action_to_control, handling_of
 from stream_guard.alert.inhibit import Inhibitor
@@ -71,6 +70,7 @@ from stream_guard.clock import Clock, SystemClock
 from stream_guard.config.routes import load_routes
 from stream_guard.errors import ConfigError, InvalidEvent
 from stream_guard.ingest.kafka_batch import partition_for
+from stream_guard.runtime.comoving import Correlators
 from stream_guard.runtime.cursor import Cursor, read_gap
 from stream_guard.runtime.ends import new_reader
 from stream_guard.runtime.resume import read_range
@@ -152,13 +152,13 @@ def install_notifier(
         for table in ("nflog", "threads", "firing", "comoving"))
     control = ControlView()
     staged = WriteBehindStore(nflog)
-    correlator = Correlator(comoving)
+    correlators = Correlators(comoving, ticks_topic, partitions)
     integration = SlackIntegration(SlackSink.from_settings(settings.slack, settings.timeout_s),
                                    lambda episode, now_ms: handling_of(control, episode, now_ms),
-                                   peers=correlator.peers)
+                                   peers=correlators.peers)
     notifier = Notifier(settings.routes, integration, staged, policy=settings.policy)
     dispatcher = Dispatcher(Inhibitor(settings.routes.inhibit_rules, firing), control, threads)
-    runner = _Runner(settings, notifier, staged, dispatcher, alerts_topic, correlator)
+    runner = _Runner(settings, notifier, staged, dispatcher, alerts_topic, correlators)
     reader = ControlReader(_bootstrap(app), control_topic.get_topic_name(), control, runner.refresh)
     app.service(cast(type[ServiceT], reader))  # an instance is fine: Faust starts it as is
     ticks_name = ticks_topic.get_topic_name()
@@ -172,7 +172,7 @@ def install_notifier(
             await reader.ready.wait()  # silences first: never send what is silenced
             msg = event.message
             if msg.topic == ticks_name:
-                await runner.tick(msg.partition)
+                await runner.on_ticks_topic(msg.partition, event.value)
             else:
                 await intake.alert(msg.partition, msg.offset, event.value)
 
@@ -198,7 +198,7 @@ class Intake:
     read back from the log and handled first; a redelivered record is skipped."""
 
     cursor: Cursor
-    handle: Callable[[Any], Awaitable[None]]  # one record; its log entries saved on return
+    handle: Callable[[int, Any], Awaitable[None]]  # (partition, record); saved on return
     read: ReadAlerts
     topic: str
 
@@ -208,8 +208,8 @@ class Intake:
             return  # handled, and its notification-log entries saved, before
         for record in await read_gap(f"alerts/{partition}", missing,
                                      lambda lo, hi: self.read(partition, lo, hi)):
-            await self.handle(record)
-        await self.handle(value)
+            await self.handle(partition, record)
+        await self.handle(partition, value)
         self.cursor.took("alerts", partition, offset)
         self.cursor.save("alerts", partition, offset + 1)  # after the log entries (flushed)
 
@@ -247,16 +247,16 @@ class _Runner:
         staged: WriteBehindStore,
         dispatcher: Dispatcher,
         alerts_topic: faust.TopicT,
-        correlator: Correlator,
+        correlators: Correlators,
     ) -> None:
         self.settings, self.notifier, self.staged = settings, notifier, staged
         self.dispatcher, self.alerts_topic = dispatcher, alerts_topic
-        self.correlator = correlator
+        self.correlators = correlators
         self.lock = asyncio.Lock()
         self.stats = dispatcher.stats
         self._gc_ms = 0  # last notification-log GC (sender clock)
 
-    async def handle(self, value: Any) -> None:
+    async def handle(self, partition: int, value: Any) -> None:
         try:
             record = _as_record(value)
             alert = AlertRecord.parse(record)
@@ -266,7 +266,10 @@ class _Runner:
             return
         now_ms = self.settings.clock.now_ms()
         verdict = self.dispatcher.triage(alert, now_ms, has_thread=self._has_thread(alert))
-        self.correlator.observe(alert)  # before notifying: a first post names its peers
+        correlator = self.correlators.of(partition)
+        before = correlator.status(alert.episode_id)
+        correlator.observe(alert)  # before notifying: a first post names its peers
+        await self.correlators.tell(partition, alert.episode_id, before)
         if verdict.action == "silenced":
             await self._record_silenced(record, alert, list(verdict.by))
         elif verdict.action == "inhibited":
@@ -275,17 +278,33 @@ class _Runner:
         if verdict.action == "notify":
             outcomes = await self._deliver(alert, self.notifier.notify)
             if outcomes and all(o.delivered for o in outcomes):  # every parent re-rendered
-                self.correlator.shown(alert.episode_id)
+                correlator.shown(alert.episode_id)
             self.dispatcher.remember(alert, record, has_thread=self._has_thread(alert))
-        await self._show_peers([alert.episode_id, *self.correlator.linked_to(alert.episode_id)])
+        await self._show_peers(partition,
+                               [alert.episode_id, *correlator.linked_to(alert.episode_id)])
         await self._gc(now_ms)
 
+    async def on_ticks_topic(self, partition: int, value: Any) -> None:
+        """A tick, or another partition's status of one of its episodes (runtime/comoving.py)."""
+        try:
+            linked = self.correlators.learn(partition, value)
+        except InvalidEvent as exc:
+            self.stats["invalid", "", exc.reason] += 1
+            log.warning("notifier: skipping an invalid co-moving status: %s", exc)
+            return
+        if linked:
+            await self._show_peers(partition, linked)
+        elif not _is_status(value):
+            await self.tick(partition)
+
     async def _show_peers(
-        self, episode_ids: Iterable[str], owned: Callable[[AlertRecord], bool] | None = None,
+        self, partition: int, episode_ids: Iterable[str],
+        owned: Callable[[AlertRecord], bool] | None = None,
     ) -> None:
         """Update the parents of those episodes (`owned` ones) that do not show all their
         co-moving peers yet: one chat.update each, no new message; recorded once Slack took it."""
-        for episode_id in self.correlator.stale(episode_ids):
+        correlator = self.correlators.of(partition)
+        for episode_id in correlator.stale(episode_ids):
             alert = self.dispatcher.latest(episode_id)
             if alert is None or not self._has_thread(alert) or (owned and not owned(alert)):
                 continue  # no parent yet: the first one is posted with its peers
@@ -293,7 +312,7 @@ class _Runner:
                 outcomes = await asyncio.to_thread(self.notifier.refresh, alert,
                                                    self.settings.clock.now_ms())
             if not any(o.retryable for o in outcomes):  # permanent failures are given up
-                self.correlator.shown(episode_id)
+                correlator.shown(episode_id)
             for outcome in outcomes:
                 if outcome.delivered:
                     self.stats["linked", outcome.route, ""] += 1
@@ -309,7 +328,7 @@ class _Runner:
         for alert in list(self.dispatcher.due(now_ms, owned, self.notifier.reminders_due(now_ms))):
             await self._deliver(alert, self.notifier.remind)
         # parents a failed chat.update left without a peer: tried again on every tick
-        await self._show_peers(list(self.dispatcher.threads), owned)
+        await self._show_peers(partition, list(self.dispatcher.threads), owned)
         await self._gc(now_ms)
 
     def _has_thread(self, alert: AlertRecord) -> bool:
@@ -325,7 +344,7 @@ class _Runner:
                 self.stats["forgotten", "", ""] += dropped
                 log.info("notification log: forgot %d entries past retention", dropped)
             self.dispatcher.forget(lambda episode_id: bool(self.notifier.log.threads(episode_id)))
-            if forgotten := self.correlator.forget():
+            if forgotten := self.correlators.forget():
                 self.stats["forgotten", "", "comoving"] += forgotten
 
     async def _record_silenced(
@@ -365,6 +384,12 @@ class _Runner:
             return
         async with self.lock:
             await asyncio.to_thread(self.notifier.refresh, alert, self.settings.clock.now_ms())
+
+
+def _is_status(value: Any) -> bool:
+    """A ticks-topic message that carries a status (a tick is ``{}``)."""
+    return (b'"peer"' in value) if isinstance(value, bytes) else (
+        isinstance(value, dict | str) and "peer" in value)
 
 
 def _as_record(value: Any) -> dict[str, Any]:

@@ -223,3 +223,15 @@ def test_notifiers_of_two_partitions_exchanging_statuses_link_as_one() -> None:
 def test_an_unreadable_status_is_refused() -> None:
     with pytest.raises(InvalidEvent):
         Correlator({}).learn({"peer": {"episode_id": "x"}})
+
+
+def test_only_local_episodes_are_stale() -> None:
+    """A peer learned from another partition's notifier has its parents there."""
+    corr = Correlator({})
+    other = Correlator({})
+    other.observe(record("gmv", "a", "14:00", "14:15"))
+    status = other.status("a")
+    assert status is not None
+    corr.learn(status)
+    corr.observe(record("complaint_rate", "b", "14:00", "14:15"))
+    assert corr.stale(["a", "b"]) == ["b"]
