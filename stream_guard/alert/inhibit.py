@@ -81,6 +81,14 @@ class Inhibitor:
         elif episode_id in self.firing:
             del self.firing[episode_id]
 
+    def told(self, episode_id: str, value: Mapping[str, Any] | None) -> None:
+        """Another notifier's episode (alerts with several partitions: runtime/comoving.py)
+        fires with these labels (`observe`'s stored form), or no longer does (None)."""
+        if value is not None:
+            self.observe(episode_id, _labels(value), firing=True)
+        elif episode_id in self.firing:
+            del self.firing[episode_id]
+
     def inhibiting(self, episode_id: str, labels: AlertLabels) -> list[str]:
         """The firing episodes that mute an update of `episode_id` (none: notify it)."""
         if not self.rules:

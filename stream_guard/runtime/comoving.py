@@ -19,6 +19,7 @@ its state moves whole with the partition.
 from __future__ import annotations
 
 from collections.abc import Iterator, MutableMapping
+from dataclasses import dataclass
 from typing import Any
 
 import faust
@@ -27,7 +28,37 @@ import orjson
 from stream_guard.alert.correlate import Correlator, Peer
 from stream_guard.errors import InvalidEvent
 
-__all__ = ["Correlators", "PartitionStore"]
+__all__ = ["Correlators", "PartitionStore", "Status", "parse_status"]
+
+
+@dataclass(frozen=True)
+class Status:
+    """What one notifier tells the others of an episode: its `Correlator.status`, and its
+    labels while it fires (what inhibition needs: alert/inhibit.py), None once it does not."""
+
+    peer: dict[str, Any] | None
+    firing: dict[str, Any] | None
+
+
+def parse_status(value: Any) -> Status | None:
+    """A ticks-topic message: None for a tick (``{}``), else another partition's status;
+    raises InvalidEvent if unreadable."""
+    try:
+        message = orjson.loads(value) if isinstance(value, bytes | str) else value
+    except orjson.JSONDecodeError as exc:
+        raise InvalidEvent("not_json", str(exc)) from None
+    if not isinstance(message, dict) or "peer" not in message:
+        return None
+    peer, firing = message["peer"], message.get("firing")
+    if not isinstance(peer, dict) or not (firing is None or _labels_like(firing)):
+        raise InvalidEvent("invalid_comoving_status", "peer or firing is not as sent")
+    return Status(peer, firing)
+
+
+def _labels_like(value: Any) -> bool:
+    """The inhibitor's stored form of an alert's labels (alert/inhibit.py `observe`)."""
+    return (isinstance(value, dict) and isinstance(value.get("metric"), str)
+            and isinstance(value.get("severity"), str) and isinstance(value.get("slice"), dict))
 
 
 class PartitionStore(MutableMapping[str, dict[str, Any]]):
@@ -74,30 +105,23 @@ class Correlators:
                 return correlator.peers(episode_id)
         return []
 
-    async def tell(self, partition: int, episode_id: str, before: dict[str, Any] | None) -> None:
-        """Send an episode's status to every other partition if it changed since `before`;
-        on return the broker has them (a crash after loses none)."""
-        status = self.of(partition).status(episode_id)
-        if status is None or status == before or self.partitions == 1:
+    def before(self, partition: int, episode_id: str, firing: dict[str, Any] | None) -> Status:
+        """An episode's status before a record (`firing`: its inhibition labels then)."""
+        return Status(self.of(partition).status(episode_id), firing)
+
+    async def tell(
+        self, partition: int, episode_id: str, before: Status, firing: dict[str, Any] | None
+    ) -> None:
+        """Send an episode's status (`firing`: its labels now) to every other partition if it
+        changed since `before`; on return the broker has them (a crash after loses none)."""
+        now = Status(self.of(partition).status(episode_id), firing)
+        if now.peer is None or now == before or self.partitions == 1:
             return
-        value = orjson.dumps({"peer": status})
+        value = orjson.dumps({"peer": now.peer, "firing": now.firing})
         sent = [await self.ticks.send(value=value, partition=other, value_serializer="raw")
                 for other in range(self.partitions) if other != partition]
         for delivery in sent:
             await delivery
-
-    def learn(self, partition: int, value: Any) -> list[str]:
-        """A message of the ticks topic carrying another partition's status (else nothing):
-        the episodes of `partition` that gained a link. Raises InvalidEvent if unreadable."""
-        try:
-            message = orjson.loads(value) if isinstance(value, bytes | str) else value
-        except orjson.JSONDecodeError as exc:
-            raise InvalidEvent("not_json", str(exc)) from None
-        if not isinstance(message, dict) or "peer" not in message:
-            return []
-        if not isinstance(message["peer"], dict):
-            raise InvalidEvent("invalid_comoving_status", "peer is not an object")
-        return self.of(partition).learn(message["peer"])
 
     def forget(self) -> int:
         return sum(c.forget() for c in self._by_partition.values())

@@ -70,7 +70,7 @@ from stream_guard.clock import Clock, SystemClock
 from stream_guard.config.routes import load_routes
 from stream_guard.errors import ConfigError, InvalidEvent
 from stream_guard.ingest.kafka_batch import partition_for
-from stream_guard.runtime.comoving import Correlators
+from stream_guard.runtime.comoving import Correlators, parse_status
 from stream_guard.runtime.cursor import Cursor, read_gap
 from stream_guard.runtime.ends import new_reader
 from stream_guard.runtime.resume import read_range
@@ -265,11 +265,13 @@ class _Runner:
             log.warning("notifier: skipping an invalid alert record: %s", exc)
             return
         now_ms = self.settings.clock.now_ms()
+        firing = self.dispatcher.inhibitor.firing
+        before = self.correlators.before(partition, alert.episode_id, firing.get(alert.episode_id))
         verdict = self.dispatcher.triage(alert, now_ms, has_thread=self._has_thread(alert))
         correlator = self.correlators.of(partition)
-        before = correlator.status(alert.episode_id)
         correlator.observe(alert)  # before notifying: a first post names its peers
-        await self.correlators.tell(partition, alert.episode_id, before)
+        await self.correlators.tell(partition, alert.episode_id, before,
+                                    firing.get(alert.episode_id))
         if verdict.action == "silenced":
             await self._record_silenced(record, alert, list(verdict.by))
         elif verdict.action == "inhibited":
@@ -285,17 +287,21 @@ class _Runner:
         await self._gc(now_ms)
 
     async def on_ticks_topic(self, partition: int, value: Any) -> None:
-        """A tick, or another partition's status of one of its episodes (runtime/comoving.py)."""
+        """A tick, or another partition's status of one of its episodes (runtime/comoving.py):
+        its co-moving peers, and whether it fires, for inhibition."""
         try:
-            linked = self.correlators.learn(partition, value)
+            status = parse_status(value)
+            if status is None:
+                await self.tick(partition)
+                return
+            peer = status.peer or {}
+            linked = self.correlators.of(partition).learn(peer)
         except InvalidEvent as exc:
             self.stats["invalid", "", exc.reason] += 1
             log.warning("notifier: skipping an invalid co-moving status: %s", exc)
             return
-        if linked:
-            await self._show_peers(partition, linked)
-        elif not _is_status(value):
-            await self.tick(partition)
+        self.dispatcher.inhibitor.told(peer["peer"]["episode_id"], status.firing)  # learn read it
+        await self._show_peers(partition, linked)
 
     async def _show_peers(
         self, partition: int, episode_ids: Iterable[str],
@@ -384,12 +390,6 @@ class _Runner:
             return
         async with self.lock:
             await asyncio.to_thread(self.notifier.refresh, alert, self.settings.clock.now_ms())
-
-
-def _is_status(value: Any) -> bool:
-    """A ticks-topic message that carries a status (a tick is ``{}``)."""
-    return (b'"peer"' in value) if isinstance(value, bytes) else (
-        isinstance(value, dict | str) and "peer" in value)
 
 
 def _as_record(value: Any) -> dict[str, Any]:

@@ -695,3 +695,40 @@ def test_a_failed_link_update_is_made_once_after_a_restart(rig: Rig) -> None:
         assert rig.fake.methods().count("chat.postMessage") == 2
 
     run(scenario())
+
+
+def test_an_alert_on_another_alerts_partition_inhibits(rig: Rig, tmp_path: Path) -> None:
+    """Two alerts partitions: the GMV outage (fingerprint on partition 1) mutes the complaints
+    (on partition 0) of routes.yaml's rule while it fires, as with one partition: the status
+    the outage's notifier sends carries its labels. The outage's parent names the muted
+    complaints (co-moving); once it resolves, the complaints' next update is posted."""
+    routes = tmp_path / "routes.yaml"
+    routes.write_text((REPO / "alert_rules" / "routes.yaml").read_text() + """
+inhibit_rules:
+  - name: gmv-outage
+    source_match: {metric: gmv, severity: critical}
+    target_match: {metric: complaint_rate}
+""")
+    rig.routes, rig.partitions = load_routes(routes), 2
+    outage = gmv(2, episode_id="gmv-outage-1", slice={}, severity="critical")  # partition 1
+    complaints = gmv(0, metric="complaint_rate", episode_id="cr-1", route="trust-safety",
+                     fingerprint="00000000000000c1")  # partition 0
+
+    async def scenario() -> None:
+        await rig.topics()
+        async with worker(rig):
+            await rig.push(outage)
+            assert await rig.calls(1) == [("post", "#commerce-oncall")]
+            await asyncio.sleep(1.0)  # the outage's status reaches partition 0
+            await rig.push(complaints)
+            assert await rig.calls(1, settle_s=1.5) == [
+                ("update", FakeSlack.channel_id("#commerce-oncall"), posted_ts(0))]
+            await rig.push({**outage, "status": "resolved", "reason": "resolved", "sequence": 3})
+            assert [c[0] for c in await rig.calls(2)] == ["update", "reply"]
+            await asyncio.sleep(1.0)
+            await rig.push({**complaints, "sequence": 1, "severity": "critical",
+                            "reason": "escalated"})
+            assert ("post", "#trust-safety-alerts") in await rig.calls(2, settle_s=1.5)
+        assert rig.handles is not None and rig.handles.stats["inhibited", "", ""] == 1
+
+    run(scenario())
