@@ -12,7 +12,9 @@ records to the notifier's `Correlator` (alert/correlate.py):
 - the Slack updates the links cost: a parent updated because a peer came after it (one
   chat.update per episode that gained a peer after its first record; an upper bound: an
   episode muted and never posted costs none);
-- CPU per record of `Correlator.observe` (time.process_time, median of --repeat passes).
+- CPU per record of `Correlator.observe` (time.process_time, median of --repeat passes), and
+  with --stress N episodes of other metrics stored, all overlapping in time (the worst case:
+  every stored episode passes the span check and compares slices).
 
     python benchmarks/comoving.py                      # seeds 3 and 11, ~1 min the first time
 """
@@ -94,6 +96,33 @@ def cpu_per_record(records: list[AlertRecord], repeat: int) -> float:
     return statistics.median(runs) / max(len(records), 1)
 
 
+def stress(n: int, repeat: int) -> float:
+    """CPU per record with `n` stored episodes of other metrics overlapping in time."""
+    def record(metric: str, episode: str, region: str) -> AlertRecord:
+        return AlertRecord.parse({
+            "schema": 1, "fingerprint": episode, "episode_id": episode, "sequence": 0,
+            "status": "firing", "reason": "new", "metric": metric, "description": "",
+            "rule_version": f"{metric}@1", "owner": None, "runbook": None, "dashboard": None,
+            "route": "default", "slice": {"region": region}, "direction": "up",
+            "window_start": "2026-03-04T14:00:00Z", "window_end": "2026-03-04T14:15:00Z",
+            "value": 1.0, "expected": 0.5, "score": 5.0, "severity": "warning",
+            "started_at": "2026-03-04T14:15:00Z", "peak_score": 5.0, "firing_slices": [],
+            "hints": []})
+
+    stored = [record(f"m{i % 100}", f"e{i}", f"r{i}") for i in range(n)]
+    probes = [record("probe", f"p{k}", "elsewhere") for k in range(50)]
+    runs = []
+    for _ in range(repeat):
+        corr = Correlator({})
+        for r in stored:
+            corr.observe(r)
+        start = time.process_time()
+        for r in probes:
+            corr.observe(r)
+        runs.append((time.process_time() - start) / len(probes))
+    return statistics.median(runs)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--seeds", type=int, nargs="+", default=[3, 11])
@@ -101,7 +130,11 @@ def main() -> None:
     parser.add_argument("--rules", type=Path, default=REPO / "alert_rules")
     parser.add_argument("--orders", type=int, default=50)
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--stress", type=int, nargs="*", default=[100, 1000])
     args = parser.parse_args()
+    for n in args.stress:
+        print(f"{n} stored episodes overlapping in time: {stress(n, args.repeat) * 1e6:.0f} us "
+              f"CPU per record (median of {args.repeat})")
     for seed in args.seeds:
         records = [r for r in records_of(args.out / f"seed{seed}", seed, args.rules)
                    if r.status in ("firing", "resolved")]
