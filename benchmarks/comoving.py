@@ -36,6 +36,7 @@ from stream_guard.alert.correlate import Correlator  # noqa: E402
 from stream_guard.backtest.replay import build_replayer, replay  # noqa: E402
 from stream_guard.cli import main as stream_guard  # noqa: E402
 from stream_guard.types import AlertRecord  # noqa: E402
+from tests.unit.alert.test_correlate import interleave  # noqa: E402
 
 Pair = tuple[str, str]
 
@@ -51,16 +52,10 @@ def records_of(sim: Path, seed: int, rules: Path) -> list[AlertRecord]:
 
 def interleaved(records: list[AlertRecord], rng: random.Random) -> list[AlertRecord]:
     """A random merge of the episodes' records, each episode in order (one key, one order)."""
-    queues: dict[str, list[AlertRecord]] = defaultdict(list)
+    by_episode: dict[str, list[AlertRecord]] = defaultdict(list)
     for r in records:
-        queues[r.episode_id].append(r)
-    out = []
-    while queues:
-        episode = rng.choice(sorted(queues))
-        out.append(queues[episode].pop(0))
-        if not queues[episode]:
-            del queues[episode]
-    return out
+        by_episode[r.episode_id].append(r)
+    return interleave(by_episode, rng)
 
 
 def correlate(records: list[AlertRecord]) -> tuple[Correlator, int]:

@@ -30,6 +30,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from pydantic import SecretStr
 
 from stream_guard.alert.notify import RetryPolicy
+from stream_guard.alert.routing import RouteTree
 from stream_guard.alert.silence_cli import publish, read_control
 from stream_guard.alert.silences import Silence
 from stream_guard.clock import ManualClock
@@ -471,10 +472,8 @@ def test_silenced_updates_are_recorded_not_sent(rig: Rig, bootstrap: str) -> Non
     run(scenario())
 
 
-def test_inhibited_updates_wait_for_the_source_to_resolve(rig: Rig, tmp_path: Path) -> None:
-    """routes.yaml's rule: a critical GMV outage mutes complaint-rate alerts; and the built-in
-    one: a critical mutes the warnings of its metric and slice. A resolution still closes a
-    thread that was opened before the inhibition."""
+def _with_gmv_outage_rule(tmp_path: Path) -> RouteTree:
+    """routes.yaml plus a rule: a critical GMV outage mutes complaint-rate alerts."""
     routes = tmp_path / "routes.yaml"
     routes.write_text((REPO / "alert_rules" / "routes.yaml").read_text() + """
 inhibit_rules:
@@ -482,7 +481,14 @@ inhibit_rules:
     source_match: {metric: gmv, severity: critical}
     target_match: {metric: complaint_rate}
 """)
-    rig.routes = load_routes(routes)
+    return load_routes(routes)
+
+
+def test_inhibited_updates_wait_for_the_source_to_resolve(rig: Rig, tmp_path: Path) -> None:
+    """routes.yaml's rule: a critical GMV outage mutes complaint-rate alerts; and the built-in
+    one: a critical mutes the warnings of its metric and slice. A resolution still closes a
+    thread that was opened before the inhibition."""
+    rig.routes = _with_gmv_outage_rule(tmp_path)
     outage = gmv(2, episode_id="gmv-outage-1", fingerprint="0000000000000001", slice={},
                  severity="critical")
     complaints = gmv(0, metric="complaint_rate", episode_id="cr-1", route="trust-safety",
@@ -702,14 +708,7 @@ def test_an_alert_on_another_alerts_partition_inhibits(rig: Rig, tmp_path: Path)
     (on partition 0) of routes.yaml's rule while it fires, as with one partition: the status
     the outage's notifier sends carries its labels. The outage's parent names the muted
     complaints (co-moving); once it resolves, the complaints' next update is posted."""
-    routes = tmp_path / "routes.yaml"
-    routes.write_text((REPO / "alert_rules" / "routes.yaml").read_text() + """
-inhibit_rules:
-  - name: gmv-outage
-    source_match: {metric: gmv, severity: critical}
-    target_match: {metric: complaint_rate}
-""")
-    rig.routes, rig.partitions = load_routes(routes), 2
+    rig.routes, rig.partitions = _with_gmv_outage_rule(tmp_path), 2
     outage = gmv(2, episode_id="gmv-outage-1", slice={}, severity="critical")  # partition 1
     complaints = gmv(0, metric="complaint_rate", episode_id="cr-1", route="trust-safety",
                      fingerprint="00000000000000c1")  # partition 0

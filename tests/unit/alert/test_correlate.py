@@ -62,10 +62,10 @@ EPISODES = {
 }
 
 
-def interleaving(rng: random.Random) -> list[AlertRecord]:
+def interleave(by_episode: dict[str, list[AlertRecord]], rng: random.Random) -> list[AlertRecord]:
     """The episodes' records merged in a random order that keeps each episode's order (as the
-    alerts topic does: one key, one partition)."""
-    queues = {name: list(records) for name, records in EPISODES.items()}
+    alerts topic does: one key, one partition). benchmarks/comoving.py uses it too."""
+    queues = {name: list(records) for name, records in by_episode.items()}
     out = []
     while queues:
         name = rng.choice(sorted(queues))
@@ -73,6 +73,10 @@ def interleaving(rng: random.Random) -> list[AlertRecord]:
         if not queues[name]:
             del queues[name]
     return out
+
+
+def interleaving(rng: random.Random) -> list[AlertRecord]:
+    return interleave(EPISODES, rng)
 
 
 def test_links_are_the_same_in_every_arrival_order() -> None:
