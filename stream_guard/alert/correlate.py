@@ -89,6 +89,7 @@ class _Episode:
     links: tuple[Peer, ...] = ()
     shown: tuple[str, ...] = ()  # the episode ids of the links its parents show
     local: bool = False  # its records come to this notifier (else only its statuses)
+    told: Mapping[str, Any] | None = None  # what other notifiers were last told of it
 
     def overlaps(self, other: _Episode) -> bool:
         """Different metrics, overlapping spans and overlapping slices."""
@@ -111,14 +112,14 @@ class _Episode:
         return {"peer": self.peer.to_json(), "start_ms": self.start_ms, "end_ms": self.end_ms,
                 "slices": [dict(s) for s in self.slices],
                 "links": [p.to_json() for p in self.links], "shown": list(self.shown),
-                "local": self.local}
+                "local": self.local, "told": self.told}
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> _Episode:
         return cls(Peer(**data["peer"]), int(data["start_ms"]), int(data["end_ms"]),
                    tuple(dict(s) for s in data["slices"]),
                    tuple(Peer(**p) for p in data["links"]), tuple(data["shown"]),
-                   bool(data.get("local", False)))
+                   bool(data.get("local", False)), data.get("told"))
 
 
 class Correlator:
@@ -147,7 +148,8 @@ class Correlator:
         episode = self._get(episode_id)
         if episode is None:
             return None
-        return {k: v for k, v in episode.to_json().items() if k not in ("links", "shown", "local")}
+        return {k: v for k, v in episode.to_json().items()
+                if k not in ("links", "shown", "local", "told")}
 
     def learn(self, status: Mapping[str, Any]) -> list[str]:
         """Another notifier's `status` of one of its episodes (alerts with several partitions:
@@ -165,6 +167,22 @@ class Correlator:
     def is_local(self, episode_id: str) -> bool:
         episode = self._get(episode_id)
         return episode is not None and episode.local
+
+    def local(self) -> list[str]:
+        """The episodes whose records come to this notifier."""
+        return [k for k, v in sorted(self.store.items()) if self._decode(k, v).local]
+
+    def told(self, episode_id: str) -> Mapping[str, Any] | None:
+        """What other notifiers were last told of an episode (`mark_told`)."""
+        episode = self._get(episode_id)
+        return None if episode is None else episode.told
+
+    def mark_told(self, episode_id: str, message: Mapping[str, Any]) -> None:
+        """Other notifiers have `message` about the episode (written after they got it, so a
+        notifier killed before finds it untold and tells again: a status merges idempotently)."""
+        episode = self._get(episode_id)
+        if episode is not None and episode.told != message:
+            self._put(episode_id, replace(episode, told=dict(message)))
 
     def _settle(self, episode_id: str, episode: _Episode) -> list[str]:
         """Save the grown `episode`, linked both ways with every episode it now overlaps."""

@@ -4,9 +4,12 @@ Each alerts partition has its notifier (the worker holding it), which sees only 
 partition's records. So that episodes of every metric still meet, a notifier that learns
 something new about one of its episodes (its span or slices grew: `Correlator.status`) tells
 every other partition through the notifier's ticks topic, which is co-partitioned with the
-alerts (``{"peer": status}`` sent to each other partition, delivered before the record counts
-as handled); the notify agent hands it to that partition's correlator (`Correlator.learn`),
-which links its own episodes with it and updates their parents. Both sides link as they learn,
+alerts (``{"peer": status, "firing": labels or null}`` to each other partition); the notify
+agent hands it to that partition's correlator (`Correlator.learn`), which links its own
+episodes with it and updates their parents, and to its inhibitor (what fires elsewhere).
+What was told is marked in the episode's entry once the broker has every copy: a notifier
+killed before tells again when it handles the record again, or on its next tick (`tell_all`),
+and a status told twice merges to the same. Both sides link as they learn,
 and statuses merge without shrinking, so the links are those of one notifier reading every
 record, in any order (tests/unit/alert/test_correlate.py).
 
@@ -18,7 +21,7 @@ its state moves whole with the partition.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, MutableMapping
+from collections.abc import Iterator, Mapping, MutableMapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -105,23 +108,28 @@ class Correlators:
                 return correlator.peers(episode_id)
         return []
 
-    def before(self, partition: int, episode_id: str, firing: dict[str, Any] | None) -> Status:
-        """An episode's status before a record (`firing`: its inhibition labels then)."""
-        return Status(self.of(partition).status(episode_id), firing)
-
-    async def tell(
-        self, partition: int, episode_id: str, before: Status, firing: dict[str, Any] | None
-    ) -> None:
-        """Send an episode's status (`firing`: its labels now) to every other partition if it
-        changed since `before`; on return the broker has them (a crash after loses none)."""
-        now = Status(self.of(partition).status(episode_id), firing)
-        if now.peer is None or now == before or self.partitions == 1:
+    async def tell(self, partition: int, episode_id: str, firing: dict[str, Any] | None) -> None:
+        """Send an episode's status (`firing`: its labels now) to every other partition unless
+        they have it already; marked told once the broker has every copy, so a notifier killed
+        before tells again when it handles the record again (or on its next tick)."""
+        correlator = self.of(partition)
+        status = correlator.status(episode_id)
+        if status is None or self.partitions == 1:
             return
-        value = orjson.dumps({"peer": now.peer, "firing": now.firing})
+        message = {"peer": status, "firing": firing}
+        if correlator.told(episode_id) == message:
+            return
+        value = orjson.dumps(message)
         sent = [await self.ticks.send(value=value, partition=other, value_serializer="raw")
                 for other in range(self.partitions) if other != partition]
         for delivery in sent:
             await delivery
+        correlator.mark_told(episode_id, message)
+
+    async def tell_all(self, partition: int, firing: Mapping[str, dict[str, Any]]) -> None:
+        """Tell what was not told of every local episode (a tick's catch-up)."""
+        for episode_id in self.of(partition).local():
+            await self.tell(partition, episode_id, firing.get(episode_id))
 
     def forget(self) -> int:
         return sum(c.forget() for c in self._by_partition.values())

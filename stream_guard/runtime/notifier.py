@@ -265,13 +265,11 @@ class _Runner:
             log.warning("notifier: skipping an invalid alert record: %s", exc)
             return
         now_ms = self.settings.clock.now_ms()
-        firing = self.dispatcher.inhibitor.firing
-        before = self.correlators.before(partition, alert.episode_id, firing.get(alert.episode_id))
         verdict = self.dispatcher.triage(alert, now_ms, has_thread=self._has_thread(alert))
         correlator = self.correlators.of(partition)
         correlator.observe(alert)  # before notifying: a first post names its peers
-        await self.correlators.tell(partition, alert.episode_id, before,
-                                    firing.get(alert.episode_id))
+        await self.correlators.tell(partition, alert.episode_id,
+                                    self.dispatcher.inhibitor.firing.get(alert.episode_id))
         if verdict.action == "silenced":
             await self._record_silenced(record, alert, list(verdict.by))
         elif verdict.action == "inhibited":
@@ -333,8 +331,10 @@ class _Runner:
 
         for alert in list(self.dispatcher.due(now_ms, owned, self.notifier.reminders_due(now_ms))):
             await self._deliver(alert, self.notifier.remind)
-        # parents a failed chat.update left without a peer: tried again on every tick
+        # parents a failed chat.update left without a peer, statuses a crash left untold:
+        # tried again on every tick
         await self._show_peers(partition, list(self.dispatcher.threads), owned)
+        await self.correlators.tell_all(partition, self.dispatcher.inhibitor.firing)
         await self._gc(now_ms)
 
     def _has_thread(self, alert: AlertRecord) -> bool:

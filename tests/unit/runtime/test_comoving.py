@@ -45,19 +45,18 @@ def test_a_grown_episode_is_told_to_every_other_partition_once() -> None:
     ticks = Ticks()
     correlators = Correlators({}, ticks, 3)  # type: ignore[arg-type]
 
-    async def handle(alert: Any, was: dict[str, Any] | None, firing: dict[str, Any] | None) -> None:
-        before = correlators.before(1, alert.episode_id, was)
+    async def handle(alert: Any, firing: dict[str, Any] | None) -> None:
         correlators.of(1).observe(alert)
-        await correlators.tell(1, alert.episode_id, before, firing)
+        await correlators.tell(1, alert.episode_id, firing)
 
-    asyncio.run(handle(record("gmv", "a", "14:00", "14:15"), None, FIRING))
+    asyncio.run(handle(record("gmv", "a", "14:00", "14:15"), FIRING))
     assert [p for p, _ in ticks.sent] == [0, 2]
     assert ticks.sent[0][1]["firing"] == FIRING
     assert ticks.sent[0][1]["peer"]["peer"]["episode_id"] == "a"
-    asyncio.run(handle(record("gmv", "a", "14:00", "14:15"), FIRING, FIRING))  # the same again
+    asyncio.run(handle(record("gmv", "a", "14:00", "14:15"), FIRING))  # the same again
     assert len(ticks.sent) == 2
     asyncio.run(handle(record("gmv", "a", "14:00", "14:15", status="resolved", sequence=1),
-                       FIRING, None))  # the span is the same, but it no longer fires
+                       None))  # the span is the same, but it no longer fires
     assert [(p, sent["firing"]) for p, sent in ticks.sent[2:]] == [(0, None), (2, None)]
     learned = Correlators({}, Ticks(), 3)  # type: ignore[arg-type]
     status = parse_status(orjson.dumps(ticks.sent[0][1]))
@@ -66,11 +65,24 @@ def test_a_grown_episode_is_told_to_every_other_partition_once() -> None:
     assert not learned.of(0).is_local("a") and learned.peers("a") == []
 
 
+def test_a_status_a_crash_left_untold_is_told_by_the_next_tick() -> None:
+    """Killed after the record's table writes, before the broker had its status: the tick
+    (or the record handled again) tells it; what was told is not told again."""
+    table: dict[str, Any] = {}
+    correlators = Correlators(table, Ticks(), 2)  # type: ignore[arg-type]
+    correlators.of(0).observe(record("gmv", "a", "14:00", "14:15"))  # ... then SIGKILL
+    ticks = Ticks()
+    restarted = Correlators(table, ticks, 2)  # type: ignore[arg-type]
+    asyncio.run(restarted.tell_all(0, {"a": FIRING}))
+    asyncio.run(restarted.tell_all(0, {"a": FIRING}))
+    assert [(p, sent["firing"]) for p, sent in ticks.sent] == [(1, FIRING)]
+
+
 def test_one_partition_tells_no_one() -> None:
     ticks = Ticks()
     correlators = Correlators({}, ticks, 1)  # type: ignore[arg-type]
     correlators.of(0).observe(record("gmv", "a", "14:00", "14:15"))
-    asyncio.run(correlators.tell(0, "a", Status(None, None), None))
+    asyncio.run(correlators.tell(0, "a", None))
     assert ticks.sent == []
 
 
