@@ -298,7 +298,8 @@ class _Runner:
             self.stats["invalid", "", exc.reason] += 1
             log.warning("notifier: skipping an invalid co-moving status: %s", exc)
             return
-        self.dispatcher.inhibitor.told(peer["peer"]["episode_id"], status.firing)  # learn read it
+        episode_id = peer["peer"]["episode_id"]  # learn read it
+        self.dispatcher.inhibitor.told(f"{partition}|{episode_id}", episode_id, status.firing)
         await self._show_peers(partition, linked)
 
     async def _show_peers(

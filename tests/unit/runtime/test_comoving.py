@@ -104,7 +104,11 @@ def test_an_unreadable_status_is_refused(value: bytes) -> None:
 def test_another_partitions_firing_alert_inhibits_here_until_it_resolves() -> None:
     inhibitor = Inhibitor((CRITICAL_OVER_WARNING,), {})
     warning = AlertLabels("gmv", "warning", {"region": "EU"})
-    inhibitor.told("crit", FIRING)
-    assert inhibitor.inhibiting("warn", warning) == ["crit"]
-    inhibitor.told("crit", None)
-    assert inhibitor.inhibiting("warn", warning) == []
+    inhibitor.observe("crit", AlertLabels("gmv", "critical", {"region": "EU"}), firing=True)
+    inhibitor.told("1|crit", "crit", FIRING)  # the same episode, told to partition 1 too
+    inhibitor.told("1|crit-2", "crit-2", FIRING)
+    assert inhibitor.inhibiting("warn", warning) == ["crit", "crit-2"]
+    assert inhibitor.inhibiting("crit-2", warning) == ["crit"]  # never itself
+    inhibitor.told("1|crit", "crit", None)
+    inhibitor.told("1|crit-2", "crit-2", None)
+    assert sorted(inhibitor.firing) == ["crit"]  # each copy deleted under its own key
