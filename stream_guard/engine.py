@@ -131,9 +131,10 @@ class Engine:
 
     def close_order(self, m: int, start_ms: int) -> tuple[int, int, int]:
         """The order windows are handed to `on_window` when several close at once: by the event
-        time at which they became closable, then by metric. Co-moving hints look at windows
-        closed before, so replay and the live owner (which close in different batches) must
-        agree on it."""
+        time at which they became closable, then by metric. An owner's alert records come out in
+        this order, so replay and the live owner (which close in different batches) must agree
+        on it. (No result depends on it across metrics any more: co-moving metrics, which
+        looked at other metrics' windows closed before, are the notifier's since session 9.)"""
         rule = self.rules[m]
         end = start_ms + int(rule.window.total_seconds() * 1000)
         return end + int(rule.lateness.total_seconds() * 1000), m, start_ms
