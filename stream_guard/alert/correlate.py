@@ -54,7 +54,10 @@ MAX_LINKS = 50
 """Links kept per episode: the first by (start, metric, episode id). Keeping the k smallest of a
 set does not depend on the order its members came in, so the cap keeps the final state fixed."""
 MAX_SLICES = 64
-"""Slices remembered per episode (its own and the ones that fired): the first in slice order."""
+"""Slices remembered per episode (its own and the ones that fired): the first in slice order. An
+episode that fired in more loses some, and with them the guarantee that its links do not depend
+on arrival order (a link found through a slice later pushed out is kept; one not yet found is
+not); rules keep firing slices to `max_slices` (5 by default), far below."""
 RETENTION_MS = 5 * 24 * 3_600_000
 """An episode is forgotten this long (event time) after the newest window the notifier saw
 ended past its last firing window: the notification log's 5 days, so a thread the log still
