@@ -30,7 +30,6 @@ from stream_guard.config.calendar import Calendar
 from stream_guard.config.rules import MetricRule
 from stream_guard.detect.base import Detector
 from stream_guard.detect.registry import build_detector
-from stream_guard.explain.comoving import CoMoving
 from stream_guard.explain.context import InterventionLog, calendar_hints
 from stream_guard.explain.rootcause import RootCause
 from stream_guard.explain.slices import (
@@ -94,10 +93,10 @@ class _Group:
 
 @dataclass
 class SharedState:
-    """Owner state that spans metrics: governance actions seen and recent anomalies."""
+    """Owner state that spans metrics: the governance actions seen. (Co-moving metrics are
+    the notifier's, which sees every owner's alerts: alert/correlate.py.)"""
 
     interventions: InterventionLog
-    comoving: CoMoving
 
 
 class Engine:
@@ -122,7 +121,6 @@ class Engine:
         self._builders = [PointBuilder(r) for r in rules]
         self._trackers = [EpisodeTracker(r.metric, r.rule_id, r.alert) for r in rules]
         self._detectors: dict[tuple[int, SliceKey], Detector] = {}
-        self._comoving = CoMoving()
         self._last_dens: list[dict[SliceKey, tuple[float, float]]] = [{} for _ in rules]
         self._history = [SliceHistory(int(r.window.total_seconds() * 1000)) for r in rules]
         self._rca = [RootCause.for_rule(r) for r in rules]
@@ -133,9 +131,10 @@ class Engine:
 
     def close_order(self, m: int, start_ms: int) -> tuple[int, int, int]:
         """The order windows are handed to `on_window` when several close at once: by the event
-        time at which they became closable, then by metric. Co-moving hints look at windows
-        closed before, so replay and the live owner (which close in different batches) must
-        agree on it."""
+        time at which they became closable, then by metric. An owner's alert records come out in
+        this order, so replay and the live owner (which close in different batches) must agree
+        on it. (No result depends on it across metrics any more: co-moving metrics, which
+        looked at other metrics' windows closed before, are the notifier's since session 9.)"""
         rule = self.rules[m]
         end = start_ms + int(rule.window.total_seconds() * 1000)
         return end + int(rule.lateness.total_seconds() * 1000), m, start_ms
@@ -233,8 +232,6 @@ class Engine:
         groups = {anchor: self._explain_group(m, rule, scores, [by_slice[k] for k in keys],
                                               anchor, shares, window)
                   for anchor, keys in grouped.items()}
-        self._comoving.record(rule.metric, *window, {s.point.slice: s.direction
-                                                     for g in groups.values() for s in g.ordered})
         return groups
 
     def _explain_group(
@@ -265,7 +262,8 @@ class Engine:
     ) -> list[RootCauseHint]:
         """An episode update's hints: where (the leaf cube's elements when it opens or
         escalates, reused by its later records; else the configured slices'), which sellers,
-        then the causes whose scope fits where: interventions, calendar, co-moving metrics."""
+        then the causes whose scope fits where: interventions, calendar. (Other metrics moving
+        at the same time are linked by the notifier, across owners: alert/correlate.py.)"""
         rule, ep, rca = self.rules[m], update.episode, self._rca[m]
         direction = group.anomaly[3]
         if update.reason in (Transition.NEW, Transition.ESCALATED):
@@ -283,7 +281,6 @@ class Engine:
         inside = scope_share(scores, direction, per_unit)  # the change inside a hint's scope
         hints += self.interventions.hints(focus, window[0], window[1], lookback, inside)[:2]
         hints += calendar_hints(self.calendar, focus, *window, inside)[:2]
-        hints += self._comoving.hints(rule.metric, *window, focus)[:2]
         return hints
 
     def _mix_hints(
@@ -321,11 +318,10 @@ class Engine:
         self._detectors.update({(m, key): det for key, det in state.detectors.items()})
 
     def shared_state(self) -> SharedState:
-        return SharedState(self.interventions, self._comoving)
+        return SharedState(self.interventions)
 
     def restore_shared_state(self, state: SharedState) -> None:
         self.interventions = state.interventions
-        self._comoving = state.comoving
 
     def series_count(self) -> int:
         return len(self._detectors)

@@ -271,7 +271,9 @@ class SliceHint(_Hint):
 
 
 class MetricHint(_Hint):
-    """Another metric anomalous in the same window and slices (explain/comoving.py)."""
+    """Another metric anomalous in the same window and slices. Written by the engine until
+    session 9 (records of that time still read); co-moving metrics are now linked by the
+    notifier, across owners, on the Slack messages (alert/correlate.py)."""
 
     kind: Literal["metric"]
     metric: str

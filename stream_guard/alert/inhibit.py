@@ -81,12 +81,25 @@ class Inhibitor:
         elif episode_id in self.firing:
             del self.firing[episode_id]
 
+    def told(self, key: str, episode_id: str, value: Mapping[str, Any] | None) -> None:
+        """Another notifier's episode (alerts with several partitions: runtime/comoving.py)
+        fires with these labels (`observe`'s stored form), or no longer does (None). Kept
+        under `key`, not the episode id: a worker holding both partitions keeps both entries,
+        each written (and deleted) in its own partition's changelog."""
+        if value is not None:
+            labels = _labels(value)
+            self.firing[key] = {"metric": labels.metric, "severity": labels.severity,
+                                "slice": dict(labels.slice), "episode": episode_id}
+        elif key in self.firing:
+            del self.firing[key]
+
     def inhibiting(self, episode_id: str, labels: AlertLabels) -> list[str]:
         """The firing episodes that mute an update of `episode_id` (none: notify it)."""
         if not self.rules:
             return []
-        return sorted(source for source, value in self.firing.items()
-                      if source != episode_id and self._mutes(_labels(value), labels))
+        sources = {value.get("episode", key) for key, value in self.firing.items()
+                   if self._mutes(_labels(value), labels)}
+        return sorted(sources - {episode_id})
 
     def _mutes(self, source: AlertLabels, target: AlertLabels) -> bool:
         return any(rule.inhibits(source, target) for rule in self.rules)

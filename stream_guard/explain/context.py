@@ -62,7 +62,7 @@ def covers(scope: Mapping[str, str], cause: Mapping[str, str]) -> bool:
 
 def overlaps(scope: Mapping[str, str], labels: Mapping[str, str]) -> bool:
     """No shared dimension with different values: whether two slices can share events (what
-    co-moving metrics ask, explain/comoving.py); too loose for blaming a cause, see `covers`.
+    co-moving metrics ask, alert/correlate.py); too loose for blaming a cause, see `covers`.
 
     >>> overlaps({"category": "toys"}, {"region": "APAC"})
     True

@@ -14,11 +14,18 @@ What it declares on `app`:
   again with capped backoff (`settings.hold`), so nothing is lost and delivery resumes in
   order; permanent errors (invalid_auth, channel_not_found) are logged once and skipped, and do
   not hold other routes;
-- three changelog-backed **tables**, co-partitioned with the alerts topic: ``<name>-nflog`` (the
+- four changelog-backed **tables**, co-partitioned with the alerts topic: ``<name>-nflog`` (the
   notification log: what was sent per (route, group key), with the thread's channel and ts, so a
   restarted worker continues the same thread instead of posting a second parent),
   ``<name>-threads`` (per episode with a thread, its latest update: what reminders and
-  refreshes show) and ``<name>-firing`` (the firing episodes, for inhibition);
+  refreshes show), ``<name>-firing`` (the firing episodes, for inhibition) and
+  ``<name>-comoving`` (alert/correlate.py: per episode, its span and slices, the other metrics'
+  episodes it co-moves with and those its parents show);
+- **co-moving metrics across owners**: every record, muted or not, goes through the
+  `Correlator` before it is notified, so a first post names the episodes it co-moves with;
+  the parents of episodes that gained a peer are then updated (one chat.update each, never a
+  new message), and the tick retries any such update Slack failed. The links depend on the set
+  of records, not on the order owners' records arrived in;
 - a **control reader** on every worker: it reads the control topic (silences, acks) from the
   beginning into a `ControlView` before the agent handles its first record, then follows it.
   Acks and snoozes that arrive while running refresh the episode's parent messages;
@@ -40,7 +47,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import Counter
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, cast
@@ -63,6 +70,7 @@ from stream_guard.clock import Clock, SystemClock
 from stream_guard.config.routes import load_routes
 from stream_guard.errors import ConfigError, InvalidEvent
 from stream_guard.ingest.kafka_batch import partition_for
+from stream_guard.runtime.comoving import Correlators, parse_status
 from stream_guard.runtime.cursor import Cursor, read_gap
 from stream_guard.runtime.ends import new_reader
 from stream_guard.runtime.resume import read_range
@@ -120,7 +128,9 @@ class NotifierHandles:
     reader: ControlReader
     notifier: Notifier
     # (outcome, route, reason) like `notifier.stats`: invalid, silenced, inhibited, held (a
-    # record waiting while Slack was unavailable for a route), forgotten (notification-log GC)
+    # record waiting while Slack was unavailable for a route), forgotten (notification-log GC;
+    # reason `comoving`: co-moving episodes past retention), linked (a parent updated to name
+    # a co-moving episode found after it, per route)
     stats: Counter[tuple[str, str, str]]
 
 
@@ -137,15 +147,18 @@ def install_notifier(
     if (ticks_topic.partitions or 1) != partitions:
         raise ConfigError(f"topic {ticks_topic.get_topic_name()} must have as many partitions "
                           f"as {alerts_topic.get_topic_name()} ({partitions})")
-    nflog, threads, firing = (app.Table(f"{settings.name}-{table}", partitions=partitions,
-                                        key_type=str) for table in ("nflog", "threads", "firing"))
+    nflog, threads, firing, comoving = (
+        app.Table(f"{settings.name}-{table}", partitions=partitions, key_type=str)
+        for table in ("nflog", "threads", "firing", "comoving"))
     control = ControlView()
     staged = WriteBehindStore(nflog)
+    correlators = Correlators(comoving, ticks_topic, partitions)
     integration = SlackIntegration(SlackSink.from_settings(settings.slack, settings.timeout_s),
-                                   lambda episode, now_ms: handling_of(control, episode, now_ms))
+                                   lambda episode, now_ms: handling_of(control, episode, now_ms),
+                                   peers=correlators.peers)
     notifier = Notifier(settings.routes, integration, staged, policy=settings.policy)
     dispatcher = Dispatcher(Inhibitor(settings.routes.inhibit_rules, firing), control, threads)
-    runner = _Runner(settings, notifier, staged, dispatcher, alerts_topic)
+    runner = _Runner(settings, notifier, staged, dispatcher, alerts_topic, correlators)
     reader = ControlReader(_bootstrap(app), control_topic.get_topic_name(), control, runner.refresh)
     app.service(cast(type[ServiceT], reader))  # an instance is fine: Faust starts it as is
     ticks_name = ticks_topic.get_topic_name()
@@ -159,7 +172,7 @@ def install_notifier(
             await reader.ready.wait()  # silences first: never send what is silenced
             msg = event.message
             if msg.topic == ticks_name:
-                await runner.tick(msg.partition)
+                await runner.on_ticks_topic(msg.partition, event.value)
             else:
                 await intake.alert(msg.partition, msg.offset, event.value)
 
@@ -185,7 +198,7 @@ class Intake:
     read back from the log and handled first; a redelivered record is skipped."""
 
     cursor: Cursor
-    handle: Callable[[Any], Awaitable[None]]  # one record; its log entries saved on return
+    handle: Callable[[int, Any], Awaitable[None]]  # (partition, record); saved on return
     read: ReadAlerts
     topic: str
 
@@ -195,8 +208,8 @@ class Intake:
             return  # handled, and its notification-log entries saved, before
         for record in await read_gap(f"alerts/{partition}", missing,
                                      lambda lo, hi: self.read(partition, lo, hi)):
-            await self.handle(record)
-        await self.handle(value)
+            await self.handle(partition, record)
+        await self.handle(partition, value)
         self.cursor.took("alerts", partition, offset)
         self.cursor.save("alerts", partition, offset + 1)  # after the log entries (flushed)
 
@@ -234,14 +247,16 @@ class _Runner:
         staged: WriteBehindStore,
         dispatcher: Dispatcher,
         alerts_topic: faust.TopicT,
+        correlators: Correlators,
     ) -> None:
         self.settings, self.notifier, self.staged = settings, notifier, staged
         self.dispatcher, self.alerts_topic = dispatcher, alerts_topic
+        self.correlators = correlators
         self.lock = asyncio.Lock()
         self.stats = dispatcher.stats
         self._gc_ms = 0  # last notification-log GC (sender clock)
 
-    async def handle(self, value: Any) -> None:
+    async def handle(self, partition: int, value: Any) -> None:
         try:
             record = _as_record(value)
             alert = AlertRecord.parse(record)
@@ -251,16 +266,61 @@ class _Runner:
             return
         now_ms = self.settings.clock.now_ms()
         verdict = self.dispatcher.triage(alert, now_ms, has_thread=self._has_thread(alert))
+        correlator = self.correlators.of(partition)
+        correlator.observe(alert)  # before notifying: a first post names its peers
+        await self.correlators.tell(partition, alert.episode_id,
+                                    self.dispatcher.inhibitor.firing.get(alert.episode_id))
         if verdict.action == "silenced":
             await self._record_silenced(record, alert, list(verdict.by))
         elif verdict.action == "inhibited":
             log.info("inhibited %s #%d by %s", alert.episode_id, alert.sequence,
                      ", ".join(verdict.by))
-        if verdict.action != "notify":
-            return
-        await self._deliver(alert, self.notifier.notify)
+        if verdict.action == "notify":
+            outcomes = await self._deliver(alert, self.notifier.notify)
+            if outcomes and all(o.delivered for o in outcomes):  # every parent re-rendered
+                correlator.shown(alert.episode_id)
+            self.dispatcher.remember(alert, record, has_thread=self._has_thread(alert))
+        await self._show_peers(partition,
+                               [alert.episode_id, *correlator.linked_to(alert.episode_id)])
         await self._gc(now_ms)
-        self.dispatcher.remember(alert, record, has_thread=self._has_thread(alert))
+
+    async def on_ticks_topic(self, partition: int, value: Any) -> None:
+        """A tick, or another partition's status of one of its episodes (runtime/comoving.py):
+        its co-moving peers, and whether it fires, for inhibition."""
+        try:
+            status = parse_status(value)
+            if status is None:
+                await self.tick(partition)
+                return
+            peer = status.peer or {}
+            linked = self.correlators.of(partition).learn(peer)
+        except InvalidEvent as exc:
+            self.stats["invalid", "", exc.reason] += 1
+            log.warning("notifier: skipping an invalid co-moving status: %s", exc)
+            return
+        episode_id = peer["peer"]["episode_id"]  # learn read it
+        self.dispatcher.inhibitor.told(f"{partition}|{episode_id}", episode_id, status.firing)
+        await self._show_peers(partition, linked)
+
+    async def _show_peers(
+        self, partition: int, episode_ids: Iterable[str],
+        owned: Callable[[AlertRecord], bool] | None = None,
+    ) -> None:
+        """Update the parents of those episodes (`owned` ones) that do not show all their
+        co-moving peers yet: one chat.update each, no new message; recorded once Slack took it."""
+        correlator = self.correlators.of(partition)
+        for episode_id in correlator.stale(episode_ids):
+            alert = self.dispatcher.latest(episode_id)
+            if alert is None or not self._has_thread(alert) or (owned and not owned(alert)):
+                continue  # no parent yet: the first one is posted with its peers
+            async with self.lock:
+                outcomes = await asyncio.to_thread(self.notifier.refresh, alert,
+                                                   self.settings.clock.now_ms())
+            if not any(o.retryable for o in outcomes):  # permanent failures are given up
+                correlator.shown(episode_id)
+            for outcome in outcomes:
+                if outcome.delivered:
+                    self.stats["linked", outcome.route, ""] += 1
 
     async def tick(self, partition: int) -> None:
         """The reminders due among the episodes of one alerts partition."""
@@ -272,6 +332,10 @@ class _Runner:
 
         for alert in list(self.dispatcher.due(now_ms, owned, self.notifier.reminders_due(now_ms))):
             await self._deliver(alert, self.notifier.remind)
+        # parents a failed chat.update left without a peer, statuses a crash left untold:
+        # tried again on every tick
+        await self._show_peers(partition, list(self.dispatcher.threads), owned)
+        await self.correlators.tell_all(partition, self.dispatcher.inhibitor.firing)
         await self._gc(now_ms)
 
     def _has_thread(self, alert: AlertRecord) -> bool:
@@ -287,6 +351,8 @@ class _Runner:
                 self.stats["forgotten", "", ""] += dropped
                 log.info("notification log: forgot %d entries past retention", dropped)
             self.dispatcher.forget(lambda episode_id: bool(self.notifier.log.threads(episode_id)))
+            if forgotten := self.correlators.forget():
+                self.stats["forgotten", "", "comoving"] += forgotten
 
     async def _record_silenced(
         self, record: dict[str, Any], alert: AlertRecord, silences: list[str]

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from stream_guard.alert.correlate import Peer
 from stream_guard.config.links import check_template, expand
 from stream_guard.sinks.slack_limits import (
     MAX_FALLBACK,
@@ -221,6 +222,24 @@ def _hints(alert: AlertRecord) -> dict[str, Any] | None:
     return _list_section("*Root-cause hints*\n", lines, len(alert.hints), "hint")
 
 
+def _peers(alert: AlertRecord, peers: Sequence[Peer]) -> dict[str, Any] | None:
+    """Other metrics' episodes at the same time in overlapping slices (alert/correlate.py), by
+    start: each named by what its first record fixed, so the text does not depend on when the
+    link was found."""
+    lines = [_peer_line(alert, peer) for peer in peers[:MAX_HINTS]]
+    return _list_section("*Co-moving metrics*\n", lines, len(peers), "metric")
+
+
+def _peer_line(alert: AlertRecord, peer: Peer) -> str:
+    started = datetime.fromtimestamp(peer.started_ms / 1000, UTC)
+    when = f"{started:%H:%M}" if started.date() == alert.started_at.date() else (
+        f"{started:%Y-%m-%d %H:%M}")
+    metric = escape_mrkdwn(peer.metric, MAX_NAME)
+    direction = escape_mrkdwn(peer.direction, 20)
+    return (f"• *{metric}* {direction} in {_slice_text(peer.slice)} since {when} UTC"
+            f" (episode {escape_mrkdwn(peer.episode_id, 100)})")
+
+
 def _firing_slices(alert: AlertRecord) -> dict[str, Any] | None:
     """The highest-scoring slices, as many as fit in a section, and how many more there are."""
     top = sorted(alert.firing_slices, key=lambda s: -s.score)[:MAX_SLICES]
@@ -362,13 +381,15 @@ def _handling(handling: Handling) -> dict[str, Any] | None:
 
 
 def render_parent(
-    alert: AlertRecord, now_ms: int, handling: Handling | None = None
+    alert: AlertRecord, now_ms: int, handling: Handling | None = None,
+    peers: Sequence[Peer] = (),
 ) -> SlackMessage:
     """The thread's parent: the alert at a glance; firing ones carry Acknowledge, Snooze 1h /
     4h / 24h, Real issue and False alarm, resolved ones the last two.
 
     `handling` (an ack, a snooze, a verdict) is shown under the alert, so everyone in the
-    channel sees that someone took it.
+    channel sees that someone took it; `peers`, the co-moving episodes of other metrics
+    (whichever owner raised them), under the root-cause hints.
     """
     headline = _title(alert)
     if alert.description:
@@ -379,6 +400,7 @@ def render_parent(
             _section(headline),
             _fields(alert, now_ms),
             _hints(alert),
+            _peers(alert, peers),
             _firing_slices(alert) if len(alert.firing_slices) > 1 else None,
             _context(alert),
             _handling(handling) if handling is not None else None,

@@ -5,8 +5,10 @@
   rendered in a thread of its own within a time budget; slow, busy or failing charts are
   skipped and counted in `charts`, never retried, never an error of `open`, which the notifier
   would retry: a second parent);
-- `show`: chat.update of the parent, so it always shows the latest update and who handles it
-  (an ack, a snooze: `handling`);
+- `show`: chat.update of the parent, so it always shows the latest update, who handles it
+  (an ack, a snooze: `handling`) and the other metrics' episodes at the same time (`peers`:
+  alert/correlate.py; every parent is rendered with them, so a link found later reaches the
+  parent with one chat.update);
 - `follow`: a reply in the thread for an escalation, new slices or the resolution; a reminder
   (`repeat_due`) is also broadcast to the channel, since a reminder hidden in a thread reminds
   no one.
@@ -19,8 +21,9 @@ from __future__ import annotations
 import logging
 import threading
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
+from stream_guard.alert.correlate import Peer
 from stream_guard.alert.nflog import LogEntry, Reason
 from stream_guard.alert.notify import Thread
 from stream_guard.errors import SinkError
@@ -84,11 +87,14 @@ class SlackIntegration:
         self, sink: SlackSink,
         handling: Callable[[str, int], Handling | None] | None = None,
         charts: Charts | None = None,
+        peers: Callable[[str], Sequence[Peer]] | None = None,
     ) -> None:
         self.sink = sink
         # Who acknowledged or snoozed an episode (episode id, now) -> shown on its parent.
         self.handling = handling or (lambda episode_id, now_ms: None)
         self.charts = charts or Charts()
+        # The co-moving episodes of other metrics (episode id) -> shown on its parent.
+        self.peers = peers or (lambda episode_id: ())
 
     def open(self, channel: str, alert: AlertRecord, now_ms: int) -> Thread:
         posted = self.sink.post(channel, self._parent(alert, now_ms))
@@ -126,4 +132,5 @@ class SlackIntegration:
                        broadcast=reason is Reason.REPEAT_DUE)
 
     def _parent(self, alert: AlertRecord, now_ms: int) -> SlackMessage:
-        return render_parent(alert, now_ms, self.handling(alert.episode_id, now_ms))
+        return render_parent(alert, now_ms, self.handling(alert.episode_id, now_ms),
+                             self.peers(alert.episode_id))

@@ -83,6 +83,8 @@ class _State:
     channel_errors: dict[str, str] = field(default_factory=dict)
     next_ts: int = 1_772_632_800_000_100  # microsecond-ish counter rendered as "sss.uuuuuu"
     uploads: dict[str, bytes] = field(default_factory=dict)  # file id -> bytes POSTed
+    # (channel id, ts) -> the message as last posted or updated (what a reader sees now)
+    messages: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
     lock: threading.Lock = field(default_factory=threading.Lock)
     stopping: threading.Event = field(default_factory=threading.Event)
 
@@ -157,6 +159,12 @@ class FakeSlack:
                                              call.body.get("thread_ts"), uploads.get(f["id"], b"")))
         return shared
 
+    def messages(self) -> dict[tuple[str, str], dict[str, Any]]:
+        """The workspace as a reader sees it now: every message posted, by (channel id, ts),
+        with the body of its last successful chat.postMessage or chat.update."""
+        with self._state.lock:
+            return {key: dict(body) for key, body in self._state.messages.items()}
+
     @staticmethod
     def channel_id(channel: str) -> str:
         """The id the fake gives a channel name (ids are kept as they are)."""
@@ -187,7 +195,15 @@ class FakeSlack:
                            "upload_url": self.base_url.replace("/api/", f"/upload/{file_id}")}
         if call.method == "files.completeUploadExternal":
             return reply, {"ok": True, "files": json.loads(call.body.get("files") or "[]")}
+        self._keep(call, self.channel_id(channel), str(ts))
         return reply, {"ok": True, "channel": self.channel_id(channel), "ts": ts}
+
+    def _keep(self, call: SlackCall, channel: str, ts: str) -> None:
+        """A message as it now reads: posted, or replaced by an update (an update of a message
+        never posted is kept too, so a test sees it)."""
+        if call.method in ("chat.postMessage", "chat.update"):
+            with self._state.lock:
+                self._state.messages[channel, ts] = dict(call.body)
 
     def _store_upload(self, file_id: str, data: bytes) -> None:
         with self._state.lock:

@@ -16,7 +16,7 @@ import socket
 import threading
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -30,6 +30,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from pydantic import SecretStr
 
 from stream_guard.alert.notify import RetryPolicy
+from stream_guard.alert.routing import RouteTree
 from stream_guard.alert.silence_cli import publish, read_control
 from stream_guard.alert.silences import Silence
 from stream_guard.clock import ManualClock
@@ -90,6 +91,7 @@ class Rig:
         self.seen = 0
         self.handles: NotifierHandles | None = None
         self.routes = ROUTES
+        self.partitions = 1  # of the alerts and ticks topics (co-partitioned)
 
     def app(self) -> faust.App:
         """A fresh worker app of the same id: a restart sees the same group and tables."""
@@ -120,15 +122,15 @@ class Rig:
             remind_every_s=self.remind_every_s,
             timeout_s=1,
         )
-        alerts = app.topic(self.alerts, partitions=1, value_serializer="json")
-        ticks = app.topic(self.ticks, partitions=1, value_serializer="raw")
+        alerts = app.topic(self.alerts, partitions=self.partitions, value_serializer="json")
+        ticks = app.topic(self.ticks, partitions=self.partitions, value_serializer="raw")
         control = app.topic(self.control, partitions=1, value_serializer="json")
         self.handles = install_notifier(app, alerts, ticks, control, settings)
         return app
 
     async def topics(self) -> None:
-        await create_topic(self.bootstrap, self.alerts, 1)
-        await create_topic(self.bootstrap, self.ticks, 1)
+        await create_topic(self.bootstrap, self.alerts, self.partitions)
+        await create_topic(self.bootstrap, self.ticks, self.partitions)
         await create_topic(self.bootstrap, self.control, 1)
 
     async def push(self, *records: dict[str, Any]) -> None:
@@ -430,11 +432,14 @@ def test_a_dead_route_does_not_block_another(rig: Rig) -> None:
         rig.fake.fail_channel("#trust-safety-page", "invalid_auth")
         async with worker(rig):
             await rig.push(complaints, gmv(0))
-            calls = await rig.calls(3)
+            calls = await rig.calls(4)
         assert calls == [
             ("post", "#trust-safety-page"),  # invalid_auth: logged once, not retried, not held
             ("post", "#trust-safety-alerts"),
             ("post", "#commerce-oncall"),
+            # gmv moved with complaint_rate in the same window: the complaint_rate thread that
+            # exists is updated to name it
+            ("update", FakeSlack.channel_id("#trust-safety-alerts"), posted_ts(1)),
         ]
         assert rig.handles is not None
         assert rig.handles.notifier.stats["failed", "trust-safety-page", "permanent"] == 1
@@ -467,10 +472,8 @@ def test_silenced_updates_are_recorded_not_sent(rig: Rig, bootstrap: str) -> Non
     run(scenario())
 
 
-def test_inhibited_updates_wait_for_the_source_to_resolve(rig: Rig, tmp_path: Path) -> None:
-    """routes.yaml's rule: a critical GMV outage mutes complaint-rate alerts; and the built-in
-    one: a critical mutes the warnings of its metric and slice. A resolution still closes a
-    thread that was opened before the inhibition."""
+def _with_gmv_outage_rule(tmp_path: Path) -> RouteTree:
+    """routes.yaml plus a rule: a critical GMV outage mutes complaint-rate alerts."""
     routes = tmp_path / "routes.yaml"
     routes.write_text((REPO / "alert_rules" / "routes.yaml").read_text() + """
 inhibit_rules:
@@ -478,7 +481,14 @@ inhibit_rules:
     source_match: {metric: gmv, severity: critical}
     target_match: {metric: complaint_rate}
 """)
-    rig.routes = load_routes(routes)
+    return load_routes(routes)
+
+
+def test_inhibited_updates_wait_for_the_source_to_resolve(rig: Rig, tmp_path: Path) -> None:
+    """routes.yaml's rule: a critical GMV outage mutes complaint-rate alerts; and the built-in
+    one: a critical mutes the warnings of its metric and slice. A resolution still closes a
+    thread that was opened before the inhibition."""
+    rig.routes = _with_gmv_outage_rule(tmp_path)
     outage = gmv(2, episode_id="gmv-outage-1", fingerprint="0000000000000001", slice={},
                  severity="critical")
     complaints = gmv(0, metric="complaint_rate", episode_id="cr-1", route="trust-safety",
@@ -491,13 +501,23 @@ inhibit_rules:
             await rig.push(complaints)  # before the outage: notified
             assert await rig.calls(1) == [("post", "#trust-safety-alerts")]
             await rig.push(outage)
-            assert await rig.calls(1) == [("post", "#commerce-oncall")]
+            assert await rig.calls(2) == [  # the outage co-moves with the complaints
+                ("post", "#commerce-oncall"),
+                ("update", FakeSlack.channel_id("#trust-safety-alerts"), posted_ts(0))]
             await rig.push(gmv(2, metric="complaint_rate", episode_id="cr-2", slice={"x": "y"},
                                route="trust-safety", fingerprint="0000000000000004"))
             await rig.push({**outage, "slice": {"region": "EU"}, "episode_id": "gmv-crit-eu",
                             "fingerprint": "0000000000000005"})
             await rig.push(other)  # muted by the critical gmv EU episode (built-in rule)
-            assert await rig.calls(1) == [("post", "#commerce-oncall")]  # only gmv-crit-eu
+            outage_ts, cr1 = posted_ts(1), (FakeSlack.channel_id("#trust-safety-alerts"),
+                                            posted_ts(0))
+            assert await rig.calls(4) == [
+                # muted episodes are still named by their co-moving peers' parents
+                ("update", FakeSlack.channel_id("#commerce-oncall"), outage_ts),  # cr-2
+                ("post", "#commerce-oncall"),  # only gmv-crit-eu is posted
+                ("update", *cr1),  # names gmv-crit-eu
+                ("update", *cr1),  # names the muted gmv EU warning
+            ]
             await rig.push({**complaints, "status": "resolved", "sequence": 1})
             assert [c[0] for c in await rig.calls(2)] == ["update", "reply"]  # closes its thread
         assert rig.handles is not None and rig.handles.stats["inhibited", "", ""] == 2
@@ -566,5 +586,148 @@ def test_buttons_signed_stale_replayed_and_the_parent_shows_the_ack(
         [snoozed] = view.silences.values()
         assert (snoozed.metric, snoozed.slice, snoozed.author) == ("gmv", {"region": "EU"},
                                                                      "U0ANALYST")
+
+    run(scenario())
+
+
+# --------------------------------------------------------------------------- co-moving metrics
+
+
+def _no_engine_hint(record: dict[str, Any]) -> dict[str, Any]:
+    return {**record, "hints": [h for h in record["hints"] if h["kind"] != "metric"]}
+
+
+GMV_OWNER = [_no_engine_hint(gmv(line)) for line in (0, 2, 3)]  # new, escalated, resolved
+"""One owner's episode: gmv down in region=EU from 14:00 until its 14:45 window."""
+COMPLAINTS_OWNER = [
+    _no_engine_hint(gmv(0, metric="complaint_rate", episode_id="complaint_rate-1405-eu",
+                        fingerprint="00000000000000c1", route="default", direction="up",
+                        started_at="2026-03-04T14:05:00Z", window_start="2026-03-04T14:05:00Z",
+                        window_end="2026-03-04T14:10:00Z")),
+    _no_engine_hint(gmv(3, metric="complaint_rate", episode_id="complaint_rate-1405-eu",
+                        fingerprint="00000000000000c1", route="default", direction="up",
+                        sequence=1, started_at="2026-03-04T14:05:00Z")),
+]
+"""Another owner's episode: complaint_rate up in region=EU from 14:05, resolved."""
+ARRIVALS = {
+    "gmv first": [*GMV_OWNER, *COMPLAINTS_OWNER],
+    "complaints first": [*COMPLAINTS_OWNER, *GMV_OWNER],
+    "interleaved": [GMV_OWNER[0], COMPLAINTS_OWNER[0], GMV_OWNER[1], COMPLAINTS_OWNER[1],
+                    GMV_OWNER[2]],
+}
+
+
+def _workspace(fake: FakeSlack) -> list[tuple[str, str, str, str]]:
+    """What a reader of Slack sees at the end, whatever the ts: each message as (channel,
+    its thread parent's text or "" for a parent, text, blocks), sorted."""
+    messages = fake.messages()
+    parent_text = {ts: body["text"] for (_, ts), body in messages.items()
+                   if "thread_ts" not in body}
+    return sorted((FakeSlack.channel_id(body["channel"]),
+                   parent_text.get(body.get("thread_ts", ""), "?") if "thread_ts" in body else "",
+                   body["text"], json.dumps(body["blocks"], sort_keys=True))
+                  for body in messages.values())
+
+
+def _deliver_in_order(rig: Rig, order: str) -> list[tuple[str, str, str, str]]:
+    """One worker handles the records in this order; the workspace at the end."""
+
+    async def scenario() -> None:
+        await rig.topics()
+        async with worker(rig):
+            await rig.push(*ARRIVALS[order])
+            calls = await rig.calls(9, settle_s=1.5 * rig.partitions)
+        assert rig.handles is not None
+        linked = sum(n for (outcome, *_), n in rig.handles.stats.items() if outcome == "linked")
+        # One partition: the later episode's first post names the earlier, whose parent is
+        # updated once. Two: the later one may be posted before its notifier learned of the
+        # earlier (statuses travel through the ticks topic), then both parents are updated once.
+        assert 1 <= linked <= rig.partitions
+        # 2 parents, 3 replies (an escalation, two resolutions) and the updates: 3 with a
+        # record, the others for the links; never a new message
+        kinds = sorted(kind for kind, *_ in calls)
+        assert kinds == ["post"] * 2 + ["reply"] * 3 + ["update"] * (3 + linked), kinds
+
+    run(scenario())
+    return _workspace(rig.fake)
+
+
+@pytest.mark.parametrize("partitions", [1, 2])
+def test_co_moving_episodes_of_two_owners_name_each_other_whatever_the_order(
+    bootstrap: str, new_prefix: Callable[[], str], tmp_path: Path, partitions: int
+) -> None:
+    """Two owners' episodes overlap in event time and slice: the one notified later names the
+    earlier in its first post, the earlier's parent is updated once to name it (no new
+    top-level message, no reply), and Slack ends up the same in every arrival order. With two
+    alerts partitions the episodes are on different ones (gmv's fingerprint on 1, the
+    complaints' on 0): the partitions' notifiers link them through the statuses they send
+    each other (runtime/comoving.py)."""
+    finals = {}
+    for n, order in enumerate(ARRIVALS):
+        with FakeSlack(token=FAKE_TOKEN) as fake:
+            rig = Rig(bootstrap, new_prefix(), fake, tmp_path / str(n))
+            rig.partitions = partitions
+            finals[order] = _deliver_in_order(rig, order)
+    final = finals["gmv first"]
+    assert all(other == final for other in finals.values())
+    parents = {text.split()[1]: blocks for _, thread, text, blocks in final if not thread}
+    assert set(parents) == {"gmv", "complaint_rate"}
+    assert "*complaint_rate* up in region=EU since 14:05 UTC" in parents["gmv"]
+    assert "*gmv* down in region=EU since 14:00 UTC" in parents["complaint_rate"]
+
+
+def test_a_failed_link_update_is_made_once_after_a_restart(rig: Rig) -> None:
+    """Slack fails the chat.update that names the later episode on the earlier parent; the
+    worker stops (as a crash would) with the link saved and the parent behind it. The restarted
+    worker's tick updates that parent once; a redelivered record sends nothing."""
+
+    async def scenario() -> None:
+        await rig.topics()
+        async with worker(rig):
+            await rig.push(GMV_OWNER[0])
+            assert await rig.calls(1) == [("post", "#commerce-oncall")]
+            rig.fake.enqueue(*[Reply(status=503, method="chat.update")] * 2)
+            await rig.push(COMPLAINTS_OWNER[0])
+            assert await rig.calls(3) == [("post", "#trust-safety-alerts"),
+                                          ("update", COMMERCE, posted_ts(0)),
+                                          ("update", COMMERCE, posted_ts(0))]
+        rig.remind_every_s = 0.5  # the restarted worker looks for stale parents twice a second
+        async with worker(rig):
+            assert await rig.calls(1, settle_s=2.0) == [("update", COMMERCE, posted_ts(0))]
+            await rig.push(COMPLAINTS_OWNER[0])  # handled before: nothing
+            assert await rig.calls(0, settle_s=1.5) == []
+        parent = rig.fake.messages()[COMMERCE, posted_ts(0)]
+        assert "*complaint_rate* up in region=EU" in json.dumps(parent["blocks"])
+        assert rig.fake.methods().count("chat.postMessage") == 2
+
+    run(scenario())
+
+
+def test_an_alert_on_another_alerts_partition_inhibits(rig: Rig, tmp_path: Path) -> None:
+    """Two alerts partitions: the GMV outage (fingerprint on partition 1) mutes the complaints
+    (on partition 0) of routes.yaml's rule while it fires, as with one partition: the status
+    the outage's notifier sends carries its labels. The outage's parent names the muted
+    complaints (co-moving); once it resolves, the complaints' next update is posted."""
+    rig.routes, rig.partitions = _with_gmv_outage_rule(tmp_path), 2
+    outage = gmv(2, episode_id="gmv-outage-1", slice={}, severity="critical")  # partition 1
+    complaints = gmv(0, metric="complaint_rate", episode_id="cr-1", route="trust-safety",
+                     fingerprint="00000000000000c1")  # partition 0
+
+    async def scenario() -> None:
+        await rig.topics()
+        async with worker(rig):
+            await rig.push(outage)
+            assert await rig.calls(1) == [("post", "#commerce-oncall")]
+            await asyncio.sleep(1.0)  # the outage's status reaches partition 0
+            await rig.push(complaints)
+            assert await rig.calls(1, settle_s=1.5) == [
+                ("update", FakeSlack.channel_id("#commerce-oncall"), posted_ts(0))]
+            await rig.push({**outage, "status": "resolved", "reason": "resolved", "sequence": 3})
+            assert [c[0] for c in await rig.calls(2)] == ["update", "reply"]
+            await asyncio.sleep(1.0)
+            await rig.push({**complaints, "sequence": 1, "severity": "critical",
+                            "reason": "escalated"})
+            assert ("post", "#trust-safety-alerts") in await rig.calls(2, settle_s=1.5)
+        assert rig.handles is not None and rig.handles.stats["inhibited", "", ""] == 1
 
     run(scenario())

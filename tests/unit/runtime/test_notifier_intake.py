@@ -14,7 +14,7 @@ LOG = {offset: f"record {offset}".encode() for offset in range(10)}
 
 
 def _intake(positions: dict[str, str], handled: list[Any]) -> Intake:
-    async def handle(value: Any) -> None:
+    async def handle(partition: int, value: Any) -> None:
         handled.append(value)
 
     async def read(partition: int, lo: int, hi: int) -> list[bytes]:
