@@ -34,8 +34,10 @@ DEDUP_MAX = 100_000
 """Event ids remembered per partition at most (bounded memory whatever the horizon holds)."""
 DEDUP_MIN = 4_096
 """Event ids remembered before the first look for ids past the horizon. After each look, the
-next comes once the ids remembered have doubled (amortised O(1) per event), so the table stays
-near twice what the horizon holds: a small table is a cache hit, 100,000 ids are not."""
+next comes once the ids remembered have grown `DEDUP_GROWTH`-fold (amortised O(1) per event:
+each look scans the table once), so the table stays within a few times what the horizon holds:
+a small table is a cache hit, 100,000 ids are not."""
+DEDUP_GROWTH = 4
 
 
 Accept = Callable[[int, Mapping[str, Any], "int | None", str], None]
@@ -147,14 +149,15 @@ class SourceStage:
 
     def _forget(self) -> None:
         """Drops ids older than the horizon; then, if still too many, the older half. The next
-        look comes when the ids kept have doubled (`DEDUP_MIN`), `DEDUP_MAX` at most."""
+        look comes when the ids kept have grown `DEDUP_GROWTH`-fold (`DEDUP_MIN` at least,
+        `DEDUP_MAX` at most)."""
         wm = self.aggregator.watermark_ms or 0
         keep = {k: t for k, t in self._seen.items() if t >= wm - self.horizon_ms}
         if len(keep) > DEDUP_MAX // 2:
             keep = dict(list(keep.items())[-(DEDUP_MAX // 2):])
         self._seen.clear()  # in place: the acceptors hold it
         self._seen.update(keep)
-        self._limit = min(DEDUP_MAX, max(DEDUP_MIN, 2 * len(keep)))
+        self._limit = min(DEDUP_MAX, max(DEDUP_MIN, DEDUP_GROWTH * len(keep)))
         for env in self._envs:
             env["LIMIT"] = self._limit
 
