@@ -53,12 +53,12 @@ GC_THRESHOLDS = (10_000, 20, 50)
 """`gc.set_threshold` while records are fed: the live worker's (runtime/app.py, where the
 measurements behind it are). Nearly every object a record makes dies young."""
 KEYS_CACHED = 100_000
-"""Keys remembered per partition count (key -> partition) and per topic (key -> acceptor): keys
-are sellers; bounded, then started over."""
+"""key -> partition entries kept per partition count (keys are sellers: bounded, then started
+over)."""
 
-Route = tuple[Callable[[Any], int], dict[Any, Accept]]
-"""Where the records of a topic go: its validator, and key -> the acceptor of the source stage
-of the key's partition (str keys and no key; one lookup per record)."""
+Route = tuple[Callable[[Any], int], dict[Any, int], dict[int, Accept]]
+"""Where the records of a topic go: its validator, key -> partition (shared by the topics of
+one partition count: keys are sellers), partition -> acceptor of its source stage."""
 Pending = tuple[int | None, Callable[[Any, Any, int | None, str], None], Any, Any, str]
 """A record on its way to its source stage: its time for the arrival estimate, then
 ``fn(a, b, arrival, origin)`` takes it: an acceptor with its one valid event's (ts_ms, fields),
@@ -107,17 +107,7 @@ class Replayer:
 
     def _partition(self, topic: str, key: Any) -> int:
         n = self.partitions.get(topic, 1)
-        if key is None or n == 1:
-            return 0
-        if type(key) is not str:  # hostile input: not cached
-            return partition_for(str(key).encode(), n)
-        known = self._partition_of.setdefault(n, {})  # shared by the topics of n partitions
-        p = known.get(key)
-        if p is None:
-            if len(known) >= KEYS_CACHED:
-                known.clear()
-            p = known[key] = partition_for(key.encode(), n)
-        return p
+        return 0 if key is None or n == 1 else partition_for(str(key).encode(), n)
 
     def _stage(self, topic: str, p: int) -> SourceStage:
         src = self._sources.get((topic, p))
@@ -138,10 +128,12 @@ class Replayer:
         if type(key) is str or key is None:
             route = self._routes.get(topic)
             if route is None:
-                route = self._routes[topic] = (validate, {})
+                n = self.partitions.get(topic, 1)
+                route = self._routes[topic] = (validate, self._partition_of.setdefault(n, {}), {})
             if len(route[1]) >= KEYS_CACHED:
                 route[1].clear()
-            route[1][key] = accept
+            route[1][key] = p
+            route[2][p] = accept
         return validate, accept
 
     def read(self, records: Iterator[Record], pending: list[Pending], want: int) -> bool:
@@ -151,8 +143,8 @@ class Replayer:
         try:
             for topic, key, value, origin in records:
                 try:
-                    validate, accepts = routes[topic]
-                    accept = accepts[key]
+                    validate, partition_of, accepts = routes[topic]
+                    accept = accepts[partition_of[key]]
                 except (KeyError, TypeError):  # new, or a key that is no str (hostile input)
                     validate, accept = self._route(topic, key)
                 if type(value) is dict:
