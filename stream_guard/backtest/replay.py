@@ -15,6 +15,7 @@ then every complete window closes (`final`).
 from __future__ import annotations
 
 import gc
+import math
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import ExitStack, contextmanager
@@ -94,6 +95,7 @@ class Replayer:
         self._routes: dict[str, Route] = {}  # topic -> route (str keys cached)
         self._partition_of: dict[int, dict[Any, int]] = {}  # partitions -> key -> partition
         self._lateness_ms = {r.metric: int(r.lateness.total_seconds() * 1000) for r in rules}
+        self._waiting: list[list[AlertRecord]] = [[] for _ in self.owners]  # see `_close`
         self.records = 0
 
     def ingest(
@@ -186,13 +188,20 @@ class Replayer:
         return self._close(final)
 
     def _close(self, final: bool) -> list[AlertRecord]:
-        """What every owner closes, in close point order across owners (each owner's records
-        in its own order; at a tie, owner after owner), so that the order does not depend on
-        how many records an `advance` covers."""
-        closed = [close_windows(engine, mergers, final)[0] for engine, mergers in self.owners]
-        if len(closed) == 1:
-            return closed[0]
-        return list(merge(*closed, key=self._close_point))
+        """What every owner closes, in close point order across owners (at a tie, owner after
+        owner; each owner's records in its own order). A record waits until no owner can still
+        close a window with an earlier close point (every merger's `frontier` is past it), so
+        the order does not depend on how many records an `advance` covers."""
+        frontier = math.inf if final else min((m.frontier() for m in self.mergers),
+                                              default=math.inf)
+        ready = []
+        for waiting, (engine, mergers) in zip(self._waiting, self.owners, strict=True):
+            waiting += close_windows(engine, mergers, final)[0]
+            n = next((i for i, r in enumerate(waiting) if self._close_point(r) > frontier),
+                     len(waiting))
+            ready.append(waiting[:n])
+            del waiting[:n]
+        return list(merge(*ready, key=self._close_point))
 
     def _close_point(self, record: AlertRecord) -> int:
         """When the record's window became closable: its end plus its metric's lateness."""
