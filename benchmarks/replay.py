@@ -180,8 +180,8 @@ def split(events: Path, rules: Path, total: int) -> None:
     def instrument(replayer: Replayer) -> None:
         replayer.read = timed("read", replayer.read)  # type: ignore[method-assign]
         replayer.advance = timed("advance", replayer.advance)  # type: ignore[method-assign]
-        engine = replayer.engine
-        engine.on_window = timed("engine", engine.on_window)  # type: ignore[method-assign]
+        for engine, _mergers in replayer.owners:
+            engine.on_window = timed("engine", engine.on_window)  # type: ignore[method-assign]
 
     run = replay_once(events, rules, total, "split", instrument=instrument)
     stages = {

@@ -280,8 +280,9 @@ def _contribution_lines(
         cube.append(fields[c.seller])
     if raws or cube:
         n = len(raws) + len(cube)
-        rest = ", *_" if n < c.slots else ","  # a ratio's denominator: no seller
-        lines.append(pad + ", ".join(f"l{k}" for k in range(n)) + f"{rest} = w.lookups")
+        # every slot named (a ratio's denominator has no seller: `_`), no starred list
+        names = [f"l{k}" if k < n else "_" for k in range(c.slots)]
+        lines.append(pad + ", ".join(names) + ", = w.lookups")
     if raws:
         # Accumulators by subscript (no method call); a value new in this window raises
         # KeyError once, and then every slot goes through `admit`, in slot order, before

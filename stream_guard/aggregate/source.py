@@ -32,6 +32,12 @@ __all__ = ["DEDUP_MAX", "Accept", "SourceStage"]
 
 DEDUP_MAX = 100_000
 """Event ids remembered per partition at most (bounded memory whatever the horizon holds)."""
+DEDUP_MIN = 4_096
+"""Event ids remembered before the first look for ids past the horizon. After each look, the
+next comes once the ids remembered have grown `DEDUP_GROWTH`-fold (amortised O(1) per event:
+each look scans the table once), so the table stays within a few times what the horizon holds:
+a small table is a cache hit, 100,000 ids are not."""
+DEDUP_GROWTH = 4
 
 
 Accept = Callable[[int, Mapping[str, Any], "int | None", str], None]
@@ -48,7 +54,7 @@ _ACCEPT = """\
             duplicates[TOPIC] += 1
             return
         seen[event_id] = ts
-        if len(seen) > DEDUP_MAX:
+        if len(seen) > LIMIT:
             forget()
     events[TOPIC] += 1"""
 """Event-time sanity (`is_future`), then dedup, then counted: the head of every acceptor."""
@@ -73,6 +79,7 @@ class SourceStage:
             for src in rule.sources:
                 self._feeds[src.topic] = self._feeds.get(src.topic, frozenset()) | {m}
         self._seen: dict[Any, int] = {}  # event_id -> event time, in arrival order
+        self._limit = min(DEDUP_MIN, DEDUP_MAX)  # ids remembered before the next look
         self._acceptors: dict[str, Accept] = {}
         self._envs: list[dict[str, Any]] = []  # the acceptors' globals (counters rebound)
         self._count_into(stats)
@@ -121,7 +128,7 @@ class SourceStage:
         return accept
 
     def _compile(self, topic: str) -> Accept:
-        env = {"TOPIC": topic, "MAX_SKEW_MS": MAX_SKEW_MS, "DEDUP_MAX": DEDUP_MAX,
+        env = {"TOPIC": topic, "MAX_SKEW_MS": MAX_SKEW_MS, "LIMIT": self._limit,
                "seen": self._seen, "future": self._future, "forget": self._forget,
                "intervene": self.interventions.append}
         self._envs.append(env)
@@ -141,13 +148,18 @@ class SourceStage:
             topic, origin, InvalidEvent("future_timestamp", detail), fields))
 
     def _forget(self) -> None:
-        """Drops ids older than the horizon; then, if still too many, the older half."""
+        """Drops ids older than the horizon; then, if still too many, the older half. The next
+        look comes when the ids kept have grown `DEDUP_GROWTH`-fold (`DEDUP_MIN` at least,
+        `DEDUP_MAX` at most)."""
         wm = self.aggregator.watermark_ms or 0
         keep = {k: t for k, t in self._seen.items() if t >= wm - self.horizon_ms}
         if len(keep) > DEDUP_MAX // 2:
             keep = dict(list(keep.items())[-(DEDUP_MAX // 2):])
         self._seen.clear()  # in place: the acceptors hold it
         self._seen.update(keep)
+        self._limit = min(DEDUP_MAX, max(DEDUP_MIN, DEDUP_GROWTH * len(keep)))
+        for env in self._envs:
+            env["LIMIT"] = self._limit
 
     def dead(self, dl: DeadLetter) -> None:
         self.stats.invalid[(dl.topic, dl.reason)] += 1

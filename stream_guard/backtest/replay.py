@@ -14,10 +14,13 @@ then every complete window closes (`final`).
 
 from __future__ import annotations
 
+import gc
+import math
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from contextlib import ExitStack
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
+from heapq import merge
 from itertools import chain
 from pathlib import Path
 from typing import IO, Any
@@ -36,14 +39,20 @@ from stream_guard.ingest.files import Record, iter_records
 from stream_guard.ingest.kafka_batch import event_time, partition_for
 from stream_guard.ownership import PARTIALS, close_windows, owner_groups
 from stream_guard.stats import EngineStats
-from stream_guard.types import AlertRecord, Score
+from stream_guard.types import AlertRecord, Score, epoch_ms
 
 __all__ = ["ADVANCE_EVERY", "ReplaySummary", "Replayer", "build_replayer", "iter_inputs",
            "replay", "run_replayer"]
 
-ADVANCE_EVERY = 2048
-"""Records between merges (a multiple of the arrival estimate's BLOCK): merging and closing
-are cheap, but not free per record."""
+ADVANCE_EVERY = 32_768
+"""Records between merges (a multiple of the arrival estimate's BLOCK). What closes, and how,
+does not depend on it (the mergers close on watermarks, each owner in its close order, and
+`Replayer.advance` returns alerts in close point order), but each merge costs a fresh delta
+per source window, its slices admitted again: 2,048 spent about 1 CPU-s more per simulated
+week than 32,768."""
+GC_THRESHOLDS = (10_000, 20, 50)
+"""`gc.set_threshold` while records are fed: the live worker's (runtime/app.py, where the
+measurements behind it are). Nearly every object a record makes dies young."""
 KEYS_CACHED = 100_000
 """key -> partition entries kept per partition count (keys are sellers: bounded, then started
 over)."""
@@ -85,6 +94,8 @@ class Replayer:
         self._sources: dict[tuple[str, int], SourceStage] = {}
         self._routes: dict[str, Route] = {}  # topic -> route (str keys cached)
         self._partition_of: dict[int, dict[Any, int]] = {}  # partitions -> key -> partition
+        self._lateness_ms = {r.metric: int(r.lateness.total_seconds() * 1000) for r in rules}
+        self._waiting: list[list[AlertRecord]] = [[] for _ in self.owners]  # see `_close`
         self.records = 0
 
     def ingest(
@@ -177,9 +188,24 @@ class Replayer:
         return self._close(final)
 
     def _close(self, final: bool) -> list[AlertRecord]:
-        """What every owner closes, owner after owner (each in its own close order)."""
-        return [record for engine, mergers in self.owners
-                for record in close_windows(engine, mergers, final)[0]]
+        """What every owner closes, in close point order across owners (at a tie, owner after
+        owner; each owner's records in its own order). A record waits until no owner can still
+        close a window with an earlier close point (every merger's `frontier` is past it), so
+        the order does not depend on how many records an `advance` covers."""
+        frontier = math.inf if final else min((m.frontier() for m in self.mergers),
+                                              default=math.inf)
+        ready = []
+        for waiting, (engine, mergers) in zip(self._waiting, self.owners, strict=True):
+            waiting += close_windows(engine, mergers, final)[0]
+            n = next((i for i, r in enumerate(waiting) if self._close_point(r) > frontier),
+                     len(waiting))
+            ready.append(waiting[:n])
+            del waiting[:n]
+        return list(merge(*ready, key=self._close_point))
+
+    def _close_point(self, record: AlertRecord) -> int:
+        """When the record's window became closable: its end plus its metric's lateness."""
+        return epoch_ms(record.window_end) + self._lateness_ms[record.metric]
 
 
 @dataclass
@@ -241,6 +267,32 @@ def run_replayer(
     """Feeds records with their estimated arrival times (ingest/arrival.py, block by block, as
     `produce` stamps them), merging and closing every ADVANCE_EVERY records, then closes
     everything complete; returns how many records."""
+    with _worker_gc():
+        return _feed(replayer, records, on_alert, on_progress)
+
+
+@contextmanager
+def _worker_gc() -> Iterator[None]:
+    """The worker's collector settings for the duration: what exists before (rules, engines,
+    modules) out of its sight (`gc.freeze`), `GC_THRESHOLDS`; both undone afterwards."""
+    thresholds, frozen = gc.get_threshold(), gc.get_freeze_count()
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(*GC_THRESHOLDS)
+    try:
+        yield
+    finally:
+        gc.set_threshold(*thresholds)
+        if not frozen:  # a caller's own frozen objects stay frozen
+            gc.unfreeze()
+
+
+def _feed(
+    replayer: Replayer,
+    records: Iterable[Record],
+    on_alert: Callable[[AlertRecord], None],
+    on_progress: Callable[[int], None] | None,
+) -> int:
     clock = ArrivalClock()
     pending: list[Pending] = []  # a few blocks: what is accepted was decoded just before
     it, more, since = iter(records), True, 0

@@ -54,6 +54,22 @@ def test_the_dedup_memory_is_bounded(
     assert len(stage._seen) <= 100
 
 
+def test_the_dedup_table_stays_near_what_the_horizon_holds_and_still_drops_repeats(
+    rules: list[MetricRule], codec: Codec, monkeypatch
+) -> None:
+    monkeypatch.setattr(source_module, "DEDUP_MIN", 64)
+    stage, _ = _stage(rules, codec)
+    within = 50  # ids an event's horizon holds
+    step = stage.horizon_ms // within
+    n = 100 * within
+    for i in range(n):
+        stage.ingest("orders", order(T0 + i * step, i), f"p:{i}", arrival_ms=T0 + i * step)
+    assert len(stage._seen) <= source_module.DEDUP_GROWTH * (within + 1)  # not all n
+    recent = n - within // 2  # inside the horizon: still a duplicate
+    stage.ingest("orders", order(T0 + recent * step, recent), "p:again", arrival_ms=T0 + n * step)
+    assert stage.stats.duplicates["orders"] == 1
+
+
 def test_arrival_estimates_flag_a_lone_future_record_but_not_a_gap_or_a_sparse_end() -> None:
     def flagged(times: list[int]) -> list[int]:
         return [i for i, (t, a) in enumerate(arrival_times(times, lambda t: t))
