@@ -328,9 +328,8 @@ def close_in_order(
     """`(metric index, start, window, cube)` of every window complete across `mergers`, in
     `order`.
 
-    Hints relate metrics (co-moving anomalies look at windows of other metrics closed before),
-    so windows must reach the engine in one order whatever the batching: by close point
-    (end + lateness). A window is released only once no merger can still close one with an
+    An owner's alert records come out in the order its windows close, so windows must reach
+    the engine in one order whatever the batching: by close point (end + lateness). A window is released only once no merger can still close one with an
     earlier close point -- its close point is at most every merger's `frontier`.
     """
     until = math.inf if final else min((m.frontier() for m in mergers.values()), default=0.0)

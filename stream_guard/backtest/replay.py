@@ -6,9 +6,9 @@ partition 0), each partition has its own source stage (aggregate/source.py), eac
 window merger (aggregate/merger.py) fed every `ADVANCE_EVERY` records with every source's
 deltas and watermark, and the closed windows go to the owner of their metric: one engine per
 partials partition, over the metrics keyed there, each getting its windows in its own
-`Engine.close_order` (stream_guard/ownership.py: as live, so co-moving hints relate the metrics
-of one partials partition). A file has no arrival times: ingest/arrival.py estimates them from
-the stream itself, for the future-timestamp check. Every source is live until the input ends,
+`Engine.close_order` (stream_guard/ownership.py, as live). Co-moving metrics are linked later,
+by the notifier (alert/correlate.py), whatever owner raised them. A file has no arrival
+times: ingest/arrival.py estimates them from the stream itself, for the future-timestamp check. Every source is live until the input ends,
 then every complete window closes (`final`).
 """
 
