@@ -13,6 +13,11 @@ _DAY_S = 86400.0
 PROFILE_ALPHA = 0.3
 """Weight of one day in a phase's usual denominator."""
 
+_GUARD_FROM = 1.0  # a drop within one sigma of its due count is left unguarded (CPU)
+
+STILL_ON = 1.0
+"""z, at the shortest horizon, of a window that keeps a shift going (a one-sigma move)."""
+
 MIN_RELATIVE_VARIANCE = 0.0025
 """Least day-to-day relative variance of the denominator (a 5% standard deviation)."""
 
@@ -141,7 +146,11 @@ class RateTest(DetectorBase):
     its later windows); `hold` is below the alert threshold for that reason. A window within
     `hold` whose own residual is beyond `clip` is learned at the band. A shift lasting
     `absorb_after` windows beyond `hold` (a new rule that keeps flagging more) becomes the new
-    rate after the alert.
+    rate after the alert. A window counts towards that only if it is also off the rate on its
+    own (`STILL_ON` sigmas at the shortest horizon big enough to act on), not merely through
+    the longer horizons' memory: after a 4-hour intake outage, the normal windows whose 3-hour
+    scan still reads low do not extend the outage into a "new normal" (the rate was rebased on
+    the outage's windows and the recovery paged as a complaint spike).
 
     >>> det = RateTest(min_denominator=20)
     >>> for _ in range(48):
@@ -158,8 +167,8 @@ class RateTest(DetectorBase):
     _last_z: float | None = None  # z of the newest recent window alone
     _warm: tuple[tuple[float, float], ...] = ()  # (numerator, denominator) of warm-up windows
     _profile: DenominatorProfile | None = None  # built at the first window learned
-    _best_h = 1  # the horizon of the last scan's score
-    cause: RatioCause | None = None
+    # (numerator, its usual count, denominator, rate) of the last scored drop
+    _last_drop: tuple[float, float, float, float] | None = None
 
     def __init__(
         self,
@@ -204,29 +213,35 @@ class RateTest(DetectorBase):
         rate = self._rate()
         return None if rate is None else rate
 
-    def _scan(self, x: Features, rate: float, guarded: bool = True) -> float:
+    def _scan(self, x: Features, rate: float, guarded: bool = True
+              ) -> tuple[float, float]:
         """Signed z of the most surprising horizon on the current window's side (0 if none is
-        big enough to act on); a drop's horizons also need the numerator low on its own
-        (`guarded`: scores; learning holds the rate on the rate test alone, so a flood's
-        windows are not learned into the rate either)."""
+        big enough to act on), and that of the shortest horizon big enough to act on (is a
+        shift still on in this window?). A drop's horizons also need the numerator low on its
+        own (`guarded`: scores; learning holds the rate on the rate test alone, so a flood's
+        windows are not learned into the rate either). Sets `_last_drop` for `cause`."""
         current = self._row(x["numerator"], x["denominator"], x["t"], rate)
         side = 1.0 if current[0] >= current[1] else -1.0
+        if guarded:
+            self._last_drop = None
         guarded = guarded and side < 0
         if guarded and self._usual_den(x["t"]) is None:
-            return 0.0  # no usual count to hold the numerator to yet
-        best = 0.0
-        self._best_h = 1
+            return 0.0, 0.0  # no usual count to hold the numerator to yet
+        best, first = 0.0, None
         for h in self.horizons:
             num, due_h, den_h, own_h = self._recent.sums(h, current)
             if (den_h < self.min_denominator or due_h < self.min_due
                     or side * (num - due_h) < self.min_excess):
                 continue
             z = poisson_tail_z(num, due_h) / math.sqrt(self._dispersion * self._inflation(due_h))
-            if guarded:
+            if guarded and side * z > max(abs(best), _GUARD_FROM):  # could win: guard it
                 z = max(z, self._own_z(num, own_h))
+            first = z if first is None else first
             if side * z > abs(best):
-                best, self._best_h = z, h
-        return best
+                best = z
+                if guarded:
+                    self._last_drop = (num, own_h, den_h, rate)
+        return best, first or 0.0
 
     def _row(self, num: float, den: float, t: float, rate: float
              ) -> tuple[float, float, float, float]:
@@ -249,12 +264,6 @@ class RateTest(DetectorBase):
         widen = self._dispersion * self._inflation(own) + own * spread
         return poisson_tail_z(num, own) / math.sqrt(widen)
 
-    def _drop_cause(self, x: Features, rate: float) -> RatioCause:
-        """The drop's numbers over the horizon that scored it (the last scan's)."""
-        current = self._row(x["numerator"], x["denominator"], x["t"], rate)
-        num, _, den_h, own_h = self._recent.sums(self._best_h, current)
-        return RatioCause(num, own_h, den_h, own_h / rate if rate > 0 else 0.0)
-
     def _inflation(self, due: float) -> float:
         """How much the usual rate's own estimation error widens the test of `due` findings.
 
@@ -269,13 +278,19 @@ class RateTest(DetectorBase):
 
     def score_one(self, x: Features) -> float:
         rate = self._rate()
-        self.cause = None
         if rate is None:
+            self._last_drop = None
             return 0.0
-        z = self._scan(x, rate)
-        if z < 0:
-            self.cause = self._drop_cause(x, rate)
-        return abs(z)
+        return abs(self._scan(x, rate)[0])
+
+    @property
+    def cause(self) -> RatioCause | None:
+        """Why the last window scored low: its drop's numbers over the horizon that scored
+        it (None if it did not score low)."""
+        if self._last_drop is None:
+            return None
+        num, own, den, rate = self._last_drop
+        return RatioCause(num, own, den, own / rate if rate > 0 else 0.0)
 
     def learn_one(self, x: Features) -> None:
         num, den = x["numerator"], x["denominator"]
@@ -288,10 +303,11 @@ class RateTest(DetectorBase):
             return
         row = self._row(num, den, x["t"], rate)
         due = row[1]
-        scan = self._scan(x, rate, guarded=False)
+        scan, shortest = self._scan(x, rate, guarded=False)
         self._learn_profile(x)
         side = 1 if scan > self.hold else -1 if scan < -self.hold else 0
-        if self._shift.update(side):
+        still_on = side * shortest > STILL_ON
+        if self._shift.update(side if still_on else 0):
             self._rebase(num, den)
             return
         z = poisson_tail_z(num, due)  # this window alone: undivided Pearson-like residual
