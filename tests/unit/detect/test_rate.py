@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pickle
+
 import numpy as np
 import pytest
 
@@ -141,3 +143,21 @@ def test_a_drop_before_its_phase_was_seen_scores_nothing() -> None:
     high = {"t": 20 * 1800.0, "value": 0.08, "numerator": 80.0, "denominator": 1000.0}
     assert det.score_one(low) == 0.0 and det.cause is None
     assert det.score_one(high) >= 7
+
+
+def test_a_detector_pickled_before_the_guard_loads_and_continues() -> None:
+    """State saved by the previous version (3 numbers per recent window, no profile, no
+    window) loads: the guard starts learning, drops wait for their phase, rises still score."""
+    det = RateTest(min_denominator=50.0, horizons=(1, 2, 4))
+    score_stream(det, _drop(100, seed=10, num_factor={}, den_factor={}))
+    old = dict(det.__dict__)
+    for name in ("_profile", "window", "_last_drop"):
+        old.pop(name, None)
+    old["_recent"].items = [row[:3] for row in old["_recent"].items]
+    loaded = RateTest.__new__(RateTest)
+    loaded.__setstate__(pickle.loads(pickle.dumps(old)))
+    assert all(len(row) == 4 for row in loaded._recent.items)
+    rise = {"t": 0.0, "value": 0.08, "numerator": 80.0, "denominator": 1000.0}
+    assert loaded.score_one(rise) >= 7
+    scores = score_stream(loaded, _drop(200, seed=11, num_factor={}, den_factor={}))
+    assert max(scores) < THRESHOLD
