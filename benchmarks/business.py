@@ -6,6 +6,7 @@
     python benchmarks/business.py --seeds 5 --days 3 --jobs 1
     python benchmarks/business.py --detector gmv=auto     # swap a metric's detector everywhere
     python benchmarks/business.py --ablation river        # hand-tuned, auto and River models
+    python benchmarks/business.py --scenario ratios       # the same folds, another scenario
 
 Validation protocol (docs/validation.md): the seeds form two fixed folds. Fold A holds the
 tuning seeds (11, 12: the shipped rules were tuned by hand on them, so their fold-A figures are
@@ -15,8 +16,9 @@ script chooses one per fold -- the best pooled F1 of precision and recall, then 
 median delay -- and reports it on the other fold, both ways; only those cross-fold rows are
 quotable.
 
-Each seed is simulated once (``out/business/s<seed>/``, reused when present: same seed, same
-bytes) and replayed through the same engine `stream-guard backtest` runs, one process per seed.
+Each seed is simulated once (``out/business/s<seed>/``, or ``out/business/<scenario>/s<seed>/``
+for ``--scenario``, reused when present: same seed, same bytes) and replayed through the same
+engine `stream-guard backtest` runs, one process per seed.
 The table lists, per seed and per metric, precision (per alert episode), recall (per incident),
 the median detection delay in windows of the metric and in minutes, and how often the top slice
 hint names the incident's slice; then the same pooled per fold.
@@ -90,14 +92,14 @@ class SeedResult:
     missed: list[str] = field(default_factory=list)
 
 
-def run_seed(seed: int, days: int, candidates: list[Candidate], data_dir: Path
-             ) -> list[SeedResult]:
+def run_seed(seed: int, days: int, candidates: list[Candidate], data_dir: Path,
+             scenario: str = "default") -> list[SeedResult]:
     """Simulate (unless already there) and backtest one seed with every configuration; runs
     in a worker process. Alerts go to ``alerts.jsonl`` (``alerts-<i>.jsonl`` for candidate i
     when there are several)."""
     out = data_dir / f"s{seed}"
     if not (out / "labels.json").exists():
-        write_simulation(out, days=days, seed=seed)
+        write_simulation(out, days=days, seed=seed, scenario=scenario)
     incidents = load_labels(out / "labels.json")
     results = []
     topics = load_topics()
@@ -258,6 +260,9 @@ def main() -> int:
                         help="swap a metric's detector in every configuration (repeatable)")
     parser.add_argument("--ablation", choices=["river"], default=None,
                         help="run a fixed list of configurations (see the module doc)")
+    parser.add_argument("--scenario", default="default",
+                        help="simulation scenario (stream_guard/simulate/scenarios.py); the "
+                             "folds keep their seeds, data goes to DATA/<scenario>/")
     parser.add_argument("--jobs", type=int, default=None,
                         help="seeds run in parallel (default: one per CPU, at most one per seed)")
     args = parser.parse_args()
@@ -275,6 +280,7 @@ def main() -> int:
         seeds = list(SEED_FOLDS[args.fold])
     folds = {k: tuple(s for s in fold if s in seeds) for k, fold in SEED_FOLDS.items()}
     folds = {k: fold for k, fold in folds.items() if fold}
+    data = args.data if args.scenario == "default" else args.data / args.scenario
     jobs = args.jobs or max(1, min(len(seeds), os.cpu_count() or 1))
     console = Console(width=max(Console().width, 160))
     console.print("folds: " + "; ".join(f"{k} = seeds {','.join(map(str, v))}"
@@ -287,7 +293,8 @@ def main() -> int:
     with Progress(*columns, console=Console(stderr=True)) as bar, \
             ProcessPoolExecutor(max_workers=jobs) as workers:
         task = bar.add_task("", total=len(seeds))
-        futures = {workers.submit(run_seed, s, args.days, candidates, args.data): s
+        futures = {workers.submit(run_seed, s, args.days, candidates, data,
+                                  args.scenario): s
                    for s in seeds}
         for done in as_completed(futures):
             results.extend(done.result())

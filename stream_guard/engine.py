@@ -274,7 +274,8 @@ class Engine:
         slices = [h for h in where if h.kind == "slice"] or group.hints
         if all(h.details.get("effect") == "broad" for h in slices):
             slices = group.mix + slices  # the mix moved the rate, no slice's rate did
-        hints = slices + [h for h in where if h.kind != "slice"]
+        hints = slices + self._cause_hints(m, ep.slice, direction)
+        hints += [h for h in where if h.kind != "slice"]
         focus = slices[0].details["slice"] if slices else slice_dict(ep.slice)
         per_unit = rule.value in ("ratio", "mean")
         lookback = int(rule.explain.interventions_lookback.total_seconds() * 1000)
@@ -282,6 +283,14 @@ class Engine:
         hints += self.interventions.hints(focus, window[0], window[1], lookback, inside)[:2]
         hints += calendar_hints(self.calendar, focus, *window, inside)[:2]
         return hints
+
+    def _cause_hints(self, m: int, key: SliceKey, direction: Direction
+                     ) -> list[RootCauseHint]:
+        """A ratio's drop: its numerator against its own usual count (detect/rate.py)."""
+        cause = getattr(self._detectors.get((m, key)), "cause", None)
+        if direction != "down" or cause is None:
+            return []
+        return [RootCauseHint("ratio", cause.summary, cause.details())]
 
     def _mix_hints(
         self, m: int, rule: MetricRule, scores: list[Score], direction: Direction

@@ -55,6 +55,7 @@ __all__ = [
     "InterventionHint",
     "MetricHint",
     "MetricPoint",
+    "RatioHint",
     "RootCauseHint",
     "Score",
     "SellerHint",
@@ -74,7 +75,7 @@ __all__ = [
 
 SliceKey = tuple[tuple[str, str], ...]
 Direction = Literal["up", "down"]
-HintKind = Literal["slice", "metric", "intervention", "external", "sellers"]
+HintKind = Literal["slice", "metric", "intervention", "external", "sellers", "ratio"]
 
 
 def slice_key(labels: Mapping[str, Any]) -> SliceKey:
@@ -319,8 +320,22 @@ class SellerHint(_Hint):
     sellers: tuple[SellerShare, ...]
 
 
+class RatioHint(_Hint):
+    """Why a ratio fell (detect/rate.py `RatioCause`): its numerator against its own usual
+    count at this time of day (a drop alerts only when that is low too), and the denominator
+    against its usual; `cause` ``numerator_outage_in_surge`` when the denominator was also up
+    by half or more."""
+
+    kind: Literal["ratio"]
+    cause: Literal["numerator_outage", "numerator_outage_in_surge"]
+    numerator: float
+    usual_numerator: float
+    denominator: float
+    usual_denominator: float
+
+
 Hint = Annotated[
-    SliceHint | MetricHint | InterventionHint | ExternalHint | SellerHint,
+    SliceHint | MetricHint | InterventionHint | ExternalHint | SellerHint | RatioHint,
     Field(discriminator="kind"),
 ]
 

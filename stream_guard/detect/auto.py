@@ -231,7 +231,7 @@ class AutoDetector(DetectorBase):
         return RateTest(
             half_life=float(_windows(2 * _DAY, w, 8)), min_denominator=0.0, min_due=MIN_DUE,
             warmup=min(12, _windows(_DAY, w, 4)), horizons=self.horizons,
-            absorb_after=_windows(6 * _HOUR, w, 4))
+            absorb_after=_windows(6 * _HOUR, w, 4), window=w)
 
     def _choose(self, x: Features) -> None:
         model = self._read_type(x)
@@ -243,6 +243,11 @@ class AutoDetector(DetectorBase):
         pending, self._pending = self._pending, []
         for p in (*pending, x):
             self._learn_inner(p)
+
+    @property
+    def cause(self) -> object | None:
+        """The chosen model's reason for its last score (a ratio's drop: `rate.RatioCause`)."""
+        return getattr(self.inner, "cause", None)
 
     # -- the contract ----------------------------------------------------------------------
     def expect_one(self, x: Features) -> float | None:

@@ -62,6 +62,12 @@ class Guarded(DetectorBase):
             raise TypeError(f"cannot clone guarded detector {inner!r}: not a DetectorBase")
         return type(self)(inner.clone())  # type: ignore[arg-type]
 
+    @property
+    def cause(self) -> object | None:
+        """The inner detector's reason for its last score, if it gives one (a ratio's drop:
+        `rate.RatioCause`)."""
+        return getattr(self.detector, "cause", None)
+
     def score_one(self, x: Features) -> float:
         safe = _clamped(x)
         if safe is None:

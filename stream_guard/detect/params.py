@@ -106,7 +106,7 @@ PARAMS: dict[str, DetectorParams] = {
         },
     ),
     "rate": DetectorParams(
-        "stream_guard.detect.rate", "RateTest",
+        "stream_guard.detect.rate", "RateTest", context=frozenset({"window"}),
         params={
             "half_life": (float, 48.0),
             "min_denominator": (float, 30.0),

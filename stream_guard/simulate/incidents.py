@@ -58,7 +58,7 @@ __all__ = [
 
 Metric = Literal["gmv", "complaint_rate", "violation_rate", "bad_seller_onboarding_rate"]
 Cause = Literal["external", "intervention"]
-Effect = Literal["level", "mix", "sellers"]
+Effect = Literal["level", "mix", "sellers", "bots"]
 """What moves: the metric inside the slice; the slice's share of the orders (a ratio's
 per-slice rates unchanged); or a few sellers of the slice (`Incident.sellers`)."""
 Shape = Literal["step", "creep"]

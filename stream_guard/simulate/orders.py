@@ -5,6 +5,9 @@ the process itself: a drop thins the orders of its slice (each survives with pro
 `magnitude`), a spike adds a second process at (magnitude - 1) times the normal rate restricted
 to the slice. Complaints are drawn per order, so thinning or adding orders leaves the complaint
 rate untouched, and a complaint incident leaves GMV untouched: metrics only move when labelled.
+The one exception is a `bots` spike (an order flood: bots or test orders that nobody complains
+about): its slice's complaints stay at their usual count, so its complaint rate falls by the
+spike's factor without any complaint being lost (a denominator surge, not an intake outage).
 """
 
 from __future__ import annotations
@@ -116,6 +119,9 @@ def generate_complaints(
         if incident.metric == "complaint_rate" and incident.effect != "mix":
             factor = incident.factor(orders.ts_ms)
             probability = np.where(incident.hit(orders), probability * factor, probability)
+        elif incident.effect == "bots":  # orders x magnitude, complaints as before
+            factor = incident.factor(orders.ts_ms)
+            probability = np.where(incident.hit(orders), probability / factor, probability)
     rows = np.flatnonzero(rng.random(len(orders)) < probability)
     delay = _COMPLAINT_MIN_DELAY_MS + rng.exponential(_COMPLAINT_MEAN_DELAY_MS, size=len(rows))
     ts_ms = orders.ts_ms[rows] + np.minimum(delay, _COMPLAINT_MAX_DELAY_MS).astype(np.int64)

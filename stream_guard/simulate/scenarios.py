@@ -16,6 +16,11 @@ is chosen by name (`SimulationConfig.scenario`, ``stream-guard simulate --scenar
 - ``weekly``  the default incidents over a weekly shape: orders 25% lower at the weekend and
               their daily cycle 3 hours later (normal traffic: every weekend episode is false);
 - ``extended`` rca, drops and creep together.
+- ``ratios``  a ratio's numerator or denominator moving alone, twice each in a week: the
+              complaint intake and enforcement outages of ``drops`` and an order flood (bots or
+              test orders nobody complains about: orders 2-3x, platform-wide or in a channel,
+              labelled on gmv; complaints stay at their count, so complaint_rate falls with no
+              complaint lost: a false "drop" if it alerts).
 
 Each scheduled incident starts at its hour plus up to an hour drawn from the seed; slices and
 magnitudes are drawn from the seed too; incidents that would not end 2 hours before the end of
@@ -111,6 +116,11 @@ EXTENDED_KINDS: Mapping[str, _Kind] = {k.base.name: k for k in (
                        {"": "enforcement model outage: automatic findings stop"})),
     _Kind(IncidentKind("intake_outage", "complaint_rate", "down", _PLATFORM, (0.1, 0.3), (2, 4),
                        "external", {"": "complaint intake outage: the complaint form fails"})),
+    _Kind(IncidentKind("order_flood", "gmv", "up",
+                       _PLATFORM + _big(gmv_share("channel"), "channel"), (2.0, 3.0), (1, 3),
+                       "external", {"": "bot orders flood the platform (nobody complains)",
+                                    "channel": "bot orders flood the {channel} channel"}),
+          effect="bots"),
     _Kind(IncidentKind("complaint_creep", "complaint_rate", "up",
                        _big(complaint_share("category"), "category"), (2.5, 3.5), (24, 36),
                        "external", {"category": "slowly worsening {category} supplier quality"}),
@@ -122,6 +132,9 @@ _RCA = (("element_outage", 40), ("element_complaints", 42), ("seller_flood", 46)
         ("mix_shift", 62))  # fmt: skip
 _DROPS = (("enforcement_outage", 70), ("intake_outage", 86))
 _CREEP = (("complaint_creep", 104),)
+_RATIOS = (("intake_outage", 30), ("order_flood", 44), ("enforcement_outage", 54),
+           ("order_flood", 80), ("intake_outage", 92), ("enforcement_outage", 110),
+           ("order_flood", 128))  # fmt: skip
 
 
 @dataclass(frozen=True, slots=True)
@@ -142,6 +155,7 @@ SCENARIOS: Mapping[str, Scenario] = {s.name: s for s in (
     Scenario("creep", tuple((k, h - 64) for k, h in _CREEP)),
     Scenario("weekly", planned=True, weekly=WeeklyShape(weekend=-0.25, shift_hours=3.0)),
     Scenario("extended", _RCA + _DROPS + _CREEP),
+    Scenario("ratios", _RATIOS),
 )}  # fmt: skip
 
 

@@ -29,10 +29,10 @@ def test_shipped_rules_have_the_four_metrics(rules: list[MetricRule]) -> None:
                             "bad_seller_onboarding_rate"}
     assert by_name["gmv"].direction == "both" and by_name["gmv"].pairs == [
         ("region", "payment_method")]
-    # a drop of violations is an enforcement outage; complaint drops wait for a numerator
-    # check (alert_rules/complaint_rate.yaml says why)
+    # a drop of violations is an enforcement outage, of complaints an intake outage (the rate
+    # test's numerator guard tells it from an order flood: alert_rules/complaint_rate.yaml)
     assert {m: r.direction for m, r in by_name.items() if m != "gmv"} == {
-        "complaint_rate": "up", "violation_rate": "both", "bad_seller_onboarding_rate": "up"}
+        "complaint_rate": "both", "violation_rate": "both", "bad_seller_onboarding_rate": "up"}
     onboarding = by_name["bad_seller_onboarding_rate"]
     assert onboarding.numerator and onboarding.numerator.where == {
         "decision": "approved", "flagged_bad": True}

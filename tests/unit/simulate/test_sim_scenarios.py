@@ -182,4 +182,26 @@ def test_weekly_shape_lowers_and_delays_the_weekend() -> None:
     labels = Simulation(SimulationConfig(days=2, seed=2, scale=0.01,
                                          scenario="weekly")).labels()
     assert labels["normal"][0]["kind"] == "weekly_shape"
-    assert set(SCENARIOS) == {"default", "rca", "drops", "creep", "weekly", "extended"}
+    assert set(SCENARIOS) == {"default", "rca", "drops", "creep", "weekly", "extended", "ratios"}
+
+
+def test_an_order_flood_adds_orders_nobody_complains_about() -> None:
+    """Scenario `ratios`: an order flood (effect `bots`) multiplies its slice's orders and
+    leaves its complaints at their count, so complaint_rate falls with no complaint lost."""
+    sim = Simulation(SimulationConfig(days=7, seed=3, scale=0.3, invalid_fraction=0.0,
+                                      scenario="ratios"))
+    kinds = [i.kind for i in sim.incidents]
+    assert kinds.count("intake_outage") == kinds.count("enforcement_outage") == 2
+    flood = next(i for i in sim.incidents if i.kind == "order_flood")
+    assert flood.metric == "gmv" and flood.direction == "up" and flood.effect == "bots"
+    orders, complaints = sim.tables["orders"], sim.tables["complaints"]
+
+    def counts(shift: int) -> tuple[int, int]:
+        a, b = flood.start_ms - shift, flood.end_ms - shift
+        in_slice = slice_mask(orders, flood.slice) & orders.window(a, b)
+        return int(in_slice.sum()), int(np.isin(complaints["order"],
+                                                np.flatnonzero(in_slice)).sum())
+
+    (o_during, c_during), (o_before, c_before) = counts(0), counts(24 * HOUR)
+    assert o_during / o_before == pytest.approx(flood.magnitude, rel=0.15)
+    assert c_during / c_before == pytest.approx(1.0, abs=0.3)
