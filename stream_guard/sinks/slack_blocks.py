@@ -72,6 +72,7 @@ _HINT_LABEL = {
     "intervention": "Intervention",
     "external": "External factor",
     "sellers": "Sellers",
+    "ratio": "Ratio",
 }
 
 

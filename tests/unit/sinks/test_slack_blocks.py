@@ -338,3 +338,13 @@ def test_a_reminder_says_when_its_numbers_stop() -> None:
     text = all_text(reply)
     assert "\nAs of 15:00 UTC: since 14:15 (45 minutes): 85.1k vs 40.3k expected" in text
     assert "Now:" not in text
+
+
+def test_every_hint_kind_has_its_own_label() -> None:
+    """A new kind of hint must not reach analysts under the fallback label "Hint"."""
+    from typing import get_args
+
+    from stream_guard.sinks.slack_blocks import _HINT_LABEL
+    from stream_guard.types import HintKind
+
+    assert set(get_args(HintKind)) == set(_HINT_LABEL)
