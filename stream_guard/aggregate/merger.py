@@ -329,8 +329,9 @@ def close_in_order(
     `order`.
 
     An owner's alert records come out in the order its windows close, so windows must reach
-    the engine in one order whatever the batching: by close point (end + lateness). A window is released only once no merger can still close one with an
-    earlier close point -- its close point is at most every merger's `frontier`.
+    the engine in one order whatever the batching: by close point (end + lateness). A window
+    is released only once no merger can still close one with an earlier close point -- its
+    close point is at most every merger's `frontier`.
     """
     until = math.inf if final else min((m.frontier() for m in mergers.values()), default=0.0)
     closable = [(m, start, acc, cube) for m, merger in mergers.items()

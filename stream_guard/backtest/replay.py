@@ -8,8 +8,8 @@ deltas and watermark, and the closed windows go to the owner of their metric: on
 partials partition, over the metrics keyed there, each getting its windows in its own
 `Engine.close_order` (stream_guard/ownership.py, as live). Co-moving metrics are linked later,
 by the notifier (alert/correlate.py), whatever owner raised them. A file has no arrival
-times: ingest/arrival.py estimates them from the stream itself, for the future-timestamp check. Every source is live until the input ends,
-then every complete window closes (`final`).
+times: ingest/arrival.py estimates them from the stream itself, for the future-timestamp
+check. Every source is live until the input ends, then every complete window closes (`final`).
 """
 
 from __future__ import annotations
