@@ -134,7 +134,7 @@ class Checkpoint:
         if owner is None:
             ack()
             return Closed.combine([])
-        unsaved = self._unsaved.setdefault(at[0], _Unsaved(at[1]))
+        unsaved = self._unsaved.get(at[0]) or self._start(*at)
         unsaved.messages += 1
         if isinstance(msg, Report):
             unsaved.dirty.add(msg.metric)
@@ -148,6 +148,16 @@ class Checkpoint:
             self._save(owner, at[0], unsaved)
         ack()
         return closed
+
+    def _start(self, partition: int, offset: int) -> _Unsaved:
+        """Changes of `partition` from `offset` on; a partition with no saved position is
+        given one first, there (the start of its log: else a restart before its first save
+        would start wherever Faust committed, after messages never saved)."""
+        if self.table.get(_position_key(partition)) is None:
+            self.table[_position_key(partition)] = str(offset)  # (the cursor's own cache: as
+            # the first delivered offset, which this is)
+        unsaved = self._unsaved[partition] = _Unsaved(offset)
+        return unsaved
 
     def _owner(self, msg: Report | Tick, partition: int) -> Owner | None:
         """The owner of `metric` on its home `partition`, every metric homed there adopted

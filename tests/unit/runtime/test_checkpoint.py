@@ -271,3 +271,26 @@ def test_a_crash_inside_a_save_restores_the_save_before(
     stopped = Run(setup, Table(Writes()), [], saves)
     assert stopped(0, position) is None
     assert _owner_state(restored) == _owner_state(stopped.last)
+
+
+def test_a_restart_before_the_first_save_reads_the_log_from_its_start(
+    setup: Any, steady: tuple[list[str], int, int]
+) -> None:
+    """Nothing saved yet but the position the first message gave the partition: a restart
+    delivered from where Faust committed reads everything before it back from the log."""
+    stop = steady[2]
+    never = (10**9, 10**9)
+    expected: list[AlertRecord] = []
+    steady_table = Table(Writes())
+    assert Run(setup, steady_table, expected, never)(0, stop) is None
+    kinds = steady_table.writes.kinds
+    assert {"model", "windows"}.isdisjoint(kinds) and kinds[0] == "position"
+    table = Table(Writes(kinds.index("alert") + 1))  # the crash: after the first alert
+    published: list[AlertRecord] = []
+    run = Run(setup, table, published, never)
+    assert run(0, stop) is not None
+    table.writes.crash_at = None
+    committed = table.writes.message + 1
+    assert run(committed, stop) is None
+    assert run.gaps == [(0, committed)]
+    assert _unique(published) == _unique(expected)
