@@ -56,9 +56,11 @@ __all__ = ["HOLD", "SAVE_EVERY", "Checkpoint", "Slots"]
 SAVE_EVERY = 500
 """Partials messages of a partition taken since its state was last saved before it is saved
 (bounds what a restart re-reads, whatever closed)."""
-HOLD = 8
-"""Windows a metric closes before its owner's models are saved (docs/scale.md: changelog bytes
-against restart replay, measured for 1 to 64)."""
+HOLD = 16
+"""Windows one metric closes before its partition's models are saved. Chosen on the 2-day
+backlog of 100 metrics (benchmarks/scale_saves.py, seed 11; docs/scale.md): 1 / 4 / 16 / 64
+wrote 2.98 / 1.73 / 0.63 / 0.51 GB, for 0.09 / 0.26 / 1.09 / 1.40 CPU-s re-done after a crash
+(mean; max 4.9 to 7.9): 16 is the knee, past it `SAVE_EVERY` decides."""
 
 Publish = Callable[[list[AlertRecord]], Awaitable[None]]
 """Writes alert records to the alerts topic; returns once the broker has them."""
