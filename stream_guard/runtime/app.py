@@ -157,7 +157,7 @@ def build_runtime(
                       key_type=str, value_type=str)
     checkpoint = Checkpoint(p.owners, state,
                             lambda records: publish(topics.alerts, p.metrics, records),
-                            SAVE_EVERY, partials_log(topics))
+                            SAVE_EVERY, partials_log(topics), flush=lambda: app.producer.flush())
     horizon_ms = p.pool.horizon_ms() + MAX_SKEW_MS  # what a resumed source re-reads (resume.py)
     sources = SourceAgent(p.pool, p.dead, topics, p.metrics, clock, horizon_ms)
     owners = OwnerAgent(checkpoint, p.metrics, clock)

@@ -105,12 +105,17 @@ class Run:
         self.saves = saves
         self.gaps: list[tuple[int, int]] = []  # read back from the log
         self.closes = 0  # windows closed
+        self.flushes = False  # a save waits for its writes (counted as a "flush" write)
 
     def checkpoint(self) -> Checkpoint:
         owners = Owners(self.rules, 1, lambda group, stats: Owner(
             Engine(group, stats=stats), self.sources, 10_000))
         return Checkpoint(owners, self.table, self._publish, save_every=self.saves[0],
-                          read_log=self._read_log, hold=self.saves[1])
+                          read_log=self._read_log, hold=self.saves[1],
+                          flush=self._flush if self.flushes else None)
+
+    async def _flush(self) -> None:
+        self.writes("flush")
 
     def __call__(self, first: int, last: int, skip: range = range(0)) -> int | None:
         """Delivers messages [first, last) but those in `skip` (dropped by Faust's stream)."""
@@ -294,3 +299,16 @@ def test_a_restart_before_the_first_save_reads_the_log_from_its_start(
     assert run(committed, stop) is None
     assert run.gaps == [(0, committed)]
     assert _unique(published) == _unique(expected)
+
+
+def test_each_save_waits_for_its_writes_before_the_ack(setup: Any) -> None:
+    """The owner waits for the producer after each save (its writes delivered), before it
+    acks and takes the next message: what it has yet to send stays one save's worth."""
+    table = Table(Writes())
+    run = Run(setup, table, [], SAVES["coalesced"])
+    run.flushes = True
+    assert run(0, 3_000) is None
+    kinds = table.writes.kinds
+    saves = [k for k, kind in enumerate(kinds) if kind == "position"][1:]  # ([0]: the start)
+    assert saves and kinds.count("flush") == len(saves)
+    assert all(kinds[k + 1:k + 3] == ["flush", "ack"] for k in saves)
