@@ -4,6 +4,7 @@
     python benchmarks/scale.py --days 1 --scale 0.3 --workers 1,2   # a quick look
     python benchmarks/scale.py --skip-live              # replay, memory and checkpoints only
     python benchmarks/scale.py --replays 0 --workers 2  # one live run only
+    python benchmarks/scale.py --idle                   # an idle worker's CPU share only
 
 Inputs (benchmarks/scale_setup.py, cached under benchmarks/.data/): 100 rules generated from the
 shipped ones (20 of them by ``seller_id``), and the simulated dump with its sellers re-drawn
@@ -377,18 +378,24 @@ def idle_cpu(bootstrap: str, rules: Path, work: Path, rounds: int = 3,
 # ------------------------------------------------------------------------------ main
 
 
-def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+def backlog_args(description: str) -> argparse.ArgumentParser:
+    """The arguments that pick the rules and backlog (`prepare`), and the cache folder."""
+    ap = argparse.ArgumentParser(description=description)
     ap.add_argument("--days", type=int, default=2)
     ap.add_argument("--scale", type=float, default=1.0)
     ap.add_argument("--seed", type=int, default=11)
     ap.add_argument("--metrics", type=int, default=100)
+    ap.add_argument("--work", type=Path, default=REPO / "benchmarks" / ".data" / "scale")
+    return ap
+
+
+def main() -> int:
+    ap = backlog_args(__doc__.split("\n")[0])
     ap.add_argument("--workers", default="1,2,4")
     ap.add_argument("--replays", type=int, default=1, help="replay runs (median reported; 0: none)")
     ap.add_argument("--skip-live", action="store_true")
     ap.add_argument("--idle", action="store_true",
                     help="only an idle worker's CPU share (3 spans of 20 s)")
-    ap.add_argument("--work", type=Path, default=REPO / "benchmarks" / ".data" / "scale")
     ap.add_argument("--out", type=Path, default=None, help="JSON results (default: in --work)")
     args = ap.parse_args()
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # workers and broker stopped too

@@ -1,7 +1,7 @@
 """How often the owners save (runtime/checkpoint.py `HOLD`): changelog bytes against the work a
 restart does again, at scale, without a broker.
 
-    python benchmarks/scale_saves.py                          # 2 days, holds 1 4 8 16 64
+    python benchmarks/scale_saves.py                          # 2 days, holds 1 4 16 64
     python benchmarks/scale_saves.py --days 1 --scale 0.3 --seed 12 --holds 1,8
 
 The backlog and rules of benchmarks/scale.py (100 rules, 20 by seller) go through the live
@@ -23,7 +23,6 @@ The owners' CPU per message is the original run's, so a replay is costed as it r
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import statistics
 import sys
@@ -194,15 +193,10 @@ def restore(inp: Inputs, table: Table) -> float:
 
 
 def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--days", type=int, default=2)
-    ap.add_argument("--scale", type=float, default=1.0)
-    ap.add_argument("--seed", type=int, default=11)
-    ap.add_argument("--metrics", type=int, default=100)
+    ap = scale.backlog_args(__doc__.split("\n")[0])
     ap.add_argument("--batch", type=int, default=2_000)
-    ap.add_argument("--holds", default="1,4,8,16,64")
+    ap.add_argument("--holds", default="1,4,16,64")
     ap.add_argument("--save-every", type=int, default=500)
-    ap.add_argument("--work", type=Path, default=REPO / "benchmarks" / ".data" / "scale")
     args = ap.parse_args()
     rules, events = scale.prepare(args.work, args.days, args.scale, args.seed, args.metrics)
     cpu0 = time.process_time()
