@@ -86,7 +86,6 @@ def _noop() -> None:
 class _Unsaved:
     """What a partition's owner changed since its state was last saved."""
 
-    first: int  # the offset of the first message taken since (where a restart starts)
     messages: int = 0
     dirty: set[str] = field(default_factory=set)  # metrics whose windows changed
     closes: Counter[str] = field(default_factory=Counter)  # metric -> windows closed (held)
@@ -162,10 +161,9 @@ class Checkpoint:
         """Changes of `partition` from `offset` on; a partition with no saved position is
         given one first, there (the start of its log: else a restart before its first save
         would start wherever Faust committed, after messages never saved)."""
-        if self.table.get(_position_key(partition)) is None:
-            self.table[_position_key(partition)] = str(offset)  # (the cursor's own cache: as
-            # the first delivered offset, which this is)
-        unsaved = self._unsaved[partition] = _Unsaved(offset)
+        if self.table.get(_position_key(partition)) is None:  # (the cursor took `offset`
+            self.table[_position_key(partition)] = str(offset)  # as its start already)
+        unsaved = self._unsaved[partition] = _Unsaved()
         return unsaved
 
     def _owner(self, msg: Report | Tick, partition: int) -> Owner | None:

@@ -35,8 +35,9 @@ Crash safety (no event counted twice, no window lost):
   where it cut them before (runtime/resume.py). A report that overlaps what was merged without
   ending inside it is merged anyway -- losing events would be worse -- and counted as
   ``overlapping`` (``stream_guard_partial_reports_total``): it should never happen.
-- The model is saved with the window it has closed up to. The app saves the model before the
-  windows, so a crash between the two leaves a model ahead of the windows, never behind:
+- The model is saved with the window it has closed up to (runtime/checkpoint.py saves a
+  partition's models, windows and position at once, every few closes). The app saves the model
+  before the windows, so a crash between the two leaves a model ahead of the windows, never behind:
   `adopt` then drops the open windows the model has already scored (their alerts were on the
   alerts topic before the model was saved), instead of scoring them a second time."""
 
