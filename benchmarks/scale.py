@@ -4,6 +4,7 @@
     python benchmarks/scale.py --days 1 --scale 0.3 --workers 1,2   # a quick look
     python benchmarks/scale.py --skip-live              # replay, memory and checkpoints only
     python benchmarks/scale.py --replays 0 --workers 2  # one live run only
+    python benchmarks/scale.py --idle                   # an idle worker's CPU share only
 
 Inputs (benchmarks/scale_setup.py, cached under benchmarks/.data/): 100 rules generated from the
 shipped ones (20 of them by ``seller_id``), and the simulated dump with its sellers re-drawn
@@ -355,19 +356,46 @@ def fresh_start(bootstrap: str, rules: Path, work: Path) -> float:
                      work / f"{prefix}.log")
 
 
+def idle_cpu(bootstrap: str, rules: Path, work: Path, rounds: int = 3,
+             seconds: float = 20.0) -> list[float]:
+    """A worker on empty topics, once Ready: its share of a core in `rounds` spans of
+    `seconds` (process_cpu_seconds_total): what the idle work of 100 metrics costs (ticks)."""
+    prefix = f"idle-{uuid.uuid4().hex[:6]}-"
+    create_topics(bootstrap, load_topics().values(), prefix=prefix)
+    env = _env(bootstrap, prefix, work / prefix, rules, "info")
+    with LocalWorker(env, work / f"{prefix}.log") as worker:
+        if not wait_for(lambda: live._ready(worker), 300):
+            return []
+        time.sleep(10.0)  # past start-up
+        shares = []
+        for _ in range(rounds):
+            cpu0, t0 = _scrape(worker)[1], time.monotonic()
+            time.sleep(seconds)
+            shares.append((_scrape(worker)[1] - cpu0) / (time.monotonic() - t0))
+        return shares
+
+
 # ------------------------------------------------------------------------------ main
 
 
-def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+def backlog_args(description: str) -> argparse.ArgumentParser:
+    """The arguments that pick the rules and backlog (`prepare`), and the cache folder."""
+    ap = argparse.ArgumentParser(description=description)
     ap.add_argument("--days", type=int, default=2)
     ap.add_argument("--scale", type=float, default=1.0)
     ap.add_argument("--seed", type=int, default=11)
     ap.add_argument("--metrics", type=int, default=100)
+    ap.add_argument("--work", type=Path, default=REPO / "benchmarks" / ".data" / "scale")
+    return ap
+
+
+def main() -> int:
+    ap = backlog_args(__doc__.split("\n")[0])
     ap.add_argument("--workers", default="1,2,4")
     ap.add_argument("--replays", type=int, default=1, help="replay runs (median reported; 0: none)")
     ap.add_argument("--skip-live", action="store_true")
-    ap.add_argument("--work", type=Path, default=REPO / "benchmarks" / ".data" / "scale")
+    ap.add_argument("--idle", action="store_true",
+                    help="only an idle worker's CPU share (3 spans of 20 s)")
     ap.add_argument("--out", type=Path, default=None, help="JSON results (default: in --work)")
     args = ap.parse_args()
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # workers and broker stopped too
@@ -375,6 +403,12 @@ def main() -> int:
     expected = count_lines([events])
     result: dict[str, Any] = {"records": expected, "metrics": args.metrics,
                               "partials_partitions": load_topics()["partials"].partitions}
+    if args.idle:
+        with EmbeddedBroker() as broker:
+            shares = idle_cpu(broker.bootstrap, rules, args.work)
+        console.print(f"idle worker, {args.metrics} metrics: "
+                      f"{', '.join(f'{100 * s:.1f}%' for s in shares)} of a core")
+        return 0
     runs = [replay(rules, events) for _ in range(args.replays)]
     if runs:
         result["replay"] = runs[0] | {

@@ -6,7 +6,8 @@
 2. `OwnerAgent`, per partials message: `Checkpoint.step` by the owner of the message's partition
    (merge, close, detect; alerts → models → windows → acks: runtime/checkpoint.py), then
    metrics;
-3. `Ticker`, on a timer: a tick per metric onto the partials topic, carrying the end offset of
+3. `Ticker`, on a timer: a tick per partials partition (keyed by a metric homed there, for
+   every owner of the partition's metrics) onto the partials topic, carrying the end offset of
    every event partition this worker consumes, so idleness is decided by the owner, in a stream
    event, as table writes require.
 
@@ -192,16 +193,20 @@ class OwnerAgent:
 
 
 class Ticker:
-    """A tick per metric onto the partials topic, with each consumed partition's extent."""
+    """A tick per partials partition onto the partials topic, with each consumed partition's
+    extent: keyed by the first metric homed there (`routes`: one per partition), it reaches
+    the partition's owner, which applies it to all its metrics (runtime/owner.py `on_tick`).
+    One per metric, as before, cost an idle worker of 100 metrics ~30% of a core."""
 
-    def __init__(self, app: faust.App, topics: Topics, metrics: list[str], clock: Clock) -> None:
-        self.app, self.topics, self.metrics, self.clock = app, topics, metrics, clock
+    def __init__(self, app: faust.App, topics: Topics, routes: list[str], clock: Clock) -> None:
+        self.app, self.topics, self.routes, self.clock = app, topics, routes, clock
 
     async def tick(self) -> None:
         status = await self.extents()
-        for metric in self.metrics:
-            await self.topics.partials.send(
-                key=metric.encode(), value=encode_tick(metric, self.clock.now_ms(), status))
+        now = self.clock.now_ms()
+        for metric in self.routes:
+            await self.topics.partials.send(key=metric.encode(),
+                                            value=encode_tick(metric, now, status))
 
     async def extents(self) -> dict[str, tuple[int, int]]:
         """(end, first offset) of every event partition this worker consumes: an owner calls a

@@ -24,8 +24,8 @@ Why these shapes (the per-message cost of Faust is what a worker's throughput is
 - Table values are versioned snapshots (runtime/snapshot.py) in base64 text: Faust restores a
   changelog with the table's own serializer (JSON for plain types), whatever schema wrote it, so
   raw bytes could be written but never read back. runtime/checkpoint.py owns the write order.
-- Tables are written once per closed window and once per SAVE_EVERY reports or tick, never per
-  event.
+- Tables are written once per HOLD windows a metric closes or SAVE_EVERY partials messages of a
+  partition (runtime/checkpoint.py), never per event.
 - Wall-clock work (idle sources) reaches the owner as Tick messages on the partials topic, so all
   table writes happen while processing a message of the table's partition, as Faust requires.
 """
@@ -157,11 +157,11 @@ def build_runtime(
                       key_type=str, value_type=str)
     checkpoint = Checkpoint(p.owners, state,
                             lambda records: publish(topics.alerts, p.metrics, records),
-                            SAVE_EVERY, partials_log(topics))
+                            SAVE_EVERY, partials_log(topics), flush=lambda: app.producer.flush())
     horizon_ms = p.pool.horizon_ms() + MAX_SKEW_MS  # what a resumed source re-reads (resume.py)
     sources = SourceAgent(p.pool, p.dead, topics, p.metrics, clock, horizon_ms)
     owners = OwnerAgent(checkpoint, p.metrics, clock)
-    ticker = Ticker(app, topics, [r.metric for r in p.rules], clock)
+    ticker = Ticker(app, topics, [group[0].metric for group in p.owners.groups.values()], clock)
     flush_s = settings.flush_interval.total_seconds()
 
     @app.agent(topics.events, name="sources")

@@ -35,8 +35,9 @@ Crash safety (no event counted twice, no window lost):
   where it cut them before (runtime/resume.py). A report that overlaps what was merged without
   ending inside it is merged anyway -- losing events would be worse -- and counted as
   ``overlapping`` (``stream_guard_partial_reports_total``): it should never happen.
-- The model is saved with the window it has closed up to. The app saves the model before the
-  windows, so a crash between the two leaves a model ahead of the windows, never behind:
+- The model is saved with the window it has closed up to (runtime/checkpoint.py saves a
+  partition's models, windows and position at once, every few closes). The app saves the model
+  before the windows, so a crash between the two leaves a model ahead of the windows, never behind:
   `adopt` then drops the open windows the model has already scored (their alerts were on the
   alerts topic before the model was saved), instead of scoring them a second time."""
 
@@ -68,24 +69,29 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True, slots=True)
 class Closed:
-    """What one step of the owner produced: alert records, the metrics whose windows closed
-    (their state must be saved), and when the report that closed them left its source (for the
-    window-close-to-alert latency)."""
+    """What one step of the owner produced: alert records, the metric of each window closed,
+    in close order (their state must be saved), and when the report that closed them left its
+    source (for the window-close-to-alert latency)."""
 
     alerts: list[AlertRecord]
-    metrics: frozenset[str]
+    closes: tuple[str, ...]
     report_sent_ms: int | None
 
     @property
     def windows(self) -> bool:
-        return bool(self.metrics)
+        return bool(self.closes)
+
+    @property
+    def metrics(self) -> frozenset[str]:
+        """The metrics whose windows closed."""
+        return frozenset(self.closes)
 
     @classmethod
     def combine(cls, steps: list[Closed]) -> Closed:
         """What several steps produced, in order (the latest report's send time)."""
         sent = [c.report_sent_ms for c in steps if c.report_sent_ms is not None]
         return cls([a for c in steps for a in c.alerts],
-                   frozenset().union(*(c.metrics for c in steps)), sent[-1] if sent else None)
+                   tuple(m for c in steps for m in c.closes), sent[-1] if sent else None)
 
 
 class Owner:
@@ -153,14 +159,15 @@ class Owner:
         return self._close(r.sent_ms)
 
     def on_tick(self, t: Tick) -> Closed:
-        m = self.index[t.metric]
-        merger = self.mergers[m]
-        merger.tick(t.sent_ms)
-        if t.sent_ms <= self._statuses_until.get(m, -1):
-            return self._close(None)  # applied before the state was saved (see `adopt`)
-        for source, (end, first) in t.status.items():
-            merged = merger.state.covered.get(source, -1)
-            merger.status(source, first >= end or merged >= end, t.sent_ms)
+        """Wall time and the senders' partition extents, for every metric of this owner (one
+        tick per partials partition: runtime/agents.py `Ticker`; `t.metric` only routes it)."""
+        for m, merger in self.mergers.items():
+            merger.tick(t.sent_ms)
+            if t.sent_ms <= self._statuses_until.get(m, -1):
+                continue  # applied before the state was saved (see `adopt`)
+            for source, (end, first) in t.status.items():
+                merged = merger.state.covered.get(source, -1)
+                merger.status(source, first >= end or merged >= end, t.sent_ms)
         return self._close(None)
 
     def watermark(self, m: int) -> tuple[int | None, bool]:
@@ -168,8 +175,8 @@ class Owner:
 
     def _close(self, sent_ms: int | None) -> Closed:
         alerts, closed = close_windows(self.engine, self.mergers)
-        metrics = frozenset(self.engine.rules[m].metric for m in closed)
-        return Closed(alerts, metrics, sent_ms if metrics else None)
+        closes = tuple(self.engine.rules[m].metric for m in closed)
+        return Closed(alerts, closes, sent_ms if closes else None)
 
     # --- state -------------------------------------------------------------------------------
     def snapshot_windows(self, metric: str) -> bytes:

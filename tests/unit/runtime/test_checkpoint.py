@@ -2,7 +2,9 @@
 models, windows, acks, positions -- and a restart give the alerts of a run that never crashed
 (records interrupted by the crash may be written again, verbatim), whether the restart is
 delivered from what was acked or, as Faust may commit, from beyond it; and messages Faust
-skips without delivering them are read back from the log."""
+skips without delivering them are read back from the log. Both with a save on nearly every
+close and with saves coalesced over several closes (a crash inside a save of several models
+restores the save before it)."""
 
 from __future__ import annotations
 
@@ -58,7 +60,7 @@ class Table(dict[str, str]):
         self.writes = writes
 
     def __setitem__(self, key: str, value: str) -> None:
-        self.writes(key.rsplit("/", 1)[1])
+        self.writes("position" if key.startswith("position/") else key.split("/")[1])
         super().__setitem__(key, value)
 
 
@@ -82,22 +84,42 @@ def setup(rules: list[MetricRule], codec: Codec, topics: dict[str, TopicSpec]) -
     return rules, expected_sources(rules, partitions), messages
 
 
+SAVES = {"each-close": (7, 1), "coalesced": (60, 4)}
+"""(save_every, hold) of the runs: a save every 7 messages or close, or every 60 or 4 closes."""
+
+
+@pytest.fixture(scope="module", params=sorted(SAVES))
+def saves(request: pytest.FixtureRequest) -> tuple[int, int]:
+    return SAVES[request.param]
+
+
 class Run:
     """One worker's life: delivers messages from `first` to `last`, crashing at the write
     `writes` says; `resume` is then where a restart starts (the first message not acked)."""
 
-    def __init__(self, setup: Any, table: Table, published: list[AlertRecord]) -> None:
+    def __init__(self, setup: Any, table: Table, published: list[AlertRecord],
+                 saves: tuple[int, int] = SAVES["each-close"]) -> None:
         self.rules, self.sources, self.messages = setup
         self.table, self.published = table, published
         self.writes = table.writes
+        self.saves = saves
         self.gaps: list[tuple[int, int]] = []  # read back from the log
+        self.closes = 0  # windows closed
+        self.flushes = False  # a save waits for its writes (counted as a "flush" write)
+
+    def checkpoint(self) -> Checkpoint:
+        owners = Owners(self.rules, 1, lambda group, stats: Owner(
+            Engine(group, stats=stats), self.sources, 10_000))
+        return Checkpoint(owners, self.table, self._publish, save_every=self.saves[0],
+                          read_log=self._read_log, hold=self.saves[1],
+                          flush=self._flush if self.flushes else None)
+
+    async def _flush(self) -> None:
+        self.writes("flush")
 
     def __call__(self, first: int, last: int, skip: range = range(0)) -> int | None:
         """Delivers messages [first, last) but those in `skip` (dropped by Faust's stream)."""
-        owners = Owners(self.rules, 1, lambda group, stats: Owner(
-            Engine(group, stats=stats), self.sources, 10_000))
-        checkpoint = Checkpoint(owners, self.table, self._publish, save_every=7,
-                                read_log=self._read_log)
+        checkpoint = self.last = self.checkpoint()
         acked: set[int] = set()
 
         def ack(i: int) -> Callable[[], None]:
@@ -112,7 +134,8 @@ class Run:
             for i in range(first, last):
                 self.writes.message = i
                 if i not in skip:
-                    await checkpoint.on_message((0, i), self.messages[i], ack(i))
+                    closed = await checkpoint.on_message((0, i), self.messages[i], ack(i))
+                    self.closes += len(closed.closes)
 
         try:
             asyncio.run(deliver())
@@ -135,11 +158,11 @@ def _unique(alerts: list[AlertRecord]) -> list[Any]:
 
 
 @pytest.fixture(scope="module")
-def steady(setup: Any) -> tuple[list[str], int, int]:
+def steady(setup: Any, saves: tuple[int, int]) -> tuple[list[str], int, int]:
     """The writes of an uninterrupted run, the last alert's write, and the end of the stretch
     the crashes look at: a little after the message of the last alert."""
     table, published = Table(Writes()), []
-    run = Run(setup, table, published)
+    run = Run(setup, table, published, saves)
     assert run(0, len(setup[2])) is None and published, "the input pages"
     kinds = table.writes.kinds
     last_alert = max(k for k, kind in enumerate(kinds) if kind == "alert")
@@ -148,15 +171,18 @@ def steady(setup: Any) -> tuple[list[str], int, int]:
 
 
 def _crash_points(kinds: list[str], last_alert: int) -> list[int]:
-    """Every write around the first alerts (each pair of alert, model, windows and ack writes)
-    and a spread up to the last alert."""
+    """Every write around the first alerts (each pair of alert, model, windows and ack writes),
+    a spread up to the last alert, and inside the first saves of several models after the
+    first alert (between two models, and between the last window and the position)."""
     first = kinds.index("alert")
-    return sorted({*range(first - 5, first + 12), *range(first, last_alert + 1,
-                                                           max(1, (last_alert - first) // 6))})
+    inside = [k for k in range(first, last_alert) if kinds[k - 1] == "model" == kinds[k]][:3]
+    ends = [k for k in range(first, last_alert) if kinds[k] == "position"][:2]
+    return sorted({*range(first - 5, first + 12), *inside, *ends,
+                   *range(first, last_alert + 1, max(1, (last_alert - first) // 6))})
 
 
 def test_every_crash_point_restarts_into_the_steady_alerts(
-    setup: Any, steady: tuple[list[str], int, int]
+    setup: Any, saves: tuple[int, int], steady: tuple[list[str], int, int]
 ) -> None:
     kinds, last_alert, stop = steady
     points = _crash_points(kinds, last_alert)
@@ -165,17 +191,17 @@ def test_every_crash_point_restarts_into_the_steady_alerts(
     # restart from the table is itself what is under test), and ends after the last alert.
     n = len(setup[2])
     base = Table(Writes(points[0] - 40))
-    start = Run(setup, base, [])(0, n)
+    start = Run(setup, base, [], saves)(0, n)
     assert start is not None
     expected_table = Table(Writes())
     expected_table.update(base)
     expected: list[AlertRecord] = []
-    assert Run(setup, expected_table, expected)(start, stop) is None
+    assert Run(setup, expected_table, expected, saves)(start, stop) is None
     for n, crash_at in enumerate(points):
         table = Table(Writes(crash_at - base.writes.n))
         table.update(base)
         published: list[AlertRecord] = []
-        run = Run(setup, table, published)
+        run = Run(setup, table, published, saves)
         resume = run(start, stop)
         assert resume is not None, f"no crash at write {crash_at}"
         # every other crash, Faust had committed all it delivered: resume past the unsaved,
@@ -190,16 +216,99 @@ def test_every_crash_point_restarts_into_the_steady_alerts(
 
 
 def test_messages_faust_skips_are_read_back_from_the_log(
-    setup: Any, steady: tuple[list[str], int, int]
+    setup: Any, saves: tuple[int, int], steady: tuple[list[str], int, int]
 ) -> None:
     """A stream acks, without delivering them, messages fetched during a rebalance: the owner
     sees a gap in the offsets and reads it from the log, in order; the alerts do not change."""
     stop = steady[2]
     steady_alerts: list[AlertRecord] = []
-    Run(setup, Table(Writes()), steady_alerts)(0, stop)
+    Run(setup, Table(Writes()), steady_alerts, saves)(0, stop)
     published: list[AlertRecord] = []
-    run = Run(setup, Table(Writes()), published)
+    run = Run(setup, Table(Writes()), published, saves)
     skip = range(stop // 3, stop // 3 + 50)
     assert run(0, stop, skip) is None
     assert run.gaps == [(skip.start, skip.stop)]
     assert _unique(published) == _unique(steady_alerts)
+
+
+def test_models_are_saved_once_per_hold_closes(setup: Any) -> None:
+    """With no message bound, a partition's models are saved when one of its metrics has
+    closed `hold` windows: far fewer model writes than closes, the same alerts as a save on
+    every close, and every save is whole (each model and window before its position)."""
+    runs = {}
+    for hold in (1, 6):
+        table, published = Table(Writes()), []
+        run = Run(setup, table, published, (10**9, hold))
+        assert run(0, len(setup[2])) is None
+        runs[hold] = run, table.writes.kinds, published
+    (each, each_kinds, each_alerts), (held, kinds, alerts) = runs[1], runs[6]
+    assert each.closes == held.closes > 100
+    assert each_kinds.count("model") > each.closes / 2  # (windows closed together: one save)
+    assert kinds.count("model") <= each_kinds.count("model") / 3
+    assert 0 < kinds.count("position") < each_kinds.count("position")
+    assert _unique(alerts) == _unique(each_alerts)
+
+
+def _owner_state(checkpoint: Checkpoint) -> list[Any]:
+    owner = checkpoint.owners.of(0)
+    assert owner is not None
+    return [sorted((m, merger.state.closed_until) for m, merger in owner.mergers.items()),
+            sorted(owner.engine.shared_state().comoving._last.items())]
+
+
+def test_a_crash_inside_a_save_restores_the_save_before(
+    setup: Any, steady: tuple[list[str], int, int], saves: tuple[int, int]
+) -> None:
+    """A save of several models cut by a crash: every metric restores as of the position,
+    as an owner that stopped there (not one model ahead of the others, whose shared state
+    would give the windows scored again other hints)."""
+    kinds = steady[0]
+    inside = next(k for k in range(1, len(kinds)) if kinds[k - 1] == "model" == kinds[k])
+    table = Table(Writes(inside))
+    crashed = Run(setup, table, [], saves)
+    assert crashed(0, len(setup[2])) is not None
+    position = int(table["position/partials/0"])
+    restored = crashed.checkpoint()
+    owner = restored.owners.of(0)
+    assert owner is not None
+    for rule in crashed.rules:
+        restored.adopt(owner, rule.metric, 0, 0)
+    stopped = Run(setup, Table(Writes()), [], saves)
+    assert stopped(0, position) is None
+    assert _owner_state(restored) == _owner_state(stopped.last)
+
+
+def test_a_restart_before_the_first_save_reads_the_log_from_its_start(
+    setup: Any, steady: tuple[list[str], int, int]
+) -> None:
+    """Nothing saved yet but the position the first message gave the partition: a restart
+    delivered from where Faust committed reads everything before it back from the log."""
+    stop = steady[2]
+    never = (10**9, 10**9)
+    expected: list[AlertRecord] = []
+    steady_table = Table(Writes())
+    assert Run(setup, steady_table, expected, never)(0, stop) is None
+    kinds = steady_table.writes.kinds
+    assert {"model", "windows"}.isdisjoint(kinds) and kinds[0] == "position"
+    table = Table(Writes(kinds.index("alert") + 1))  # the crash: after the first alert
+    published: list[AlertRecord] = []
+    run = Run(setup, table, published, never)
+    assert run(0, stop) is not None
+    table.writes.crash_at = None
+    committed = table.writes.message + 1
+    assert run(committed, stop) is None
+    assert run.gaps == [(0, committed)]
+    assert _unique(published) == _unique(expected)
+
+
+def test_each_save_waits_for_its_writes_before_the_ack(setup: Any) -> None:
+    """The owner waits for the producer after each save (its writes delivered), before it
+    acks and takes the next message: what it has yet to send stays one save's worth."""
+    table = Table(Writes())
+    run = Run(setup, table, [], SAVES["coalesced"])
+    run.flushes = True
+    assert run(0, 3_000) is None
+    kinds = table.writes.kinds
+    saves = [k for k, kind in enumerate(kinds) if kind == "position"][1:]  # ([0]: the start)
+    assert saves and kinds.count("flush") == len(saves)
+    assert all(kinds[k + 1:k + 3] == ["flush", "ack"] for k in saves)

@@ -119,7 +119,8 @@ def test_a_step_writes_only_its_partitions_metrics(
     assert len(owners.groups) > 1 and worker.published, "the metrics spread; the input pages"
     assert set(logs) == set(owners.groups)
     for p, written in logs.items():
-        own = {f"{m}/{kind}" for m in owners.metrics(p) for kind in ("windows", "model")}
+        own = {f"{m}/{kind}/{slot}" for m in owners.metrics(p) for kind in ("windows", "model")
+               for slot in (0, 1)}
         assert set(written) <= own | {f"position/partials/{p}"}, f"partition {p}"
         assert f"position/partials/{p}" in written
 
