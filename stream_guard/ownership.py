@@ -4,7 +4,7 @@ The partials topic is keyed by metric, so the producer's partitioner (murmur2, a
 client, aiokafka and Faust use) puts every report and tick of a metric on one partition
 (`home`), and the worker holding that partition owns the metric. An owner is one `Engine` over
 the metrics of its partition (`owner_groups`), with its own shared state -- the governance
-actions it was told of and the recent anomalies co-moving hints look at -- so that everything
+actions it was told of -- so that everything
 it saves lands in that partition's changelog (Faust writes a table value to the changelog
 partition of the message being processed) and a rebalance moves it whole.
 
@@ -12,10 +12,10 @@ Consequences, the same in both drivers:
 
 - windows reach each owner's engine in `Engine.close_order` over that owner's metrics only
   (`close_windows`): an owner never waits for a metric it does not own;
-- **co-moving hints relate only metrics of the same partials partition** (with one partition,
-  every metric). Which metrics share one is decided by the partition count of
-  topics/partials.yaml; changing it regroups them (and needs a new app id: saved state is
-  not moved between partitions).
+- which metrics share one is decided by the partition count of topics/partials.yaml;
+  changing it regroups them (and needs a new app id: saved state is not moved between
+  partitions). No alert depends on the grouping: co-moving episodes of metrics on any owners
+  are linked by the notifier (alert/correlate.py).
 
 Replay (backtest/replay.py) groups the metrics with the same function and the partition count
 of the same file, so replay and a live deployment of any number of workers give the same alerts.

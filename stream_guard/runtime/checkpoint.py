@@ -24,7 +24,7 @@ A crash (SIGKILL) can fall between any two writes; the order makes every such cr
    with, and a restarted owner takes, per value, the newest slot tagged at or before the saved
    position (deleting a slot tagged after it: a save the crash cut). Every metric of a
    partition is therefore restored as of one message, the position's: their shared state
-   (co-moving anomalies, interventions) too, and windows closed after it are scored again in
+   (interventions) too, and windows closed after it are scored again in
    the same order with the same state. The restarted or reassigned owner starts at the
    position, whatever Faust committed; a gap in what Faust delivers is read back from the log
    (`read_log`) first; a message re-read is dropped by its source offsets if its deltas were
@@ -89,6 +89,7 @@ class _Unsaved:
     messages: int = 0
     dirty: set[str] = field(default_factory=set)  # metrics whose windows changed
     closes: Counter[str] = field(default_factory=Counter)  # metric -> windows closed (held)
+    shared: str | None = None  # a metric whose report brought governance actions (see _save)
 
 
 @dataclass
@@ -144,6 +145,8 @@ class Checkpoint:
         unsaved.messages += 1
         if isinstance(msg, Report):
             unsaved.dirty.add(msg.metric)
+            if msg.interventions:
+                unsaved.shared = msg.metric
             closed = owner.on_report(msg)
         else:
             closed = owner.on_tick(msg)
@@ -202,11 +205,15 @@ class Checkpoint:
 
     def _save(self, owner: Owner, partition: int, unsaved: _Unsaved) -> None:
         """The partition's state as of now: the models of the metrics that closed windows,
-        then the windows that changed, then the position vouching for both."""
+        then the windows that changed, then the position vouching for both. The state shared
+        by the partition's metrics (governance actions) rides in every model and the newest
+        one restored wins, so governance actions told since the last save need one model saved
+        even when no window closed."""
         position = self._cursor.next(PARTIALS, partition)
-        for name in sorted(unsaved.closes):
+        models = set(unsaved.closes) | ({unsaved.shared} if unsaved.shared else set())
+        for name in sorted(models):
             self._slots.write(f"{name}/model", position, owner.snapshot_model(name))
-        for name in sorted(unsaved.dirty | set(unsaved.closes)):
+        for name in sorted(unsaved.dirty | models):
             self._slots.write(f"{name}/windows", position, owner.snapshot_windows(name))
         del self._unsaved[partition]
         self._cursor.save(PARTIALS, partition, position)

@@ -3,7 +3,7 @@
 The partials topic is keyed by metric, so each metric's reports and ticks meet on one partials
 partition (its *home*, stream_guard/ownership.py), and the worker holding that partition owns
 the metric. A worker has one `Owner` per partials partition it holds (`Owners`): one engine
-over the metrics homed there, with its own shared state (interventions, co-moving anomalies),
+over the metrics homed there, with its own shared state (interventions),
 so that a step for partition p closes and saves only p's metrics and every table value it
 writes lands in p's changelog partition (Faust writes to the partition of the message being
 processed). A rebalance then moves an owner whole: the worker given p restores exactly p's
@@ -22,7 +22,7 @@ window, value, hints) whatever the number of workers and however their reports i
 
 State that matters after a crash is exported per metric by `snapshot_windows` (the merger's
 state: open windows, source watermarks and offsets; changes with every report) and
-`snapshot_model` (detectors, episodes, the owner's interventions and co-moving anomalies:
+`snapshot_model` (detectors, episodes, the owner's interventions:
 changes when a window closes); runtime/app.py keeps both in a Faust table.
 
 Crash safety (no event counted twice, no window lost):

@@ -11,14 +11,15 @@ Two snapshots per metric, written at different rates (runtime/checkpoint.py owns
   held-back windows) is restored without its cube (`cubeless`), so the cubes take at most
   3 MB of a snapshot (4 MB in the table's base64), whatever the backlog.
 - **model** -- the engine's state for the metric (point builder, episode tracker, detectors)
-  plus the state shared across metrics (interventions, co-moving windows) and the window it
+  plus the state shared across metrics (interventions) and the window it
   has closed up to. Detectors are arbitrary River-contract objects, which River itself
   persists by pickling, so the model is ``b"SGM" + version + pickle`` of one named, frozen type
   -- never an anonymous tuple. Version `MODEL_VERSION`: 2 since the episode tracker keeps a set
   of open episodes per metric (concurrent incidents) instead of one; 3 since the engine keeps
   the recent windows of the slices it alerts on (`MetricState.history`, alert/record.py); 4
   since it keeps the leaf cube's forecasts and the seller baseline (`MetricState.rca`,
-  explain/rootcause.py).
+  explain/rootcause.py); 5 since co-moving episodes are the notifier's (no co-moving windows
+  in the shared state).
 
 A blob of another version (or none at all: state written before snapshots were versioned) is
 refused with a `SnapshotError` that says what was found and what this worker reads: state is
@@ -41,7 +42,7 @@ stream_guard.runtime.snapshot.SnapshotError: windows snapshot version 1: this wo
 >>> decode_model(b"SGM1...")
 Traceback (most recent call last):
 ...
-stream_guard.runtime.snapshot.SnapshotError: model snapshot version 1: this worker reads 4
+stream_guard.runtime.snapshot.SnapshotError: model snapshot version 1: this worker reads 5
 """
 
 from __future__ import annotations
@@ -64,9 +65,10 @@ WINDOWS_VERSION = 2  # 1: no cubes (open windows restored without them); 2: cube
 CUBE_BUDGET = 3_000_000
 """Bytes of encoded cubes one windows snapshot saves at most (JSON; 4 MB in the table's
 base64, half a Kafka message). See docs/rca.md for the sizes measured."""
-MODEL_VERSION = 4  # 1: one episode per metric (EpisodeTracker.current); 2: a set of them;
+MODEL_VERSION = 5  # 1: one episode per metric (EpisodeTracker.current); 2: a set of them;
 # 3: MetricState.history (the recent windows behind a record's numbers and chart);
-# 4: MetricState.rca (the leaf cube's forecasts, seller baseline, episodes' root causes)
+# 4: MetricState.rca (the leaf cube's forecasts, seller baseline, episodes' root causes);
+# 5: SharedState without co-moving windows (the notifier links co-moving episodes)
 _WINDOWS, _MODEL = b"SGW", b"SGM"
 
 

@@ -252,8 +252,11 @@ def test_models_are_saved_once_per_hold_closes(setup: Any) -> None:
 def _owner_state(checkpoint: Checkpoint) -> list[Any]:
     owner = checkpoint.owners.of(0)
     assert owner is not None
+    trackers = [owner.engine.metric_state(m).tracker for m in sorted(owner.mergers)]
     return [sorted((m, merger.state.closed_until) for m, merger in owner.mergers.items()),
-            sorted(owner.engine.shared_state().comoving._last.items())]
+            [(repr(t.episodes), sorted(t.pending.items()), sorted(t.cooldowns.items()))
+             for t in trackers],
+            sorted(a.action_id for a in owner.engine.shared_state().interventions._actions)]
 
 
 def test_a_crash_inside_a_save_restores_the_save_before(
