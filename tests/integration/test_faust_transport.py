@@ -533,15 +533,15 @@ def test_pacing_waits_for_the_buffer_to_drain() -> None:
 @pytest.mark.parametrize("event", ["suspend", "stop", "timeout"])
 def test_pacing_gives_up_on_suspension_stop_or_timeout(event: str) -> None:
     async def scenario(consumer: Any) -> float:
-        consumer.buffer_wait_s = 0.1
-        if event == "suspend":
+        consumer.buffer_wait_s = 1.0  # far from the event at 0.02 s: a loaded CI host's loop
+        if event == "suspend":        # lags by tens of ms (0.1 s made `stop` fail there)
             asyncio.get_running_loop().call_later(0.02, consumer.stop_flow)
         elif event == "stop":
             asyncio.get_running_loop().call_later(0.02, consumer._stopped.set)
         return await _elapsed(consumer._wait_for_buffer())
 
     waited = _pacing(scenario)
-    assert waited < 0.09 if event != "timeout" else 0.09 <= waited < 0.5
+    assert waited < 0.7 if event != "timeout" else 0.99 <= waited < 3.0
 
 
 @pytest.mark.parametrize("eager", [True, False], ids=["eager", "upstream"])
