@@ -82,8 +82,10 @@ def attribute(
 ) -> list[SliceShare]:
     """The anomalous slices moving in `direction`, most explanatory first.
 
-    `size` is the summable units per event (`event_size`): given it, a slice has power only
-    if its change is `disproportionate` to the platform's given its counts; None: no test."""
+    `size` is the summable units per event (`event_size`): given it, when the platform is
+    anomalous the same way, a slice has power only if its change is `disproportionate` to the
+    platform's given its counts (otherwise the slice's own detector is the evidence, as the
+    lift alone was); None: no test."""
     sign = 1.0 if direction == "up" else -1.0
     usable = [s for s in scores if s.expected is not None]
     glob = next((s for s in usable if not s.point.slice), None)
@@ -96,6 +98,9 @@ def attribute(
         a, e = _units(glob, per_unit)
         ref_dev, rel_ref = sign * (a - e), (sign * (a - e) / e if e > 0 else 0.0)
         total, usual = a, e
+    # the count test, when the platform itself moved our way (a change to be proportional to)
+    moved = glob is not None and glob.anomalous and glob.direction == direction and usual > 0
+    per_event = size if moved and size is not None and size > 0 else None
     if ref_dev <= 0:  # the global series did not move our way: compare with the biggest slice
         ref_dev = max(devs.values())
     if ref_dev <= 0:
@@ -106,8 +111,8 @@ def attribute(
         rel = sign * (a - e) / e if e > 0 else 1.0
         share = max(0.0, min(1.0, devs[s.point.slice] / ref_dev))
         lift = min(100.0, rel / max(rel_ref, _REL_FLOOR)) if rel > 0 else 0.0
-        apart = size is None or glob is None or usual <= 0 or disproportionate(
-            a / size, total / size, e / usual, sign, len(candidates))
+        apart = per_event is None or disproportionate(
+            a / per_event, total / per_event, e / usual, sign, len(candidates))
         power = share * math.log(lift) if lift > 1 and apart else 0.0
         out.append(SliceShare(s.point.slice, share, sign * rel, power, s))
     out.sort(key=lambda x: (-x.power, -x.share, len(x.slice), x.slice))

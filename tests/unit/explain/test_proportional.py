@@ -16,10 +16,11 @@ RATE = 54 / ORDERS  # 54 complaints where all is well
 DRAWS = 200
 
 
-def _score(labels: dict[str, str], complaints: float, orders: float) -> Score:
+def _score(labels: dict[str, str], complaints: float, orders: float, flagged: bool = True
+           ) -> Score:
     point = MetricPoint("complaint_rate", slice_key(labels), 0, 1, complaints / orders,
                         complaints, orders)
-    return Score(point, 9.0, RATE, True, "down")  # every slice flagged: the worst case
+    return Score(point, 9.0, RATE, flagged, "down")  # every slice flagged: the worst case
 
 
 def _window(rng: np.random.Generator, kept: dict[str, float]) -> list[Score]:
@@ -72,3 +73,13 @@ def test_bad_counts_are_never_disproportionate() -> None:
     assert not disproportionate(-5.0, -1.0, 0.3, -1.0)
     assert not disproportionate(0.0, 40.0, 1.5, -1.0)
     assert disproportionate(99.0, 40.0, 0.3, 1.0)  # more than the total: all of it
+
+
+def test_when_the_platform_did_not_fire_the_slices_own_detector_is_the_evidence() -> None:
+    """No platform change to be proportional to: a flagged slice is named on its lift, as
+    before (its detector, which knows its history, found it; one window's counts may not)."""
+    usual = 54 * REGIONS["NA"]
+    scores = [_score({}, 54 - 5, ORDERS, flagged=False),
+              _score({"region": "NA"}, usual - 5, ORDERS * REGIONS["NA"])]
+    assert _first(scores, size=1.0).details["slice"] == {"region": "NA"}
+    assert not disproportionate(usual - 5, 54 - 5, usual / 54, -1.0)  # the counts alone: no
