@@ -36,6 +36,7 @@ from stream_guard.explain.slices import (
     SliceShare,
     attribute,
     blend_mix,
+    event_size,
     mix_shift,
     scope_share,
     slice_hints,
@@ -221,7 +222,9 @@ class Engine:
         if not firing:
             return {}
         per_unit = rule.value in ("ratio", "mean")
-        shares = {d: attribute(scores, d, per_unit)
+        counted = rule.numerator is not None and rule.numerator.aggregate == "count"
+        size = event_size(scores, rule.value, counted)  # disproportionate given the counts
+        shares = {d: attribute(scores, d, per_unit, size)
                   for d in dict.fromkeys(s.direction for s in firing)}
         rank = {x.slice: i for found in shares.values() for i, x in enumerate(found)}
         ranked = sorted(firing, key=lambda s: (rank.get(s.point.slice, len(rank)), -s.score))
@@ -274,7 +277,9 @@ class Engine:
         slices = [h for h in where if h.kind == "slice"] or group.hints
         if all(h.details.get("effect") == "broad" for h in slices):
             slices = group.mix + slices  # the mix moved the rate, no slice's rate did
-        hints = slices + self._cause_hints(m, ep.slice, direction)
+        causes = self._cause_hints(m, ep.slice, direction)
+        broad = all(h.details.get("effect") == "broad" for h in slices)
+        hints = causes + slices if broad else slices + causes  # no slice: the cause leads
         hints += [h for h in where if h.kind != "slice"]
         focus = slices[0].details["slice"] if slices else slice_dict(ep.slice)
         per_unit = rule.value in ("ratio", "mean")

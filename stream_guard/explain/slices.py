@@ -5,9 +5,14 @@ deviation (the global series' deviation, actual − expected) and its *lift*, ho
 relative change is than the global relative change. Explanatory power = share × log(lift): a
 slice that carries the whole change *and* moved far more than the platform names the cause; a
 slice that merely moved like everyone else explains nothing (lift ≈ 1), so a platform-wide
-change is reported as such. Between a slice and a more specific one (region=EU vs EU × card) the
-power prefers the one the change is concentrated in, Adtributor/RiskLoc-style, without scanning
-combinations: the detectors already said which slices are anomalous.
+change is reported as such. Lift alone is not enough in a small window: 54 complaints spread
+over regions leave a region of 15 with 0 or 4 by chance, -100% where the platform fell 83%. A
+slice has power only if its change is out of proportion *given its counts* (`disproportionate`:
+given the platform's events, a binomial test of its events against its usual share of them,
+one-sided, Bonferroni over the candidates); otherwise the verdict is "platform-wide". Between
+a slice and a more specific one (region=EU vs EU × card) the power prefers the one the change is
+concentrated in, Adtributor/RiskLoc-style, without scanning combinations: the detectors
+already said which slices are anomalous.
 
 Ratio and mean metrics are compared in numerator units given the actual denominator
 (``numerator − denominator × expected rate``), i.e. "the rate rose inside the slice"; when the
@@ -20,6 +25,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from statistics import NormalDist
 from typing import Literal
 
 from stream_guard.types import (
@@ -41,6 +47,8 @@ __all__ = [
     "attribute",
     "blend_mix",
     "broad_hint",
+    "disproportionate",
+    "event_size",
     "level_hint",
     "mix_shift",
     "scope_share",
@@ -49,6 +57,7 @@ __all__ = [
 
 _REL_FLOOR = 0.01  # a global change under 1% is treated as 1% when computing lifts
 MIN_SHARE = 0.2  # slices explaining less than this are not worth a line
+ALPHA = 0.05  # family-wise false-alarm rate of "this slice moved out of proportion"
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,8 +77,15 @@ def _units(score: Score, per_unit: bool) -> tuple[float, float]:
     return p.value, expected
 
 
-def attribute(scores: list[Score], direction: Direction, per_unit: bool) -> list[SliceShare]:
-    """The anomalous slices moving in `direction`, most explanatory first."""
+def attribute(
+    scores: list[Score], direction: Direction, per_unit: bool, size: float | None = None
+) -> list[SliceShare]:
+    """The anomalous slices moving in `direction`, most explanatory first.
+
+    `size` is the summable units per event (`event_size`): given it, when the platform is
+    anomalous the same way, a slice has power only if its change is `disproportionate` to the
+    platform's given its counts (otherwise the slice's own detector is the evidence, as the
+    lift alone was); None: no test."""
     sign = 1.0 if direction == "up" else -1.0
     usable = [s for s in scores if s.expected is not None]
     glob = next((s for s in usable if not s.point.slice), None)
@@ -77,10 +93,14 @@ def attribute(scores: list[Score], direction: Direction, per_unit: bool) -> list
     if not candidates:
         return []
     devs = {s.point.slice: sign * (a - e) for s in candidates for a, e in [_units(s, per_unit)]}
-    ref_dev, rel_ref = 0.0, 0.0
+    ref_dev, rel_ref, total, usual = 0.0, 0.0, 0.0, 0.0
     if glob is not None:
         a, e = _units(glob, per_unit)
         ref_dev, rel_ref = sign * (a - e), (sign * (a - e) / e if e > 0 else 0.0)
+        total, usual = a, e
+    # the count test, when the platform itself moved our way (a change to be proportional to)
+    moved = glob is not None and glob.anomalous and glob.direction == direction and usual > 0
+    per_event = size if moved and size is not None and size > 0 else None
     if ref_dev <= 0:  # the global series did not move our way: compare with the biggest slice
         ref_dev = max(devs.values())
     if ref_dev <= 0:
@@ -91,10 +111,77 @@ def attribute(scores: list[Score], direction: Direction, per_unit: bool) -> list
         rel = sign * (a - e) / e if e > 0 else 1.0
         share = max(0.0, min(1.0, devs[s.point.slice] / ref_dev))
         lift = min(100.0, rel / max(rel_ref, _REL_FLOOR)) if rel > 0 else 0.0
-        power = share * math.log(lift) if lift > 1 else 0.0
+        apart = per_event is None or disproportionate(
+            a / per_event, total / per_event, e / usual, sign, len(candidates))
+        power = share * math.log(lift) if lift > 1 and apart else 0.0
         out.append(SliceShare(s.point.slice, share, sign * rel, power, s))
     out.sort(key=lambda x: (-x.power, -x.share, len(x.slice), x.slice))
     return out
+
+
+def disproportionate(
+    events: float, total: float, usual_share: float, sign: float, candidates: int = 1
+) -> bool:
+    """Whether a slice's `events`, of the platform's `total` this window, are significantly
+    beyond its `usual_share` of them on the `sign` side: given the total, a slice that moved in
+    proportion holds Binomial(total, usual_share) events (the platform's own noise conditioned
+    away); a one-sided exact test at `ALPHA`, Bonferroni over `candidates` slices. A slice
+    that merely moved with the platform is not, however large its change in a small window.
+
+    >>> disproportionate(0, 9, 0.27, -1.0)  # 0 of 9 complaints where 27% are usual: chance
+    False
+    >>> disproportionate(0, 40, 0.30, -1.0)  # 0 of 40 where 30% are usual: the cause
+    True
+    >>> disproportionate(30, 40, 0.30, -1.0)  # out of proportion, but the other way
+    False
+    """
+    values = (events, total, usual_share)
+    if not all(math.isfinite(v) for v in values) or total < 1 or not 0 < usual_share < 1:
+        return False
+    n = round(total)
+    k = min(max(round(events), 0), n)
+    if sign * (k - n * usual_share) <= 0:
+        return False
+    tail = _binomial_cdf(k, n, usual_share) if sign < 0 else \
+        _binomial_cdf(n - k, n, 1.0 - usual_share)  # P(X >= k) = P(n - X <= n - k)
+    return tail < ALPHA / max(candidates, 1)
+
+
+_EXACT_MAX = 5000  # totals up to this: the exact tail; beyond, the normal approximation
+
+
+def _binomial_cdf(k: int, n: int, p: float) -> float:
+    """P(X <= k), X ~ Binomial(n, p).
+
+    >>> round(_binomial_cdf(0, 9, 0.27), 4), round(_binomial_cdf(4, 34, 0.3), 4)
+    (0.0589, 0.0117)
+    """
+    if n > _EXACT_MAX:
+        sd = math.sqrt(n * p * (1.0 - p))
+        return NormalDist(n * p, sd).cdf(k + 0.5)
+    log_p, log_q = math.log(p), math.log1p(-p)
+    head = math.lgamma(n + 1)
+    return min(1.0, sum(math.exp(head - math.lgamma(i + 1) - math.lgamma(n - i + 1)
+                                 + i * log_p + (n - i) * log_q) for i in range(k + 1)))
+
+
+def event_size(scores: list[Score], value: str, counted_numerator: bool) -> float | None:
+    """Summable units (`attribute`'s) per event, for the count test: 1 for a count, and for a
+    ratio whose numerator counts events; a sum's or a mean's mean value per event (its
+    denominator counts the events: compound Poisson, the spread of values left out); None
+    when unknown (a ratio of sums: no test).
+
+    >>> from stream_guard.types import MetricPoint
+    >>> gmv = MetricPoint("gmv", (), 0, 1, 5000.0, 5000.0, 100.0)
+    >>> event_size([Score(gmv, 1.0, 4000.0, True, "up")], "sum", False)
+    50.0
+    """
+    if value == "ratio":
+        return 1.0 if counted_numerator else None
+    glob = next((s.point for s in scores if not s.point.slice), None)
+    if glob is None or glob.denominator <= 0 or glob.numerator <= 0:
+        return None
+    return glob.numerator / glob.denominator
 
 
 def scope_share(
