@@ -3,7 +3,14 @@ are compared. Parity is exact: no event is left out.
 
 Alerts are compared per owner (`per_owner`): the metrics of one partials partition have one
 owner, whose alerts are in one order in replay and live; owners on different workers publish
-side by side, in no fixed order between them."""
+side by side, in no fixed order between them. That order holds for alerts read in the process
+that made them (tests/unit), or from an alerts topic of one partition.
+
+Read back from an alerts topic of several partitions (topics/alerts.yaml), one owner's records
+are spread by fingerprint over the partitions and come back interleaved in no fixed order; only
+each partition's own order holds, and an episode's records all share its fingerprint, hence one
+partition. Those are compared per owner and per episode (`per_episode`): the same episodes,
+each with the same records in the same order."""
 
 from __future__ import annotations
 
@@ -59,6 +66,19 @@ def per_owner(
     owners: dict[int, list[tuple[Any, ...]]] = {}
     for alert in alerts:
         owners.setdefault(home(str(alert["metric"]), partitions), []).append(comparable(alert))
+    return dict(sorted(owners.items()))
+
+
+def per_episode(
+    alerts: Iterable[AlertRecord | Mapping[str, Any]], partitions: int
+) -> dict[int, dict[str, list[tuple[Any, ...]]]]:
+    """Partials partition -> episode id -> the episode's alerts (`comparable`), in their order;
+    the episodes of one owner in no order (equal dicts: the same episodes, each the same).
+    """
+    owners: dict[int, dict[str, list[tuple[Any, ...]]]] = {}
+    for alert in alerts:
+        episodes = owners.setdefault(home(str(alert["metric"]), partitions), {})
+        episodes.setdefault(str(alert["episode_id"]), []).append(comparable(alert))
     return dict(sorted(owners.items()))
 
 

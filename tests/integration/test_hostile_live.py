@@ -7,9 +7,9 @@ Checked against replays of the same input (`stream-guard replay`, and in-process
 the records Kafka got):
 
 - the worker survives: still running at the end, no Traceback in its log;
-- its alert records are the replay's of exactly the records Kafka got (`per_owner`: each
-  owner's in order, values and hints too), and the replays' of the whole dirty dump and of the
-  clean dump (`ALERT_KEY`, the hostile suite's key: the extra orders of gmv_zero,
+- its alert records are the replay's of exactly the records Kafka got (`per_episode`: each
+  owner's episodes, each in order, values and hints too), and the replays' of the whole dirty
+  dump and of the clean dump (`ALERT_KEY`, the hostile suite's key: the extra orders of gmv_zero,
   gmv_negative_zero and the floods are accepted events, and move complaint_rate hint figures in
   the 4th digit);
 - the dead letters on `dead_letters` are the dirty replay's, per (topic, reason), but for the
@@ -62,7 +62,7 @@ from stream_guard.ingest.kafka_topics import create_topics
 from stream_guard.runtime.local import LocalWorker
 from stream_guard.simulate.hostile import ALERT_KEY, Injection, ReplayRun, line_of
 from tests.hostile import ACTIVE, RULES, HostileRuns
-from tests.parity import per_owner
+from tests.parity import per_episode
 
 pytestmark = pytest.mark.integration
 
@@ -298,13 +298,13 @@ def _keys(alerts: Iterable[dict[str, Any]]) -> list[tuple[Any, ...]]:
 
 def test_the_alerts_are_replays(live: Live) -> None:
     partitions = live.dumps.produced.replayer.partitions["partials"]
-    expected = per_owner(live.dumps.produced.alerts, partitions)  # each owner's, in order
+    expected = per_episode(live.dumps.produced.alerts, partitions)  # each episode in order
     assert expected, "replay raised no alert: nothing to compare"
     late = +_by(live.metrics, "stream_guard_late_partials_total", "metric")
-    assert per_owner(live.alerts, partitions) == expected, (
+    assert per_episode(live.alerts, partitions) == expected, (
         f"late partials {dict(late)}: windows closed early (see the races above)" if late
         else "no late partial")
-    assert sorted(_keys(live.alerts)) == sorted(live.dumps.dirty.alerts)  # (owners interleave)
+    assert sorted(_keys(live.alerts)) == sorted(live.dumps.dirty.alerts)  # (episodes interleave)
     assert sorted(_keys(live.alerts)) == sorted(live.dumps.clean.alerts)
 
 

@@ -48,7 +48,7 @@ from stream_guard.ingest.kafka_produce import produce_dump
 from stream_guard.runtime.local import LocalWorker
 from stream_guard.simulate.simulation import Simulation, SimulationConfig
 from tests.conftest import REPO
-from tests.parity import per_owner, replay_alerts
+from tests.parity import per_episode, replay_alerts
 
 pytestmark = pytest.mark.integration
 
@@ -211,5 +211,5 @@ def test_full_speed_burst_into_an_idle_worker_alerts_as_replay_does(
         "late partials per metric (windows closed while a source was still filling them; "
         f"None: the owner merged nothing for it): {dict(late)}")
     assert _by(final, "stream_guard_windows_closed_total", "metric") == +replayed.windows_closed
-    n = replayer.partitions["partials"]  # each owner's alerts in order (owners interleave)
-    assert per_owner(got, n) == per_owner(expected, n)
+    n = replayer.partitions["partials"]  # each episode in order (episodes interleave)
+    assert per_episode(got, n) == per_episode(expected, n)

@@ -22,7 +22,7 @@ from stream_guard.ingest.kafka import consumer
 from stream_guard.ingest.kafka_produce import produce_dump
 from stream_guard.runtime.local import LocalWorker
 from tests.conftest import REPO
-from tests.parity import parity_records, per_owner, replay_alerts
+from tests.parity import parity_records, per_episode, replay_alerts
 
 pytestmark = pytest.mark.integration
 
@@ -73,7 +73,7 @@ def test_two_workers_on_four_partitions_alert_as_replay_does(
                                         kafka_topics + "dead_letters": sum(invalid.values())})
     alerts, dead = got[kafka_topics + "alerts"], got[kafka_topics + "dead_letters"]
 
-    n = engine.partitions["partials"]  # each owner's alerts in order (owners interleave)
-    assert per_owner(alerts, n) == per_owner(expected, n)
+    n = engine.partitions["partials"]  # each episode in order (episodes interleave)
+    assert per_episode(alerts, n) == per_episode(expected, n)
     assert Counter((d["topic"], d["reason"]) for d in dead) == invalid
     assert all(d["origin"] and d["raw"] is not None for d in dead)

@@ -11,8 +11,9 @@ What a crash may leave is the last alert records written a second time, verbatim
 sent before the model that produced them is saved); the notifier sends each (episode, status,
 sequence) once, so an analyst never sees them twice.
 
-Alerts are compared owner by owner (tests/parity.py `per_owner`): with several partials
-partitions, owners on different workers publish side by side."""
+Alerts are compared owner by owner and episode by episode (tests/parity.py `per_episode`):
+owners on different workers publish side by side, and one owner's records are spread by
+fingerprint over the alerts partitions, read back interleaved; each episode stays in order."""
 
 from __future__ import annotations
 
@@ -36,7 +37,7 @@ from stream_guard.runtime.local import LocalWorker, wait_for
 from stream_guard.simulate.simulation import Simulation, SimulationConfig
 from stream_guard.types import AlertRecord
 from tests.conftest import REPO
-from tests.parity import comparable, per_owner, replay_alerts
+from tests.parity import comparable, per_episode, replay_alerts
 
 pytestmark = pytest.mark.integration
 
@@ -87,9 +88,9 @@ class _Scenario:
     env: dict[str, str]
     partitions: int  # of the partials topic: one owner each
 
-    def owners(self, alerts: list[Any]) -> dict[int, list[tuple[Any, ...]]]:
-        """Each owner's alerts in order (those of different owners interleave freely)."""
-        return per_owner(alerts, self.partitions)
+    def owners(self, alerts: list[Any]) -> dict[int, dict[str, list[tuple[Any, ...]]]]:
+        """Each owner's episodes, each one's alerts in order (episodes interleave freely)."""
+        return per_episode(alerts, self.partitions)
 
 
 def _scenario(bootstrap: str, prefix: str, tmp_path: Path, rules: list[MetricRule],
