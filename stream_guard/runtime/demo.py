@@ -113,13 +113,26 @@ def _watch_alerts(bootstrap: str, sink: list[AlertRecord], console: Console,
                     print_alert(console, alert)
 
 
+SETTLE_MAX_S = 300.0
+"""The longest the demo waits for a lagging worker after the last event was sent."""
+_PROGRESS = ("stream_guard_events_total", "stream_guard_windows_closed_total")
+
+
 def _settle(alerts: list[AlertRecord], worker: LocalWorker, quiet_s: float) -> None:
-    """Waits until the worker has closed the last windows: no new alert for `quiet_s`."""
-    seen, since = len(alerts), time.monotonic()
-    while time.monotonic() - since < quiet_s and worker.running:
-        time.sleep(0.2)
-        if len(alerts) != seen:
-            seen, since = len(alerts), time.monotonic()
+    """Waits until the worker has closed the last windows: for `quiet_s`, no new alert and no
+    event read or window closed (a worker slowed by other load is still catching up when the
+    stream ends: waiting for alerts alone gave up on the last incidents)."""
+    def progress() -> tuple[int, list[str]]:
+        lines = worker.metrics().splitlines()
+        return len(alerts), [line for line in lines if line.startswith(_PROGRESS)]
+
+    seen, since, start = progress(), time.monotonic(), time.monotonic()
+    while (time.monotonic() - since < quiet_s and worker.running
+           and time.monotonic() - start < SETTLE_MAX_S):
+        time.sleep(0.5)
+        now = progress()
+        if now != seen:
+            seen, since = now, time.monotonic()
 
 
 def _summary(
