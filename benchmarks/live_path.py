@@ -32,7 +32,7 @@ from stream_guard.config.topics import load_topics  # noqa: E402
 from stream_guard.engine import Engine  # noqa: E402
 from stream_guard.ingest.codec import Codec  # noqa: E402
 from stream_guard.ingest.files import iter_records  # noqa: E402
-from stream_guard.ingest.kafka_batch import encode_value, partition_for  # noqa: E402
+from stream_guard.ingest.kafka_batch import encode_value, record_partition  # noqa: E402
 from stream_guard.runtime.owner import Owner  # noqa: E402
 from stream_guard.runtime.reports import Report, decode, encode  # noqa: E402
 from stream_guard.runtime.sources import SourcePool  # noqa: E402
@@ -50,7 +50,7 @@ def messages(dump: Path, partitions: dict[str, int]) -> list[Message]:
         n = partitions.get(topic)
         if n is None:
             continue
-        p = 0 if key is None or n == 1 else partition_for(str(key).encode(), n)
+        p = record_partition(key, n)
         out.append((topic, p, offset, encode_value(value)))
     return out
 

@@ -47,7 +47,7 @@ from stream_guard.config.topics import load_topics  # noqa: E402
 from stream_guard.engine import Engine  # noqa: E402
 from stream_guard.ingest.arrival import arrival_times  # noqa: E402
 from stream_guard.ingest.codec import Codec  # noqa: E402
-from stream_guard.ingest.kafka_batch import event_time, partition_for  # noqa: E402
+from stream_guard.ingest.kafka_batch import event_time, record_partition  # noqa: E402
 from stream_guard.ownership import home, owner_groups  # noqa: E402
 from stream_guard.runtime.checkpoint import Checkpoint  # noqa: E402
 from stream_guard.runtime.owner import Owner, Owners  # noqa: E402
@@ -87,7 +87,7 @@ def inputs(rules_dir: Path, events: Path, batch: int) -> Inputs:
     for first in range(0, len(records), batch):
         for i, rec in enumerate(records[first:first + batch], first):
             key, parts = rec.get("key"), counts[rec["topic"]]
-            p = 0 if key is None or parts == 1 else partition_for(str(key).encode(), parts)
+            p = record_partition(key, parts)
             pool.ingest(rec["topic"], p, i, _raw(rec), arrival[i])
         now = max((a for a in arrival[first:first + batch] if a is not None), default=0)
         sent: list[Report | Tick] = [*pool.reports(now)]

@@ -36,7 +36,7 @@ from stream_guard.errors import InvalidEvent
 from stream_guard.ingest.arrival import BLOCK, WINDOW, ArrivalClock
 from stream_guard.ingest.codec import Codec, DeadLetter
 from stream_guard.ingest.files import Record, iter_records
-from stream_guard.ingest.kafka_batch import event_time, partition_for
+from stream_guard.ingest.kafka_batch import event_time, record_partition
 from stream_guard.ownership import PARTIALS, close_windows, owner_groups
 from stream_guard.stats import EngineStats
 from stream_guard.types import AlertRecord, Score, epoch_ms
@@ -109,7 +109,7 @@ class Replayer:
 
     def _partition(self, topic: str, key: Any) -> int:
         n = self.partitions.get(topic, 1)
-        return 0 if key is None or n == 1 else partition_for(str(key).encode(), n)
+        return record_partition(key, n)
 
     def _stage(self, topic: str, p: int) -> SourceStage:
         src = self._sources.get((topic, p))

@@ -62,6 +62,17 @@ def partition_for(key: bytes, partitions: int) -> int:
     return (murmur2(key) & 0x7FFFFFFF) % partitions
 
 
+def record_partition(key: Any, partitions: int) -> int:
+    """The partition replay gives a dump record with `key` (any JSON value: its text is the
+    key) on a topic of `partitions`, as the producer does; a keyless record goes to partition 0
+    (live, the client's partitioner places it: `Batcher` sends it with no partition).
+
+    >>> record_partition("seller-42", 4), record_partition(None, 4), record_partition("x", 1)
+    (1, 0, 0)
+    """
+    return 0 if key is None or partitions == 1 else partition_for(str(key).encode(), partitions)
+
+
 def event_time(value: Any) -> int | None:
     """The event time (epoch ms) of a decoded value, or None when it has no valid ``ts``.
 

@@ -19,7 +19,7 @@ from stream_guard.config.rules import MetricRule
 from stream_guard.config.topics import TopicSpec
 from stream_guard.engine import Engine
 from stream_guard.ingest.codec import Codec
-from stream_guard.ingest.kafka_batch import partition_for
+from stream_guard.ingest.kafka_batch import record_partition
 from stream_guard.runtime.checkpoint import Checkpoint
 from stream_guard.runtime.owner import Owner, Owners
 from stream_guard.runtime.reports import Report, Tick
@@ -76,7 +76,7 @@ def setup(rules: list[MetricRule], codec: Codec, topics: dict[str, TopicSpec]) -
     for start in range(0, len(records), BATCH):
         for i, rec in enumerate(records[start:start + BATCH], start):
             key, n = rec.get("key"), partitions[rec["topic"]]
-            p = 0 if key is None or n == 1 else partition_for(str(key).encode(), n)
+            p = record_partition(key, n)
             pool.ingest(rec["topic"], p, i, raw_value(rec), arrival[i])
         messages += pool.reports(start)
         if (start // BATCH) % TICK_EVERY == 0:

@@ -15,7 +15,7 @@ from stream_guard.config.rules import MetricRule
 from stream_guard.config.topics import TopicSpec
 from stream_guard.engine import Engine
 from stream_guard.ingest.codec import Codec
-from stream_guard.ingest.kafka_batch import partition_for
+from stream_guard.ingest.kafka_batch import record_partition
 from stream_guard.ownership import home
 from stream_guard.runtime.owner import Owner, Owners
 from stream_guard.runtime.reports import Report, Tick, decode, encode
@@ -58,7 +58,7 @@ def _live(
     for chunk in _chunks(records, batch):
         for i, rec in chunk:
             key, n = rec.get("key"), partitions[rec["topic"]]
-            p = 0 if key is None or n == 1 else partition_for(str(key).encode(), n)
+            p = record_partition(key, n)
             pool.ingest(rec["topic"], p, i, raw_value(rec), arrival[i])
         now += 5
         deliver(list(pool.reports(now)))

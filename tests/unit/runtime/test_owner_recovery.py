@@ -13,7 +13,7 @@ from stream_guard.config.rules import MetricRule
 from stream_guard.config.topics import TopicSpec
 from stream_guard.engine import Engine
 from stream_guard.ingest.codec import Codec
-from stream_guard.ingest.kafka_batch import partition_for
+from stream_guard.ingest.kafka_batch import record_partition
 from stream_guard.runtime.owner import Owner
 from stream_guard.runtime.reports import Report
 from stream_guard.runtime.snapshot import decode_model, decode_windows
@@ -48,7 +48,7 @@ def reports(
     for start in range(0, len(records), BATCH):
         for i, rec in enumerate(records[start:start + BATCH], start):
             key, n = rec.get("key"), topics[rec["topic"]].partitions
-            p = 0 if key is None or n == 1 else partition_for(str(key).encode(), n)
+            p = record_partition(key, n)
             pool.ingest(rec["topic"], p, i, raw_value(rec), arrival[i])
         out += pool.reports(start)
     return out
