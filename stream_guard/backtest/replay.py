@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from stream_guard.aggregate.merger import WindowMerger, expected_sources, merger_for, source_name
-from stream_guard.aggregate.source import Accept, SourceStage
+from stream_guard.aggregate.source import GC_THRESHOLDS, Accept, SourceStage
 from stream_guard.aggregate.windows import by_metric
 from stream_guard.config.calendar import Calendar, load_calendar
 from stream_guard.config.rules import MetricRule, load_rules
@@ -50,9 +50,6 @@ does not depend on it (the mergers close on watermarks, each owner in its close 
 `Replayer.advance` returns alerts in close point order), but each merge costs a fresh delta
 per source window, its slices admitted again: 2,048 spent about 1 CPU-s more per simulated
 week than 32,768."""
-GC_THRESHOLDS = (10_000, 20, 50)
-"""`gc.set_threshold` while records are fed: the live worker's (runtime/app.py, where the
-measurements behind it are). Nearly every object a record makes dies young."""
 KEYS_CACHED = 100_000
 """key -> partition entries kept per partition count (keys are sellers: bounded, then started
 over)."""

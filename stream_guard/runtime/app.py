@@ -41,7 +41,7 @@ from typing import Any
 import faust
 from faust.types import TP
 
-from stream_guard.aggregate.source import SourceStage
+from stream_guard.aggregate.source import GC_THRESHOLDS, SourceStage
 from stream_guard.clock import Clock, SystemClock
 from stream_guard.config.calendar import load_calendar
 from stream_guard.config.rules import MetricRule, load_rules
@@ -77,15 +77,6 @@ DEAD_LETTERS_TOPIC = "dead_letters"
 CONTROL_TOPIC = "control"
 NOTIFIER_TICKS_TOPIC = "notifier_ticks"
 TICK_S = 0.5
-GC_THRESHOLDS = (10_000, 20, 50)
-"""The worker's `gc.set_threshold` (CPython's default: 700, 10, 10). Why: draining a backlog of
-single-event messages, CPython's cyclic GC took about half of the event loop's time (gc callbacks:
-~2.4 s in 14 full collections of ~170 ms each, for ~6 s of draining; 22k events/s, 42k with the
-GC off). Nearly every object a message makes (records, Faust messages and events, decoded values)
-dies young but outlives a 700-allocation generation while it waits in fetch and stream buffers, so
-it is promoted and then walked by full collections. With these thresholds young collections are
-rarer than a buffer's turnover and full ones run at most every ~10M allocations: 42k events/s,
-the cycles that do form (asyncio futures, exceptions) are still collected."""
 
 
 @dataclass
